@@ -1,0 +1,111 @@
+//! Allocator hot-path overhead: one `alloc` + `dealloc` pair of 16, 64, 256
+//! and 4096 bytes, calling `GlobalAlloc` on each allocator instance directly,
+//! on one thread and on two threads at once.
+//!
+//! Run: `cargo bench --bench alloc`. The figures are in
+//! `turbowish-alloc/README.md`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tracking_allocator::{AllocationGroupId, AllocationRegistry, AllocationTracker};
+use turbowish_alloc::TurboWish;
+
+const SIZES: [usize; 4] = [16, 64, 256, 4096];
+
+/// The lightest possible tracker, so the figure is tracking-allocator's own
+/// machinery (group stack, header, tracker dispatch), not our callback.
+struct NullTracker;
+
+impl AllocationTracker for NullTracker {
+    fn allocated(&self, _: usize, _: usize, _: usize, _: AllocationGroupId) {}
+    fn deallocated(&self, _: usize, _: usize, _: usize, _: AllocationGroupId, _: AllocationGroupId) {}
+}
+
+static TURBOWISH: TurboWish = TurboWish::system();
+static STATS_ALLOC: stats_alloc::StatsAlloc<System> = stats_alloc::StatsAlloc::system();
+static TRACKING: tracking_allocator::Allocator<System> = tracking_allocator::Allocator::system();
+static DHAT: dhat::Alloc = dhat::Alloc;
+
+/// Times `iters` alloc+free pairs on each of `threads` threads started
+/// together; returns wall time divided so that the figure is per pair per
+/// thread (equal to the single-thread figure when threads scale perfectly).
+fn pairs<A: GlobalAlloc + Sync>(alloc: &A, layout: Layout, iters: u64, threads: usize) -> Duration {
+    let run = |alloc: &A| {
+        for _ in 0..iters {
+            // SAFETY: `layout` has a non-zero size; the block is freed with
+            // the same allocator and layout.
+            unsafe {
+                let p = alloc.alloc(layout);
+                black_box(p);
+                alloc.dealloc(p, layout);
+            }
+        }
+    };
+    if threads == 1 {
+        let start = Instant::now();
+        run(alloc);
+        return start.elapsed();
+    }
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let start = Instant::now();
+                    run(alloc);
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+    })
+}
+
+fn bench_alloc(c: &mut Criterion) {
+    AllocationRegistry::set_global_tracker(NullTracker).expect("no other tracker");
+    AllocationRegistry::enable_tracking();
+    let _dhat = dhat::Profiler::builder().testing().build();
+
+    for threads in [1usize, 2] {
+        let mut group = c.benchmark_group(format!("alloc_free_pair/{threads}_thread"));
+        group.throughput(Throughput::Elements(1));
+        group.warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(2));
+        for size in SIZES {
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            group.bench_with_input(BenchmarkId::new("System", size), &layout, |b, &l| {
+                b.iter_custom(|n| pairs(&System, l, n, threads))
+            });
+            group.bench_with_input(BenchmarkId::new("TurboWish", size), &layout, |b, &l| {
+                b.iter_custom(|n| pairs(&TURBOWISH, l, n, threads))
+            });
+            group.bench_with_input(BenchmarkId::new("TurboWish_off", size), &layout, |b, &l| {
+                turbowish_alloc::set_enabled(false);
+                b.iter_custom(|n| pairs(&TURBOWISH, l, n, threads));
+                turbowish_alloc::set_enabled(true);
+            });
+            group.bench_with_input(BenchmarkId::new("stats_alloc", size), &layout, |b, &l| {
+                b.iter_custom(|n| pairs(&STATS_ALLOC, l, n, threads))
+            });
+            group.bench_with_input(BenchmarkId::new("tracking_allocator", size), &layout, |b, &l| {
+                b.iter_custom(|n| pairs(&TRACKING, l, n, threads))
+            });
+            if threads == 1 {
+                // dhat serialises every call on one global mutex; its
+                // two-thread figure would only measure that lock.
+                group.bench_with_input(BenchmarkId::new("dhat", size), &layout, |b, &l| {
+                    b.iter_custom(|n| pairs(&DHAT, l, n, threads))
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_alloc);
+criterion_main!(benches);

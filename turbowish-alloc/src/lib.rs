@@ -1,0 +1,182 @@
+#![doc = include_str!("../README.md")]
+
+mod header;
+mod record;
+mod shard;
+mod stats;
+
+pub mod context;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::Ordering;
+use std::alloc::System;
+
+use header::Header;
+
+pub use record::{Tag, TaskTag};
+pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
+
+/// The TurboWish global allocator: wraps an inner allocator `A` and tags
+/// every block with the task that allocated it.
+///
+/// Each block gets an 8-byte prefix header (more only for alignments above 8,
+/// where the prefix is the alignment) holding the allocating task's slot. The
+/// hot path takes no lock, does no hashing, never allocates and does no
+/// atomic read-modify-write: counts are batched per thread (see the crate
+/// docs).
+///
+/// ```
+/// use turbowish_alloc::TurboWish;
+///
+/// #[global_allocator]
+/// static ALLOC: TurboWish = TurboWish::system();
+/// # fn main() {}
+/// ```
+#[derive(Debug, Default)]
+pub struct TurboWish<A = System> {
+    inner: A,
+}
+
+impl TurboWish<System> {
+    /// TurboWish over the system allocator.
+    pub const fn system() -> TurboWish<System> {
+        TurboWish { inner: System }
+    }
+}
+
+impl<A> TurboWish<A> {
+    /// TurboWish over any allocator.
+    pub const fn new(inner: A) -> TurboWish<A> {
+        TurboWish { inner }
+    }
+
+    /// The wrapped allocator.
+    pub const fn inner(&self) -> &A {
+        &self.inner
+    }
+}
+
+// SAFETY: every method forwards to `A` with a layout grown by the prefix (and
+// checked by `header::inner_layout`), returns `A`'s null unchanged, and hands
+// out the pointer `prefix` bytes into `A`'s block, which keeps the caller's
+// alignment because the prefix is a multiple of it. Deallocation and realloc
+// recompute the same prefix from the caller's layout.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(inner_layout) = header::inner_layout(layout) else {
+            return core::ptr::null_mut();
+        };
+        // SAFETY: `inner_layout` has non-zero size (it includes the header).
+        let inner = unsafe { self.inner.alloc(inner_layout) };
+        if inner.is_null() {
+            return inner;
+        }
+        // SAFETY: `inner` is a fresh block of `inner_layout`.
+        unsafe { self.finish_alloc(inner, layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let Some(inner_layout) = header::inner_layout(layout) else {
+            return core::ptr::null_mut();
+        };
+        // SAFETY: `inner_layout` has non-zero size.
+        let inner = unsafe { self.inner.alloc_zeroed(inner_layout) };
+        if inner.is_null() {
+            return inner;
+        }
+        // SAFETY: as in `alloc`; writing the header leaves the user bytes zero.
+        unsafe { self.finish_alloc(inner, layout) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller passes a block of ours with its layout, so its
+        // header was written by `finish_alloc`.
+        let tag = unsafe { header::read(ptr) }.tag;
+        shard::on_free(tag, layout.size());
+        // SAFETY: `ptr` came from `user_from_inner` with this alignment and
+        // the block was allocated with `inner_layout(layout)`.
+        unsafe {
+            let inner = header::inner_from_user(ptr, layout.align());
+            self.inner
+                .dealloc(inner, header::inner_layout_unchecked(layout))
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        debug_assert!(Layout::from_size_align(new_size, layout.align()).is_ok());
+        // SAFETY: the caller guarantees `new_size` is valid for this alignment.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let Some(new_inner) = header::inner_layout(new_layout) else {
+            return core::ptr::null_mut();
+        };
+        // SAFETY: `ptr` is a block of ours (see `dealloc`).
+        let old = unsafe { header::read(ptr) };
+        // SAFETY: the block was allocated with `inner_layout(layout)`; the
+        // prefix is unchanged because the alignment is, so the header and
+        // contents move together.
+        let inner = unsafe {
+            self.inner.realloc(
+                header::inner_from_user(ptr, layout.align()),
+                header::inner_layout_unchecked(layout),
+                new_inner.size(),
+            )
+        };
+        if inner.is_null() {
+            // The old block is untouched and still counted.
+            return inner;
+        }
+        // Like jemalloc: a realloc is a free by the block's owner plus an
+        // allocation by whoever is running now.
+        shard::on_free(old.tag, layout.size());
+        let tag = shard::on_alloc(new_size);
+        // SAFETY: `inner` is a live block of `new_inner`.
+        unsafe {
+            let user = header::user_from_inner(inner, layout.align());
+            header::write(user, Header { tag, flags: old.flags });
+            user
+        }
+    }
+}
+
+impl<A> TurboWish<A> {
+    /// Counts a fresh inner block and returns its user pointer.
+    ///
+    /// # Safety
+    ///
+    /// `inner` must be a live block allocated from `self.inner` with
+    /// `header::inner_layout(layout)`.
+    #[inline(always)]
+    unsafe fn finish_alloc(&self, inner: *mut u8, layout: Layout) -> *mut u8 {
+        let tag = shard::on_alloc(layout.size());
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            let user = header::user_from_inner(inner, layout.align());
+            header::write(user, Header { tag, flags: 0 });
+            user
+        }
+    }
+}
+
+/// Switches tagging on or off at run time (on by default).
+///
+/// While off, blocks still get a header (so a block allocated while off can
+/// be freed while on, and the other way round) but no counter moves; the hot
+/// path then costs one relaxed atomic load more than the inner allocator.
+///
+/// ```
+/// turbowish_alloc::set_enabled(false);
+/// assert!(!turbowish_alloc::is_enabled());
+/// turbowish_alloc::set_enabled(true);
+/// ```
+pub fn set_enabled(enabled: bool) {
+    shard::ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether tagging is on (see [`set_enabled`]).
+pub fn is_enabled() -> bool {
+    shard::ENABLED.load(Ordering::Relaxed)
+}

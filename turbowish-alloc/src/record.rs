@@ -1,0 +1,390 @@
+//! The record table: one fixed array of per-task counter records, indexed by
+//! the *slot* stored in each block's header.
+//!
+//! The table is a `static` (zeroed `.bss`), so it exists before `main`, never
+//! allocates, survives `fork()`, and costs resident memory only for the pages
+//! whose records have been used. Its size bounds TurboWish's own memory no
+//! matter how many tasks a process runs over its life: records of tasks that
+//! hold no live bytes are recycled.
+//!
+//! # Owners and recycling
+//!
+//! Each record has an *owner key* saying whose counters it holds:
+//!
+//! * `FREE`: unused;
+//! * `BUSY`: being reclaimed, momentarily;
+//! * a bucket key (`BUCKET_BIT | n`): the fixed slots below `FIRST_TASK_SLOT`;
+//! * a tokio task id (below `BUCKET_BIT`): a task attributed through
+//!   `tokio::task::try_id()`;
+//! * a handle key (`HANDLE_BIT | n`): a [`TaskTag`] owned by the task registry.
+//!
+//! A record may be reclaimed when nobody pins it (no live [`TaskTag`]), no
+//! thread's shard is batching counts for it, and its live block count is zero.
+//! Reclaiming happens lazily, when a new owner probes for a record and finds
+//! none free, or eagerly through [`crate::sweep_idle_records`].
+//!
+//! The "no shard is batching for it" test races with a thread that is about
+//! to start batching for the record. Both sides use the Dekker pattern with
+//! `SeqCst`: the reclaimer marks the owner `BUSY` and then scans the shards;
+//! the thread publishes its shard's slot and then re-reads the owner. At least
+//! one of them sees the other, so either the reclaim backs off or the thread
+//! picks another record.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::shard;
+
+/// Number of records, buckets included. 65,536 records cost 4 MiB of address
+/// space; only the pages of records in use become resident.
+pub(crate) const CAPACITY: usize = 1 << 16;
+const MASK: usize = CAPACITY - 1;
+
+/// How many consecutive records a new owner looks at before falling back to
+/// the overflow bucket.
+const PROBE: usize = 16;
+
+/// Tag written for blocks allocated while tagging is switched off; counted
+/// nowhere, so freeing them touches no counter.
+pub(crate) const OFF: u32 = 0;
+/// Allocations outside any task: `main`, plain threads, before `main`, during
+/// thread exit.
+pub(crate) const UNTRACKED: u32 = 1;
+/// TurboWish's own allocations and anything allocated re-entrantly.
+pub(crate) const INTERNAL: u32 = 2;
+/// Tasks that could not get a record of their own (the table was full).
+pub(crate) const OVERFLOW: u32 = 3;
+/// First slot that belongs to a task.
+pub(crate) const FIRST_TASK_SLOT: u32 = 4;
+
+pub(crate) const FREE: u64 = 0;
+pub(crate) const BUSY: u64 = u64::MAX;
+pub(crate) const BUCKET_BIT: u64 = 1 << 62;
+pub(crate) const HANDLE_BIT: u64 = 1 << 63;
+
+/// Owner key of a bucket slot.
+pub(crate) const fn bucket_key(slot: u32) -> u64 {
+    BUCKET_BIT | slot as u64
+}
+
+/// One task's counters. Cache-line sized and aligned so that two tasks
+/// running on two cores never share a line.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) owner: AtomicU64,
+    pub(crate) pins: AtomicU32,
+    pub(crate) alloc_bytes: AtomicU64,
+    pub(crate) alloc_blocks: AtomicU64,
+    pub(crate) free_bytes: AtomicU64,
+    pub(crate) free_blocks: AtomicU64,
+    pub(crate) peak_bytes: AtomicU64,
+}
+
+impl Record {
+    const fn new(owner: u64) -> Record {
+        Record {
+            owner: AtomicU64::new(owner),
+            pins: AtomicU32::new(0),
+            alloc_bytes: AtomicU64::new(0),
+            alloc_blocks: AtomicU64::new(0),
+            free_bytes: AtomicU64::new(0),
+            free_blocks: AtomicU64::new(0),
+            peak_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Live bytes as far as this record alone knows (without shard batches).
+    #[inline]
+    pub(crate) fn live_bytes(&self) -> u64 {
+        // Frees are read first: a free racing with this read can only make
+        // the result smaller than the truth, never wrap below zero.
+        let freed = self.free_bytes.load(Ordering::Relaxed);
+        self.alloc_bytes
+            .load(Ordering::Relaxed)
+            .wrapping_sub(freed)
+    }
+
+    fn live_blocks(&self) -> u64 {
+        let freed = self.free_blocks.load(Ordering::Relaxed);
+        self.alloc_blocks
+            .load(Ordering::Relaxed)
+            .wrapping_sub(freed)
+    }
+
+    /// Charges an allocation straight to the record: the path for threads
+    /// without a shard and for re-entrant allocations.
+    #[inline]
+    pub(crate) fn add_alloc(&self, size: u64) {
+        let before = self.alloc_bytes.fetch_add(size, Ordering::Relaxed);
+        self.alloc_blocks.fetch_add(1, Ordering::Relaxed);
+        let live = before
+            .wrapping_add(size)
+            .wrapping_sub(self.free_bytes.load(Ordering::Relaxed));
+        self.raise_peak(live);
+    }
+
+    /// Charges a free straight to the record.
+    #[inline]
+    pub(crate) fn add_free(&self, size: u64) {
+        self.free_bytes.fetch_add(size, Ordering::Relaxed);
+        self.free_blocks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn raise_peak(&self, candidate: u64) {
+        // Live counts can be transiently "negative" (wrapped) while a batch
+        // elsewhere is unflushed; such a value is no peak.
+        if candidate < (1 << 62) && candidate > self.peak_bytes.load(Ordering::Relaxed) {
+            self.peak_bytes.fetch_max(candidate, Ordering::Relaxed);
+        }
+    }
+
+    fn reset(&self) {
+        self.pins.store(0, Ordering::Relaxed);
+        self.alloc_bytes.store(0, Ordering::Relaxed);
+        self.alloc_blocks.store(0, Ordering::Relaxed);
+        self.free_bytes.store(0, Ordering::Relaxed);
+        self.free_blocks.store(0, Ordering::Relaxed);
+        self.peak_bytes.store(0, Ordering::Relaxed);
+    }
+}
+
+static TABLE: [Record; CAPACITY] = {
+    let mut table = [const { Record::new(FREE) }; CAPACITY];
+    let mut slot = 1;
+    while slot < FIRST_TASK_SLOT as usize {
+        table[slot] = Record::new(bucket_key(slot as u32));
+        slot += 1;
+    }
+    table
+};
+
+/// Where the next handle probe starts; rotating spreads handle records over
+/// the table so lazily reclaimable ones are found again.
+static HANDLE_CURSOR: AtomicU64 = AtomicU64::new(0);
+static HANDLE_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// The record at `slot`.
+#[inline(always)]
+pub(crate) fn get(slot: u32) -> &'static Record {
+    // Slots come from headers we wrote or from this module, so they are in
+    // range; masking makes an out-of-range slot (a corrupted header) land on
+    // some record instead of out of bounds.
+    &TABLE[slot as usize & MASK]
+}
+
+/// All records, for readers (`stats`, sweeps).
+pub(crate) fn all() -> &'static [Record; CAPACITY] {
+    &TABLE
+}
+
+/// The record of tokio task `id`, claiming (or reclaiming) one if it has none.
+/// Returns [`OVERFLOW`] when every probed record is taken.
+pub(crate) fn find_or_claim(key: u64) -> u32 {
+    debug_assert!(key != FREE && key & (BUCKET_BIT | HANDLE_BIT) == 0);
+    // Consecutive ids land on consecutive records: no hashing, and ids
+    // spawned together do not collide.
+    let start = key as usize;
+    let mut free = None;
+    for i in 0..PROBE {
+        let slot = probe_slot(start, i);
+        match TABLE[slot as usize].owner.load(Ordering::Acquire) {
+            owner if owner == key => return slot,
+            FREE if free.is_none() => free = Some(slot),
+            _ => {}
+        }
+    }
+    if let Some(slot) = free {
+        if claim_free(slot, key) {
+            return slot;
+        }
+    }
+    claim_any(start, key).unwrap_or(OVERFLOW)
+}
+
+/// A new handle-owned record (see [`TaskTag`]), or `None` if the table is full.
+fn claim_handle() -> Option<(u32, u64)> {
+    let key = HANDLE_BIT | HANDLE_SEQ.fetch_add(1, Ordering::Relaxed);
+    for _ in 0..4 {
+        let start = HANDLE_CURSOR.fetch_add(PROBE as u64, Ordering::Relaxed) as usize;
+        if let Some(slot) = claim_any(start, key) {
+            return Some((slot, key));
+        }
+    }
+    None
+}
+
+fn probe_slot(start: usize, i: usize) -> u32 {
+    let slot = (start.wrapping_add(i)) & MASK;
+    // Skip the bucket slots at the start of the table.
+    if slot < FIRST_TASK_SLOT as usize {
+        (slot + FIRST_TASK_SLOT as usize) as u32
+    } else {
+        slot as u32
+    }
+}
+
+fn claim_any(start: usize, key: u64) -> Option<u32> {
+    for i in 0..PROBE {
+        let slot = probe_slot(start, i);
+        if claim_free(slot, key) {
+            return Some(slot);
+        }
+    }
+    (0..PROBE)
+        .map(|i| probe_slot(start, i))
+        .find(|&slot| try_reclaim(slot, Some(key)))
+}
+
+fn claim_free(slot: u32, key: u64) -> bool {
+    let rec = &TABLE[slot as usize];
+    if rec
+        .owner
+        .compare_exchange(FREE, BUSY, Ordering::SeqCst, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    rec.reset();
+    rec.owner.store(key, Ordering::SeqCst);
+    true
+}
+
+/// Reclaims `slot` if nobody pins it, no shard batches for it and it holds no
+/// live blocks; gives it to `new_owner` or frees it.
+pub(crate) fn try_reclaim(slot: u32, new_owner: Option<u64>) -> bool {
+    if slot < FIRST_TASK_SLOT {
+        return false;
+    }
+    let rec = &TABLE[slot as usize];
+    let owner = rec.owner.load(Ordering::Relaxed);
+    if owner == FREE || owner == BUSY || owner & BUCKET_BIT != 0 {
+        return false;
+    }
+    if rec.pins.load(Ordering::Acquire) != 0 {
+        return false;
+    }
+    if rec
+        .owner
+        .compare_exchange(owner, BUSY, Ordering::SeqCst, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    // Dekker with `shard::Shard::switch_to`: owner is BUSY (SeqCst) before the
+    // shards are read (SeqCst), so a thread that starts batching for `slot`
+    // after this scan re-reads the owner, sees BUSY and backs off.
+    let reclaimable = rec.pins.load(Ordering::SeqCst) == 0
+        && !shard::any_batching_for(slot)
+        && rec.live_blocks() == 0;
+    if !reclaimable {
+        rec.owner.store(owner, Ordering::SeqCst);
+        return false;
+    }
+    rec.reset();
+    rec.owner.store(new_owner.unwrap_or(FREE), Ordering::SeqCst);
+    true
+}
+
+/// A record held for one task by its owner (the task registry). While any
+/// clone of a `TaskTag` is alive its record is never recycled; once all are
+/// dropped the record is recycled when its live bytes reach zero.
+///
+/// Allocations are charged to it inside [`crate::context::enter`].
+///
+/// ```
+/// let tag = turbowish_alloc::TaskTag::new();
+/// {
+///     let _in_task = turbowish_alloc::context::enter(&tag);
+///     // Allocations here are charged to `tag`.
+///     let v = vec![0u8; 100];
+///     # drop(v);
+/// }
+/// # assert!(tag.tag().slot() >= 4);
+/// ```
+#[derive(Debug)]
+pub struct TaskTag {
+    slot: u32,
+    key: u64,
+}
+
+impl TaskTag {
+    /// Takes a record of its own for a new task. If the table is full the
+    /// tag is the shared `overflow` bucket (reported as such by `stats()`).
+    pub fn new() -> TaskTag {
+        match claim_handle() {
+            Some((slot, key)) => {
+                TABLE[slot as usize].pins.store(1, Ordering::Release);
+                TaskTag { slot, key }
+            }
+            None => TaskTag {
+                slot: OVERFLOW,
+                key: bucket_key(OVERFLOW),
+            },
+        }
+    }
+
+    /// The compact slot index stored in the headers of this task's blocks.
+    pub fn tag(&self) -> Tag {
+        Tag(self.slot)
+    }
+
+    /// A process-unique id of this task's record, never reused (unlike the
+    /// slot, which is recycled). `stats()` reports it as [`crate::Owner::Task`].
+    pub fn id(&self) -> u64 {
+        self.key & !HANDLE_BIT
+    }
+
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+}
+
+impl Default for TaskTag {
+    fn default() -> Self {
+        TaskTag::new()
+    }
+}
+
+impl Clone for TaskTag {
+    fn clone(&self) -> Self {
+        if self.slot >= FIRST_TASK_SLOT {
+            TABLE[self.slot as usize]
+                .pins
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        TaskTag {
+            slot: self.slot,
+            key: self.key,
+        }
+    }
+}
+
+impl Drop for TaskTag {
+    fn drop(&mut self) {
+        if self.slot >= FIRST_TASK_SLOT {
+            let rec = &TABLE[self.slot as usize];
+            if rec.pins.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // Finished tasks that hold nothing free their record at once,
+                // so short-lived tasks do not wait for a probe to recycle it.
+                try_reclaim(self.slot, None);
+            }
+        }
+    }
+}
+
+/// The slot index stored in a block's header: which record its bytes are
+/// charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tag(pub(crate) u32);
+
+impl Tag {
+    /// The raw slot index.
+    pub fn slot(self) -> u32 {
+        self.0
+    }
+}
