@@ -151,7 +151,7 @@ impl Record {
 
 static TABLE: [Record; CAPACITY] = {
     let mut table = [const { Record::new(FREE) }; CAPACITY];
-    let mut slot = 1;
+    let mut slot = 0;
     while slot < FIRST_TASK_SLOT as usize {
         table[slot] = Record::new(bucket_key(slot as u32));
         slot += 1;
@@ -182,9 +182,12 @@ pub(crate) fn all() -> &'static [Record; CAPACITY] {
 /// Returns [`OVERFLOW`] when every probed record is taken.
 pub(crate) fn find_or_claim(key: u64) -> u32 {
     debug_assert!(key != FREE && key & (BUCKET_BIT | HANDLE_BIT) == 0);
-    // Consecutive ids land on consecutive records: no hashing, and ids
-    // spawned together do not collide.
-    let start = key as usize;
+    // Fibonacci hashing spreads ids over the whole table. Tokio hands out
+    // ids consecutively, and mapping them to consecutive records would pack
+    // the tasks alive at one time into one dense run, where a task started
+    // out of order finds its whole probe window taken. This runs only when a
+    // thread switches to a task its batch does not already hold.
+    let start = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CAPACITY.trailing_zeros())) as usize;
     let mut free = None;
     for i in 0..PROBE {
         let slot = probe_slot(start, i);
@@ -214,14 +217,11 @@ fn claim_handle() -> Option<(u32, u64)> {
     None
 }
 
+/// The `i`th record a probe starting at `start` looks at. Bucket slots may
+/// come up; their owner is never `FREE` and `try_reclaim` refuses them, so
+/// they are passed over.
 fn probe_slot(start: usize, i: usize) -> u32 {
-    let slot = (start.wrapping_add(i)) & MASK;
-    // Skip the bucket slots at the start of the table.
-    if slot < FIRST_TASK_SLOT as usize {
-        (slot + FIRST_TASK_SLOT as usize) as u32
-    } else {
-        slot as u32
-    }
+    (start.wrapping_add(i) & MASK) as u32
 }
 
 fn claim_any(start: usize, key: u64) -> Option<u32> {

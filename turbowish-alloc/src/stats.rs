@@ -3,7 +3,7 @@
 use core::sync::atomic::Ordering;
 
 use crate::record::{self, Tag, BUCKET_BIT, BUSY, FIRST_TASK_SLOT, FREE, HANDLE_BIT};
-use crate::record::{INTERNAL, OVERFLOW, UNTRACKED};
+use crate::record::{INTERNAL, OFF, OVERFLOW, UNTRACKED};
 use crate::shard::{self, InternalGuard};
 
 /// Byte and block counters, for one task or for the whole process.
@@ -105,11 +105,11 @@ pub fn stats() -> Stats {
     let _internal = InternalGuard::new();
     shard::flush_current_thread();
     let records = record::all();
-    let mut rows: Vec<TaskStats> = Vec::with_capacity(1024);
+    let mut rows: Vec<TaskStats> = Vec::with_capacity(64);
     let records_in_use = shard::read_consistent(|batches| {
         rows.clear();
         let mut in_use = 0;
-        for (slot, rec) in records.iter().enumerate().skip(1) {
+        for (slot, rec) in records.iter().enumerate().skip(OFF as usize + 1) {
             let key = rec.owner.load(Ordering::Acquire);
             if key == FREE || key == BUSY {
                 continue;
