@@ -22,7 +22,15 @@ struct NullTracker;
 
 impl AllocationTracker for NullTracker {
     fn allocated(&self, _: usize, _: usize, _: usize, _: AllocationGroupId) {}
-    fn deallocated(&self, _: usize, _: usize, _: usize, _: AllocationGroupId, _: AllocationGroupId) {}
+    fn deallocated(
+        &self,
+        _: usize,
+        _: usize,
+        _: usize,
+        _: AllocationGroupId,
+        _: AllocationGroupId,
+    ) {
+    }
 }
 
 static TURBOWISH: TurboWish = TurboWish::system();
@@ -62,7 +70,11 @@ fn pairs<A: GlobalAlloc + Sync>(alloc: &A, layout: Layout, iters: u64, threads: 
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .max()
+            .unwrap()
     })
 }
 
@@ -92,9 +104,11 @@ fn bench_alloc(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new("stats_alloc", size), &layout, |b, &l| {
                 b.iter_custom(|n| pairs(&STATS_ALLOC, l, n, threads))
             });
-            group.bench_with_input(BenchmarkId::new("tracking_allocator", size), &layout, |b, &l| {
-                b.iter_custom(|n| pairs(&TRACKING, l, n, threads))
-            });
+            group.bench_with_input(
+                BenchmarkId::new("tracking_allocator", size),
+                &layout,
+                |b, &l| b.iter_custom(|n| pairs(&TRACKING, l, n, threads)),
+            );
             if threads == 1 {
                 // dhat serialises every call on one global mutex; its
                 // two-thread figure would only measure that lock.

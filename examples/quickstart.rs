@@ -9,42 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Barrier};
-use turbowish::alloc::Owner;
 
 #[global_allocator]
 static ALLOC: turbowish::TurboWish = turbowish::TurboWish::system();
-
-/// Tasks of the demo service, by tokio task id, so the table shows names.
-struct Names(HashMap<u64, String>);
-
-impl Names {
-    fn add(&mut self, name: impl Into<String>, id: tokio::task::Id) {
-        let id = id
-            .to_string()
-            .parse()
-            .expect("tokio task ids display as numbers");
-        self.0.insert(id, name.into());
-    }
-
-    fn get(&self, owner: Owner) -> Option<String> {
-        match owner {
-            Owner::TokioTask(id) => self.0.get(&id).cloned(),
-            Owner::Untracked => Some("main (outside tasks)".to_string()),
-            _ => None,
-        }
-    }
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let ready = Arc::new(Barrier::new(4));
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let mut names = Names(HashMap::new());
 
     // A cache that fills up to about 6 MiB of entries and keeps them.
     let cache = {
         let (ready, mut shutdown) = (ready.clone(), shutdown.clone());
-        tokio::spawn(async move {
+        turbowish::trace::spawn("cache", async move {
             let mut cache: HashMap<u32, Vec<u8>> = HashMap::new();
             for key in 0..1536 {
                 cache.insert(key, vec![key as u8; 4096]);
@@ -57,25 +34,23 @@ async fn main() {
             cache.len()
         })
     };
-    names.add("cache", cache.id());
 
     // A pool of 32 preallocated 64 KiB I/O buffers.
     let pool = {
         let (ready, mut shutdown) = (ready.clone(), shutdown.clone());
-        tokio::spawn(async move {
+        turbowish::trace::spawn("buffer-pool", async move {
             let buffers: Vec<Vec<u8>> = (0..32).map(|_| vec![0u8; 64 * 1024]).collect();
             ready.wait().await;
             let _ = shutdown.wait_for(|&stop| stop).await;
             buffers.len()
         })
     };
-    names.add("buffer-pool", pool.id());
 
     // A logger that forgets to trim its history: it keeps every line.
     let (log_tx, mut log_rx) = mpsc::channel::<String>(1024);
     let logger = {
         let (ready, mut shutdown) = (ready.clone(), shutdown.clone());
-        tokio::spawn(async move {
+        turbowish::trace::spawn("leaky-logger", async move {
             let mut history = Vec::new();
             while let Some(line) = log_rx.recv().await {
                 history.push(line);
@@ -85,13 +60,12 @@ async fn main() {
             history.len()
         })
     };
-    names.add("leaky-logger", logger.id());
 
     // Request handlers: allocate, transform, free, log one line, finish.
     let mut handlers = Vec::new();
     for request in 0..200u32 {
         let log_tx = log_tx.clone();
-        let handler = tokio::spawn(async move {
+        let handler = turbowish::trace::spawn("request-handler", async move {
             let body: Vec<u32> = (0..2048).map(|i| i ^ request).collect();
             let checksum: u64 = body.iter().map(|&x| u64::from(x)).sum();
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -102,7 +76,6 @@ async fn main() {
                 ))
                 .await;
         });
-        names.add("request-handler", handler.id());
         handlers.push(handler);
     }
     drop(log_tx);
@@ -111,9 +84,9 @@ async fn main() {
     }
 
     ready.wait().await;
-    let stats = turbowish::alloc::stats();
+    let tasks = turbowish::trace::tasks();
     println!("TurboWish: live memory by task\n");
-    let table = turbowish::report::live_bytes_table(&stats, |owner| names.get(owner), 10);
+    let table = turbowish::report::task_table(&tasks, 10);
     print!("{table}");
     println!(
         "\nBytes are charged to the task that allocated them: the log lines that\n\

@@ -136,7 +136,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
         // SAFETY: `inner` is a live block of `new_inner`.
         unsafe {
             let user = header::user_from_inner(inner, layout.align());
-            header::write(user, Header { tag, flags: old.flags });
+            header::write(
+                user,
+                Header {
+                    tag,
+                    flags: old.flags,
+                },
+            );
             user
         }
     }

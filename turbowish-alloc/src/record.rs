@@ -99,9 +99,7 @@ impl Record {
         // Frees are read first: a free racing with this read can only make
         // the result smaller than the truth, never wrap below zero.
         let freed = self.free_bytes.load(Ordering::Relaxed);
-        self.alloc_bytes
-            .load(Ordering::Relaxed)
-            .wrapping_sub(freed)
+        self.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(freed)
     }
 
     fn live_blocks(&self) -> u64 {
@@ -139,8 +137,8 @@ impl Record {
         }
     }
 
-    fn reset(&self) {
-        self.pins.store(0, Ordering::Relaxed);
+    fn reset(&self, pins: u32) {
+        self.pins.store(pins, Ordering::Relaxed);
         self.alloc_bytes.store(0, Ordering::Relaxed);
         self.alloc_blocks.store(0, Ordering::Relaxed);
         self.free_bytes.store(0, Ordering::Relaxed);
@@ -187,7 +185,8 @@ pub(crate) fn find_or_claim(key: u64) -> u32 {
     // the tasks alive at one time into one dense run, where a task started
     // out of order finds its whole probe window taken. This runs only when a
     // thread switches to a task its batch does not already hold.
-    let start = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CAPACITY.trailing_zeros())) as usize;
+    let start =
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CAPACITY.trailing_zeros())) as usize;
     let mut free = None;
     for i in 0..PROBE {
         let slot = probe_slot(start, i);
@@ -198,11 +197,11 @@ pub(crate) fn find_or_claim(key: u64) -> u32 {
         }
     }
     if let Some(slot) = free {
-        if claim_free(slot, key) {
+        if claim_free(slot, key, 0) {
             return slot;
         }
     }
-    claim_any(start, key).unwrap_or(OVERFLOW)
+    claim_any(start, key, 0).unwrap_or(OVERFLOW)
 }
 
 /// A new handle-owned record (see [`TaskTag`]), or `None` if the table is full.
@@ -210,7 +209,9 @@ fn claim_handle() -> Option<(u32, u64)> {
     let key = HANDLE_BIT | HANDLE_SEQ.fetch_add(1, Ordering::Relaxed);
     for _ in 0..4 {
         let start = HANDLE_CURSOR.fetch_add(PROBE as u64, Ordering::Relaxed) as usize;
-        if let Some(slot) = claim_any(start, key) {
+        // Pinned before its owner is published: an unpinned record with a
+        // handle owner and nothing live looks reclaimable.
+        if let Some(slot) = claim_any(start, key, 1) {
             return Some((slot, key));
         }
     }
@@ -224,19 +225,21 @@ fn probe_slot(start: usize, i: usize) -> u32 {
     (start.wrapping_add(i) & MASK) as u32
 }
 
-fn claim_any(start: usize, key: u64) -> Option<u32> {
+/// Claims a free or reclaimable record in the probe window at `start` for
+/// `key`, with `pins` pins set before the owner is published.
+fn claim_any(start: usize, key: u64, pins: u32) -> Option<u32> {
     for i in 0..PROBE {
         let slot = probe_slot(start, i);
-        if claim_free(slot, key) {
+        if claim_free(slot, key, pins) {
             return Some(slot);
         }
     }
     (0..PROBE)
         .map(|i| probe_slot(start, i))
-        .find(|&slot| try_reclaim(slot, Some(key)))
+        .find(|&slot| reclaim(slot, Some((key, pins))))
 }
 
-fn claim_free(slot: u32, key: u64) -> bool {
+fn claim_free(slot: u32, key: u64, pins: u32) -> bool {
     let rec = &TABLE[slot as usize];
     if rec
         .owner
@@ -245,14 +248,19 @@ fn claim_free(slot: u32, key: u64) -> bool {
     {
         return false;
     }
-    rec.reset();
+    rec.reset(pins);
     rec.owner.store(key, Ordering::SeqCst);
     true
 }
 
 /// Reclaims `slot` if nobody pins it, no shard batches for it and it holds no
-/// live blocks; gives it to `new_owner` or frees it.
-pub(crate) fn try_reclaim(slot: u32, new_owner: Option<u64>) -> bool {
+/// live blocks, and frees it.
+pub(crate) fn try_reclaim(slot: u32) -> bool {
+    reclaim(slot, None)
+}
+
+/// As [`try_reclaim`], giving the record to `new_owner` (key, pins) instead.
+fn reclaim(slot: u32, new_owner: Option<(u64, u32)>) -> bool {
     if slot < FIRST_TASK_SLOT {
         return false;
     }
@@ -281,8 +289,9 @@ pub(crate) fn try_reclaim(slot: u32, new_owner: Option<u64>) -> bool {
         rec.owner.store(owner, Ordering::SeqCst);
         return false;
     }
-    rec.reset();
-    rec.owner.store(new_owner.unwrap_or(FREE), Ordering::SeqCst);
+    let (key, pins) = new_owner.unwrap_or((FREE, 0));
+    rec.reset(pins);
+    rec.owner.store(key, Ordering::SeqCst);
     true
 }
 
@@ -313,10 +322,7 @@ impl TaskTag {
     /// tag is the shared `overflow` bucket (reported as such by `stats()`).
     pub fn new() -> TaskTag {
         match claim_handle() {
-            Some((slot, key)) => {
-                TABLE[slot as usize].pins.store(1, Ordering::Release);
-                TaskTag { slot, key }
-            }
+            Some((slot, key)) => TaskTag { slot, key },
             None => TaskTag {
                 slot: OVERFLOW,
                 key: bucket_key(OVERFLOW),
@@ -371,7 +377,7 @@ impl Drop for TaskTag {
             if rec.pins.fetch_sub(1, Ordering::AcqRel) == 1 {
                 // Finished tasks that hold nothing free their record at once,
                 // so short-lived tasks do not wait for a probe to recycle it.
-                try_reclaim(self.slot, None);
+                try_reclaim(self.slot);
             }
         }
     }

@@ -15,8 +15,9 @@
 //! sequence number (a seqlock) and the read is retried.
 
 use core::cell::Cell;
-use core::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use core::sync::atomic::{
+    fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 use crate::record::{self, Record, FIRST_TASK_SLOT, INTERNAL, OFF, OVERFLOW, UNTRACKED};
 
@@ -528,10 +529,12 @@ pub(crate) fn flush_current_thread() {
     });
 }
 
-/// The pthread key whose destructor releases a thread's shard; `None` if
-/// the key could not be created (shards are then never released, which
-/// only wastes them).
-static EXIT_KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+/// The pthread key whose destructor releases a thread's shard, plus one
+/// (0: not created yet; `u64::MAX`: creation failed, so shards are never
+/// released, which only wastes them). An atomic rather than a `OnceLock` so
+/// that a `fork()` racing with its creation cannot leave the child waiting on
+/// a lock held by a thread that no longer exists.
+static EXIT_KEY: AtomicU64 = AtomicU64::new(0);
 
 #[cold]
 fn claim_shard(local: &Local) {
@@ -558,16 +561,33 @@ fn claim_shard(local: &Local) {
 /// A pthread key destructor runs after Rust's TLS destructors, so their frees
 /// are still batched and flushed.
 fn register_exit(shard: &'static Shard) {
-    let key = EXIT_KEY.get_or_init(|| {
+    let mut state = EXIT_KEY.load(Ordering::Acquire);
+    if state == 0 {
         let mut key: libc::pthread_key_t = 0;
         // SAFETY: `key` is a valid out-pointer and `release_shard` has the
         // destructor signature pthread expects.
         let created = unsafe { libc::pthread_key_create(&mut key, Some(release_shard)) };
-        (created == 0).then_some(key)
-    });
-    if let Some(key) = *key {
-        // SAFETY: `key` was created by pthread_key_create above; the value is
-        // a pointer into a static, valid for the whole process.
+        let new = if created == 0 {
+            u64::from(key) + 1
+        } else {
+            u64::MAX
+        };
+        state = match EXIT_KEY.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => new,
+            Err(winner) => {
+                if created == 0 {
+                    // Another thread created the key first; ours is unused.
+                    // SAFETY: `key` was created above and never set.
+                    unsafe { libc::pthread_key_delete(key) };
+                }
+                winner
+            }
+        };
+    }
+    if state != u64::MAX {
+        let key = (state - 1) as libc::pthread_key_t;
+        // SAFETY: `key` was created by pthread_key_create; the value is a
+        // pointer into a static, valid for the whole process.
         unsafe {
             libc::pthread_setspecific(key, (shard as *const Shard).cast());
         }

@@ -117,35 +117,7 @@ pub fn stats() -> Stats {
             if slot >= FIRST_TASK_SLOT as usize {
                 in_use += 1;
             }
-            let alloc_bytes = rec.alloc_bytes.load(Ordering::Relaxed);
-            let alloc_blocks = rec.alloc_blocks.load(Ordering::Relaxed);
-            let free_bytes = rec.free_bytes.load(Ordering::Relaxed);
-            let free_blocks = rec.free_blocks.load(Ordering::Relaxed);
-            let mut c = Counters {
-                live_bytes: alloc_bytes.wrapping_sub(free_bytes),
-                live_blocks: alloc_blocks.wrapping_sub(free_blocks),
-                total_bytes: alloc_bytes,
-                total_blocks: alloc_blocks,
-                peak_live_bytes: rec.peak_bytes.load(Ordering::Relaxed),
-            };
-            let record_live = c.live_bytes;
-            for b in batches.iter().filter(|b| b.slot as usize == slot) {
-                c.live_bytes = c
-                    .live_bytes
-                    .wrapping_add(b.alloc_bytes)
-                    .wrapping_sub(b.free_bytes);
-                c.live_blocks = c
-                    .live_blocks
-                    .wrapping_add(b.alloc_blocks)
-                    .wrapping_sub(b.free_blocks);
-                c.total_bytes += b.alloc_bytes;
-                c.total_blocks += b.alloc_blocks;
-                let batch_peak = record_live.wrapping_add(b.peak_net.max(0) as u64);
-                if batch_peak < 1 << 62 {
-                    c.peak_live_bytes = c.peak_live_bytes.max(batch_peak);
-                }
-            }
-            c.peak_live_bytes = c.peak_live_bytes.max(c.live_bytes);
+            let c = counters_of(rec, slot as u32, batches);
             if slot < FIRST_TASK_SLOT as usize || c.total_blocks > 0 {
                 rows.push(TaskStats {
                     owner: owner_of(key),
@@ -202,8 +174,58 @@ pub fn sweep_idle_records() -> usize {
     let _internal = InternalGuard::new();
     shard::flush_current_thread();
     (FIRST_TASK_SLOT..record::CAPACITY as u32)
-        .filter(|&slot| record::try_reclaim(slot, None))
+        .filter(|&slot| record::try_reclaim(slot))
         .count()
+}
+
+impl crate::TaskTag {
+    /// This task's counters now (see [`stats`] for exactness).
+    ///
+    /// ```
+    /// let tag = turbowish_alloc::TaskTag::new();
+    /// assert_eq!(tag.counters().live_bytes, 0);
+    /// ```
+    pub fn counters(&self) -> Counters {
+        let _internal = InternalGuard::new();
+        let rec = record::get(self.tag().slot());
+        shard::read_consistent(|batches| counters_of(rec, self.tag().slot(), batches))
+    }
+}
+
+/// A record's counters plus every thread's unflushed batch for it.
+fn counters_of(rec: &record::Record, slot: u32, batches: &[shard::Batch]) -> Counters {
+    let alloc_bytes = rec.alloc_bytes.load(Ordering::Relaxed);
+    let alloc_blocks = rec.alloc_blocks.load(Ordering::Relaxed);
+    let free_bytes = rec.free_bytes.load(Ordering::Relaxed);
+    let free_blocks = rec.free_blocks.load(Ordering::Relaxed);
+    let mut c = Counters {
+        live_bytes: alloc_bytes.wrapping_sub(free_bytes),
+        live_blocks: alloc_blocks.wrapping_sub(free_blocks),
+        total_bytes: alloc_bytes,
+        total_blocks: alloc_blocks,
+        peak_live_bytes: rec.peak_bytes.load(Ordering::Relaxed),
+    };
+    let record_live = c.live_bytes;
+    for b in batches.iter().filter(|b| b.slot == slot) {
+        c.live_bytes = c
+            .live_bytes
+            .wrapping_add(b.alloc_bytes)
+            .wrapping_sub(b.free_bytes);
+        c.live_blocks = c
+            .live_blocks
+            .wrapping_add(b.alloc_blocks)
+            .wrapping_sub(b.free_blocks);
+        c.total_bytes += b.alloc_bytes;
+        c.total_blocks += b.alloc_blocks;
+        // The batch's peak happened on top of what the record held then;
+        // a value wrapped "below zero" is no peak.
+        let batch_peak = record_live.wrapping_add(b.peak_net.max(0) as u64);
+        if batch_peak < 1 << 62 {
+            c.peak_live_bytes = c.peak_live_bytes.max(batch_peak);
+        }
+    }
+    c.peak_live_bytes = c.peak_live_bytes.max(c.live_bytes);
+    c
 }
 
 fn owner_of(key: u64) -> Owner {

@@ -1,102 +1,150 @@
 //! Heap snapshots, their analysis and rendering, and the `turbowish` CLI of
-//! [TurboWish](https://docs.rs/turbowish).
+//! TurboWish.
 //!
 //! This crate will own the snapshot schema (serde, versioned), snapshot
 //! capture and the `SIGUSR1` trigger, analysis (chains, cycles, diffs) and
-//! renderers (text, JSON, flamegraph, pprof). Until then it offers the one
-//! report the allocator core supports: [`live_bytes_table`], a per-task table
-//! of live bytes.
+//! renderers (text, JSON, flamegraph, pprof). Today it renders the per-task
+//! memory report of a running process: [`task_table`].
 
 use std::fmt::Write as _;
 
-use turbowish_alloc::{Counters, Owner, Stats};
+use turbowish_alloc::Counters;
+use turbowish_trace::TaskInfo;
 
-/// Renders the per-task live-bytes table from allocator stats: biggest
-/// first, human-readable sizes, at most `top` rows (the rest summed in one
-/// line), then the process total.
+/// Renders the per-task memory table: biggest live bytes first,
+/// human-readable sizes, at most `top` lines (the rest summed in one), then
+/// the total.
 ///
-/// Rows that never allocated (an unused bucket) are left out. `name_of`
-/// names a row's owner (`None`: a default such as `tokio task 42`).
 /// Rows with the same name are merged, so that 200 `request-handler` tasks
-/// read as one line with `TASKS` 200; their `PEAK` is the sum of each task's
-/// peak.
+/// read as one line with `TASKS` 200; a merged line's `PEAK` is the sum of
+/// the tasks' peaks (the total line shows none: tasks peak at different
+/// times), and its `LOCATION` and `STATE` are shown only when all
+/// agree. Rows that never allocated (an unused bucket) are left out, unless
+/// they are TurboWish tasks.
 ///
 /// ```
-/// let stats = turbowish_alloc::stats();
-/// let table = turbowish_report::live_bytes_table(&stats, |_| None, 10);
+/// let table = turbowish_report::task_table(&turbowish_trace::tasks(), 10);
 /// assert!(table.starts_with("TASK"));
 /// assert!(table.lines().last().unwrap().starts_with("total"));
 /// ```
-pub fn live_bytes_table(
-    stats: &Stats,
-    name_of: impl Fn(Owner) -> Option<String>,
-    top: usize,
-) -> String {
-    let mut groups: Vec<(String, u64, Counters)> = Vec::new();
-    for row in stats.tasks.iter().filter(|r| r.counters.total_blocks > 0) {
-        let name = name_of(row.owner).unwrap_or_else(|| default_name(row.owner));
-        match groups.iter_mut().find(|(n, _, _)| *n == name) {
-            Some((_, tasks, sum)) => {
-                *tasks += 1;
-                add(sum, &row.counters);
+pub fn task_table(rows: &[TaskInfo], top: usize) -> String {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut total = Counters::default();
+    for row in rows {
+        add(&mut total, &row.memory);
+        if row.memory.total_blocks == 0 && row.state.is_none() {
+            continue;
+        }
+        let location = row.location.map(|l| format!("{}:{}", l.file(), l.line()));
+        let state = row.state.map(|s| s.to_string());
+        match groups.iter_mut().find(|g| g.name == row.name) {
+            Some(g) => {
+                g.tasks += 1;
+                add(&mut g.memory, &row.memory);
+                if g.location != location {
+                    g.location = None;
+                }
+                if g.state != state {
+                    g.state = None;
+                }
             }
-            None => groups.push((name, 1, row.counters)),
+            None => groups.push(Group {
+                name: row.name.clone(),
+                tasks: 1,
+                memory: row.memory,
+                location,
+                state,
+            }),
         }
     }
-    groups.sort_by(|a, b| b.2.live_bytes.cmp(&a.2.live_bytes).then(a.0.cmp(&b.0)));
-
+    groups.sort_by(|a, b| {
+        b.memory
+            .live_bytes
+            .cmp(&a.memory.live_bytes)
+            .then(a.name.cmp(&b.name))
+    });
     let rest = groups.split_off(top.min(groups.len()));
     if !rest.is_empty() {
-        let mut sum = Counters::default();
-        let mut tasks = 0;
-        for (_, n, c) in &rest {
-            tasks += n;
-            add(&mut sum, c);
+        let mut memory = Counters::default();
+        for g in &rest {
+            add(&mut memory, &g.memory);
         }
-        groups.push((format!("({} more)", rest.len()), tasks, sum));
+        groups.push(Group {
+            name: format!("({} more)", rest.len()),
+            tasks: rest.iter().map(|g| g.tasks).sum(),
+            memory,
+            location: None,
+            state: None,
+        });
     }
-    let width = groups.iter().map(|g| g.0.len()).max().unwrap_or(0).max(5);
+
+    let width = groups
+        .iter()
+        .map(|g| g.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<width$}  {:>5}  {:>10}  {:>8}  {:>10}  {:>9}  {:>10}",
-        "TASK", "TASKS", "LIVE", "BLOCKS", "ALLOCATED", "ALLOCS", "PEAK"
+        "{:<width$}  {:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {:>10}  {:<9}  LOCATION",
+        "TASK", "TASKS", "LIVE", "BLOCKS", "ALLOCATED", "ALLOCS", "PEAK", "STATE"
     );
-    let line = |out: &mut String, name: &str, tasks: &str, c: &Counters| {
-        let _ = writeln!(
-            out,
-            "{name:<width$}  {tasks:>5}  {:>10}  {:>8}  {:>10}  {:>9}  {:>10}",
-            human_bytes(c.live_bytes),
-            c.live_blocks,
-            human_bytes(c.total_bytes),
-            c.total_blocks,
-            human_bytes(c.peak_live_bytes)
+    for g in &groups {
+        line(
+            &mut out,
+            width,
+            &g.name,
+            &g.tasks.to_string(),
+            &g.memory,
+            g.state.as_deref(),
+            g.location.as_deref(),
         );
-    };
-    for (name, tasks, c) in &groups {
-        line(&mut out, name, &tasks.to_string(), c);
     }
-    line(&mut out, "total", "", &stats.total);
+    line(&mut out, width, "total", "", &total, None, None);
     out
 }
 
+struct Group {
+    name: String,
+    tasks: usize,
+    memory: Counters,
+    location: Option<String>,
+    state: Option<String>,
+}
+
+fn line(
+    out: &mut String,
+    width: usize,
+    name: &str,
+    tasks: &str,
+    c: &Counters,
+    state: Option<&str>,
+    location: Option<&str>,
+) {
+    let _ = writeln!(
+        out,
+        "{name:<width$}  {tasks:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {:>10}  {:<9}  {}",
+        human_bytes(c.live_bytes),
+        c.live_blocks,
+        human_bytes(c.total_bytes),
+        c.total_blocks,
+        if name == "total" {
+            "-".to_string()
+        } else {
+            human_bytes(c.peak_live_bytes)
+        },
+        state.unwrap_or("-"),
+        location.unwrap_or("-"),
+    );
+}
+
 fn add(sum: &mut Counters, c: &Counters) {
-    sum.live_bytes += c.live_bytes;
-    sum.live_blocks += c.live_blocks;
+    sum.live_bytes = sum.live_bytes.wrapping_add(c.live_bytes);
+    sum.live_blocks = sum.live_blocks.wrapping_add(c.live_blocks);
     sum.total_bytes += c.total_bytes;
     sum.total_blocks += c.total_blocks;
     sum.peak_live_bytes += c.peak_live_bytes;
-}
-
-/// The name a row gets when the caller knows none.
-pub fn default_name(owner: Owner) -> String {
-    match owner {
-        Owner::Untracked => "untracked (main, threads)".to_string(),
-        Owner::Internal => "internal (turbowish)".to_string(),
-        Owner::Overflow => "overflow".to_string(),
-        Owner::Task(id) => format!("task #{id}"),
-        Owner::TokioTask(id) => format!("tokio task {id}"),
-    }
 }
 
 /// Formats a byte count with binary units: `512 B`, `1.5 KiB`, `3.0 MiB`.

@@ -1,10 +1,35 @@
-//! Task registry and context, the `Trace` trait and its derive, instrumented
-//! sync resources, and the heap walker of [TurboWish](https://docs.rs/turbowish).
+//! Task registry and context, frames, and (in later releases) the `Trace`
+//! trait, instrumented sync resources and the heap walker of TurboWish.
 //!
-//! This crate sits on `turbowish-alloc`: it gives the allocator's task tags
-//! names, spawn locations and frames, and turns lock and channel activity
-//! into the held-resource graph. Its features arrive with the issues that
-//! build on the allocator core; for now it re-exports the allocator's task
-//! context so that executors can depend on this crate alone.
+//! Spawn through [`spawn`] to give a task a name and a spawn location; name
+//! futures inside it with [`TracedExt::traced`]; read the per-task memory
+//! report with [`tasks`].
+//!
+//! ```
+//! use turbowish_trace::TracedExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let conn = turbowish_trace::spawn("conn-17", async {
+//!     async {
+//!         let user = String::from("ada");
+//!         (user, turbowish_trace::current_frames().to_string())
+//!     }
+//!     .traced("load_user")
+//!     .await
+//! });
+//! let (_, path) = conn.await.unwrap();
+//! assert_eq!(path, "load_user");
+//! # }
+//! ```
 
+mod frame;
+mod registry;
+mod task;
+
+pub use frame::{current_frames, Frame, Frames, TracedExt, MAX_FRAMES};
+pub use registry::{
+    current_task, registry_len, tasks, TaskInfo, TaskKind, TaskState, LARGE_FUTURE_BYTES,
+};
+pub use task::{spawn, spawn_local, spawn_on, Traced};
 pub use turbowish_alloc::context;

@@ -1,0 +1,374 @@
+//! The task registry: every task spawned through TurboWish, with its name,
+//! spawn location, state and counters, and [`tasks`], the per-task memory
+//! report that joins it with the allocator's counters.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime};
+
+use dashmap::DashMap;
+use turbowish_alloc::{Counters, Owner, TaskTag};
+
+/// Futures larger than this are flagged by [`TaskInfo::large_future`]: the
+/// state machine is a per-task cost that no allocation counter shows, and
+/// moving it (tokio copies a future into its task cell on spawn) costs too.
+pub const LARGE_FUTURE_BYTES: usize = 2048;
+
+/// Every live task and every finished task that still has live bytes,
+/// by TurboWish task id. A `DashMap`: spawns and exits on different worker
+/// threads touch different shards, and nothing on the poll path touches it.
+static REGISTRY: LazyLock<DashMap<u64, Arc<TaskEntry>>> = LazyLock::new(DashMap::new);
+
+/// Finished tasks kept because they still had live bytes; `prune` looks
+/// at the registry again once this many have accumulated.
+static FINISHED_WITH_BYTES: AtomicUsize = AtomicUsize::new(0);
+const PRUNE_EVERY: usize = 1024;
+
+/// One task's registry entry.
+#[derive(Debug)]
+pub(crate) struct TaskEntry {
+    pub(crate) id: u64,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) created_at: SystemTime,
+    pub(crate) tag: TaskTag,
+    tokio_id: AtomicU64,
+    state: AtomicU8,
+    pub(crate) polls: AtomicU64,
+    pub(crate) busy_ns: AtomicU64,
+    /// Address and size of the task's root cell (its boxed future).
+    pub(crate) root: (usize, usize),
+}
+
+/// What a task is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Waiting to be polled.
+    Idle,
+    /// Being polled now.
+    Running,
+    /// Its future returned `Ready`.
+    Completed,
+    /// A poll panicked.
+    Panicked,
+    /// Dropped before completing: aborted, or cancelled by runtime shutdown.
+    Aborted,
+}
+
+impl TaskState {
+    /// Whether the task has ended.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Panicked | TaskState::Aborted
+        )
+    }
+
+    fn from_u8(v: u8) -> TaskState {
+        match v {
+            0 => TaskState::Idle,
+            1 => TaskState::Running,
+            2 => TaskState::Completed,
+            3 => TaskState::Panicked,
+            _ => TaskState::Aborted,
+        }
+    }
+}
+
+impl std::fmt::Display for TaskState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TaskState::Idle => "idle",
+            TaskState::Running => "running",
+            TaskState::Completed => "completed",
+            TaskState::Panicked => "panicked",
+            TaskState::Aborted => "aborted",
+        })
+    }
+}
+
+impl TaskEntry {
+    pub(crate) fn state(&self) -> TaskState {
+        TaskState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, state: TaskState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    pub(crate) fn set_tokio_id<T>(&self, handle: &tokio::task::JoinHandle<T>) {
+        if let Ok(id) = handle.id().to_string().parse() {
+            self.tokio_id.store(id, Ordering::Relaxed);
+        }
+    }
+
+    fn tokio_id(&self) -> Option<u64> {
+        match self.tokio_id.load(Ordering::Relaxed) {
+            0 => None,
+            id => Some(id),
+        }
+    }
+}
+
+pub(crate) fn register(
+    name: Cow<'static, str>,
+    location: &'static Location<'static>,
+    tag: TaskTag,
+    root: (usize, usize),
+) -> Arc<TaskEntry> {
+    let entry = Arc::new(TaskEntry {
+        id: tag.id(),
+        name,
+        location,
+        created_at: SystemTime::now(),
+        tag,
+        tokio_id: AtomicU64::new(0),
+        state: AtomicU8::new(TaskState::Idle as u8),
+        polls: AtomicU64::new(0),
+        busy_ns: AtomicU64::new(0),
+        root,
+    });
+    REGISTRY.insert(entry.id, entry.clone());
+    entry
+}
+
+/// Called when a task's `Traced` is dropped: the entry goes as soon as the
+/// task holds no live bytes, now or at a later prune.
+pub(crate) fn finished(entry: &Arc<TaskEntry>) {
+    if entry.tag.counters().live_blocks == 0 {
+        REGISTRY.remove(&entry.id);
+    } else if FINISHED_WITH_BYTES.fetch_add(1, Ordering::Relaxed) + 1 >= PRUNE_EVERY {
+        prune();
+    }
+}
+
+/// Removes finished tasks that no longer hold live bytes.
+fn prune() {
+    FINISHED_WITH_BYTES.store(0, Ordering::Relaxed);
+    REGISTRY.retain(|_, e| !(e.state().is_done() && e.tag.counters().live_blocks == 0));
+    let kept = REGISTRY.iter().filter(|e| e.state().is_done()).count();
+    FINISHED_WITH_BYTES.store(kept, Ordering::Relaxed);
+}
+
+thread_local! {
+    static CURRENT: Cell<*const TaskEntry> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Sets the current task for the length of one poll.
+pub(crate) struct CurrentTask {
+    previous: *const TaskEntry,
+}
+
+impl CurrentTask {
+    pub(crate) fn enter(entry: &TaskEntry) -> CurrentTask {
+        CurrentTask {
+            previous: CURRENT.with(|c| c.replace(entry)),
+        }
+    }
+}
+
+impl Drop for CurrentTask {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set(self.previous));
+    }
+}
+
+/// The TurboWish id and name of the task being polled on this thread, if it
+/// was spawned through TurboWish.
+pub fn current_task() -> Option<(u64, Cow<'static, str>)> {
+    CURRENT.with(|c| {
+        let entry = c.get();
+        // SAFETY: CURRENT is non-null only inside `Traced::poll`, which holds
+        // an `Arc` of the entry for the whole poll and resets CURRENT before
+        // returning (the guard also runs on unwind).
+        unsafe { entry.as_ref() }.map(|e| (e.id, e.name.clone()))
+    })
+}
+
+/// One row of [`tasks`]: a task, or a bucket of allocations made outside any
+/// TurboWish task.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    /// What kind of row this is.
+    pub kind: TaskKind,
+    /// The task's name; for other rows a description such as
+    /// `tokio task 42` or `main (outside tasks)`.
+    pub name: String,
+    /// Where the task was spawned.
+    pub location: Option<&'static Location<'static>>,
+    /// The task's state (tasks spawned through TurboWish only).
+    pub state: Option<TaskState>,
+    /// tokio's id of the task, where known.
+    pub tokio_id: Option<u64>,
+    /// When the task was spawned.
+    pub created_at: Option<SystemTime>,
+    /// How many times it was polled.
+    pub polls: u64,
+    /// Time spent inside its polls.
+    pub busy: Duration,
+    /// `size_of` the task's future: the state machine held in its root cell.
+    pub future_size: Option<usize>,
+    /// Address of the root cell (the heap walker's starting point).
+    pub root_address: Option<usize>,
+    /// Allocation counters of the bytes this task allocated.
+    pub memory: Counters,
+}
+
+/// The kind of a [`TaskInfo`] row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// Spawned through TurboWish; the value is its TurboWish id.
+    Traced(u64),
+    /// A tokio task not spawned through TurboWish (a library's, say),
+    /// attributed by its tokio id.
+    Tokio(u64),
+    /// Allocations outside any task: `main`, plain threads, `spawn_blocking`.
+    Untracked,
+    /// TurboWish's own allocations.
+    Internal,
+    /// Tasks that found the allocator's record table full.
+    Overflow,
+}
+
+impl TaskInfo {
+    /// Whether the task's future is large enough to be a hidden cost (see
+    /// [`LARGE_FUTURE_BYTES`]).
+    pub fn large_future(&self) -> bool {
+        self.future_size.is_some_and(|s| s > LARGE_FUTURE_BYTES)
+    }
+}
+
+/// The per-task memory report: every task spawned through TurboWish (with
+/// name, location, state, polls, busy time and future size), every other
+/// tokio task that allocated (by tokio id), and the `untracked`, `internal`
+/// and `overflow` buckets, each with its allocation counters. Sorted by live
+/// bytes, biggest first.
+///
+/// The rows' live bytes add up to the allocator's total exactly at a
+/// quiescent moment (`turbowish_alloc::stats().total.live_bytes`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let job = turbowish_trace::spawn("keeper", async {
+///     let kept = vec![0u8; 4096];
+///     tokio::task::yield_now().await;
+///     kept
+/// });
+/// tokio::task::yield_now().await;
+/// let report = turbowish_trace::tasks();
+/// assert!(report.iter().any(|t| t.name == "keeper"));
+/// # job.await.unwrap();
+/// # }
+/// ```
+pub fn tasks() -> Vec<TaskInfo> {
+    let stats = turbowish_alloc::stats();
+    let entries: Vec<Arc<TaskEntry>> = REGISTRY.iter().map(|e| e.value().clone()).collect();
+    let mut rows: Vec<TaskInfo> = entries
+        .iter()
+        .map(|e| entry_info(e, Counters::default()))
+        .collect();
+    let by_id: HashMap<u64, usize> = entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    // tokio may allocate for a TurboWish task outside our poll wrapper (in
+    // its scheduler, still under the task's tokio id): those bytes belong to
+    // the same task's row.
+    let by_tokio_id: HashMap<u64, usize> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.tokio_id().map(|t| (t, i)))
+        .collect();
+    for row in &stats.tasks {
+        let index = match row.owner {
+            Owner::Task(id) => by_id.get(&id).copied(),
+            Owner::TokioTask(id) => by_tokio_id.get(&id).copied(),
+            _ => None,
+        };
+        if let Some(i) = index {
+            add_counters(&mut rows[i].memory, &row.counters);
+            continue;
+        }
+        rows.push(match row.owner {
+            Owner::Task(id) => other_row(
+                TaskKind::Traced(id),
+                format!("task #{id} (ended)"),
+                row.counters,
+            ),
+            Owner::TokioTask(id) => other_row(
+                TaskKind::Tokio(id),
+                format!("tokio task {id}"),
+                row.counters,
+            ),
+            Owner::Untracked => other_row(
+                TaskKind::Untracked,
+                "main (outside tasks)".into(),
+                row.counters,
+            ),
+            Owner::Internal => other_row(
+                TaskKind::Internal,
+                "internal (turbowish)".into(),
+                row.counters,
+            ),
+            Owner::Overflow => other_row(TaskKind::Overflow, "overflow".into(), row.counters),
+        });
+    }
+    rows.sort_by(|a, b| {
+        b.memory
+            .live_bytes
+            .cmp(&a.memory.live_bytes)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    rows
+}
+
+fn add_counters(sum: &mut Counters, c: &Counters) {
+    sum.live_bytes = sum.live_bytes.wrapping_add(c.live_bytes);
+    sum.live_blocks = sum.live_blocks.wrapping_add(c.live_blocks);
+    sum.total_bytes += c.total_bytes;
+    sum.total_blocks += c.total_blocks;
+    sum.peak_live_bytes = sum.peak_live_bytes.max(c.peak_live_bytes);
+}
+
+fn entry_info(entry: &TaskEntry, memory: Counters) -> TaskInfo {
+    TaskInfo {
+        kind: TaskKind::Traced(entry.id),
+        name: entry.name.to_string(),
+        location: Some(entry.location),
+        state: Some(entry.state()),
+        tokio_id: entry.tokio_id(),
+        created_at: Some(entry.created_at),
+        polls: entry.polls.load(Ordering::Relaxed),
+        busy: Duration::from_nanos(entry.busy_ns.load(Ordering::Relaxed)),
+        future_size: Some(entry.root.1),
+        root_address: Some(entry.root.0),
+        memory,
+    }
+}
+
+fn other_row(kind: TaskKind, name: String, memory: Counters) -> TaskInfo {
+    TaskInfo {
+        kind,
+        name,
+        location: None,
+        state: None,
+        tokio_id: match kind {
+            TaskKind::Tokio(id) => Some(id),
+            _ => None,
+        },
+        created_at: None,
+        polls: 0,
+        busy: Duration::ZERO,
+        future_size: None,
+        root_address: None,
+        memory,
+    }
+}
+
+/// Number of entries in the registry (live tasks plus finished ones that
+/// still hold bytes).
+pub fn registry_len() -> usize {
+    REGISTRY.len()
+}

@@ -1,0 +1,206 @@
+//! Spawning through TurboWish: the [`Traced`] task wrapper and the spawn
+//! functions.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::task::JoinHandle;
+use turbowish_alloc::{context, TaskTag};
+
+use crate::frame::TaskScope;
+use crate::registry::{self, TaskEntry, TaskState};
+
+/// Spawns `future` on the current tokio runtime as a task named `name`,
+/// like `tokio::spawn` (same return type; panics outside a runtime, as
+/// `tokio::spawn` does).
+///
+/// The task's allocations are charged to it, it appears in [`crate::tasks`]
+/// under its name and spawn location, and its future lives in a heap cell
+/// TurboWish owns (the task's root).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handle = turbowish_trace::spawn("worker", async { vec![1u8; 1024].len() });
+/// assert_eq!(handle.await.unwrap(), 1024);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn<F>(name: impl Into<Cow<'static, str>>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let traced = Traced::new(name.into(), Location::caller(), future);
+    let entry = traced.entry.clone();
+    let handle = tokio::spawn(traced);
+    entry.set_tokio_id(&handle);
+    handle
+}
+
+/// Like [`spawn`], on the runtime of `handle` (like `Handle::spawn`).
+#[track_caller]
+pub fn spawn_on<F>(
+    name: impl Into<Cow<'static, str>>,
+    future: F,
+    handle: &tokio::runtime::Handle,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let traced = Traced::new(name.into(), Location::caller(), future);
+    let entry = traced.entry.clone();
+    let join = handle.spawn(traced);
+    entry.set_tokio_id(&join);
+    join
+}
+
+/// Like [`spawn`] for a `!Send` future, on the current `LocalSet` (like
+/// `tokio::task::spawn_local`, and with its panics).
+#[track_caller]
+pub fn spawn_local<F>(name: impl Into<Cow<'static, str>>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let traced = Traced::new(name.into(), Location::caller(), future);
+    let entry = traced.entry.clone();
+    let join = tokio::task::spawn_local(traced);
+    entry.set_tokio_id(&join);
+    join
+}
+
+/// A task's future wrapped by TurboWish: every poll enters the task's
+/// allocation context and frame scope and updates its registry entry.
+///
+/// [`spawn`] builds one; executors other than tokio can build one with
+/// [`Traced::new`] and poll it like any future.
+///
+/// ```
+/// use std::task::{Context, Poll, Waker};
+///
+/// let task = turbowish_trace::Traced::new("job", std::panic::Location::caller(), async { 7 });
+/// let mut task = std::pin::pin!(task);
+/// let poll = task.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+/// assert_eq!(poll, Poll::Ready(7));
+/// ```
+pub struct Traced<F> {
+    entry: Arc<TaskEntry>,
+    /// The task's root cell. `None` once the future has completed (it is
+    /// dropped then, inside the task's context).
+    future: Option<Pin<Box<F>>>,
+}
+
+impl<F: Future> Traced<F> {
+    /// Registers a task named `name`, spawned at `location`, and moves
+    /// `future` into its root cell (allocated in the task's own context, so
+    /// the task's state counts towards its memory).
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        future: F,
+    ) -> Traced<F> {
+        let tag = TaskTag::new();
+        let future = {
+            let _in_task = context::enter(&tag);
+            Box::pin(future)
+        };
+        let root = (&*future as *const F as usize, std::mem::size_of::<F>());
+        let entry = registry::register(name.into(), location, tag, root);
+        Traced {
+            entry,
+            future: Some(future),
+        }
+    }
+
+    /// The TurboWish id of this task (its row in [`crate::tasks`]).
+    pub fn id(&self) -> u64 {
+        self.entry.id
+    }
+}
+
+impl<F> std::fmt::Debug for Traced<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Traced")
+            .field("id", &self.entry.id)
+            .field("name", &self.entry.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for Traced<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // `Traced` is `Unpin`: the future is pinned in its own box.
+        let this = self.get_mut();
+        let entry = &*this.entry;
+        let Some(future) = this.future.as_mut() else {
+            panic!("`Traced` task {:?} polled after completion", entry.name);
+        };
+        let _in_task = context::enter(&entry.tag);
+        let _frames = TaskScope::enter();
+        let _current = registry::CurrentTask::enter(entry);
+        entry.polls.fetch_add(1, Ordering::Relaxed);
+        entry.set_state(TaskState::Running);
+        let busy = BusyGuard {
+            entry,
+            started: Instant::now(),
+        };
+        let poll = future.as_mut().poll(cx);
+        drop(busy);
+        match poll {
+            Poll::Ready(output) => {
+                // Drop the future's state now, still inside the task's
+                // context, and record the end.
+                this.future = None;
+                entry.set_state(TaskState::Completed);
+                Poll::Ready(output)
+            }
+            Poll::Pending => {
+                entry.set_state(TaskState::Idle);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Adds the poll's duration to the task's busy time when dropped, and marks
+/// the task panicked if the poll unwinds.
+struct BusyGuard<'a> {
+    entry: &'a TaskEntry,
+    started: Instant,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.entry.busy_ns.fetch_add(elapsed, Ordering::Relaxed);
+        if std::thread::panicking() {
+            self.entry.set_state(TaskState::Panicked);
+        }
+    }
+}
+
+impl<F> Drop for Traced<F> {
+    fn drop(&mut self) {
+        let entry = &*self.entry;
+        if let Some(future) = self.future.take() {
+            // Dropped before completing: aborted, cancelled by runtime
+            // shutdown, or unwinding from a panic in its poll.
+            let _in_task = context::enter(&entry.tag);
+            drop(future);
+            if entry.state() != TaskState::Panicked {
+                entry.set_state(TaskState::Aborted);
+            }
+        }
+        registry::finished(&self.entry);
+    }
+}
