@@ -32,15 +32,8 @@ use crate::shard::LOCAL;
 /// assert_eq!(context::current(), Some(outer.tag()));
 /// ```
 pub fn enter(tag: &TaskTag) -> Entered<'_> {
-    let (previous_slot, previous_key) = LOCAL.with(|local| {
-        (
-            local.context_slot.replace(tag.slot()),
-            local.context_key.replace(tag.key()),
-        )
-    });
     Entered {
-        previous_slot,
-        previous_key,
+        saved: swap(Some(tag)),
         _tag: PhantomData,
     }
 }
@@ -58,19 +51,54 @@ pub fn current() -> Option<crate::Tag> {
 #[must_use = "the context ends when this guard is dropped"]
 #[derive(Debug)]
 pub struct Entered<'a> {
-    previous_slot: u32,
-    previous_key: u64,
+    saved: Saved,
     _tag: PhantomData<(&'a TaskTag, *const ())>,
 }
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        // `try_with`: a guard may be dropped during thread teardown; the
-        // thread-local has no destructor, so this always succeeds, but a
-        // failure here must never panic inside a destructor.
-        let _ = LOCAL.try_with(|local| {
-            local.context_slot.set(self.previous_slot);
-            local.context_key.set(self.previous_key);
-        });
+        restore(self.saved);
     }
+}
+
+/// A context saved by [`swap`], to hand back to [`restore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    slot: u32,
+    key: u64,
+}
+
+/// Sets this thread's context to `tag` (or to none) without a guard and
+/// returns the previous one; [`restore`] puts it back.
+///
+/// For executors whose enter and exit points are separate callbacks, such
+/// as tokio's `on_before_task_poll` / `on_after_task_poll` hooks; prefer
+/// [`enter`] elsewhere. The caller must keep `tag` alive until the matching
+/// `restore`; if it does not, allocations may be charged to the `overflow`
+/// bucket or to the task that reuses the record (never unsound, only
+/// misattributed).
+///
+/// ```
+/// use turbowish_alloc::{context, TaskTag};
+///
+/// let tag = TaskTag::new();
+/// let saved = context::swap(Some(&tag));
+/// assert_eq!(context::current(), Some(tag.tag()));
+/// context::restore(saved);
+/// assert_eq!(context::current(), None);
+/// ```
+pub fn swap(tag: Option<&TaskTag>) -> Saved {
+    let (slot, key) = tag.map_or((0, 0), |t| (t.slot(), t.key()));
+    LOCAL.with(|local| Saved {
+        slot: local.context_slot.replace(slot),
+        key: local.context_key.replace(key),
+    })
+}
+
+/// Restores a context saved by [`swap`].
+pub fn restore(saved: Saved) {
+    let _ = LOCAL.try_with(|local| {
+        local.context_slot.set(saved.slot);
+        local.context_key.set(saved.key);
+    });
 }

@@ -23,7 +23,15 @@
 //! # }
 //! ```
 
+#[cfg(all(feature = "tokio-unstable", not(tokio_unstable)))]
+compile_error!(
+    "turbowish-trace's `tokio-unstable` feature needs tokio's unstable API: \
+     build with RUSTFLAGS=\"--cfg tokio_unstable\""
+);
+
 mod frame;
+#[cfg(all(feature = "tokio-unstable", tokio_unstable))]
+mod hooks;
 mod registry;
 mod task;
 
@@ -33,3 +41,6 @@ pub use registry::{
 };
 pub use task::{spawn, spawn_local, spawn_on, Traced};
 pub use turbowish_alloc::context;
+
+#[cfg(all(feature = "tokio-unstable", tokio_unstable))]
+pub use hooks::install_hooks;

@@ -40,8 +40,9 @@ pub(crate) struct TaskEntry {
     state: AtomicU8,
     pub(crate) polls: AtomicU64,
     pub(crate) busy_ns: AtomicU64,
-    /// Address and size of the task's root cell (its boxed future).
-    pub(crate) root: (usize, usize),
+    /// Address and size of the task's root cell (its boxed future); `None`
+    /// for tasks registered by runtime hooks, whose future tokio owns.
+    pub(crate) root: Option<(usize, usize)>,
 }
 
 /// What a task is doing.
@@ -102,8 +103,12 @@ impl TaskEntry {
 
     pub(crate) fn set_tokio_id<T>(&self, handle: &tokio::task::JoinHandle<T>) {
         if let Ok(id) = handle.id().to_string().parse() {
-            self.tokio_id.store(id, Ordering::Relaxed);
+            self.set_tokio_id_raw(id);
         }
+    }
+
+    pub(crate) fn set_tokio_id_raw(&self, id: u64) {
+        self.tokio_id.store(id, Ordering::Relaxed);
     }
 
     fn tokio_id(&self) -> Option<u64> {
@@ -118,7 +123,7 @@ pub(crate) fn register(
     name: Cow<'static, str>,
     location: &'static Location<'static>,
     tag: TaskTag,
-    root: (usize, usize),
+    root: Option<(usize, usize)>,
 ) -> Arc<TaskEntry> {
     let entry = Arc::new(TaskEntry {
         id: tag.id(),
@@ -342,8 +347,8 @@ fn entry_info(entry: &TaskEntry, memory: Counters) -> TaskInfo {
         created_at: Some(entry.created_at),
         polls: entry.polls.load(Ordering::Relaxed),
         busy: Duration::from_nanos(entry.busy_ns.load(Ordering::Relaxed)),
-        future_size: Some(entry.root.1),
-        root_address: Some(entry.root.0),
+        future_size: entry.root.map(|r| r.1),
+        root_address: entry.root.map(|r| r.0),
         memory,
     }
 }

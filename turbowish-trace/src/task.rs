@@ -39,7 +39,7 @@ where
 {
     let traced = Traced::new(name.into(), Location::caller(), future);
     let entry = traced.entry.clone();
-    let handle = tokio::spawn(traced);
+    let handle = spawning(|| tokio::spawn(traced));
     entry.set_tokio_id(&handle);
     handle
 }
@@ -57,7 +57,7 @@ where
 {
     let traced = Traced::new(name.into(), Location::caller(), future);
     let entry = traced.entry.clone();
-    let join = handle.spawn(traced);
+    let join = spawning(|| handle.spawn(traced));
     entry.set_tokio_id(&join);
     join
 }
@@ -72,9 +72,29 @@ where
 {
     let traced = Traced::new(name.into(), Location::caller(), future);
     let entry = traced.entry.clone();
-    let join = tokio::task::spawn_local(traced);
+    let join = spawning(|| tokio::task::spawn_local(traced));
     entry.set_tokio_id(&join);
     join
+}
+
+/// Runs a `tokio` spawn of a `Traced` task; with runtime hooks installed,
+/// tells the spawn hook that this task registers itself.
+fn spawning<T>(spawn: impl FnOnce() -> T) -> T {
+    #[cfg(all(feature = "tokio-unstable", tokio_unstable))]
+    {
+        /// Clears the flag even when the spawn panics (outside a runtime).
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                let _ = crate::hooks::SPAWNING_TRACED.try_with(|s| s.set(false));
+            }
+        }
+        crate::hooks::SPAWNING_TRACED.with(|s| s.set(true));
+        let _reset = Reset;
+        spawn()
+    }
+    #[cfg(not(all(feature = "tokio-unstable", tokio_unstable)))]
+    spawn()
 }
 
 /// A task's future wrapped by TurboWish: every poll enters the task's
@@ -113,7 +133,7 @@ impl<F: Future> Traced<F> {
             Box::pin(future)
         };
         let root = (&*future as *const F as usize, std::mem::size_of::<F>());
-        let entry = registry::register(name.into(), location, tag, root);
+        let entry = registry::register(name.into(), location, tag, Some(root));
         Traced {
             entry,
             future: Some(future),
