@@ -269,7 +269,12 @@ fn reclaim(slot: u32, new_owner: Option<(u64, u32)>) -> bool {
     if owner == FREE || owner == BUSY || owner & BUCKET_BIT != 0 {
         return false;
     }
-    if rec.pins.load(Ordering::Acquire) != 0 {
+    // Cheap early outs before marking the record BUSY, which makes a thread
+    // switching to it wait: records in use are never touched that way.
+    if rec.pins.load(Ordering::Acquire) != 0
+        || rec.live_blocks() != 0
+        || shard::any_batching_for(slot)
+    {
         return false;
     }
     if rec

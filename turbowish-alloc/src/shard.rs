@@ -343,7 +343,7 @@ fn switch_to(local: &Local, shard: &Shard, key: u64) {
         shard.slot.store(slot, Ordering::SeqCst);
         // Context records are owned under the context's key, tokio tasks'
         // records under their id: either way the "who" key.
-        if slot < FIRST_TASK_SLOT || record::get(slot).owner.load(Ordering::SeqCst) == key {
+        if slot < FIRST_TASK_SLOT || owner_settled(slot) == key {
             break slot;
         }
         attempts += 1;
@@ -354,6 +354,35 @@ fn switch_to(local: &Local, shard: &Shard, key: u64) {
     };
     local.batch_key.set(key);
     local.batch_slot.set(slot);
+}
+
+/// The owner of record `slot`, waiting out a reclaim attempt in progress. A
+/// reclaimer marks even a record in use `BUSY` while it checks the shards,
+/// then puts the owner back when it sees this thread batching for it;
+/// re-probing at that moment would give one task a second record, or the
+/// `overflow` bucket. The wait is bounded (100 ms) so that a child process
+/// forked while another thread held a record `BUSY` cannot hang on it.
+fn owner_settled(slot: u32) -> u64 {
+    let owner = &record::get(slot).owner;
+    let mut started = None;
+    let mut spins = 0u32;
+    loop {
+        let key = owner.load(Ordering::SeqCst);
+        if key != record::BUSY {
+            return key;
+        }
+        spins = spins.wrapping_add(1);
+        if spins % 64 != 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        // The reclaimer may have been preempted mid-check: let it run.
+        std::thread::yield_now();
+        let started = *started.get_or_insert_with(std::time::Instant::now);
+        if started.elapsed() > std::time::Duration::from_millis(100) {
+            return key;
+        }
+    }
 }
 
 impl Shard {

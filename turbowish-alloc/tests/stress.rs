@@ -624,13 +624,15 @@ fn expect_balanced(before: &Balance, when: &str) -> (Stats, usize) {
 }
 
 fn ops_per_thread() -> usize {
-    match std::env::var("TURBOWISH_STRESS_OPS") {
+    let ops = match std::env::var("TURBOWISH_STRESS_OPS") {
         Ok(v) => v
             .trim()
             .parse()
             .expect("TURBOWISH_STRESS_OPS must be a number of operations"),
         Err(_) => DEFAULT_OPS,
-    }
+    };
+    assert!(ops > 0, "TURBOWISH_STRESS_OPS must be positive");
+    ops
 }
 
 /// Has many threads hold a per-thread shard at once, so that the number of
@@ -639,13 +641,20 @@ fn ops_per_thread() -> usize {
 fn claim_shards(threads: usize) {
     let barrier = Barrier::new(threads);
     thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                // The first allocation on a thread claims its shard.
-                let held = Box::new(0u64);
-                barrier.wait();
-                drop(held);
-            });
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    // The first allocation on a thread claims its shard.
+                    let held = Box::new(0u64);
+                    barrier.wait();
+                    drop(held);
+                })
+            })
+            .collect();
+        // Joined explicitly: the end of a scope waits for the closures only,
+        // not for the threads' exit (whose frees must precede the baseline).
+        for handle in handles {
+            handle.join().expect("thread panicked");
         }
     });
 }
@@ -676,34 +685,33 @@ fn stress_threads_tasks_and_toggling_balance_exactly() {
     let elapsed = started.elapsed();
     turbowish_alloc::set_enabled(true);
 
+    // Every task row is at zero (checked by `expect_balanced`); with enough
+    // operations, check that the run exercised what it should.
     let (stats, attempts) = expect_balanced(&before, "after the run");
-    // The run exercised what it should.
-    for tag in &tags {
-        let row = stats.counters(Owner::Task(tag.id()));
-        assert!(
-            row.total_blocks > 0,
-            "shared tag {} was never used",
-            tag.id()
-        );
-        assert_eq!((row.live_bytes, row.live_blocks), (0, 0));
-    }
     let rows = stats.tasks.len();
-    drop(stats);
-    let total_ops = THREADS * ops;
-    assert!(counts.dealloc > 0 && counts.alloc > 0 && counts.alloc_zeroed > 0);
-    if ops >= 10_000 {
+    let exercised = ops >= 10_000;
+    if exercised {
+        for tag in &tags {
+            let row = stats.counters(Owner::Task(tag.id()));
+            assert!(row.total_blocks > 0, "shared tag {} unused", tag.id());
+        }
+        let total_ops = THREADS * ops;
+        assert!(counts.alloc > 0 && counts.alloc_zeroed > 0 && counts.dealloc > 0);
         assert!(counts.grow > 0 && counts.shrink > 0 && counts.received > 0);
         assert!(counts.in_task > total_ops / 4 && counts.tagging_off > total_ops / 20);
         assert!(counts.ephemeral_tags > 0 && counts.sweeps > 0);
     }
+    drop(stats);
 
     // Recycling the records of the finished short-lived tasks (which hold
     // nothing) must not move any count, and must leave the shared tags'.
     let swept = turbowish_alloc::sweep_idle_records();
     let (stats, _) = expect_balanced(&before, "after sweep_idle_records()");
-    assert!(stats.records_in_use >= SHARED_TAGS);
-    for tag in &tags {
-        assert!(stats.task(Owner::Task(tag.id())).is_some());
+    if exercised {
+        for tag in &tags {
+            let row = stats.task(Owner::Task(tag.id()));
+            assert!(row.is_some(), "shared tag {} lost its record", tag.id());
+        }
     }
     drop(stats);
 
