@@ -9,13 +9,15 @@
 use std::fmt::Write as _;
 
 use turbowish_alloc::Counters;
-use turbowish_trace::TaskInfo;
+use turbowish_trace::{TaskInfo, LARGE_FUTURE_BYTES};
 
 /// Renders the per-task memory table: biggest live bytes first,
 /// human-readable sizes, at most `top` lines (the rest summed in one), then
 /// the total.
 ///
-/// Rows with the same name are merged, so that 200 `request-handler` tasks
+/// `FUTURE` is the size of the task's future (its state machine, held in
+/// its root cell), marked `!` above [`LARGE_FUTURE_BYTES`]: a per-task cost
+/// no allocation counter shows. Rows with the same name are merged, so that 200 `request-handler` tasks
 /// read as one line with `TASKS` 200; a merged line's `PEAK` is the sum of
 /// the tasks' peaks (the total line shows none: tasks peak at different
 /// times), and its `LOCATION` and `STATE` are shown only when all
@@ -41,6 +43,7 @@ pub fn task_table(rows: &[TaskInfo], top: usize) -> String {
             Some(g) => {
                 g.tasks += 1;
                 add(&mut g.memory, &row.memory);
+                g.future = g.future.max(row.future_size);
                 if g.location != location {
                     g.location = None;
                 }
@@ -52,6 +55,7 @@ pub fn task_table(rows: &[TaskInfo], top: usize) -> String {
                 name: row.name.clone(),
                 tasks: 1,
                 memory: row.memory,
+                future: row.future_size,
                 location,
                 state,
             }),
@@ -73,6 +77,7 @@ pub fn task_table(rows: &[TaskInfo], top: usize) -> String {
             name: format!("({} more)", rest.len()),
             tasks: rest.iter().map(|g| g.tasks).sum(),
             memory,
+            future: None,
             location: None,
             state: None,
         });
@@ -87,8 +92,8 @@ pub fn task_table(rows: &[TaskInfo], top: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<width$}  {:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {:>10}  {:<9}  LOCATION",
-        "TASK", "TASKS", "LIVE", "BLOCKS", "ALLOCATED", "ALLOCS", "PEAK", "STATE"
+        "{:<width$}  {:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {:>10}  {:>9}  {:<9}  LOCATION",
+        "TASK", "TASKS", "LIVE", "BLOCKS", "ALLOCATED", "ALLOCS", "PEAK", "FUTURE", "STATE"
     );
     for g in &groups {
         line(
@@ -97,11 +102,12 @@ pub fn task_table(rows: &[TaskInfo], top: usize) -> String {
             &g.name,
             &g.tasks.to_string(),
             &g.memory,
+            g.future,
             g.state.as_deref(),
             g.location.as_deref(),
         );
     }
-    line(&mut out, width, "total", "", &total, None, None);
+    line(&mut out, width, "total", "", &total, None, None, None);
     out
 }
 
@@ -109,6 +115,8 @@ struct Group {
     name: String,
     tasks: usize,
     memory: Counters,
+    /// Largest future state among the group's tasks.
+    future: Option<usize>,
     location: Option<String>,
     state: Option<String>,
 }
@@ -119,12 +127,19 @@ fn line(
     name: &str,
     tasks: &str,
     c: &Counters,
+    future: Option<usize>,
     state: Option<&str>,
     location: Option<&str>,
 ) {
+    // Flag futures whose state machine alone is a notable per-task cost.
+    let future = match future {
+        Some(size) if size > LARGE_FUTURE_BYTES => format!("!{}", human_bytes(size as u64)),
+        Some(size) => human_bytes(size as u64),
+        None => "-".to_string(),
+    };
     let _ = writeln!(
         out,
-        "{name:<width$}  {tasks:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {:>10}  {:<9}  {}",
+        "{name:<width$}  {tasks:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {:>10}  {future:>9}  {:<9}  {}",
         human_bytes(c.live_bytes),
         c.live_blocks,
         human_bytes(c.total_bytes),
