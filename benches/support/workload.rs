@@ -17,7 +17,10 @@ pub(crate) const REQUESTS: usize = 4;
 async fn handle(task: usize, request: usize) -> u64 {
     let mut headers: HashMap<String, String> = HashMap::new();
     for h in 0..12 {
-        headers.insert(format!("x-header-{h}"), format!("value-{task}-{request}-{h}"));
+        headers.insert(
+            format!("x-header-{h}"),
+            format!("value-{task}-{request}-{h}"),
+        );
     }
     tokio::task::yield_now().await;
     let mut body: Vec<u8> = Vec::with_capacity(256);

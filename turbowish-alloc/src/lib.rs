@@ -14,6 +14,7 @@ use std::alloc::System;
 use header::Header;
 
 pub use record::{Tag, TaskTag};
+pub use shard::InternalGuard;
 pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 
 /// The TurboWish global allocator: wraps an inner allocator `A` and tags
@@ -165,6 +166,22 @@ impl<A> TurboWish<A> {
             user
         }
     }
+}
+
+/// Charges this thread's allocations to the `internal` bucket until the
+/// guard is dropped: for TurboWish's own bookkeeping (registries, reports)
+/// and tools built on it, so that it is not charged to the user's tasks.
+///
+/// ```
+/// use turbowish_alloc::Owner;
+///
+/// let guard = turbowish_alloc::internal();
+/// let bookkeeping = vec![0u8; 64];
+/// drop(guard);
+/// # drop(bookkeeping);
+/// ```
+pub fn internal() -> InternalGuard {
+    InternalGuard::new()
 }
 
 /// Switches tagging on or off at run time (on by default).

@@ -382,6 +382,9 @@ impl Drop for TaskTag {
             if rec.pins.fetch_sub(1, Ordering::AcqRel) == 1 {
                 // Finished tasks that hold nothing free their record at once,
                 // so short-lived tasks do not wait for a probe to recycle it.
+                // This thread most likely still batches for the task it just
+                // ran: close that batch first.
+                shard::close_batch_for(self.slot);
                 try_reclaim(self.slot);
             }
         }

@@ -232,18 +232,23 @@ impl Local {
     }
 }
 
-/// RAII re-entrancy guard: while it lives, this thread's allocations are
-/// charged to the `internal` bucket and take the simple, direct path. `Drop`
-/// restores the previous state, also when unwinding.
+/// RAII guard from [`crate::internal`]: while it lives, this thread's
+/// allocations are charged to the `internal` bucket (and take the simple,
+/// direct path). `Drop` restores the previous state, also when unwinding.
 #[derive(Debug)]
-pub(crate) struct InternalGuard {
+#[must_use = "allocations are charged to `internal` only while the guard lives"]
+pub struct InternalGuard {
     was_busy: bool,
+    _not_send: core::marker::PhantomData<*const ()>,
 }
 
 impl InternalGuard {
     pub(crate) fn new() -> InternalGuard {
         let was_busy = LOCAL.with(|l| l.set_busy(true));
-        InternalGuard { was_busy }
+        InternalGuard {
+            was_busy,
+            _not_send: core::marker::PhantomData,
+        }
     }
 }
 
@@ -544,6 +549,27 @@ pub(crate) fn read_consistent<T>(mut f: impl FnMut(&[Batch]) -> T) -> T {
 /// Global live and peak as flushed so far.
 pub(crate) fn global_peak() -> u64 {
     GLOBAL_PEAK.load(Ordering::Relaxed)
+}
+
+/// If the calling thread batches for `slot`, folds the batch into the record
+/// and closes it, so the record can be recycled at once (used when a task's
+/// last `TaskTag` goes).
+pub(crate) fn close_batch_for(slot: u32) {
+    let _ = LOCAL.try_with(|local| {
+        // `shard`, not `hot`: this runs from `TaskTag::drop`, possibly under
+        // an `internal()` guard, never from inside the allocator.
+        let shard = local.shard.get();
+        if shard.is_null() || shard == dead() || local.batch_slot.get() != slot {
+            return;
+        }
+        // SAFETY: a non-null, non-dead `shard` is this thread's claimed
+        // shard, written only by this thread.
+        let shard = unsafe { &*shard };
+        shard.flush();
+        shard.slot.store(NO_SLOT, Ordering::SeqCst);
+        local.batch_key.set(NO_BATCH);
+        local.batch_slot.set(NO_SLOT);
+    });
 }
 
 /// Flushes the calling thread's batch (used before reading exact per-record

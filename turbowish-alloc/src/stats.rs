@@ -32,7 +32,8 @@ pub struct Counters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Owner {
     /// Allocations outside any task: `main`, plain threads, before `main`,
-    /// thread exit, and `spawn_blocking` closures.
+    /// and thread exit. (`spawn_blocking` closures run as tokio tasks, so
+    /// with the `tokio` feature they get a [`Owner::TokioTask`] row.)
     Untracked,
     /// TurboWish's own allocations, and allocations made re-entrantly while
     /// TurboWish was running code that allocates.
@@ -118,7 +119,12 @@ pub fn stats() -> Stats {
                 in_use += 1;
             }
             let c = counters_of(rec, slot as u32, batches);
-            if slot < FIRST_TASK_SLOT as usize || c.total_blocks > 0 {
+            // A handle record nobody pins belongs to a task that has ended;
+            // holding nothing, it is only waiting to be recycled.
+            let ended_empty = key & HANDLE_BIT != 0
+                && rec.pins.load(Ordering::Relaxed) == 0
+                && c.live_blocks == 0;
+            if slot < FIRST_TASK_SLOT as usize || (c.total_blocks > 0 && !ended_empty) {
                 rows.push(TaskStats {
                     owner: owner_of(key),
                     tag: Tag(slot as u32),

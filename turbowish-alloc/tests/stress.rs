@@ -644,8 +644,9 @@ fn claim_shards(threads: usize) {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
-                    // The first allocation on a thread claims its shard.
-                    let held = Box::new(0u64);
+                    // The first allocation on a thread claims its shard
+                    // (`black_box`: an unused box may be optimised away).
+                    let held = std::hint::black_box(Box::new(0u64));
                     barrier.wait();
                     drop(held);
                 })

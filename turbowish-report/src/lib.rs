@@ -96,21 +96,22 @@ pub fn task_table(rows: &[TaskInfo], top: usize) -> String {
         "TASK", "TASKS", "LIVE", "BLOCKS", "ALLOCATED", "ALLOCS", "PEAK", "FUTURE", "STATE"
     );
     for g in &groups {
-        line(
-            &mut out,
-            width,
-            &g.name,
-            &g.tasks.to_string(),
-            &g.memory,
-            g.future,
-            g.state.as_deref(),
-            g.location.as_deref(),
-        );
+        line(&mut out, width, g, false);
     }
-    line(&mut out, width, "total", "", &total, None, None, None);
+    let total = Group {
+        name: "total".to_string(),
+        tasks: 0,
+        memory: total,
+        future: None,
+        location: None,
+        state: None,
+    };
+    line(&mut out, width, &total, true);
     out
 }
 
+/// One line of the table: a task, a merged group of same-named tasks, or
+/// the total.
 struct Group {
     name: String,
     tasks: usize,
@@ -121,36 +122,30 @@ struct Group {
     state: Option<String>,
 }
 
-fn line(
-    out: &mut String,
-    width: usize,
-    name: &str,
-    tasks: &str,
-    c: &Counters,
-    future: Option<usize>,
-    state: Option<&str>,
-    location: Option<&str>,
-) {
+fn line(out: &mut String, width: usize, g: &Group, is_total: bool) {
     // Flag futures whose state machine alone is a notable per-task cost.
-    let future = match future {
+    let future = match g.future {
         Some(size) if size > LARGE_FUTURE_BYTES => format!("!{}", human_bytes(size as u64)),
         Some(size) => human_bytes(size as u64),
         None => "-".to_string(),
     };
+    // Tasks peak at different moments: a sum of peaks is no process peak.
+    let (tasks, peak) = if is_total {
+        (String::new(), "-".to_string())
+    } else {
+        (g.tasks.to_string(), human_bytes(g.memory.peak_live_bytes))
+    };
+    let c = &g.memory;
     let _ = writeln!(
         out,
-        "{name:<width$}  {tasks:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {:>10}  {future:>9}  {:<9}  {}",
+        "{:<width$}  {tasks:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {peak:>10}  {future:>9}  {:<9}  {}",
+        g.name,
         human_bytes(c.live_bytes),
         c.live_blocks,
         human_bytes(c.total_bytes),
         c.total_blocks,
-        if name == "total" {
-            "-".to_string()
-        } else {
-            human_bytes(c.peak_live_bytes)
-        },
-        state.unwrap_or("-"),
-        location.unwrap_or("-"),
+        g.state.as_deref().unwrap_or("-"),
+        g.location.as_deref().unwrap_or("-"),
     );
 }
 

@@ -41,6 +41,7 @@ pub trait TracedExt: Future + Sized {
     /// current task's frame stack.
     ///
     /// ```
+    /// use std::future::Future;
     /// use turbowish_trace::{current_frames, TracedExt};
     ///
     /// let fut = async { current_frames().to_string() }.traced("load_user");

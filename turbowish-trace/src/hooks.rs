@@ -50,6 +50,7 @@ fn spawned(id: u64, location: &'static std::panic::Location<'static>) {
     if SPAWNING_TRACED.with(Cell::get) {
         return;
     }
+    let _internal = turbowish_alloc::internal();
     let name = format!("{}:{}", location.file(), location.line());
     let entry = registry::register(name.into(), location, TaskTag::new(), None);
     entry.set_tokio_id_raw(id);
@@ -60,7 +61,9 @@ fn before_poll(id: u64) {
     let Some(entry) = HOOKED.get(&id).map(|e| e.value().clone()) else {
         return;
     };
-    entry.polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    entry
+        .polls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     entry.set_state(TaskState::Running);
     // The map keeps the entry (and so its tag) alive until `terminated`,
     // which tokio calls after the last `after_poll`.
@@ -80,6 +83,7 @@ fn after_poll(id: u64) {
 }
 
 fn terminated(id: u64) {
+    let _internal = turbowish_alloc::internal();
     if let Some((_, entry)) = HOOKED.remove(&id) {
         entry.set_state(TaskState::Completed);
         registry::finished(&entry);

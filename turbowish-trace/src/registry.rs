@@ -125,6 +125,8 @@ pub(crate) fn register(
     tag: TaskTag,
     root: Option<(usize, usize)>,
 ) -> Arc<TaskEntry> {
+    // The registry's memory is TurboWish's, not the spawning task's.
+    let _internal = turbowish_alloc::internal();
     let entry = Arc::new(TaskEntry {
         id: tag.id(),
         name,
@@ -144,6 +146,7 @@ pub(crate) fn register(
 /// Called when a task's `Traced` is dropped: the entry goes as soon as the
 /// task holds no live bytes, now or at a later prune.
 pub(crate) fn finished(entry: &Arc<TaskEntry>) {
+    let _internal = turbowish_alloc::internal();
     if entry.tag.counters().live_blocks == 0 {
         REGISTRY.remove(&entry.id);
     } else if FINISHED_WITH_BYTES.fetch_add(1, Ordering::Relaxed) + 1 >= PRUNE_EVERY {
@@ -271,6 +274,7 @@ impl TaskInfo {
 /// # }
 /// ```
 pub fn tasks() -> Vec<TaskInfo> {
+    let _internal = turbowish_alloc::internal();
     let stats = turbowish_alloc::stats();
     let entries: Vec<Arc<TaskEntry>> = REGISTRY.iter().map(|e| e.value().clone()).collect();
     let mut rows: Vec<TaskInfo> = entries

@@ -104,6 +104,7 @@ fn spawning<T>(spawn: impl FnOnce() -> T) -> T {
 /// [`Traced::new`] and poll it like any future.
 ///
 /// ```
+/// use std::future::Future;
 /// use std::task::{Context, Poll, Waker};
 ///
 /// let task = turbowish_trace::Traced::new("job", std::panic::Location::caller(), async { 7 });
