@@ -37,6 +37,8 @@ const NO_SLOT: u32 = u32::MAX;
 const UNTRACKED_KEY: u64 = 0;
 /// `Local::batch_key` when no batch is open: matches no "who" key.
 const NO_BATCH: u64 = u64::MAX;
+/// "Who" key inside `internal()`.
+const INTERNAL_KEY: u64 = record::BUCKET_BIT | INTERNAL as u64;
 
 /// One thread's batch.
 #[repr(C, align(128))]
@@ -53,10 +55,23 @@ pub(crate) struct Shard {
     free_blocks: AtomicU64,
     /// Highest `alloc_bytes - free_bytes` reached in this batch.
     peak_net: AtomicI64,
-    /// Bytes this thread freed from other records (they count against the
-    /// global live total, which is batched too).
-    foreign_free_bytes: AtomicU64,
+    /// Global live-bytes change not yet added to `GLOBAL_LIVE`: published
+    /// once it reaches `FLUSH_BYTES` either way, so that switching tasks
+    /// touches no cache line shared by all threads.
+    unpublished: AtomicI64,
+    /// This thread's allocations and frees charged to the `internal` bucket
+    /// (TurboWish's bookkeeping), kept apart from the task batch so that
+    /// bookkeeping inside a task's poll neither flushes the task's batch nor
+    /// contends on the bucket's record. Cumulative; folded into the record
+    /// only when the thread exits.
+    internal: [AtomicU64; 4],
 }
+
+/// Indices into `Shard::internal`.
+const IA_BYTES: usize = 0;
+const IA_BLOCKS: usize = 1;
+const IF_BYTES: usize = 2;
+const IF_BLOCKS: usize = 3;
 
 /// A consistent copy of a shard's batch, for readers.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +82,9 @@ pub(crate) struct Batch {
     pub(crate) free_bytes: u64,
     pub(crate) free_blocks: u64,
     pub(crate) peak_net: i64,
+    /// The shard's `internal` bucket counts: allocated bytes and blocks,
+    /// freed bytes and blocks.
+    pub(crate) internal: [u64; 4],
 }
 
 static SHARDS: [Shard; MAX_SHARDS] = [const { Shard::new() }; MAX_SHARDS];
@@ -187,8 +205,12 @@ pub(crate) fn on_free(tag: u32, size: usize) {
 #[cold]
 #[inline(never)]
 fn free_foreign(shard: &Shard, tag: u32, size: usize) {
-    record::get(tag).add_free(size as u64);
-    bump(&shard.foreign_free_bytes, size as u64);
+    if tag == INTERNAL {
+        shard.add_internal_free(size as u64);
+    } else {
+        record::get(tag).add_free(size as u64);
+        bump_i64(&shard.unpublished, -(size as i64));
+    }
 }
 
 impl Local {
@@ -233,20 +255,25 @@ impl Local {
 }
 
 /// RAII guard from [`crate::internal`]: while it lives, this thread's
-/// allocations are charged to the `internal` bucket (and take the simple,
-/// direct path). `Drop` restores the previous state, also when unwinding.
+/// allocations are charged to the `internal` bucket. `Drop` restores the
+/// previous context, also when unwinding.
 #[derive(Debug)]
 #[must_use = "allocations are charged to `internal` only while the guard lives"]
 pub struct InternalGuard {
-    was_busy: bool,
+    saved: (u32, u64),
     _not_send: core::marker::PhantomData<*const ()>,
 }
 
 impl InternalGuard {
     pub(crate) fn new() -> InternalGuard {
-        let was_busy = LOCAL.with(|l| l.set_busy(true));
+        let saved = LOCAL.with(|l| {
+            (
+                l.context_slot.replace(INTERNAL),
+                l.context_key.replace(INTERNAL_KEY),
+            )
+        });
         InternalGuard {
-            was_busy,
+            saved,
             _not_send: core::marker::PhantomData,
         }
     }
@@ -254,7 +281,10 @@ impl InternalGuard {
 
 impl Drop for InternalGuard {
     fn drop(&mut self) {
-        LOCAL.with(|l| l.set_busy(self.was_busy));
+        let _ = LOCAL.try_with(|l| {
+            l.context_slot.set(self.saved.0);
+            l.context_key.set(self.saved.1);
+        });
     }
 }
 
@@ -322,6 +352,12 @@ fn switch_and_alloc(local: &Local, key: u64, size: usize) -> u32 {
     // SAFETY: only called from `on_alloc` after `hot` was checked non-null:
     // this thread's claimed shard.
     let shard = unsafe { &*shard_ptr };
+    if key == INTERNAL_KEY {
+        // Bookkeeping inside `internal()`: counted beside the task's batch,
+        // which stays open for when the guard ends.
+        shard.add_internal_alloc(size as u64);
+        return INTERNAL;
+    }
     switch_to(local, shard, key);
     shard.add_alloc(size as u64);
     local.batch_slot.get()
@@ -401,7 +437,8 @@ impl Shard {
             free_bytes: AtomicU64::new(0),
             free_blocks: AtomicU64::new(0),
             peak_net: AtomicI64::new(0),
-            foreign_free_bytes: AtomicU64::new(0),
+            unpublished: AtomicI64::new(0),
+            internal: [const { AtomicU64::new(0) }; 4],
         }
     }
 
@@ -438,9 +475,8 @@ impl Shard {
         let alloc_blocks = self.alloc_blocks.load(Ordering::Relaxed);
         let free_bytes = self.free_bytes.load(Ordering::Relaxed);
         let free_blocks = self.free_blocks.load(Ordering::Relaxed);
-        let foreign = self.foreign_free_bytes.load(Ordering::Relaxed);
         let peak_net = self.peak_net.load(Ordering::Relaxed).max(0) as u64;
-        if alloc_blocks == 0 && free_blocks == 0 && foreign == 0 {
+        if alloc_blocks == 0 && free_blocks == 0 {
             return;
         }
 
@@ -452,26 +488,62 @@ impl Shard {
 
         let rec: &Record = record::get(slot);
         let live_before = rec.live_bytes();
-        rec.alloc_bytes.fetch_add(alloc_bytes, Ordering::Relaxed);
-        rec.alloc_blocks.fetch_add(alloc_blocks, Ordering::Relaxed);
-        rec.free_bytes.fetch_add(free_bytes, Ordering::Relaxed);
-        rec.free_blocks.fetch_add(free_blocks, Ordering::Relaxed);
+        // Only the counters that moved: each add is a locked instruction.
+        if alloc_blocks != 0 {
+            rec.alloc_bytes.fetch_add(alloc_bytes, Ordering::Relaxed);
+            rec.alloc_blocks.fetch_add(alloc_blocks, Ordering::Relaxed);
+        }
+        if free_blocks != 0 {
+            rec.free_bytes.fetch_add(free_bytes, Ordering::Relaxed);
+            rec.free_blocks.fetch_add(free_blocks, Ordering::Relaxed);
+        }
         rec.raise_peak(live_before.wrapping_add(peak_net));
 
-        let net = alloc_bytes as i64 - free_bytes as i64 - foreign as i64;
-        let global_before = GLOBAL_LIVE.fetch_add(net, Ordering::Relaxed);
-        raise_global_peak(global_before + peak_net as i64);
+        // The process-wide figure moves only when a thread's unpublished
+        // change passes FLUSH_BYTES, so it is exact to that much per thread.
+        let unpublished = self.unpublished.load(Ordering::Relaxed);
+        raise_global_peak(GLOBAL_LIVE.load(Ordering::Relaxed) + unpublished + peak_net as i64);
+        let unpublished = unpublished + alloc_bytes as i64 - free_bytes as i64;
+        if unpublished.abs() >= FLUSH_BYTES {
+            GLOBAL_LIVE.fetch_add(unpublished, Ordering::Relaxed);
+            self.unpublished.store(0, Ordering::Relaxed);
+        } else {
+            self.unpublished.store(unpublished, Ordering::Relaxed);
+        }
 
         for counter in [
             &self.alloc_bytes,
             &self.alloc_blocks,
             &self.free_bytes,
             &self.free_blocks,
-            &self.foreign_free_bytes,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
         self.peak_net.store(0, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Folds everything the shard holds into the records and the global
+    /// total, at thread exit, so that the shard can be handed to a new thread.
+    fn retire(&self) {
+        self.flush();
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        let internal = record::get(INTERNAL);
+        let [ab, an, fb, fnn] = self.batch().internal;
+        internal.alloc_bytes.fetch_add(ab, Ordering::Relaxed);
+        internal.alloc_blocks.fetch_add(an, Ordering::Relaxed);
+        internal.free_bytes.fetch_add(fb, Ordering::Relaxed);
+        internal.free_blocks.fetch_add(fnn, Ordering::Relaxed);
+        for counter in &self.internal {
+            counter.store(0, Ordering::Relaxed);
+        }
+        GLOBAL_LIVE.fetch_add(
+            self.unpublished.swap(0, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        self.slot.store(NO_SLOT, Ordering::SeqCst);
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
@@ -487,7 +559,25 @@ impl Shard {
             free_bytes: self.free_bytes.load(Ordering::Relaxed),
             free_blocks: self.free_blocks.load(Ordering::Relaxed),
             peak_net: self.peak_net.load(Ordering::Relaxed),
+            internal: [
+                self.internal[IA_BYTES].load(Ordering::Relaxed),
+                self.internal[IA_BLOCKS].load(Ordering::Relaxed),
+                self.internal[IF_BYTES].load(Ordering::Relaxed),
+                self.internal[IF_BLOCKS].load(Ordering::Relaxed),
+            ],
         }
+    }
+
+    fn add_internal_alloc(&self, size: u64) {
+        bump(&self.internal[IA_BYTES], size);
+        bump(&self.internal[IA_BLOCKS], 1);
+        bump_i64(&self.unpublished, size as i64);
+    }
+
+    fn add_internal_free(&self, size: u64) {
+        bump(&self.internal[IF_BYTES], size);
+        bump(&self.internal[IF_BLOCKS], 1);
+        bump_i64(&self.unpublished, -(size as i64));
     }
 }
 
@@ -497,6 +587,15 @@ fn bump(counter: &AtomicU64, by: u64) -> u64 {
     let value = counter.load(Ordering::Relaxed).wrapping_add(by);
     counter.store(value, Ordering::Relaxed);
     value
+}
+
+/// Single-writer signed add (see [`bump`]).
+#[inline(always)]
+fn bump_i64(counter: &AtomicI64, by: i64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
 }
 
 fn raise_global_peak(candidate: i64) {
@@ -541,6 +640,40 @@ pub(crate) fn read_consistent<T>(mut f: impl FnMut(&[Batch]) -> T) -> T {
         attempt += 1;
         if unchanged || attempt >= 16 {
             return result;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A seqlock read over every shard without allocating: calls `start` (to
+/// read whatever the batches are added to, such as a record), then `each`
+/// with every shard's batch, and repeats (a few times at most) while a flush
+/// races with the reads.
+pub(crate) fn read_each_consistent<T>(
+    state: &mut T,
+    mut start: impl FnMut(&mut T),
+    mut each: impl FnMut(&mut T, &Batch),
+) {
+    for _ in 0..16 {
+        let high = SHARDS_HIGH.load(Ordering::Acquire);
+        let mut before = 0u64;
+        let mut odd = false;
+        for shard in &SHARDS[..high] {
+            let seq = shard.seq();
+            odd |= seq % 2 == 1;
+            before = before.wrapping_add(u64::from(seq));
+        }
+        start(state);
+        for shard in &SHARDS[..high] {
+            each(state, &shard.batch());
+        }
+        fence(Ordering::Acquire);
+        let after = SHARDS[..high].iter().fold(0u64, |sum, s| {
+            sum.wrapping_add(u64::from(s.seq.load(Ordering::Relaxed)))
+        });
+        // Sequence numbers only grow, so equal sums mean no flush ran.
+        if !odd && before == after {
+            return;
         }
         std::thread::yield_now();
     }
@@ -655,8 +788,7 @@ unsafe extern "C" fn release_shard(value: *mut libc::c_void) {
     // SAFETY: the value was set by `register_exit` to a shard in the static
     // SHARDS array, claimed by the exiting thread.
     let shard = unsafe { &*shard };
-    shard.flush();
-    shard.slot.store(NO_SLOT, Ordering::SeqCst);
+    shard.retire();
     // The thread may still allocate (later destructors): from now on it
     // charges records directly.
     let _ = LOCAL.try_with(|local| {

@@ -185,34 +185,80 @@ pub fn sweep_idle_records() -> usize {
 }
 
 impl crate::TaskTag {
-    /// This task's counters now (see [`stats`] for exactness).
+    /// This task's counters now (see [`stats`] for exactness). Does not
+    /// allocate.
     ///
     /// ```
     /// let tag = turbowish_alloc::TaskTag::new();
     /// assert_eq!(tag.counters().live_bytes, 0);
     /// ```
     pub fn counters(&self) -> Counters {
-        let _internal = InternalGuard::new();
-        let rec = record::get(self.tag().slot());
-        shard::read_consistent(|batches| counters_of(rec, self.tag().slot(), batches))
+        let slot = self.tag().slot();
+        let rec = record::get(slot);
+        let mut sum = Sum::default();
+        shard::read_each_consistent(
+            &mut sum,
+            |sum| *sum = Sum::of(rec),
+            |sum, b| sum.add(slot, b),
+        );
+        sum.finish()
     }
 }
 
 /// A record's counters plus every thread's unflushed batch for it.
 fn counters_of(rec: &record::Record, slot: u32, batches: &[shard::Batch]) -> Counters {
-    let alloc_bytes = rec.alloc_bytes.load(Ordering::Relaxed);
-    let alloc_blocks = rec.alloc_blocks.load(Ordering::Relaxed);
-    let free_bytes = rec.free_bytes.load(Ordering::Relaxed);
-    let free_blocks = rec.free_blocks.load(Ordering::Relaxed);
-    let mut c = Counters {
-        live_bytes: alloc_bytes.wrapping_sub(free_bytes),
-        live_blocks: alloc_blocks.wrapping_sub(free_blocks),
-        total_bytes: alloc_bytes,
-        total_blocks: alloc_blocks,
-        peak_live_bytes: rec.peak_bytes.load(Ordering::Relaxed),
-    };
-    let record_live = c.live_bytes;
-    for b in batches.iter().filter(|b| b.slot == slot) {
+    let mut sum = Sum::of(rec);
+    for b in batches {
+        sum.add(slot, b);
+    }
+    sum.finish()
+}
+
+/// Counters being summed from a record and the shards' batches.
+#[derive(Default)]
+struct Sum {
+    c: Counters,
+    /// Live bytes of the record alone: the base each batch's peak sits on.
+    record_live: u64,
+}
+
+impl Sum {
+    fn of(rec: &record::Record) -> Sum {
+        let alloc_bytes = rec.alloc_bytes.load(Ordering::Relaxed);
+        let alloc_blocks = rec.alloc_blocks.load(Ordering::Relaxed);
+        let free_bytes = rec.free_bytes.load(Ordering::Relaxed);
+        let free_blocks = rec.free_blocks.load(Ordering::Relaxed);
+        let c = Counters {
+            live_bytes: alloc_bytes.wrapping_sub(free_bytes),
+            live_blocks: alloc_blocks.wrapping_sub(free_blocks),
+            total_bytes: alloc_bytes,
+            total_blocks: alloc_blocks,
+            peak_live_bytes: rec.peak_bytes.load(Ordering::Relaxed),
+        };
+        Sum {
+            record_live: c.live_bytes,
+            c,
+        }
+    }
+
+    fn add(&mut self, slot: u32, b: &shard::Batch) {
+        let c = &mut self.c;
+        if slot == INTERNAL {
+            let [alloc_bytes, alloc_blocks, free_bytes, free_blocks] = b.internal;
+            c.live_bytes = c
+                .live_bytes
+                .wrapping_add(alloc_bytes)
+                .wrapping_sub(free_bytes);
+            c.live_blocks = c
+                .live_blocks
+                .wrapping_add(alloc_blocks)
+                .wrapping_sub(free_blocks);
+            c.total_bytes += alloc_bytes;
+            c.total_blocks += alloc_blocks;
+        }
+        if b.slot != slot {
+            return;
+        }
         c.live_bytes = c
             .live_bytes
             .wrapping_add(b.alloc_bytes)
@@ -223,15 +269,20 @@ fn counters_of(rec: &record::Record, slot: u32, batches: &[shard::Batch]) -> Cou
             .wrapping_sub(b.free_blocks);
         c.total_bytes += b.alloc_bytes;
         c.total_blocks += b.alloc_blocks;
-        // The batch's peak happened on top of what the record held then;
-        // a value wrapped "below zero" is no peak.
-        let batch_peak = record_live.wrapping_add(b.peak_net.max(0) as u64);
+        // The batch's peak happened on top of what the record held then; a
+        // value wrapped "below zero" is no peak.
+        let batch_peak = self.record_live.wrapping_add(b.peak_net.max(0) as u64);
         if batch_peak < 1 << 62 {
             c.peak_live_bytes = c.peak_live_bytes.max(batch_peak);
         }
     }
-    c.peak_live_bytes = c.peak_live_bytes.max(c.live_bytes);
-    c
+
+    fn finish(mut self) -> Counters {
+        if self.c.live_bytes < 1 << 62 {
+            self.c.peak_live_bytes = self.c.peak_live_bytes.max(self.c.live_bytes);
+        }
+        self.c
+    }
 }
 
 fn owner_of(key: u64) -> Owner {
