@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo bench --bench app --bench app_system`
 
+use std::time::{Duration, Instant};
+
 use criterion::{criterion_group, criterion_main, Criterion};
 
 #[global_allocator]
@@ -20,15 +22,29 @@ fn bench_app(c: &mut Criterion) {
     let rt = workload::runtime();
     let mut group = c.benchmark_group("app");
     workload::configure(&mut group);
-    group.bench_function("turbowish_tagging_on", |b| {
-        turbowish::alloc::set_enabled(true);
-        b.iter(|| workload::run(&rt))
-    });
-    group.bench_function("turbowish_tagging_off", |b| {
-        turbowish::alloc::set_enabled(false);
-        b.iter(|| workload::run(&rt));
-        turbowish::alloc::set_enabled(true);
-    });
+    // Each timed run is paired with an untimed run in the other mode, so
+    // that drift on a shared machine (other tenants, frequency changes)
+    // weighs on both figures alike.
+    for (name, on) in [
+        ("turbowish_tagging_on", true),
+        ("turbowish_tagging_off", false),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    turbowish::alloc::set_enabled(!on);
+                    workload::run(&rt);
+                    turbowish::alloc::set_enabled(on);
+                    let start = Instant::now();
+                    workload::run(&rt);
+                    timed += start.elapsed();
+                }
+                turbowish::alloc::set_enabled(true);
+                timed
+            })
+        });
+    }
     group.finish();
 }
 

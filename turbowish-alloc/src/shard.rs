@@ -197,20 +197,32 @@ pub(crate) fn on_free(tag: u32, size: usize) {
         if tag == local.batch_slot.get() {
             shard.add_free(size as u64);
         } else {
-            free_foreign(shard, tag, size);
+            free_foreign(local, shard, tag, size);
         }
     })
 }
 
+/// A free whose tag is not the open batch's. Switching is lazy (done by the
+/// first allocation after a task switch), so a poll that starts by freeing
+/// its task's blocks lands here: open the current task's batch first, so
+/// those frees are batched too rather than each paying two locked adds.
 #[cold]
 #[inline(never)]
-fn free_foreign(shard: &Shard, tag: u32, size: usize) {
+fn free_foreign(local: &Local, shard: &Shard, tag: u32, size: usize) {
     if tag == INTERNAL {
         shard.add_internal_free(size as u64);
-    } else {
-        record::get(tag).add_free(size as u64);
-        bump_i64(&shard.unpublished, -(size as i64));
+        return;
     }
+    let key = local.current_key();
+    if key != local.batch_key.get() && key != INTERNAL_KEY {
+        switch_to(local, shard, key);
+        if tag == local.batch_slot.get() {
+            shard.add_free(size as u64);
+            return;
+        }
+    }
+    record::get(tag).add_free(size as u64);
+    bump_i64(&shard.unpublished, -(size as i64));
 }
 
 impl Local {
