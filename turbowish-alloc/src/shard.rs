@@ -378,12 +378,23 @@ fn switch_and_alloc(local: &Local, key: u64, size: usize) -> u32 {
 /// Flushes the current batch and starts one for `key`.
 fn switch_to(local: &Local, shard: &Shard, key: u64) {
     shard.flush();
+    // (Context key 0 means "no context": untracked, handled below.)
+    if key != UNTRACKED_KEY && key == local.context_key.get() {
+        // An entered context's `TaskTag` is pinned (the guard borrows it), so
+        // its record cannot be recycled under us: no handshake needed, which
+        // saves a full fence on every poll of a TurboWish task. A reclaimer
+        // runs only after the tag is unpinned, which happens after this
+        // poll; the Release store makes the slot visible to it then.
+        let slot = local.context_slot.get();
+        shard.slot.store(slot, Ordering::Release);
+        local.batch_key.set(key);
+        local.batch_slot.set(slot);
+        return;
+    }
     let mut attempts = 0;
     let slot = loop {
         let slot = if key == UNTRACKED_KEY {
             UNTRACKED
-        } else if key == local.context_key.get() {
-            local.context_slot.get()
         } else if key < record::BUCKET_BIT {
             record::find_or_claim(key)
         } else {
@@ -394,8 +405,7 @@ fn switch_to(local: &Local, shard: &Shard, key: u64) {
         // Dekker with `record::try_reclaim`: publish the slot, then check the
         // record is still ours. Bucket slots are never reclaimed.
         shard.slot.store(slot, Ordering::SeqCst);
-        // Context records are owned under the context's key, tokio tasks'
-        // records under their id: either way the "who" key.
+        // A tokio task's record is owned under its id, the "who" key.
         if slot < FIRST_TASK_SLOT || owner_settled(slot) == key {
             break slot;
         }
