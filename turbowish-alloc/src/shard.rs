@@ -162,21 +162,20 @@ pub(crate) fn on_alloc(size: usize) -> u32 {
     if !ENABLED.load(Ordering::Relaxed) {
         return OFF;
     }
-    LOCAL.with(|local| {
-        let shard = local.hot.get();
-        if shard.is_null() {
-            return on_alloc_cold(local, size);
-        }
-        let key = local.current_key();
-        if key != local.batch_key.get() {
-            return switch_and_alloc(local, key, size);
-        }
-        // SAFETY: a non-null `hot` points into the static SHARDS array, at
-        // the shard this thread claimed and alone writes.
-        let shard = unsafe { &*shard };
-        shard.add_alloc(size as u64);
-        local.batch_slot.get()
-    })
+    let local = local();
+    let shard = local.hot.get();
+    if shard.is_null() {
+        return on_alloc_cold(local, size);
+    }
+    let key = local.current_key();
+    if key != local.batch_key.get() {
+        return switch_and_alloc(local, key, size);
+    }
+    // SAFETY: a non-null `hot` points into the static SHARDS array, at the
+    // shard this thread claimed and alone writes.
+    let shard = unsafe { &*shard };
+    shard.add_alloc(size as u64);
+    local.batch_slot.get()
 }
 
 /// Charges the free of a block of `size` bytes tagged `tag`.
@@ -185,21 +184,37 @@ pub(crate) fn on_free(tag: u32, size: usize) {
     if tag == OFF {
         return;
     }
-    LOCAL.with(|local| {
-        let shard = local.hot.get();
-        if shard.is_null() {
-            record::get(tag).add_free(size as u64);
-            GLOBAL_LIVE.fetch_sub(size as i64, Ordering::Relaxed);
-            return;
-        }
-        // SAFETY: as in `on_alloc`.
-        let shard = unsafe { &*shard };
-        if tag == local.batch_slot.get() {
-            shard.add_free(size as u64);
-        } else {
-            free_foreign(local, shard, tag, size);
-        }
-    })
+    let local = local();
+    let shard = local.hot.get();
+    if shard.is_null() {
+        record::get(tag).add_free(size as u64);
+        GLOBAL_LIVE.fetch_sub(size as i64, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: as in `on_alloc`.
+    let shard = unsafe { &*shard };
+    if tag == local.batch_slot.get() {
+        shard.add_free(size as u64);
+    } else {
+        free_foreign(local, shard, tag, size);
+    }
+}
+
+/// This thread's [`Local`].
+///
+/// The hot path takes a plain reference instead of running its body inside
+/// `LOCAL.with(..)`: rustc does not always inline that closure, and an
+/// out-of-line call per `dealloc` measurably costs (callgrind: 21
+/// instructions per free).
+#[inline(always)]
+fn local() -> &'static Local {
+    let ptr: *const Local = LOCAL.with(|local| local as *const Local);
+    // SAFETY: `LOCAL` is const-initialised and has no destructor, so its
+    // storage is valid for the whole life of this thread and never torn
+    // down while the thread runs; the reference is used only on this
+    // thread, during the allocator call that took it (it is never stored),
+    // and `Local` is `!Sync`, so it cannot reach another thread.
+    unsafe { &*ptr }
 }
 
 /// A free whose tag is not the open batch's. Switching is lazy (done by the
