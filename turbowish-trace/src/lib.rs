@@ -1,27 +1,4 @@
-//! Task registry and context, frames, and (in later releases) the `Trace`
-//! trait, instrumented sync resources and the heap walker of TurboWish.
-//!
-//! Spawn through [`spawn`] to give a task a name and a spawn location; name
-//! futures inside it with [`TracedExt::traced`]; read the per-task memory
-//! report with [`tasks`].
-//!
-//! ```
-//! use turbowish_trace::TracedExt;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let conn = turbowish_trace::spawn("conn-17", async {
-//!     async {
-//!         let user = String::from("ada");
-//!         (user, turbowish_trace::current_frames().to_string())
-//!     }
-//!     .traced("load_user")
-//!     .await
-//! });
-//! let (_, path) = conn.await.unwrap();
-//! assert_eq!(path, "load_user");
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 
 #[cfg(all(feature = "tokio-unstable", not(tokio_unstable)))]
 compile_error!(
