@@ -149,6 +149,70 @@ pub fn current_frames() -> Frames {
     })
 }
 
+/// Frames a resource record keeps: enough to name the future, small enough
+/// to copy on every lock.
+pub(crate) const RECORDED_FRAMES: usize = 8;
+
+/// The current frame path, innermost [`RECORDED_FRAMES`] names kept.
+pub(crate) fn current_path() -> FramePath {
+    STACK.with(|s| {
+        let (base, depth) = (s.base.get(), s.depth.get().min(MAX_FRAMES));
+        let mut path = FramePath::default();
+        let len = depth.saturating_sub(base);
+        let skip = len.saturating_sub(RECORDED_FRAMES);
+        path.hidden = skip as u16;
+        for i in base + skip..depth {
+            path.names[path.len as usize] = s.names[i].get();
+            path.len += 1;
+        }
+        path
+    })
+}
+
+/// A short frame path kept in resource records (see [`current_path`]); the
+/// outermost frames are dropped first when it is deeper than
+/// [`RECORDED_FRAMES`].
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct FramePath {
+    names: [&'static str; RECORDED_FRAMES],
+    len: u8,
+    hidden: u16,
+}
+
+impl FramePath {
+    /// The frame names kept, outermost first.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names[..self.len as usize]
+    }
+
+    /// Whether no frame was active.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0 && self.hidden == 0
+    }
+}
+
+impl fmt::Display for FramePath {
+    /// `… › handle_request › load_user`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.hidden > 0 {
+            f.write_str("…")?;
+        }
+        for (i, name) in self.names().iter().enumerate() {
+            if i > 0 || self.hidden > 0 {
+                f.write_str(" › ")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for FramePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
 /// A copy of a frame path; see [`current_frames`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Frames {

@@ -185,6 +185,21 @@ impl Drop for CurrentTask {
     }
 }
 
+/// The TurboWish id of the task being polled on this thread, without
+/// allocating (for resource records on lock paths).
+pub(crate) fn current_task_id() -> Option<u64> {
+    CURRENT.with(|c| {
+        // SAFETY: see `current_task`.
+        unsafe { c.get().as_ref() }.map(|e| e.id)
+    })
+}
+
+/// The name of a registered task (live, or finished while still holding
+/// bytes).
+pub(crate) fn task_name(id: u64) -> Option<String> {
+    REGISTRY.get(&id).map(|e| e.name.to_string())
+}
+
 /// The TurboWish id and name of the task being polled on this thread, if it
 /// was spawned through TurboWish.
 pub fn current_task() -> Option<(u64, Cow<'static, str>)> {

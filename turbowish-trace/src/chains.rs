@@ -1,0 +1,316 @@
+//! Wait-for analysis over [`crate::resources`]: *chains* (a waiter, the
+//! resource it waits for, the holder, what that holder waits for, …) and
+//! *cycles* (a chain that returns to its start: a deadlock). Pure functions
+//! of a resource list, so a snapshot read later analyses the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use crate::sync::{Party, ResourceInfo, TaskRef};
+
+/// One step of a chain: `waiter` waits for `resource`, whose holders are
+/// `holders` (the chain continues with the first of them).
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The waiting task, as recorded when it started waiting.
+    pub waiter: Party,
+    /// Kind and name of the resource waited for, e.g. `Mutex "accounts[2]"`.
+    pub resource: String,
+    /// Its holders (several for read locks and semaphores; none when the
+    /// resource is held by nobody TurboWish saw).
+    pub holders: Vec<Party>,
+    /// Further holders, counted only.
+    pub extra_holders: usize,
+}
+
+/// How a chain ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainEnd {
+    /// At a task that waits for no tracked resource: it is running, or
+    /// waiting on something TurboWish does not instrument.
+    Untracked,
+    /// At a resource no recorded task holds (permits leaked or added later).
+    HeldByNobody,
+    /// Back at a task already in the chain: see [`cycles`].
+    Cycle,
+}
+
+/// A wait chain, longest first in [`chains`].
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// The steps, from the first waiter on.
+    pub links: Vec<Link>,
+    /// How it ends.
+    pub end: ChainEnd,
+}
+
+/// A deadlock: tasks each waiting for a resource the next one holds, the
+/// last one's held by the first.
+#[derive(Debug, Clone)]
+pub struct Cycle {
+    /// The steps; link `i`'s holder is link `i + 1`'s waiter, cyclically.
+    pub links: Vec<Link>,
+}
+
+struct Graph<'a> {
+    /// For each waiting task, the resources it waits for.
+    waits: HashMap<TaskRef, Vec<(&'a ResourceInfo, &'a Party)>>,
+}
+
+impl<'a> Graph<'a> {
+    fn new(resources: &'a [ResourceInfo]) -> Graph<'a> {
+        let mut waits: HashMap<TaskRef, Vec<(&ResourceInfo, &Party)>> = HashMap::new();
+        for r in resources {
+            for w in &r.waiters {
+                waits.entry(w.task).or_default().push((r, w));
+            }
+        }
+        Graph { waits }
+    }
+
+    fn link(&self, resource: &ResourceInfo, waiter: &Party) -> Link {
+        Link {
+            waiter: waiter.clone(),
+            resource: format!("{} \"{}\"", resource.kind, resource.name),
+            holders: resource.holders.clone(),
+            extra_holders: resource.extra_holders,
+        }
+    }
+
+    /// Tasks `task` waits on through some resource, with the link.
+    fn next(&self, task: TaskRef) -> Vec<(TaskRef, &'a ResourceInfo, &'a Party)> {
+        let mut out = Vec::new();
+        for &(r, w) in self.waits.get(&task).into_iter().flatten() {
+            for h in &r.holders {
+                out.push((h.task, r, w));
+            }
+        }
+        out
+    }
+}
+
+/// The wait chains in `resources`, longest first. Every waiting task starts
+/// one, unless it already appears inside a longer chain.
+///
+/// ```
+/// let graph = turbowish_trace::resources();
+/// for chain in turbowish_trace::chains(&graph) {
+///     println!("{chain}");
+/// }
+/// ```
+pub fn chains(resources: &[ResourceInfo]) -> Vec<Chain> {
+    let graph = Graph::new(resources);
+    let mut starts: Vec<TaskRef> = graph.waits.keys().copied().collect();
+    starts.sort();
+    let mut all: Vec<Chain> = starts.iter().map(|&t| follow(&graph, t)).collect();
+    all.sort_by_key(|c| std::cmp::Reverse(c.links.len()));
+    // Drop a chain whose first waiter is already a later step of a kept one.
+    let mut covered: HashSet<TaskRef> = HashSet::new();
+    let mut kept = Vec::new();
+    for chain in all {
+        let first = chain.links[0].waiter.task;
+        if covered.contains(&first) {
+            continue;
+        }
+        covered.extend(chain.links.iter().map(|l| l.waiter.task));
+        kept.push(chain);
+    }
+    kept
+}
+
+fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
+    let mut links = Vec::new();
+    let mut seen = HashSet::new();
+    let mut task = start;
+    loop {
+        seen.insert(task);
+        let Some(&(resource, waiter)) = graph.waits.get(&task).and_then(|w| w.first()) else {
+            return Chain {
+                links,
+                end: ChainEnd::Untracked,
+            };
+        };
+        links.push(graph.link(resource, waiter));
+        // Follow a holder that itself waits, if any, else the first one.
+        let next = resource
+            .holders
+            .iter()
+            .find(|h| graph.waits.contains_key(&h.task))
+            .or(resource.holders.first());
+        let Some(holder) = next else {
+            return Chain {
+                links,
+                end: ChainEnd::HeldByNobody,
+            };
+        };
+        if seen.contains(&holder.task) {
+            return Chain {
+                links,
+                end: ChainEnd::Cycle,
+            };
+        }
+        task = holder.task;
+    }
+}
+
+/// The deadlocks in `resources`: each set of tasks whose waits form a cycle
+/// (found as the strongly connected components of the wait-for graph), as
+/// one cycle through it.
+pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
+    let graph = Graph::new(resources);
+    let mut nodes: Vec<TaskRef> = graph.waits.keys().copied().collect();
+    nodes.sort();
+    let mut found = Vec::new();
+    let mut in_cycle: HashSet<TaskRef> = HashSet::new();
+    for &start in &nodes {
+        if in_cycle.contains(&start) {
+            continue;
+        }
+        if let Some(cycle) = cycle_from(&graph, start) {
+            in_cycle.extend(cycle.links.iter().map(|l| l.waiter.task));
+            found.push(cycle);
+        }
+    }
+    found
+}
+
+/// A shortest cycle through `start`, by breadth-first search.
+fn cycle_from(graph: &Graph<'_>, start: TaskRef) -> Option<Cycle> {
+    type Step<'a> = (TaskRef, &'a ResourceInfo, &'a Party);
+    let mut parent: HashMap<TaskRef, Step<'_>> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    let mut visited = HashSet::from([start]);
+    while let Some(task) = queue.pop_front() {
+        for (next, resource, waiter) in graph.next(task) {
+            if next == start {
+                // Walk back from `task` to `start`.
+                let mut steps = vec![(task, resource, waiter)];
+                let mut at = task;
+                while at != start {
+                    let step = parent[&at];
+                    steps.push(step);
+                    at = step.0;
+                }
+                steps.reverse();
+                let links = steps.iter().map(|&(_, r, w)| graph.link(r, w)).collect();
+                return Some(Cycle { links });
+            }
+            if visited.insert(next) {
+                parent.insert(next, (task, resource, waiter));
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// `task "name" (file:line › frames)`
+fn task_phrase(p: &Party) -> String {
+    let mut s = format!(
+        "task \"{}\" ({}:{}",
+        p.task_name,
+        p.location.file(),
+        p.location.line()
+    );
+    if !p.frames.is_empty() {
+        s.push_str(" › ");
+        s.push_str(&p.frames.to_string());
+    }
+    s.push(')');
+    s
+}
+
+fn frames_suffix(p: &Party) -> String {
+    if p.frames.is_empty() {
+        String::new()
+    } else {
+        format!(" › {}", p.frames)
+    }
+}
+
+fn holder_phrase(link: &Link) -> String {
+    match link.holders.first() {
+        None => "held by nobody TurboWish saw".to_string(),
+        Some(h) => {
+            let others = link.holders.len() - 1 + link.extra_holders;
+            let mut s = format!("held by {} since {}", task_phrase(h), secs(h.since));
+            if others > 0 {
+                s.push_str(&format!(" and {others} other holder(s)"));
+            }
+            s
+        }
+    }
+}
+
+impl fmt::Display for Chain {
+    /// `task "a" (…) waits for Mutex "x" (for 1.2s), held by task "b" (…)
+    /// since 3.4s, which waits for …, which waits on nothing tracked`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, link) in self.links.iter().enumerate() {
+            if i == 0 {
+                write!(f, "{}", task_phrase(&link.waiter))?;
+            } else {
+                f.write_str(", which")?;
+            }
+            write!(
+                f,
+                " waits for {} (for {}), {}",
+                link.resource,
+                secs(link.waiter.since),
+                holder_phrase(link)
+            )?;
+        }
+        match self.end {
+            ChainEnd::Untracked => {
+                f.write_str(", which is waiting on something untracked (or running)")
+            }
+            ChainEnd::HeldByNobody => Ok(()),
+            ChainEnd::Cycle => f.write_str(", which closes a cycle: deadlock"),
+        }
+    }
+}
+
+impl fmt::Display for Cycle {
+    /// `deadlock: task "a" (…) holds Mutex "x" since 2.1s and waits for
+    /// Mutex "y", held by task "b" (…), which waits for Mutex "x"`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.links.len();
+        let first = &self.links[0];
+        let last = &self.links[n - 1];
+        match last.holders.iter().find(|h| h.task == first.waiter.task) {
+            // Where the first task took the lock it holds, then where it waits.
+            Some(held) => write!(
+                f,
+                "deadlock: {} holds {} since {} and waits for {} (at {}:{}{})",
+                task_phrase(held),
+                last.resource,
+                secs(held.since),
+                first.resource,
+                first.waiter.location.file(),
+                first.waiter.location.line(),
+                frames_suffix(&first.waiter),
+            )?,
+            None => write!(
+                f,
+                "deadlock: {} waits for {}",
+                task_phrase(&first.waiter),
+                first.resource
+            )?,
+        }
+        for link in &self.links[1..] {
+            let holder = &link.waiter;
+            write!(
+                f,
+                ", held by {}, which waits for {}",
+                task_phrase(holder),
+                link.resource
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! Instrumented synchronisation resources: drop-in replacements for
+//! `tokio::sync`'s `Mutex`, `RwLock` and `Semaphore` that record who holds
+//! them and who waits, for [`crate::resources`], [`crate::chains`] and
+//! [`crate::cycles`].
+//!
+//! Recording a holder on the uncontended path takes one uncontended
+//! `std::sync::Mutex` on the resource's record table, a read of the coarse
+//! monotonic clock and a copy of the frame path; it never allocates. A
+//! waiter is recorded only on the contended path.
+
+mod mutex;
+mod resource;
+mod rwlock;
+mod semaphore;
+
+pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
+pub use resource::{resources, Access, Party, ResourceInfo, ResourceKind, TaskRef};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};

@@ -1,0 +1,208 @@
+//! [`Mutex`]: `tokio::sync::Mutex` that records who holds it and who waits.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::Arc;
+
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+
+/// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
+/// waiters (task, frame path, location, since when) appear in
+/// [`crate::resources`]. Swap the import to use it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use turbowish_trace::sync::Mutex;
+///
+/// let accounts = Mutex::new_named("accounts[1]", 100_u64);
+/// *accounts.lock().await -= 30;
+/// assert_eq!(*accounts.lock().await, 70);
+/// # }
+/// ```
+pub struct Mutex<T> {
+    state: Arc<ResourceState>,
+    inner: Arc<tokio::sync::Mutex<T>>,
+}
+
+impl<T> Mutex<T> {
+    /// A mutex named after the place it is created.
+    #[track_caller]
+    pub fn new(value: T) -> Mutex<T> {
+        Mutex::with_name(None, value, Location::caller())
+    }
+
+    /// A mutex with a name for reports, such as `"accounts[1]"`.
+    #[track_caller]
+    pub fn new_named(name: impl Into<Cow<'static, str>>, value: T) -> Mutex<T> {
+        Mutex::with_name(Some(name.into()), value, Location::caller())
+    }
+
+    fn with_name(
+        name: Option<Cow<'static, str>>,
+        value: T,
+        location: &'static Location<'static>,
+    ) -> Mutex<T> {
+        Mutex {
+            state: ResourceState::new(ResourceKind::Mutex, name, location, None),
+            inner: Arc::new(tokio::sync::Mutex::new(value)),
+        }
+    }
+
+    /// The name reports use.
+    pub fn name(&self) -> Cow<'_, str> {
+        self.state.name()
+    }
+
+    /// Locks the mutex, waiting (recorded as a waiter) while another task
+    /// holds it. Cancel-safe like tokio's: dropping the future removes the
+    /// waiter record.
+    #[track_caller]
+    pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> + '_ {
+        let location = Location::caller();
+        async move {
+            if let Ok(guard) = self.inner.try_lock() {
+                return self.guard(guard, location);
+            }
+            let waiting =
+                Waiting::new(&self.state, Record::now(location, Access::Exclusive, false));
+            let guard = self.inner.lock().await;
+            drop(waiting);
+            self.guard(guard, location)
+        }
+    }
+
+    /// Locks the mutex without waiting.
+    #[track_caller]
+    pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, tokio::sync::TryLockError> {
+        let location = Location::caller();
+        self.inner.try_lock().map(|g| self.guard(g, location))
+    }
+
+    /// Locks the mutex for an owned guard that can move into another task.
+    /// The record names the task that acquired it and marks it movable.
+    #[track_caller]
+    pub fn lock_owned(self: &Arc<Self>) -> impl Future<Output = OwnedMutexGuard<T>> + 'static
+    where
+        T: 'static,
+    {
+        let location = Location::caller();
+        let this = Arc::clone(self);
+        async move {
+            let inner = match Arc::clone(&this.inner).try_lock_owned() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    let waiting =
+                        Waiting::new(&this.state, Record::now(location, Access::Exclusive, true));
+                    let guard = Arc::clone(&this.inner).lock_owned().await;
+                    drop(waiting);
+                    guard
+                }
+            };
+            let slot = this
+                .state
+                .hold(Record::now(location, Access::Exclusive, true));
+            OwnedMutexGuard {
+                inner,
+                state: Arc::clone(&this.state),
+                slot,
+            }
+        }
+    }
+
+    /// Mutable access without locking (the `&mut` proves exclusivity).
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        Arc::get_mut(&mut self.inner).map(tokio::sync::Mutex::get_mut)
+    }
+
+    fn guard<'a>(
+        &'a self,
+        inner: tokio::sync::MutexGuard<'a, T>,
+        location: &'static Location<'static>,
+    ) -> MutexGuard<'a, T> {
+        let slot = self
+            .state
+            .hold(Record::now(location, Access::Exclusive, false));
+        MutexGuard {
+            inner,
+            state: &self.state,
+            slot,
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex")
+            .field("name", &self.state.name())
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+/// Guard of a [`Mutex`]; releasing it clears the holder record.
+pub struct MutexGuard<'a, T> {
+    inner: tokio::sync::MutexGuard<'a, T>,
+    state: &'a ResourceState,
+    slot: HolderSlot,
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.inner, f)
+    }
+}
+
+/// Owned guard of a [`Mutex`] (see [`Mutex::lock_owned`]).
+pub struct OwnedMutexGuard<T> {
+    inner: tokio::sync::OwnedMutexGuard<T>,
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+}
+
+impl<T> Deref for OwnedMutexGuard<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> DerefMut for OwnedMutexGuard<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T> Drop for OwnedMutexGuard<T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for OwnedMutexGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.inner, f)
+    }
+}

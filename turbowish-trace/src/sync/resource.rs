@@ -1,0 +1,382 @@
+//! What every instrumented resource records: its holders and waiters, each
+//! with task, frame path, location and time, kept so that recording a holder
+//! on the uncontended path never allocates.
+
+use std::borrow::Cow;
+use std::panic::Location;
+use std::sync::{Arc, LazyLock, Mutex as StdMutex, MutexGuard as StdGuard, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use crate::frame::{current_path, FramePath};
+use crate::registry;
+
+/// Holders a resource names individually; more (readers of an `RwLock`,
+/// permits of a `Semaphore`) are counted in `extra_holders`.
+const HOLDER_SLOTS: usize = 8;
+
+/// Every live resource, by id. Weak: a resource's lifetime is its owner's.
+static RESOURCES: LazyLock<DashMap<u64, Weak<ResourceState>>> = LazyLock::new(DashMap::new);
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// What kind of resource a [`ResourceInfo`] describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    /// [`crate::sync::Mutex`]
+    Mutex,
+    /// [`crate::sync::RwLock`]
+    RwLock,
+    /// [`crate::sync::Semaphore`]
+    Semaphore,
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResourceKind::Mutex => "Mutex",
+            ResourceKind::RwLock => "RwLock",
+            ResourceKind::Semaphore => "Semaphore",
+        })
+    }
+}
+
+/// How a holder holds, or a waiter wants, a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// A mutex guard or a write guard.
+    Exclusive,
+    /// A read guard.
+    Shared,
+    /// Semaphore permits.
+    Permits(u32),
+}
+
+/// Which task a holder or waiter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskRef {
+    /// A task spawned through TurboWish, by its TurboWish id.
+    Traced(u64),
+    /// Another tokio task, by tokio id.
+    Tokio(u64),
+    /// Code outside any task (`main`, a plain thread, `block_on`).
+    Thread,
+}
+
+impl TaskRef {
+    pub(crate) fn current() -> TaskRef {
+        if let Some(id) = registry::current_task_id() {
+            return TaskRef::Traced(id);
+        }
+        match tokio::task::try_id() {
+            Some(id) => TaskRef::Tokio(tokio_id_u64(id)),
+            None => TaskRef::Thread,
+        }
+    }
+
+    /// A human name: the task's name, `tokio task N`, or `main/thread`.
+    pub fn name(&self) -> String {
+        match *self {
+            TaskRef::Traced(id) => {
+                registry::task_name(id).unwrap_or_else(|| format!("task #{id} (ended)"))
+            }
+            TaskRef::Tokio(id) => format!("tokio task {id}"),
+            TaskRef::Thread => "a thread outside tasks".to_string(),
+        }
+    }
+}
+
+/// tokio's `task::Id` as a number, without allocating (it exposes its value
+/// only through `Display` and `Hash`).
+fn tokio_id_u64(id: tokio::task::Id) -> u64 {
+    use std::hash::{Hash, Hasher};
+    struct Capture(u64);
+    impl Hasher for Capture {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0 << 8) | u64::from(b);
+            }
+        }
+        fn write_u64(&mut self, v: u64) {
+            self.0 = v;
+        }
+    }
+    let mut c = Capture(0);
+    id.hash(&mut c);
+    c.0
+}
+
+/// One holder or waiter, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    task: TaskRef,
+    frames: FramePath,
+    location: &'static Location<'static>,
+    since: u64,
+    access: Access,
+    movable: bool,
+}
+
+impl Record {
+    pub(crate) fn now(
+        location: &'static Location<'static>,
+        access: Access,
+        movable: bool,
+    ) -> Record {
+        Record {
+            task: TaskRef::current(),
+            frames: current_path(),
+            location,
+            since: now_ns(),
+            access,
+            movable,
+        }
+    }
+}
+
+/// Where a holder's record sits, to clear it on release.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HolderSlot {
+    Named(usize),
+    Extra,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    holders: [Option<Record>; HOLDER_SLOTS],
+    extra_holders: usize,
+    waiters: Vec<(u64, Record)>,
+    next_waiter: u64,
+}
+
+/// The shared, recorded side of one resource.
+#[derive(Debug)]
+pub(crate) struct ResourceState {
+    id: u64,
+    kind: ResourceKind,
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+    /// Total permits of a semaphore.
+    permits: Option<usize>,
+    table: StdMutex<Table>,
+}
+
+impl ResourceState {
+    pub(crate) fn new(
+        kind: ResourceKind,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        permits: Option<usize>,
+    ) -> Arc<ResourceState> {
+        let _internal = turbowish_alloc::internal();
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state = Arc::new(ResourceState {
+            id,
+            kind,
+            name,
+            location,
+            permits,
+            table: StdMutex::new(Table::default()),
+        });
+        RESOURCES.insert(id, Arc::downgrade(&state));
+        state
+    }
+
+    /// The resource's name, or its creation location when it has none.
+    pub(crate) fn name(&self) -> Cow<'_, str> {
+        match &self.name {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(format!("{}:{}", self.location.file(), self.location.line())),
+        }
+    }
+
+    fn table(&self) -> StdGuard<'_, Table> {
+        // A panic while the table is locked cannot leave it inconsistent
+        // (every update is a single assignment), so poisoning is ignored.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a new holder. Never allocates.
+    pub(crate) fn hold(&self, record: Record) -> HolderSlot {
+        let mut table = self.table();
+        match table.holders.iter().position(Option::is_none) {
+            Some(i) => {
+                table.holders[i] = Some(record);
+                HolderSlot::Named(i)
+            }
+            None => {
+                table.extra_holders += 1;
+                HolderSlot::Extra
+            }
+        }
+    }
+
+    pub(crate) fn release(&self, slot: HolderSlot) {
+        let mut table = self.table();
+        match slot {
+            HolderSlot::Named(i) => table.holders[i] = None,
+            HolderSlot::Extra => table.extra_holders = table.extra_holders.saturating_sub(1),
+        }
+    }
+
+    /// Records a waiter (the contended path; may allocate). Returns its key.
+    pub(crate) fn wait(&self, record: Record) -> u64 {
+        let _internal = turbowish_alloc::internal();
+        let mut table = self.table();
+        table.next_waiter += 1;
+        let key = table.next_waiter;
+        table.waiters.push((key, record));
+        key
+    }
+
+    pub(crate) fn stop_waiting(&self, key: u64) {
+        let _internal = turbowish_alloc::internal();
+        self.table().waiters.retain(|(k, _)| *k != key);
+    }
+
+    fn info(&self) -> ResourceInfo {
+        let now = now_ns();
+        let party = |r: &Record| Party {
+            task: r.task,
+            task_name: r.task.name(),
+            frames: r.frames,
+            location: r.location,
+            since: Duration::from_nanos(now.saturating_sub(r.since)),
+            access: r.access,
+            movable: r.movable,
+        };
+        let table = self.table();
+        let holders = table.holders.iter().flatten().map(party).collect();
+        let waiters = table.waiters.iter().map(|(_, r)| party(r)).collect();
+        let extra_holders = table.extra_holders;
+        drop(table);
+        ResourceInfo {
+            id: self.id,
+            kind: self.kind,
+            name: self.name().into_owned(),
+            location: self.location,
+            holders,
+            extra_holders,
+            waiters,
+            permits: self.permits,
+        }
+    }
+}
+
+impl Drop for ResourceState {
+    fn drop(&mut self) {
+        let _internal = turbowish_alloc::internal();
+        RESOURCES.remove(&self.id);
+    }
+}
+
+/// Removes a waiter's record when the wait ends, acquired or cancelled (a
+/// `lock()` future dropped by a lost `select!` branch, say).
+#[derive(Debug)]
+pub(crate) struct Waiting<'a> {
+    state: &'a ResourceState,
+    key: u64,
+}
+
+impl<'a> Waiting<'a> {
+    pub(crate) fn new(state: &'a ResourceState, record: Record) -> Waiting<'a> {
+        Waiting {
+            key: state.wait(record),
+            state,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.state.stop_waiting(self.key);
+    }
+}
+
+/// A holder or waiter of a resource, in [`ResourceInfo`].
+#[derive(Debug, Clone)]
+pub struct Party {
+    /// Which task.
+    pub task: TaskRef,
+    /// The task's name (see [`TaskRef::name`]).
+    pub task_name: String,
+    /// The frame path inside the task when it acquired or started waiting.
+    pub frames: FramePath,
+    /// Where it acquired or started waiting.
+    pub location: &'static Location<'static>,
+    /// How long it has held or waited.
+    pub since: Duration,
+    /// How it holds or what it waits for.
+    pub access: Access,
+    /// Whether the guard can move to another task (an owned guard or
+    /// permit): the holder recorded is the task that acquired it.
+    pub movable: bool,
+}
+
+/// One resource of the wait-for graph: see [`crate::resources`].
+#[derive(Debug, Clone)]
+pub struct ResourceInfo {
+    /// Process-unique id.
+    pub id: u64,
+    /// What kind of resource.
+    pub kind: ResourceKind,
+    /// Its name, or its creation location when unnamed.
+    pub name: String,
+    /// Where it was created.
+    pub location: &'static Location<'static>,
+    /// Holders, each named (up to 8).
+    pub holders: Vec<Party>,
+    /// Further holders, counted only.
+    pub extra_holders: usize,
+    /// Waiters, oldest first.
+    pub waiters: Vec<Party>,
+    /// Total permits, for a semaphore.
+    pub permits: Option<usize>,
+}
+
+/// The wait-for graph now: every live instrumented resource with its holders
+/// and waiters. Analyse it with [`crate::chains`] and [`crate::cycles`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let lock = turbowish_trace::sync::Mutex::new_named("config", 0);
+/// let _guard = lock.lock().await;
+/// let graph = turbowish_trace::resources();
+/// let config = graph.iter().find(|r| r.name == "config").unwrap();
+/// assert_eq!(config.holders.len(), 1);
+/// # }
+/// ```
+pub fn resources() -> Vec<ResourceInfo> {
+    let _internal = turbowish_alloc::internal();
+    let live: Vec<Arc<ResourceState>> = RESOURCES
+        .iter()
+        .filter_map(|r| r.value().upgrade())
+        .collect();
+    let mut infos: Vec<ResourceInfo> = live.iter().map(|r| r.info()).collect();
+    infos.sort_by_key(|r| r.id);
+    infos
+}
+
+/// Monotonic nanoseconds, from the coarse clock where there is one: a lock
+/// records a time on every acquisition, and "held since 2.1 s" needs no
+/// better than milliseconds.
+fn now_ns() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE
+        // exists on every Linux since 2.6.32.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } == 0 {
+            return ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        }
+    }
+    static START: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+    START.elapsed().as_nanos() as u64
+}

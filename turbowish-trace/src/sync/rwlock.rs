@@ -1,0 +1,168 @@
+//! [`RwLock`]: `tokio::sync::RwLock` that records readers, the writer and
+//! waiters.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+
+/// An async reader-writer lock with the API of `tokio::sync::RwLock`, whose
+/// readers, writer and waiters appear in [`crate::resources`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let routes = turbowish_trace::sync::RwLock::new_named("routes", vec!["/"]);
+/// routes.write().await.push("/health");
+/// assert_eq!(routes.read().await.len(), 2);
+/// # }
+/// ```
+pub struct RwLock<T> {
+    state: std::sync::Arc<ResourceState>,
+    inner: tokio::sync::RwLock<T>,
+}
+
+impl<T> RwLock<T> {
+    /// A lock named after the place it is created.
+    #[track_caller]
+    pub fn new(value: T) -> RwLock<T> {
+        RwLock::with_name(None, value, Location::caller())
+    }
+
+    /// A lock with a name for reports.
+    #[track_caller]
+    pub fn new_named(name: impl Into<Cow<'static, str>>, value: T) -> RwLock<T> {
+        RwLock::with_name(Some(name.into()), value, Location::caller())
+    }
+
+    fn with_name(
+        name: Option<Cow<'static, str>>,
+        value: T,
+        location: &'static Location<'static>,
+    ) -> RwLock<T> {
+        RwLock {
+            state: ResourceState::new(ResourceKind::RwLock, name, location, None),
+            inner: tokio::sync::RwLock::new(value),
+        }
+    }
+
+    /// The name reports use.
+    pub fn name(&self) -> Cow<'_, str> {
+        self.state.name()
+    }
+
+    /// Shared access, waiting (recorded) while a writer holds or waits.
+    #[track_caller]
+    pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> + '_ {
+        let location = Location::caller();
+        async move {
+            let inner = match self.inner.try_read() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    let waiting =
+                        Waiting::new(&self.state, Record::now(location, Access::Shared, false));
+                    let guard = self.inner.read().await;
+                    drop(waiting);
+                    guard
+                }
+            };
+            RwLockReadGuard {
+                inner,
+                state: &self.state,
+                slot: self
+                    .state
+                    .hold(Record::now(location, Access::Shared, false)),
+            }
+        }
+    }
+
+    /// Exclusive access, waiting (recorded) while others hold it.
+    #[track_caller]
+    pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> + '_ {
+        let location = Location::caller();
+        async move {
+            let inner = match self.inner.try_write() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    let waiting =
+                        Waiting::new(&self.state, Record::now(location, Access::Exclusive, false));
+                    let guard = self.inner.write().await;
+                    drop(waiting);
+                    guard
+                }
+            };
+            RwLockWriteGuard {
+                inner,
+                state: &self.state,
+                slot: self
+                    .state
+                    .hold(Record::now(location, Access::Exclusive, false)),
+            }
+        }
+    }
+
+    /// Mutable access without locking.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RwLock")
+            .field("name", &self.state.name())
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+/// Read guard of an [`RwLock`].
+#[derive(Debug)]
+pub struct RwLockReadGuard<'a, T> {
+    inner: tokio::sync::RwLockReadGuard<'a, T>,
+    state: &'a ResourceState,
+    slot: HolderSlot,
+}
+
+impl<T> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
+/// Write guard of an [`RwLock`].
+#[derive(Debug)]
+pub struct RwLockWriteGuard<'a, T> {
+    inner: tokio::sync::RwLockWriteGuard<'a, T>,
+    state: &'a ResourceState,
+    slot: HolderSlot,
+}
+
+impl<T> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}

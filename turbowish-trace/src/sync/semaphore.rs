@@ -1,0 +1,203 @@
+//! [`Semaphore`]: `tokio::sync::Semaphore` that records permit holders and
+//! waiters.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+
+/// A counting semaphore with the API of `tokio::sync::Semaphore`, whose
+/// permit holders and waiters appear in [`crate::resources`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = turbowish_trace::sync::Semaphore::new_named("db-pool", 2);
+/// let first = pool.acquire().await.unwrap();
+/// assert_eq!(pool.available_permits(), 1);
+/// drop(first);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Semaphore {
+    state: Arc<ResourceState>,
+    inner: Arc<tokio::sync::Semaphore>,
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` permits, named after its creation place.
+    #[track_caller]
+    pub fn new(permits: usize) -> Semaphore {
+        Semaphore::with_name(None, permits, Location::caller())
+    }
+
+    /// A semaphore with a name for reports.
+    #[track_caller]
+    pub fn new_named(name: impl Into<Cow<'static, str>>, permits: usize) -> Semaphore {
+        Semaphore::with_name(Some(name.into()), permits, Location::caller())
+    }
+
+    fn with_name(
+        name: Option<Cow<'static, str>>,
+        permits: usize,
+        location: &'static Location<'static>,
+    ) -> Semaphore {
+        Semaphore {
+            state: ResourceState::new(ResourceKind::Semaphore, name, location, Some(permits)),
+            inner: Arc::new(tokio::sync::Semaphore::new(permits)),
+        }
+    }
+
+    /// The name reports use.
+    pub fn name(&self) -> Cow<'_, str> {
+        self.state.name()
+    }
+
+    /// Permits available now.
+    pub fn available_permits(&self) -> usize {
+        self.inner.available_permits()
+    }
+
+    /// Adds permits (they do not appear as held by anyone).
+    pub fn add_permits(&self, n: usize) {
+        self.inner.add_permits(n);
+    }
+
+    /// Closes the semaphore: waiters and later acquires fail.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Acquires one permit, waiting (recorded) while none is free.
+    #[track_caller]
+    pub fn acquire(
+        &self,
+    ) -> impl Future<Output = Result<SemaphorePermit<'_>, tokio::sync::AcquireError>> + '_ {
+        self.acquire_many_at(1, Location::caller())
+    }
+
+    /// Acquires `n` permits at once.
+    #[track_caller]
+    pub fn acquire_many(
+        &self,
+        n: u32,
+    ) -> impl Future<Output = Result<SemaphorePermit<'_>, tokio::sync::AcquireError>> + '_ {
+        self.acquire_many_at(n, Location::caller())
+    }
+
+    async fn acquire_many_at(
+        &self,
+        n: u32,
+        location: &'static Location<'static>,
+    ) -> Result<SemaphorePermit<'_>, tokio::sync::AcquireError> {
+        let inner = match self.inner.try_acquire_many(n) {
+            Ok(permit) => permit,
+            // Let tokio produce its own error value.
+            Err(tokio::sync::TryAcquireError::Closed) => self.inner.acquire_many(n).await?,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let waiting = Waiting::new(
+                    &self.state,
+                    Record::now(location, Access::Permits(n), false),
+                );
+                let permit = self.inner.acquire_many(n).await;
+                drop(waiting);
+                permit?
+            }
+        };
+        Ok(SemaphorePermit {
+            inner,
+            state: &self.state,
+            slot: self
+                .state
+                .hold(Record::now(location, Access::Permits(n), false)),
+        })
+    }
+
+    /// Acquires one permit without waiting.
+    #[track_caller]
+    pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, tokio::sync::TryAcquireError> {
+        let location = Location::caller();
+        let inner = self.inner.try_acquire()?;
+        Ok(SemaphorePermit {
+            inner,
+            state: &self.state,
+            slot: self
+                .state
+                .hold(Record::now(location, Access::Permits(1), false)),
+        })
+    }
+
+    /// Acquires `n` permits for an owned permit that can move into another
+    /// task; the record names the acquiring task and marks it movable.
+    #[track_caller]
+    pub fn acquire_many_owned(
+        &self,
+        n: u32,
+    ) -> impl Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>> + 'static
+    {
+        let location = Location::caller();
+        let (state, inner) = (Arc::clone(&self.state), Arc::clone(&self.inner));
+        async move {
+            let permit = match Arc::clone(&inner).try_acquire_many_owned(n) {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let waiting =
+                        Waiting::new(&state, Record::now(location, Access::Permits(n), true));
+                    let permit = inner.acquire_many_owned(n).await;
+                    drop(waiting);
+                    permit?
+                }
+            };
+            let slot = state.hold(Record::now(location, Access::Permits(n), true));
+            Ok(OwnedSemaphorePermit {
+                inner: permit,
+                state,
+                slot,
+            })
+        }
+    }
+}
+
+/// Permit(s) of a [`Semaphore`]; dropping returns them.
+#[derive(Debug)]
+pub struct SemaphorePermit<'a> {
+    inner: tokio::sync::SemaphorePermit<'a>,
+    state: &'a ResourceState,
+    slot: HolderSlot,
+}
+
+impl SemaphorePermit<'_> {
+    /// Number of permits held.
+    pub fn num_permits(&self) -> usize {
+        self.inner.num_permits()
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
+/// Owned permit(s) of a [`Semaphore`].
+#[derive(Debug)]
+pub struct OwnedSemaphorePermit {
+    inner: tokio::sync::OwnedSemaphorePermit,
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+}
+
+impl OwnedSemaphorePermit {
+    /// Number of permits held.
+    pub fn num_permits(&self) -> usize {
+        self.inner.num_permits()
+    }
+}
+
+impl Drop for OwnedSemaphorePermit {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
