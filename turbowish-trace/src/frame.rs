@@ -151,19 +151,22 @@ pub fn current_frames() -> Frames {
 
 /// Frames a resource record keeps: enough to name the future, small enough
 /// to copy on every lock.
-pub(crate) const RECORDED_FRAMES: usize = 8;
+pub(crate) const RECORDED_FRAMES: usize = 6;
 
 /// The current frame path, innermost [`RECORDED_FRAMES`] names kept.
+#[inline]
 pub(crate) fn current_path() -> FramePath {
     STACK.with(|s| {
-        let (base, depth) = (s.base.get(), s.depth.get().min(MAX_FRAMES));
-        let mut path = FramePath::default();
-        let len = depth.saturating_sub(base);
-        let skip = len.saturating_sub(RECORDED_FRAMES);
-        path.hidden = skip as u16;
-        for i in base + skip..depth {
-            path.names[path.len as usize] = s.names[i].get();
-            path.len += 1;
+        let depth = s.depth.get().min(MAX_FRAMES);
+        let base = s.base.get().min(depth);
+        let start = depth - (depth - base).min(RECORDED_FRAMES);
+        let mut path = FramePath {
+            hidden: (start - base) as u16,
+            len: (depth - start) as u8,
+            ..FramePath::default()
+        };
+        for (dst, src) in path.names.iter_mut().zip(&s.names[start..depth]) {
+            *dst = src.get();
         }
         path
     })

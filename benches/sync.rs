@@ -1,0 +1,63 @@
+//! Uncontended lock + unlock of TurboWish's instrumented `Mutex` (holder
+//! record: task, frame path, location, coarse time) against
+//! `tokio::sync::Mutex`, inside a TurboWish task with a frame, on a
+//! current-thread runtime.
+//!
+//! Run: `cargo bench --bench sync`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use turbowish::trace::TracedExt;
+
+#[global_allocator]
+static ALLOC: turbowish::TurboWish = turbowish::TurboWish::system();
+
+fn bench_mutex(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime");
+    let mut group = c.benchmark_group("mutex_uncontended_lock_unlock");
+    group.bench_function("tokio", |b| {
+        let mutex = std::sync::Arc::new(tokio::sync::Mutex::new(0u64));
+        b.iter_custom(|iters| {
+            let mutex = mutex.clone();
+            run_in_task(&rt, async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    *mutex.lock().await += 1;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("turbowish", |b| {
+        let mutex = std::sync::Arc::new(turbowish::trace::sync::Mutex::new_named("bench", 0u64));
+        b.iter_custom(|iters| {
+            let mutex = mutex.clone();
+            run_in_task(&rt, async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    *mutex.lock().await += 1;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Runs `fut` as a TurboWish task inside a frame, as application code would.
+fn run_in_task(
+    rt: &tokio::runtime::Runtime,
+    fut: impl std::future::Future<Output = Duration> + Send + 'static,
+) -> Duration {
+    rt.block_on(async {
+        let task = turbowish::trace::spawn("bench", fut.traced("handle_request"));
+        black_box(task.await.expect("bench task panicked"))
+    })
+}
+
+criterion_group!(benches, bench_mutex);
+criterion_main!(benches);
