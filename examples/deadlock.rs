@@ -1,8 +1,8 @@
 //! Tasks that take locks in opposite orders hang; TurboWish finds the cycle.
 //!
-//! Runs three stories, each on its own runtime: two transfers that lock two
-//! accounts in opposite order, a three-task ring, and a wait chain that is
-//! *not* a deadlock. After a short delay the example reads the wait-for graph
+//! Runs four stories, each on its own runtime: two transfers that lock two
+//! accounts in opposite order, a three-task ring, a wait chain that is *not*
+//! a deadlock, and a cycle through two channels. After a short delay the example reads the wait-for graph
 //! itself, prints the chains and deadlocks it finds, and exits 0 (the hung
 //! tasks are abandoned with their runtime), so it runs in CI.
 //!
@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use turbowish::trace::sync::Mutex;
+use turbowish::trace::sync::{mpsc, Mutex};
 use turbowish::trace::TracedExt;
 
 #[global_allocator]
@@ -91,6 +91,31 @@ fn main() {
             });
         }
     });
-    println!("deadlocks found: {two} + {three} + {chain}");
-    assert_eq!((two, three, chain), (1, 1, 0), "the example's own check");
+    let chess = run(
+        "a chess game whose UI and validator wait on each other",
+        || {
+            let (move_tx, mut move_rx) = mpsc::channel_named::<String>("player move", 4);
+            let (board_tx, mut board_rx) = mpsc::channel_named::<String>("board update", 4);
+            turbowish::trace::spawn("ui", async move {
+                move_tx.send("new game".to_string()).await.unwrap();
+                let _board = board_rx.recv().await;
+                // Bug: waits for a second board update before sending a move.
+                let _board = async { board_rx.recv().await }.traced("await_board").await;
+                move_tx.send("e2e4".to_string()).await.unwrap();
+            });
+            turbowish::trace::spawn("validator", async move {
+                let _new_game = move_rx.recv().await;
+                board_tx.send("initial board".to_string()).await.unwrap();
+                while let Some(_mv) = async { move_rx.recv().await }.traced("await_move").await {
+                    board_tx.send("board after move".to_string()).await.unwrap();
+                }
+            });
+        },
+    );
+    println!("deadlocks found: {two} + {three} + {chain} + {chess}");
+    assert_eq!(
+        (two, three, chain, chess),
+        (1, 1, 0, 1),
+        "the example's own check"
+    );
 }

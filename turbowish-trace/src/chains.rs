@@ -73,7 +73,7 @@ impl<'a> Graph<'a> {
         Link {
             waiter: waiter.clone(),
             resource: format!("{} \"{}\"", resource.kind, resource.name),
-            holders: resource.holders.clone(),
+            holders: blockers(resource, waiter).cloned().collect(),
             extra_holders: resource.extra_holders,
         }
     }
@@ -82,7 +82,7 @@ impl<'a> Graph<'a> {
     fn next(&self, task: TaskRef) -> Vec<(TaskRef, &'a ResourceInfo, &'a Party)> {
         let mut out = Vec::new();
         for &(r, w) in self.waits.get(&task).into_iter().flatten() {
-            for h in &r.holders {
+            for h in r.holders.iter().filter(|h| w.access.waits_for(h.access)) {
                 out.push((h.task, r, w));
             }
         }
@@ -119,6 +119,18 @@ pub fn chains(resources: &[ResourceInfo]) -> Vec<Chain> {
     kept
 }
 
+/// The holders of `resource` that `waiter` waits for (for a channel, the
+/// other side's holders; for a lock, all of them).
+fn blockers<'a>(
+    resource: &'a ResourceInfo,
+    waiter: &'a Party,
+) -> impl Iterator<Item = &'a Party> + 'a {
+    resource
+        .holders
+        .iter()
+        .filter(move |h| waiter.access.waits_for(h.access))
+}
+
 fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
     let mut links = Vec::new();
     let mut seen = HashSet::new();
@@ -132,12 +144,10 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
             };
         };
         links.push(graph.link(resource, waiter));
-        // Follow a holder that itself waits, if any, else the first one.
-        let next = resource
-            .holders
-            .iter()
+        // Follow a blocking holder that itself waits, if any, else the first.
+        let next = blockers(resource, waiter)
             .find(|h| graph.waits.contains_key(&h.task))
-            .or(resource.holders.first());
+            .or_else(|| blockers(resource, waiter).next());
         let Some(holder) = next else {
             return Chain {
                 links,

@@ -1,6 +1,6 @@
 //! Instrumented synchronisation resources: drop-in replacements for
-//! `tokio::sync`'s `Mutex`, `RwLock` and `Semaphore` that record who holds
-//! them and who waits, for [`crate::resources`], [`crate::chains`] and
+//! `tokio::sync`'s `Mutex`, `RwLock`, `Semaphore`, `mpsc` and `oneshot` that
+//! record who holds them and who waits, for [`crate::resources`], [`crate::chains`] and
 //! [`crate::cycles`].
 //!
 //! Recording a holder on the uncontended path takes one uncontended
@@ -8,7 +8,9 @@
 //! monotonic clock and a copy of the frame path; it never allocates. A
 //! waiter is recorded only on the contended path.
 
+pub mod mpsc;
 mod mutex;
+pub mod oneshot;
 mod resource;
 mod rwlock;
 mod semaphore;

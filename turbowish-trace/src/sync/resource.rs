@@ -31,6 +31,8 @@ pub enum ResourceKind {
     RwLock,
     /// [`crate::sync::Semaphore`]
     Semaphore,
+    /// A [`crate::sync::mpsc`] or [`crate::sync::oneshot`] channel.
+    Channel,
 }
 
 impl std::fmt::Display for ResourceKind {
@@ -39,6 +41,7 @@ impl std::fmt::Display for ResourceKind {
             ResourceKind::Mutex => "Mutex",
             ResourceKind::RwLock => "RwLock",
             ResourceKind::Semaphore => "Semaphore",
+            ResourceKind::Channel => "channel",
         })
     }
 }
@@ -52,6 +55,26 @@ pub enum Access {
     Shared,
     /// Semaphore permits.
     Permits(u32),
+    /// A channel's sending side: held by the tasks holding senders; waited
+    /// on by a sender blocked on a full channel, which waits for the receiver.
+    Send,
+    /// A channel's receiving side: held by the receiver's task; waited on by
+    /// a receiver on an empty channel, which waits for the senders' tasks.
+    Receive,
+}
+
+impl Access {
+    /// Whether a waiter wanting `self` waits for a holder holding `held`.
+    /// A receiver waits for the senders and a blocked sender for the
+    /// receiver; on locks and semaphores every holder blocks every waiter.
+    pub fn waits_for(self, held: Access) -> bool {
+        match (self, held) {
+            (Access::Receive, held) => held == Access::Send,
+            (Access::Send, held) => held == Access::Receive,
+            (_, Access::Send | Access::Receive) => false,
+            _ => true,
+        }
+    }
 }
 
 /// Which task a holder or waiter is.
@@ -214,6 +237,13 @@ impl ResourceState {
         }
     }
 
+    /// Re-records an existing holder (a sender used by another task).
+    pub(crate) fn update(&self, slot: HolderSlot, record: Record) {
+        if let HolderSlot::Named(i) = slot {
+            self.table().holders[i] = Some(record);
+        }
+    }
+
     pub(crate) fn release(&self, slot: HolderSlot) {
         let mut table = self.table();
         match slot {
@@ -357,6 +387,28 @@ impl<'a> Waiting<'a> {
 }
 
 impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.state.stop_waiting(self.key);
+    }
+}
+
+/// [`Waiting`] that owns its resource, for futures that cannot borrow it.
+#[derive(Debug)]
+pub(crate) struct WaitingOwned {
+    state: Arc<ResourceState>,
+    key: u64,
+}
+
+impl WaitingOwned {
+    pub(crate) fn new(state: &Arc<ResourceState>, record: Record) -> WaitingOwned {
+        WaitingOwned {
+            key: state.wait(record),
+            state: Arc::clone(state),
+        }
+    }
+}
+
+impl Drop for WaitingOwned {
     fn drop(&mut self) {
         self.state.stop_waiting(self.key);
     }

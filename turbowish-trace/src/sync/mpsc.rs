@@ -1,0 +1,292 @@
+//! [`channel`] and [`unbounded_channel`]: tokio's mpsc channels, recording
+//! which tasks hold senders and the receiver, and who waits.
+//!
+//! A channel is a *cumulative* resource (Holt's resource-allocation graph):
+//! a receiver waiting on an empty channel waits for every task holding a
+//! sender; a sender blocked on a full channel waits for the receiver's task.
+//! Which task holds a sender is recorded when it is created, cloned, and at
+//! each send; a sender moved into another task and not yet used there is
+//! still attributed to the task that last used it.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+
+pub use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
+
+/// A bounded channel of `buffer` messages, named after its creation place.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, mut rx) = turbowish_trace::sync::mpsc::channel(8);
+/// tx.send("move e4").await.unwrap();
+/// assert_eq!(rx.recv().await, Some("move e4"));
+/// # }
+/// ```
+#[track_caller]
+pub fn channel<T>(buffer: usize) -> (Sender<T>, Receiver<T>) {
+    channel_at(None, buffer, Location::caller())
+}
+
+/// A bounded channel with a name for reports, such as `"player move"`.
+#[track_caller]
+pub fn channel_named<T>(
+    name: impl Into<Cow<'static, str>>,
+    buffer: usize,
+) -> (Sender<T>, Receiver<T>) {
+    channel_at(Some(name.into()), buffer, Location::caller())
+}
+
+fn channel_at<T>(
+    name: Option<Cow<'static, str>>,
+    buffer: usize,
+    location: &'static Location<'static>,
+) -> (Sender<T>, Receiver<T>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(buffer);
+    let state = ResourceState::new(ResourceKind::Channel, name, location, None);
+    let sender = Sender {
+        slot: state.hold(Record::now(location, Access::Send, true)),
+        state: Arc::clone(&state),
+        inner: tx,
+    };
+    let receiver = Receiver {
+        slot: state.hold(Record::now(location, Access::Receive, true)),
+        state,
+        inner: rx,
+    };
+    (sender, receiver)
+}
+
+/// The sending half of [`channel`].
+#[derive(Debug)]
+pub struct Sender<T> {
+    inner: tokio::sync::mpsc::Sender<T>,
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+}
+
+impl<T> Sender<T> {
+    /// Sends a value, waiting (recorded: this task waits for the receiver's)
+    /// while the channel is full.
+    #[track_caller]
+    pub fn send(&self, value: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
+        let location = Location::caller();
+        async move {
+            self.state
+                .update(self.slot, Record::now(location, Access::Send, true));
+            match self.inner.try_send(value) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Closed(value)) => Err(SendError(value)),
+                Err(TrySendError::Full(value)) => {
+                    let _waiting =
+                        Waiting::new(&self.state, Record::now(location, Access::Send, false));
+                    self.inner.send(value).await
+                }
+            }
+        }
+    }
+
+    /// Sends without waiting.
+    #[track_caller]
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.state.update(
+            self.slot,
+            Record::now(Location::caller(), Access::Send, true),
+        );
+        self.inner.try_send(value)
+    }
+
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Records the calling task as this sender's holder, e.g. right after
+    /// moving the sender into a task, before its first send.
+    #[track_caller]
+    pub fn mark_held(&self) {
+        self.state.update(
+            self.slot,
+            Record::now(Location::caller(), Access::Send, true),
+        );
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    #[track_caller]
+    fn clone(&self) -> Self {
+        Sender {
+            inner: self.inner.clone(),
+            state: Arc::clone(&self.state),
+            slot: self
+                .state
+                .hold(Record::now(Location::caller(), Access::Send, true)),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
+/// The receiving half of [`channel`].
+#[derive(Debug)]
+pub struct Receiver<T> {
+    inner: tokio::sync::mpsc::Receiver<T>,
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+}
+
+impl<T> Receiver<T> {
+    /// Receives the next value, waiting (recorded: this task waits for the
+    /// senders' tasks) while the channel is empty. `None` once every sender
+    /// is gone.
+    #[track_caller]
+    pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
+        let location = Location::caller();
+        async move {
+            self.state
+                .update(self.slot, Record::now(location, Access::Receive, true));
+            match self.inner.try_recv() {
+                Ok(value) => Some(value),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => {
+                    let _waiting =
+                        Waiting::new(&self.state, Record::now(location, Access::Receive, false));
+                    self.inner.recv().await
+                }
+            }
+        }
+    }
+
+    /// Receives without waiting.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        self.inner.try_recv()
+    }
+
+    /// Closes the channel for senders; buffered values can still be read.
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
+/// An unbounded channel: sends never wait; a receiver on an empty channel
+/// waits for the senders' tasks.
+#[track_caller]
+pub fn unbounded_channel<T>() -> (UnboundedSender<T>, UnboundedReceiver<T>) {
+    unbounded_at(None, Location::caller())
+}
+
+/// An unbounded channel with a name for reports.
+#[track_caller]
+pub fn unbounded_channel_named<T>(
+    name: impl Into<Cow<'static, str>>,
+) -> (UnboundedSender<T>, UnboundedReceiver<T>) {
+    unbounded_at(Some(name.into()), Location::caller())
+}
+
+fn unbounded_at<T>(
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+) -> (UnboundedSender<T>, UnboundedReceiver<T>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let state = ResourceState::new(ResourceKind::Channel, name, location, None);
+    let sender = UnboundedSender {
+        slot: state.hold(Record::now(location, Access::Send, true)),
+        state: Arc::clone(&state),
+        inner: tx,
+    };
+    let receiver = UnboundedReceiver {
+        slot: state.hold(Record::now(location, Access::Receive, true)),
+        state,
+        inner: rx,
+    };
+    (sender, receiver)
+}
+
+/// The sending half of [`unbounded_channel`].
+#[derive(Debug)]
+pub struct UnboundedSender<T> {
+    inner: tokio::sync::mpsc::UnboundedSender<T>,
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+}
+
+impl<T> UnboundedSender<T> {
+    /// Sends a value (never waits).
+    #[track_caller]
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.state.update(
+            self.slot,
+            Record::now(Location::caller(), Access::Send, true),
+        );
+        self.inner.send(value)
+    }
+}
+
+impl<T> Clone for UnboundedSender<T> {
+    #[track_caller]
+    fn clone(&self) -> Self {
+        UnboundedSender {
+            inner: self.inner.clone(),
+            state: Arc::clone(&self.state),
+            slot: self
+                .state
+                .hold(Record::now(Location::caller(), Access::Send, true)),
+        }
+    }
+}
+
+impl<T> Drop for UnboundedSender<T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
+/// The receiving half of [`unbounded_channel`].
+#[derive(Debug)]
+pub struct UnboundedReceiver<T> {
+    inner: tokio::sync::mpsc::UnboundedReceiver<T>,
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+}
+
+impl<T> UnboundedReceiver<T> {
+    /// Receives the next value, waiting (recorded) while the channel is
+    /// empty.
+    #[track_caller]
+    pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
+        let location = Location::caller();
+        async move {
+            self.state
+                .update(self.slot, Record::now(location, Access::Receive, true));
+            match self.inner.try_recv() {
+                Ok(value) => Some(value),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => {
+                    let _waiting =
+                        Waiting::new(&self.state, Record::now(location, Access::Receive, false));
+                    self.inner.recv().await
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for UnboundedReceiver<T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}

@@ -1,0 +1,124 @@
+//! [`channel`]: tokio's oneshot channel, recording which task holds the
+//! sender and who waits on the receiver.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, WaitingOwned};
+
+pub use tokio::sync::oneshot::error::RecvError;
+
+/// A oneshot channel named after its creation place.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, rx) = turbowish_trace::sync::oneshot::channel();
+/// tx.send(7).unwrap();
+/// assert_eq!(rx.await, Ok(7));
+/// # }
+/// ```
+#[track_caller]
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    channel_at(None, Location::caller())
+}
+
+/// A oneshot channel with a name for reports.
+#[track_caller]
+pub fn channel_named<T>(name: impl Into<Cow<'static, str>>) -> (Sender<T>, Receiver<T>) {
+    channel_at(Some(name.into()), Location::caller())
+}
+
+fn channel_at<T>(
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+) -> (Sender<T>, Receiver<T>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let state = ResourceState::new(ResourceKind::Channel, name, location, None);
+    let sender = Sender {
+        slot: state.hold(Record::now(location, Access::Send, true)),
+        state: Arc::clone(&state),
+        inner: Some(tx),
+    };
+    let receiver = Receiver {
+        state,
+        location,
+        inner: rx,
+        waiting: None,
+    };
+    (sender, receiver)
+}
+
+/// The sending half of a oneshot [`channel`].
+#[derive(Debug)]
+pub struct Sender<T> {
+    inner: Option<tokio::sync::oneshot::Sender<T>>,
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+}
+
+impl<T> Sender<T> {
+    /// Sends the value; `Err(value)` if the receiver is gone.
+    pub fn send(mut self, value: T) -> Result<(), T> {
+        match self.inner.take() {
+            Some(tx) => tx.send(value),
+            None => Err(value),
+        }
+    }
+
+    /// Records the calling task as the sender's holder (after moving the
+    /// sender into another task, say).
+    #[track_caller]
+    pub fn mark_held(&self) {
+        self.state.update(
+            self.slot,
+            Record::now(Location::caller(), Access::Send, true),
+        );
+    }
+
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.inner.as_ref().is_none_or(|tx| tx.is_closed())
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
+/// The receiving half of a oneshot [`channel`]; await it for the value.
+#[derive(Debug)]
+pub struct Receiver<T> {
+    inner: tokio::sync::oneshot::Receiver<T>,
+    state: Arc<ResourceState>,
+    location: &'static Location<'static>,
+    /// Set while a poll has returned `Pending`.
+    waiting: Option<WaitingOwned>,
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll(cx) {
+            Poll::Ready(result) => {
+                this.waiting = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                if this.waiting.is_none() {
+                    let record = Record::now(this.location, Access::Receive, false);
+                    this.waiting = Some(WaitingOwned::new(&this.state, record));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
