@@ -38,7 +38,8 @@ pub fn enter(tag: &TaskTag) -> Entered<'_> {
     }
 }
 
-/// The tag set by the innermost live [`enter`] on this thread, if any.
+/// The tag set by the innermost live [`enter`] (or [`swap`]) on this thread,
+/// if any. Inside [`crate::internal`] it is the `internal` bucket's tag.
 pub fn current() -> Option<crate::Tag> {
     LOCAL.with(|local| (local.context_key.get() != 0).then(|| crate::Tag(local.context_slot.get())))
 }
@@ -74,9 +75,12 @@ pub struct Saved {
 /// For executors whose enter and exit points are separate callbacks, such
 /// as tokio's `on_before_task_poll` / `on_after_task_poll` hooks; prefer
 /// [`enter`] elsewhere. The caller must keep `tag` alive until the matching
-/// `restore`; if it does not, allocations may be charged to the `overflow`
-/// bucket or to the task that reuses the record (never unsound, only
-/// misattributed).
+/// `restore`: switching to a context trusts that its tag pins its record.
+/// If it does not, allocations are charged to whatever record then holds
+/// the tag's slot, an unused one or another task's, whose counts go wrong
+/// (even below zero) from then on: never unsound, but misattributed. The
+/// same holds for an [`Entered`] guard leaked with `mem::forget`, or guards
+/// dropped out of order.
 ///
 /// ```
 /// use turbowish_alloc::{context, TaskTag};

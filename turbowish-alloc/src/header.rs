@@ -127,7 +127,7 @@ pub(crate) unsafe fn write(user: *mut u8, header: Header) {
 ///
 /// # Safety
 ///
-/// As for [`write`], and the header must have been written.
+/// As for [`write()`], and the header must have been written.
 #[inline(always)]
 pub(crate) unsafe fn read(user: *const u8) -> Header {
     debug_assert!(user as usize % HEADER_SIZE == 0);

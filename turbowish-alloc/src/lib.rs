@@ -22,9 +22,11 @@ pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 ///
 /// Each block gets an 8-byte prefix header (more only for alignments above 8,
 /// where the prefix is the alignment) holding the allocating task's slot. The
-/// hot path takes no lock, does no hashing, never allocates and does no
-/// atomic read-modify-write: counts are batched per thread (see the crate
-/// docs).
+/// hot path (an allocation, or a free of the running task's block, on a
+/// thread already counting for that task) takes no lock, does no hashing,
+/// never allocates and does no atomic read-modify-write: counts are batched
+/// per thread (see the crate docs). Switching task, and freeing another
+/// task's block, cost a few atomic operations more.
 ///
 /// ```
 /// use turbowish_alloc::TurboWish;
@@ -173,8 +175,6 @@ impl<A> TurboWish<A> {
 /// and tools built on it, so that it is not charged to the user's tasks.
 ///
 /// ```
-/// use turbowish_alloc::Owner;
-///
 /// let guard = turbowish_alloc::internal();
 /// let bookkeeping = vec![0u8; 64];
 /// drop(guard);
@@ -187,8 +187,11 @@ pub fn internal() -> InternalGuard {
 /// Switches tagging on or off at run time (on by default).
 ///
 /// While off, blocks still get a header (so a block allocated while off can
-/// be freed while on, and the other way round) but no counter moves; the hot
-/// path then costs one relaxed atomic load more than the inner allocator.
+/// be freed while on, and the other way round) but no allocation is counted,
+/// and freeing a block allocated while off moves no counter. Freeing a block
+/// allocated while on still is counted, so the live counts stay exact. An
+/// allocation then costs the header and one relaxed atomic load more than
+/// the inner allocator.
 ///
 /// ```
 /// turbowish_alloc::set_enabled(false);

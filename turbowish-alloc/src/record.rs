@@ -20,17 +20,24 @@
 //!
 //! A record may be reclaimed when nobody pins it (no live [`TaskTag`]), no
 //! thread's shard is batching counts for it, and its live block count is zero.
-//! Reclaiming happens lazily, when a new owner probes for a record and finds
-//! none free, or eagerly through [`crate::sweep_idle_records`].
+//! Reclaiming happens when the last clone of a [`TaskTag`] is dropped (if the
+//! record holds nothing then), lazily when a new owner probes for a record and
+//! finds none free, and through [`crate::sweep_idle_records`].
 //!
 //! The "no shard is batching for it" test races with a thread that is about
 //! to start batching for the record. Both sides use the Dekker pattern with
 //! `SeqCst`: the reclaimer marks the owner `BUSY` and then scans the shards;
 //! the thread publishes its shard's slot and then re-reads the owner. At least
 //! one of them sees the other, so either the reclaim backs off or the thread
-//! picks another record.
+//! picks another record. A thread switching to an entered context skips the
+//! re-read: the context's [`TaskTag`] is pinned, which keeps reclaimers away
+//! on its own (see `shard::switch_to`).
+//!
+//! Reclaiming zeroes the counters while other threads may be reading them for
+//! `stats()`; each record's `epoch` (odd while it is being zeroed) lets those
+//! readers discard a copy that a reset tore (see [`Record::read`]).
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::shard;
 
@@ -40,7 +47,9 @@ pub(crate) const CAPACITY: usize = 1 << 16;
 const MASK: usize = CAPACITY - 1;
 
 /// How many consecutive records a new owner looks at before falling back to
-/// the overflow bucket.
+/// the overflow bucket. A tokio task looks at one window, around a hash of its
+/// id; a [`TaskTag`] at up to four. So a task can land in `overflow` before
+/// the table is full: when every record of its window(s) holds memory.
 const PROBE: usize = 16;
 
 /// Tag written for blocks allocated while tagging is switched off; counted
@@ -51,7 +60,8 @@ pub(crate) const OFF: u32 = 0;
 pub(crate) const UNTRACKED: u32 = 1;
 /// TurboWish's own allocations and anything allocated re-entrantly.
 pub(crate) const INTERNAL: u32 = 2;
-/// Tasks that could not get a record of their own (the table was full).
+/// Tasks that could not get a record of their own (every record they probed
+/// was taken).
 pub(crate) const OVERFLOW: u32 = 3;
 /// First slot that belongs to a task.
 pub(crate) const FIRST_TASK_SLOT: u32 = 4;
@@ -73,6 +83,10 @@ pub(crate) const fn bucket_key(slot: u32) -> u64 {
 pub(crate) struct Record {
     pub(crate) owner: AtomicU64,
     pub(crate) pins: AtomicU32,
+    /// Odd while [`Record::reset`] zeroes the counters; moves on every reset,
+    /// so that a reader can tell a copy torn by recycling (a seqlock whose
+    /// only writer is the reclaimer holding the record `BUSY`).
+    epoch: AtomicU32,
     pub(crate) alloc_bytes: AtomicU64,
     pub(crate) alloc_blocks: AtomicU64,
     pub(crate) free_bytes: AtomicU64,
@@ -85,6 +99,7 @@ impl Record {
         Record {
             owner: AtomicU64::new(owner),
             pins: AtomicU32::new(0),
+            epoch: AtomicU32::new(0),
             alloc_bytes: AtomicU64::new(0),
             alloc_blocks: AtomicU64::new(0),
             free_bytes: AtomicU64::new(0),
@@ -96,17 +111,59 @@ impl Record {
     /// Live bytes as far as this record alone knows (without shard batches).
     #[inline]
     pub(crate) fn live_bytes(&self) -> u64 {
-        // Frees are read first: a free racing with this read can only make
-        // the result smaller than the truth, never wrap below zero.
+        // Frees are read first: an allocation racing with this read can only
+        // make the result larger than the truth; reading allocations first
+        // would let a racing free make it smaller, even "negative".
         let freed = self.free_bytes.load(Ordering::Relaxed);
         self.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(freed)
     }
 
     fn live_blocks(&self) -> u64 {
-        let freed = self.free_blocks.load(Ordering::Relaxed);
+        // Acquire pairs with the Release in `add_free`: a reclaimer that sees
+        // a free here also sees its `free_bytes` add, so the `reset` that may
+        // follow cannot be overtaken by it.
+        let freed = self.free_blocks.load(Ordering::Acquire);
         self.alloc_blocks
             .load(Ordering::Relaxed)
             .wrapping_sub(freed)
+    }
+
+    /// The counters, for a reader that knows the record cannot be recycled
+    /// meanwhile (a pinned or bucket record). Frees are read first, for the
+    /// reason given in [`Record::live_bytes`].
+    pub(crate) fn counts(&self, owner: u64) -> Snapshot {
+        let free_blocks = self.free_blocks.load(Ordering::Acquire);
+        let free_bytes = self.free_bytes.load(Ordering::Acquire);
+        Snapshot {
+            owner,
+            pins: self.pins.load(Ordering::Relaxed),
+            alloc_bytes: self.alloc_bytes.load(Ordering::Relaxed),
+            alloc_blocks: self.alloc_blocks.load(Ordering::Relaxed),
+            free_bytes,
+            free_blocks,
+            peak_bytes: self.peak_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The owner and counters of a claimed record, or `None` if it is free,
+    /// `BUSY`, or was recycled while being read (a recycled record held
+    /// nothing live, so skipping it loses no live byte).
+    pub(crate) fn read(&self) -> Option<Snapshot> {
+        // Owner first: a reader that sees the key published after a claim's
+        // reset then also sees that reset's final epoch.
+        let owner = self.owner.load(Ordering::Acquire);
+        if owner == FREE || owner == BUSY {
+            return None;
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if epoch % 2 == 1 {
+            return None;
+        }
+        let counts = self.counts(owner);
+        // Pairs with the Release fence in `reset`: if any count read above
+        // was written by a reset, the epoch read below has moved.
+        fence(Ordering::Acquire);
+        (self.epoch.load(Ordering::Relaxed) == epoch).then_some(counts)
     }
 
     /// Charges an allocation straight to the record: the path for threads
@@ -125,7 +182,9 @@ impl Record {
     #[inline]
     pub(crate) fn add_free(&self, size: u64) {
         self.free_bytes.fetch_add(size, Ordering::Relaxed);
-        self.free_blocks.fetch_add(1, Ordering::Relaxed);
+        // Release: see `live_blocks`. (On x86 every locked add is ordered
+        // anyway; this costs nothing there.)
+        self.free_blocks.fetch_add(1, Ordering::Release);
     }
 
     #[inline]
@@ -137,14 +196,33 @@ impl Record {
         }
     }
 
+    /// Zeroes the counters for a new owner. Only called while the owner is
+    /// `BUSY`, by the thread that made it so: the epoch has one writer.
     fn reset(&self, pins: u32) {
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        self.epoch.store(epoch.wrapping_add(1), Ordering::Relaxed);
+        // Orders the odd epoch before the zeroing stores, for `read`.
+        fence(Ordering::Release);
         self.pins.store(pins, Ordering::Relaxed);
         self.alloc_bytes.store(0, Ordering::Relaxed);
         self.alloc_blocks.store(0, Ordering::Relaxed);
         self.free_bytes.store(0, Ordering::Relaxed);
         self.free_blocks.store(0, Ordering::Relaxed);
         self.peak_bytes.store(0, Ordering::Relaxed);
+        self.epoch.store(epoch.wrapping_add(2), Ordering::Release);
     }
+}
+
+/// What [`Record::read`] and [`Record::counts`] return.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    pub(crate) owner: u64,
+    pub(crate) pins: u32,
+    pub(crate) alloc_bytes: u64,
+    pub(crate) alloc_blocks: u64,
+    pub(crate) free_bytes: u64,
+    pub(crate) free_blocks: u64,
+    pub(crate) peak_bytes: u64,
 }
 
 static TABLE: [Record; CAPACITY] = {
@@ -176,8 +254,8 @@ pub(crate) fn all() -> &'static [Record; CAPACITY] {
     &TABLE
 }
 
-/// The record of tokio task `id`, claiming (or reclaiming) one if it has none.
-/// Returns [`OVERFLOW`] when every probed record is taken.
+/// The record of tokio task `key` (its id), claiming (or reclaiming) one if it
+/// has none. Returns [`OVERFLOW`] when every probed record is taken.
 pub(crate) fn find_or_claim(key: u64) -> u32 {
     debug_assert!(key != FREE && key & (BUCKET_BIT | HANDLE_BIT) == 0);
     // Fibonacci hashing spreads ids over the whole table. Tokio hands out
@@ -284,9 +362,9 @@ fn reclaim(slot: u32, new_owner: Option<(u64, u32)>) -> bool {
     {
         return false;
     }
-    // Dekker with `shard::Shard::switch_to`: owner is BUSY (SeqCst) before the
+    // Dekker with `shard::switch_to`: owner is BUSY (SeqCst) before the
     // shards are read (SeqCst), so a thread that starts batching for `slot`
-    // after this scan re-reads the owner, sees BUSY and backs off.
+    // after this scan re-reads the owner, sees BUSY and waits or backs off.
     let reclaimable = rec.pins.load(Ordering::SeqCst) == 0
         && !shard::any_batching_for(slot)
         && rec.live_blocks() == 0;
@@ -302,7 +380,9 @@ fn reclaim(slot: u32, new_owner: Option<(u64, u32)>) -> bool {
 
 /// A record held for one task by its owner (the task registry). While any
 /// clone of a `TaskTag` is alive its record is never recycled; once all are
-/// dropped the record is recycled when its live bytes reach zero.
+/// dropped the record is recycled as soon as it holds no live block: at once
+/// if it holds none then, else by a later probe or
+/// [`crate::sweep_idle_records`].
 ///
 /// Allocations are charged to it inside [`crate::context::enter`].
 ///
@@ -323,8 +403,10 @@ pub struct TaskTag {
 }
 
 impl TaskTag {
-    /// Takes a record of its own for a new task. If the table is full the
-    /// tag is the shared `overflow` bucket (reported as such by `stats()`).
+    /// Takes a record of its own for a new task. If none of the 64 records
+    /// it looks at is free or reclaimable (in practice: the table is nearly
+    /// full), the tag is the shared `overflow` bucket (reported as such by
+    /// `stats()`, and by [`TaskTag::counters`]).
     pub fn new() -> TaskTag {
         match claim_handle() {
             Some((slot, key)) => TaskTag { slot, key },
@@ -400,5 +482,41 @@ impl Tag {
     /// The raw slot index.
     pub fn slot(self) -> u32 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `stats()` may copy a record while a reclaimer zeroes it for a new
+    /// owner; the copy would pair the old owner with half-zeroed counts
+    /// (live bytes "below zero"). The epoch tells the reader.
+    #[test]
+    fn readers_can_tell_a_copy_torn_by_recycling() {
+        let rec = Record::new(HANDLE_BIT | 7);
+        rec.add_alloc(100);
+        rec.add_alloc(50);
+        rec.add_free(100);
+        let copy = rec.read().expect("a claimed record reads");
+        assert_eq!((copy.alloc_bytes, copy.free_bytes), (150, 100));
+
+        // A reset in progress: the epoch is odd, the reader backs off.
+        rec.epoch.fetch_add(1, Ordering::Relaxed);
+        assert!(rec.read().is_none());
+        rec.epoch.fetch_sub(1, Ordering::Relaxed);
+
+        // A reset that ran between a reader's two epoch loads moved it.
+        let before = rec.epoch.load(Ordering::Relaxed);
+        rec.reset(0);
+        let after = rec.epoch.load(Ordering::Relaxed);
+        assert_eq!(after, before + 2);
+        assert_eq!(rec.live_bytes(), 0);
+
+        // Free and busy records are not read at all.
+        rec.owner.store(BUSY, Ordering::Relaxed);
+        assert!(rec.read().is_none());
+        rec.owner.store(FREE, Ordering::Relaxed);
+        assert!(rec.read().is_none());
     }
 }

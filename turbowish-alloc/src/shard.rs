@@ -11,8 +11,14 @@
 //! exit. Frees of another task's blocks go straight to that task's record.
 //!
 //! Readers add every shard's batch to the records, so counts are exact at any
-//! quiescent moment; a flush racing with a reader is detected with a per-shard
-//! sequence number (a seqlock) and the read is retried.
+//! quiescent moment. A flush, or a batch moving to another record, racing with
+//! a reader is detected with a per-shard sequence number (a seqlock) and the
+//! read is retried. Single allocations and frees do not touch the sequence
+//! number (that would double the hot path's stores); readers instead read a
+//! record and then the batches for it, frees before allocations, so that a
+//! block allocated and freed during the read is at worst counted as still
+//! live, never freed without having been allocated (see
+//! [`read_consistent`]).
 
 use core::cell::Cell;
 use core::sync::atomic::{
@@ -32,8 +38,9 @@ pub(crate) const MAX_SHARDS: usize = 1024;
 /// `Shard::slot` value when the shard batches for no record.
 const NO_SLOT: u32 = u32::MAX;
 
-/// "Who" key of allocations outside any task. Zero, so that tokio's
-/// `Option<task::Id>` (a non-zero `u64` niche) converts to a key for free.
+/// "Who" key of allocations outside any task. Zero, which is also the
+/// context key meaning "no context" and never a tokio task id (those are
+/// non-zero), so `current_key` needs no separate "none" case.
 const UNTRACKED_KEY: u64 = 0;
 /// `Local::batch_key` when no batch is open: matches no "who" key.
 const NO_BATCH: u64 = u64::MAX;
@@ -45,9 +52,10 @@ const INTERNAL_KEY: u64 = record::BUCKET_BIT | INTERNAL as u64;
 #[derive(Debug)]
 pub(crate) struct Shard {
     in_use: AtomicBool,
-    /// The record this batch belongs to.
+    /// The record this batch belongs to. Changed only inside a seqlock write
+    /// section (see [`Shard::publish_slot`]).
     slot: AtomicU32,
-    /// Odd while a flush is in progress.
+    /// Odd while a flush, or a change of `slot`, is in progress.
     seq: AtomicU32,
     alloc_bytes: AtomicU64,
     alloc_blocks: AtomicU64,
@@ -73,18 +81,28 @@ const IA_BLOCKS: usize = 1;
 const IF_BYTES: usize = 2;
 const IF_BLOCKS: usize = 3;
 
-/// A consistent copy of a shard's batch, for readers.
+/// The frees a shard's batch holds, and the record it is for (see
+/// [`read_consistent`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Batch {
+pub(crate) struct Frees {
     pub(crate) slot: u32,
-    pub(crate) alloc_bytes: u64,
-    pub(crate) alloc_blocks: u64,
-    pub(crate) free_bytes: u64,
-    pub(crate) free_blocks: u64,
+    pub(crate) bytes: u64,
+    pub(crate) blocks: u64,
+    /// Frees in the shard's `internal` mini-batch.
+    pub(crate) internal_bytes: u64,
+    pub(crate) internal_blocks: u64,
+}
+
+/// The allocations a shard's batch holds, and the record it is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Allocs {
+    pub(crate) slot: u32,
+    pub(crate) bytes: u64,
+    pub(crate) blocks: u64,
     pub(crate) peak_net: i64,
-    /// The shard's `internal` bucket counts: allocated bytes and blocks,
-    /// freed bytes and blocks.
-    pub(crate) internal: [u64; 4],
+    /// Allocations in the shard's `internal` mini-batch.
+    pub(crate) internal_bytes: u64,
+    pub(crate) internal_blocks: u64,
 }
 
 static SHARDS: [Shard; MAX_SHARDS] = [const { Shard::new() }; MAX_SHARDS];
@@ -145,7 +163,9 @@ fn dead() -> *const Shard {
 }
 
 impl Local {
-    /// Sets or clears the re-entrancy guard; returns the previous value.
+    /// Sets or clears the re-entrancy guard and returns the previous value.
+    /// It also recomputes `hot`, so that the hot path's one null test covers
+    /// "busy" as well as "no shard".
     fn set_busy(&self, busy: bool) -> bool {
         let was = self.busy.replace(busy);
         let shard = self.shard.get();
@@ -167,13 +187,13 @@ pub(crate) fn on_alloc(size: usize) -> u32 {
     if shard.is_null() {
         return on_alloc_cold(local, size);
     }
-    let key = local.current_key();
-    if key != local.batch_key.get() {
-        return switch_and_alloc(local, key, size);
-    }
     // SAFETY: a non-null `hot` points into the static SHARDS array, at the
     // shard this thread claimed and alone writes.
     let shard = unsafe { &*shard };
+    let key = local.current_key();
+    if key != local.batch_key.get() {
+        return switch_and_alloc(local, shard, key, size);
+    }
     shard.add_alloc(size as u64);
     local.batch_slot.get()
 }
@@ -366,6 +386,9 @@ fn on_alloc_cold(local: &Local, size: usize) -> u32 {
     slot
 }
 
+/// Charges an allocation straight to record `slot` and the global total,
+/// with atomic adds: for a thread whose batch cannot be used (no shard, or
+/// re-entrant inside TurboWish).
 fn charge_direct(slot: u32, size: usize) {
     record::get(slot).add_alloc(size as u64);
     let before = GLOBAL_LIVE.fetch_add(size as i64, Ordering::Relaxed);
@@ -374,11 +397,7 @@ fn charge_direct(slot: u32, size: usize) {
 
 #[cold]
 #[inline(never)]
-fn switch_and_alloc(local: &Local, key: u64, size: usize) -> u32 {
-    let shard_ptr = local.hot.get();
-    // SAFETY: only called from `on_alloc` after `hot` was checked non-null:
-    // this thread's claimed shard.
-    let shard = unsafe { &*shard_ptr };
+fn switch_and_alloc(local: &Local, shard: &Shard, key: u64, size: usize) -> u32 {
     if key == INTERNAL_KEY {
         // Bookkeeping inside `internal()`: counted beside the task's batch,
         // which stays open for when the guard ends.
@@ -401,7 +420,7 @@ fn switch_to(local: &Local, shard: &Shard, key: u64) {
         // runs only after the tag is unpinned, which happens after this
         // poll; the Release store makes the slot visible to it then.
         let slot = local.context_slot.get();
-        shard.slot.store(slot, Ordering::Release);
+        shard.publish_slot(slot, Ordering::Release);
         local.batch_key.set(key);
         local.batch_slot.set(slot);
         return;
@@ -417,16 +436,16 @@ fn switch_to(local: &Local, shard: &Shard, key: u64) {
             // with TurboWish's own keys.
             OVERFLOW
         };
-        // Dekker with `record::try_reclaim`: publish the slot, then check the
+        // Dekker with `record::reclaim`: publish the slot, then check the
         // record is still ours. Bucket slots are never reclaimed.
-        shard.slot.store(slot, Ordering::SeqCst);
+        shard.publish_slot(slot, Ordering::SeqCst);
         // A tokio task's record is owned under its id, the "who" key.
         if slot < FIRST_TASK_SLOT || owner_settled(slot) == key {
             break slot;
         }
         attempts += 1;
         if attempts == 4 {
-            shard.slot.store(OVERFLOW, Ordering::SeqCst);
+            shard.publish_slot(OVERFLOW, Ordering::SeqCst);
             break OVERFLOW;
         }
     };
@@ -496,8 +515,24 @@ impl Shard {
 
     #[inline(always)]
     fn add_free(&self, size: u64) {
-        bump(&self.free_bytes, size);
-        bump(&self.free_blocks, 1);
+        // Release (a plain store on x86): a reader that sees this free also
+        // sees the allocations made before it (see `Shard::frees`).
+        bump_release(&self.free_bytes, size);
+        bump_release(&self.free_blocks, 1);
+    }
+
+    /// Points the batch, which must be empty (just flushed), at record
+    /// `slot`, inside a seqlock write section like a flush. Otherwise a
+    /// reader could read the old slot and then counts made for the new
+    /// record, and charge them to the old one, with no sequence number moved
+    /// to tell it. `order` is the slot store's: `SeqCst` for the Dekker
+    /// handshake with `record::reclaim`.
+    fn publish_slot(&self, slot: u32, order: Ordering) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.slot.store(slot, order);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
     /// Moves the batch into its record and the global totals. Called only by
@@ -568,7 +603,7 @@ impl Shard {
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
         let internal = record::get(INTERNAL);
-        let [ab, an, fb, fnn] = self.batch().internal;
+        let [ab, an, fb, fnn] = self.internal.each_ref().map(|c| c.load(Ordering::Relaxed));
         internal.alloc_bytes.fetch_add(ab, Ordering::Relaxed);
         internal.alloc_blocks.fetch_add(an, Ordering::Relaxed);
         internal.free_bytes.fetch_add(fb, Ordering::Relaxed);
@@ -588,20 +623,28 @@ impl Shard {
         self.seq.load(Ordering::Acquire)
     }
 
-    fn batch(&self) -> Batch {
-        Batch {
+    /// A reader's copy of the batch's frees. Acquire pairs with `add_free`'s
+    /// Release: the allocation of every block whose free is seen here is
+    /// visible to a later [`Shard::allocs`].
+    fn frees(&self) -> Frees {
+        Frees {
             slot: self.slot.load(Ordering::Relaxed),
-            alloc_bytes: self.alloc_bytes.load(Ordering::Relaxed),
-            alloc_blocks: self.alloc_blocks.load(Ordering::Relaxed),
-            free_bytes: self.free_bytes.load(Ordering::Relaxed),
-            free_blocks: self.free_blocks.load(Ordering::Relaxed),
+            blocks: self.free_blocks.load(Ordering::Acquire),
+            bytes: self.free_bytes.load(Ordering::Acquire),
+            internal_blocks: self.internal[IF_BLOCKS].load(Ordering::Acquire),
+            internal_bytes: self.internal[IF_BYTES].load(Ordering::Acquire),
+        }
+    }
+
+    /// A reader's copy of the batch's allocations.
+    fn allocs(&self) -> Allocs {
+        Allocs {
+            slot: self.slot.load(Ordering::Relaxed),
+            bytes: self.alloc_bytes.load(Ordering::Relaxed),
+            blocks: self.alloc_blocks.load(Ordering::Relaxed),
             peak_net: self.peak_net.load(Ordering::Relaxed),
-            internal: [
-                self.internal[IA_BYTES].load(Ordering::Relaxed),
-                self.internal[IA_BLOCKS].load(Ordering::Relaxed),
-                self.internal[IF_BYTES].load(Ordering::Relaxed),
-                self.internal[IF_BLOCKS].load(Ordering::Relaxed),
-            ],
+            internal_bytes: self.internal[IA_BYTES].load(Ordering::Relaxed),
+            internal_blocks: self.internal[IA_BLOCKS].load(Ordering::Relaxed),
         }
     }
 
@@ -612,8 +655,8 @@ impl Shard {
     }
 
     fn add_internal_free(&self, size: u64) {
-        bump(&self.internal[IF_BYTES], size);
-        bump(&self.internal[IF_BLOCKS], 1);
+        bump_release(&self.internal[IF_BYTES], size);
+        bump_release(&self.internal[IF_BLOCKS], 1);
         bump_i64(&self.unpublished, -(size as i64));
     }
 }
@@ -624,6 +667,15 @@ fn bump(counter: &AtomicU64, by: u64) -> u64 {
     let value = counter.load(Ordering::Relaxed).wrapping_add(by);
     counter.store(value, Ordering::Relaxed);
     value
+}
+
+/// [`bump`] with a Release store, for the free counters (see `Shard::frees`).
+#[inline(always)]
+fn bump_release(counter: &AtomicU64, by: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Release,
+    );
 }
 
 /// Single-writer signed add (see [`bump`]).
@@ -642,7 +694,7 @@ fn raise_global_peak(candidate: i64) {
 }
 
 /// Whether any thread is batching counts for record `slot` (SeqCst: see
-/// `record::try_reclaim`).
+/// `record::reclaim`).
 pub(crate) fn any_batching_for(slot: u32) -> bool {
     let high = SHARDS_HIGH.load(Ordering::SeqCst);
     SHARDS[..high]
@@ -650,65 +702,47 @@ pub(crate) fn any_batching_for(slot: u32) -> bool {
         .any(|s| s.slot.load(Ordering::SeqCst) == slot)
 }
 
-/// Calls `f` with a consistent copy of every shard's batch: retried while a
-/// flush races with the read, at most a few times (then the copy may be off
-/// by that one in-flight flush).
-pub(crate) fn read_consistent<T>(mut f: impl FnMut(&[Batch]) -> T) -> T {
-    let mut batches = Vec::with_capacity(SHARDS_HIGH.load(Ordering::Acquire));
-    let mut seqs = Vec::with_capacity(batches.capacity());
-    let mut attempt = 0;
-    loop {
-        let high = SHARDS_HIGH.load(Ordering::Acquire);
-        batches.clear();
-        seqs.clear();
-        for shard in &SHARDS[..high] {
-            let seq = shard.seq();
-            seqs.push(seq);
-            if seq % 2 == 0 {
-                batches.push(shard.batch());
-            }
-        }
-        let result = f(&batches);
-        fence(Ordering::Acquire);
-        let unchanged = SHARDS[..high]
-            .iter()
-            .zip(&seqs)
-            .all(|(s, &seq)| seq % 2 == 0 && s.seq.load(Ordering::Relaxed) == seq);
-        attempt += 1;
-        if unchanged || attempt >= 16 {
-            return result;
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// A seqlock read over every shard without allocating: calls `start` (to
-/// read whatever the batches are added to, such as a record), then `each`
-/// with every shard's batch, and repeats (a few times at most) while a flush
-/// races with the reads.
-pub(crate) fn read_each_consistent<T>(
+/// A seqlock read of the records plus the shards' batches, without
+/// allocating. Each attempt calls `first` with every shard's index and the
+/// record its batch is for, then `rest` (with the number of shards), which
+/// reads the records and, through [`frees_of`] and [`allocs_of`], the
+/// batches. Attempts repeat while a flush, or a batch switching records,
+/// races with the reads; after 16 the last one stands, and may be off by the
+/// batches that kept moving (at most about [`FLUSH_BYTES`] each).
+///
+/// Single allocations and frees move no sequence number, so `rest` must read
+/// in an order that keeps a row sane: a record (frees, then allocations),
+/// then right after it the batches for it (all their frees, then all their
+/// allocations). A block is allocated before it is freed, so if its free is
+/// read its allocation is too: it sits in a batch, read last, or was flushed
+/// into the record, which the sequence numbers catch. (The exception is an
+/// allocation charged straight to a record, by a thread without a shard,
+/// and freed into a batch during the read.) Live counts so do not go below
+/// zero; a block allocated and freed meanwhile counts as live at worst, and
+/// reading a row's parts close together keeps "meanwhile" short.
+pub(crate) fn read_consistent<T>(
     state: &mut T,
-    mut start: impl FnMut(&mut T),
-    mut each: impl FnMut(&mut T, &Batch),
+    mut first: impl FnMut(&mut T, usize, u32),
+    mut rest: impl FnMut(&mut T, usize),
 ) {
     for _ in 0..16 {
         let high = SHARDS_HIGH.load(Ordering::Acquire);
         let mut before = 0u64;
         let mut odd = false;
-        for shard in &SHARDS[..high] {
+        for (index, shard) in SHARDS[..high].iter().enumerate() {
             let seq = shard.seq();
             odd |= seq % 2 == 1;
             before = before.wrapping_add(u64::from(seq));
+            first(state, index, shard.slot.load(Ordering::Relaxed));
         }
-        start(state);
-        for shard in &SHARDS[..high] {
-            each(state, &shard.batch());
-        }
+        rest(state, high);
         fence(Ordering::Acquire);
         let after = SHARDS[..high].iter().fold(0u64, |sum, s| {
             sum.wrapping_add(u64::from(s.seq.load(Ordering::Relaxed)))
         });
-        // Sequence numbers only grow, so equal sums mean no flush ran.
+        // Sequence numbers only grow (a u32 wraps, but not by exactly the
+        // others' growth within one read), so equal sums mean no write
+        // section ran.
         if !odd && before == after {
             return;
         }
@@ -716,7 +750,23 @@ pub(crate) fn read_each_consistent<T>(
     }
 }
 
-/// Global live and peak as flushed so far.
+/// The frees of shard `index`'s batch, for `read_consistent`'s `rest`.
+pub(crate) fn frees_of(index: usize) -> Frees {
+    SHARDS[index].frees()
+}
+
+/// The allocations of shard `index`'s batch, for `read_consistent`'s `rest`.
+pub(crate) fn allocs_of(index: usize) -> Allocs {
+    SHARDS[index].allocs()
+}
+
+/// One past the highest shard index ever claimed: how many shards a reader
+/// looks at (to size its scratch space).
+pub(crate) fn shards_high() -> usize {
+    SHARDS_HIGH.load(Ordering::Acquire)
+}
+
+/// Peak of the global live bytes, as far as flushes have published it.
 pub(crate) fn global_peak() -> u64 {
     GLOBAL_PEAK.load(Ordering::Relaxed)
 }
@@ -736,14 +786,15 @@ pub(crate) fn close_batch_for(slot: u32) {
         // shard, written only by this thread.
         let shard = unsafe { &*shard };
         shard.flush();
-        shard.slot.store(NO_SLOT, Ordering::SeqCst);
+        shard.publish_slot(NO_SLOT, Ordering::SeqCst);
         local.batch_key.set(NO_BATCH);
         local.batch_slot.set(NO_SLOT);
     });
 }
 
-/// Flushes the calling thread's batch (used before reading exact per-record
-/// peaks in tests and by `stats()`).
+/// Flushes the calling thread's batch, so that the records' peaks include
+/// it (by `stats()` and `sweep_idle_records()`, whose records it also frees
+/// up for recycling).
 pub(crate) fn flush_current_thread() {
     LOCAL.with(|local| {
         let shard = local.shard.get();
@@ -764,10 +815,13 @@ static EXIT_KEY: AtomicU64 = AtomicU64::new(0);
 #[cold]
 fn claim_shard(local: &Local) {
     let was_busy = local.set_busy(true);
+    // Load before CAS: `in_use` shares a cache line with its owner's hot
+    // counters, which a failing CAS would still take away from that core.
     let found = SHARDS.iter().enumerate().find(|(_, s)| {
-        s.in_use
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        !s.in_use.load(Ordering::Relaxed)
+            && s.in_use
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     });
     match found {
         Some((index, shard)) => {
@@ -835,4 +889,69 @@ unsafe extern "C" fn release_shard(value: *mut libc::c_void) {
         local.batch_slot.set(NO_SLOT);
     });
     shard.in_use.store(false, Ordering::Release);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread-local-free `Local` for driving `switch_to` by hand.
+    fn local_for(shard: &'static Shard, context: Option<(u32, u64)>) -> Local {
+        let (context_slot, context_key) = context.unwrap_or((0, 0));
+        Local {
+            hot: Cell::new(shard),
+            shard: Cell::new(shard),
+            busy: Cell::new(false),
+            tokio_warm: Cell::new(true),
+            context_slot: Cell::new(context_slot),
+            context_key: Cell::new(context_key),
+            batch_key: Cell::new(NO_BATCH),
+            batch_slot: Cell::new(NO_SLOT),
+        }
+    }
+
+    /// A reader copies a batch's slot and then its counts. If the batch
+    /// moved to another record in between, only the sequence number can
+    /// tell it that the counts are the new record's: moving must bump it
+    /// even when there was nothing to flush (an empty batch is not flushed).
+    #[test]
+    fn moving_an_empty_batch_moves_the_sequence_number() {
+        static SHARD: Shard = Shard::new();
+        // Through the Dekker handshake (untracked: a bucket, no table probe)
+        // and through the pinned-context shortcut.
+        let handle_key = record::HANDLE_BIT | 12_345;
+        for (key, context, slot) in [
+            (UNTRACKED_KEY, None, UNTRACKED),
+            (handle_key, Some((77, handle_key)), 77),
+        ] {
+            let local = local_for(&SHARD, context);
+            let seen = SHARD.seq();
+            assert_eq!(seen % 2, 0);
+            switch_to(&local, &SHARD, key);
+            assert_eq!(SHARD.slot.load(Ordering::Relaxed), slot);
+            SHARD.add_alloc(100);
+            assert_ne!(
+                SHARD.seq(),
+                seen,
+                "a reader would pair the old slot with new counts"
+            );
+            assert_eq!(SHARD.seq() % 2, 0);
+            SHARD.flush_counts_for_test();
+        }
+    }
+
+    impl Shard {
+        /// Empties the batch without touching any record.
+        fn flush_counts_for_test(&self) {
+            for counter in [
+                &self.alloc_bytes,
+                &self.alloc_blocks,
+                &self.free_bytes,
+                &self.free_blocks,
+            ] {
+                counter.store(0, Ordering::Relaxed);
+            }
+            self.peak_net.store(0, Ordering::Relaxed);
+        }
+    }
 }

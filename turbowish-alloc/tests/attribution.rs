@@ -22,27 +22,19 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use tokio::sync::{mpsc, oneshot};
 use turbowish_alloc::{context, stats, Counters, Owner, TaskTag};
 
+mod common;
+use common::{serial, tokio_owner};
+
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn tokio_owner(id: tokio::task::Id) -> Owner {
-    Owner::TokioTask(id.to_string().parse::<u64>().expect("task id is a u64"))
-}
 
 fn counters(
     live_bytes: usize,

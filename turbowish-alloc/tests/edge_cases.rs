@@ -34,22 +34,15 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use turbowish_alloc::{context, stats, Counters, Owner, TaskTag, TurboWish};
 
+mod common;
+use common::{row, serial};
+
 #[global_allocator]
 static A: TurboWish = TurboWish::system();
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn row(tag: &TaskTag) -> Counters {
-    stats().counters(Owner::Task(tag.id()))
-}
 
 /// Live bytes, live blocks, total bytes, total blocks of a row.
 fn counts(c: Counters) -> (u64, u64, u64, u64) {

@@ -22,15 +22,14 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use turbowish_alloc::{stats, sweep_idle_records, Owner};
 
+mod common;
+use common::tokio_owner;
+
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
 
 const TASKS: usize = 1_000_000;
 const BATCH: usize = 10_000;
-
-fn tokio_owner(id: tokio::task::Id) -> Owner {
-    Owner::TokioTask(id.to_string().parse::<u64>().expect("task id is a u64"))
-}
 
 async fn small_task(i: usize) {
     match i % 4 {

@@ -20,9 +20,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
-use turbowish_alloc::{context, stats, Counters, Owner, TaskTag, TurboWish};
+use turbowish_alloc::{context, Counters, TaskTag, TurboWish};
+
+mod common;
+use common::{row, serial};
 
 /// Requests of this many bytes or more are refused.
 const HUGE: usize = 1 << 40;
@@ -89,16 +91,6 @@ unsafe impl GlobalAlloc for FailingAlloc {
 
 #[global_allocator]
 static A: TurboWish<FailingAlloc> = TurboWish::new(FailingAlloc);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn row(tag: &TaskTag) -> Counters {
-    stats().counters(Owner::Task(tag.id()))
-}
 
 /// Makes every request on this thread fail while alive.
 struct FailHere;
