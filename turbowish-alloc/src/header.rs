@@ -96,6 +96,46 @@ pub(crate) unsafe fn user_from_inner(inner: *mut u8, align: usize) -> *mut u8 {
     unsafe { inner.add(prefix(align)) }
 }
 
+/// The user pointer a caller hands back to `dealloc` or `realloc`, made
+/// opaque to the optimiser before TurboWish steps back to its header.
+///
+/// Callers get their pointer from `__rust_alloc`, which LLVM knows as an
+/// allocation function: a fresh object *starting* at that pointer. Where
+/// LLVM also inlines our `dealloc` into the caller, it sees a load from
+/// `ptr - 8`, out of that object's bounds, concludes the path is undefined
+/// behaviour and may delete it (seen: a release test compiled to an endless
+/// `jmp .`). Passing the pointer through an empty `asm!` block hides where
+/// it came from, at the cost of no instruction.
+#[inline(always)]
+pub(crate) fn launder(user: *mut u8) -> *mut u8 {
+    #[cfg(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "x86",
+        target_arch = "arm",
+        target_arch = "riscv64"
+    ))]
+    {
+        let mut ptr = user;
+        // SAFETY: the block is empty: it reads and writes nothing and only
+        // claims that `ptr` may have changed, which keeps the value as is.
+        unsafe {
+            core::arch::asm!("/* {0} */", inout(reg) ptr, options(nostack, preserves_flags));
+        }
+        ptr
+    }
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "x86",
+        target_arch = "arm",
+        target_arch = "riscv64"
+    )))]
+    {
+        core::hint::black_box(user)
+    }
+}
+
 /// The inner block's start for a user pointer of alignment `align`.
 ///
 /// # Safety

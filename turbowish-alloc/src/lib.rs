@@ -95,6 +95,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let ptr = header::launder(ptr);
         // SAFETY: the caller passes a block of ours with its layout, so its
         // header was written by `finish_alloc`.
         let tag = unsafe { header::read(ptr) }.tag;
@@ -110,6 +111,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let ptr = header::launder(ptr);
         debug_assert!(Layout::from_size_align(new_size, layout.align()).is_ok());
         // SAFETY: the caller guarantees `new_size` is valid for this alignment.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };

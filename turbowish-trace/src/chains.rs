@@ -32,6 +32,9 @@ pub enum ChainEnd {
     Untracked,
     /// At a resource no recorded task holds (permits leaked or added later).
     HeldByNobody,
+    /// At a resource whose holders are only counted, not named (more than
+    /// the 8 a resource names, or taken while all 8 names were in use).
+    UnnamedHolders,
     /// Back at a task already in the chain: see [`cycles`].
     Cycle,
 }
@@ -149,10 +152,12 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
             .find(|h| graph.waits.contains_key(&h.task))
             .or_else(|| blockers(resource, waiter).next());
         let Some(holder) = next else {
-            return Chain {
-                links,
-                end: ChainEnd::HeldByNobody,
+            let end = if resource.extra_holders > 0 {
+                ChainEnd::UnnamedHolders
+            } else {
+                ChainEnd::HeldByNobody
             };
+            return Chain { links, end };
         };
         if seen.contains(&holder.task) {
             return Chain {
@@ -164,9 +169,10 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
     }
 }
 
-/// The deadlocks in `resources`: each set of tasks whose waits form a cycle
-/// (found as the strongly connected components of the wait-for graph), as
-/// one cycle through it.
+/// The deadlocks in `resources`: cycles of tasks each waiting for a resource
+/// the next one holds. Each task appears in at most one reported cycle (a
+/// shortest one through the first task found in it); tasks tangled in
+/// several cycles may therefore show up in fewer cycles than exist.
 pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
     let graph = Graph::new(resources);
     let mut nodes: Vec<TaskRef> = graph.waits.keys().copied().collect();
@@ -245,6 +251,12 @@ fn frames_suffix(p: &Party) -> String {
 
 fn holder_phrase(link: &Link) -> String {
     match link.holders.first() {
+        None if link.extra_holders > 0 => {
+            format!(
+                "held by {} holder(s) TurboWish counted but did not name",
+                link.extra_holders
+            )
+        }
         None => "held by nobody TurboWish saw".to_string(),
         Some(h) => {
             let others = link.holders.len() - 1 + link.extra_holders;
@@ -279,7 +291,7 @@ impl fmt::Display for Chain {
             ChainEnd::Untracked => {
                 f.write_str(", which is waiting on something untracked (or running)")
             }
-            ChainEnd::HeldByNobody => Ok(()),
+            ChainEnd::HeldByNobody | ChainEnd::UnnamedHolders => Ok(()),
             ChainEnd::Cycle => f.write_str(", which closes a cycle: deadlock"),
         }
     }

@@ -3,8 +3,8 @@
 //! record who holds them and who waits, for [`crate::resources`], [`crate::chains`] and
 //! [`crate::cycles`].
 //!
-//! Recording a holder on the uncontended path takes one uncontended
-//! `std::sync::Mutex` on the resource's record table, a read of the coarse
+//! Recording a holder on the uncontended path takes a spin lock (one atomic
+//! swap) on the resource's record table, a read of the coarse
 //! monotonic clock and a copy of the frame path; it never allocates. A
 //! waiter is recorded only on the contended path.
 

@@ -84,8 +84,10 @@ pub enum TaskRef {
     Traced(u64),
     /// Another tokio task, by tokio id.
     Tokio(u64),
-    /// Code outside any task (`main`, a plain thread, `block_on`).
-    Thread,
+    /// Code outside any task (`main`, a plain thread, `block_on`), by a
+    /// process-unique number of the thread (threads are distinct parties:
+    /// two of them waiting on each other's locks is no single task's wait).
+    Thread(u64),
 }
 
 impl TaskRef {
@@ -95,7 +97,7 @@ impl TaskRef {
         }
         match tokio::task::try_id() {
             Some(id) => TaskRef::Tokio(tokio_id_u64(id)),
-            None => TaskRef::Thread,
+            None => TaskRef::Thread(thread_number()),
         }
     }
 
@@ -106,9 +108,26 @@ impl TaskRef {
                 registry::task_name(id).unwrap_or_else(|| format!("task #{id} (ended)"))
             }
             TaskRef::Tokio(id) => format!("tokio task {id}"),
-            TaskRef::Thread => "a thread outside tasks".to_string(),
+            TaskRef::Thread(n) => format!("thread #{n} (outside tasks)"),
         }
     }
+}
+
+/// A number for the current thread, assigned on first use; never reused.
+/// (`std::thread::ThreadId::as_u64` is unstable.)
+fn thread_number() -> u64 {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NUMBER: Cell<u64> = const { Cell::new(0) };
+    }
+    NUMBER.with(|n| {
+        if n.get() == 0 {
+            n.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        n.get()
+    })
 }
 
 /// tokio's `task::Id` as a number, without allocating (it exposes its value

@@ -1,0 +1,458 @@
+//! `chains()` and `cycles()` as pure functions of hand-built wait-for graphs
+//! (no runtime, no allocator): exact numbers of chains, cycles and links, the
+//! tasks in order, how each chain ends, and the text their `Display` gives.
+//!
+//! * `two_task_cycle`, `three_task_cycle`: lock-order deadlocks are found
+//!   exactly once, with the waiters in cycle order and each link's holder
+//!   being the next link's waiter.
+//! * `long_chain_is_not_a_cycle`: A→B→C→D with D waiting on nothing is one
+//!   chain of 3 links ending `Untracked`, no cycle, and its suffixes B→C→D
+//!   and C→D are not repeated.
+//! * `waiter_on_unheld_resource_ends_held_by_nobody`.
+//! * `rwlock_readers_are_one_link_with_three_holders`, and the count of
+//!   other holders in the text, with and without `extra_holders`.
+//! * `self_deadlock_is_a_cycle_of_one`.
+//! * `two_independent_cycles_are_both_found`.
+//! * `chains_feeding_into_one_holder_share_no_suffix_chain`: A→C and B→C,
+//!   C→D: two chains, C's own chain not repeated.
+//! * `chain_into_a_cycle`: a waiter on a deadlocked task is a chain ending
+//!   `Cycle` but not part of the cycle.
+//! * `cycles_through_a_shared_reader_lock_are_valid`: a writer waiting on two
+//!   readers that each wait on a mutex the writer holds: every reported cycle
+//!   is well formed and every task of the deadlock is in one.
+//! * `counted_holders_are_not_nobody`: a resource whose only holders are
+//!   counted in `extra_holders` (reachable: 9 permit holders of which the
+//!   first 8 released) is not "held by nobody".
+//! * `empty_graph` and `holders_without_waiters`: nothing to report.
+
+use std::panic::Location;
+use std::time::Duration;
+
+use turbowish_trace::sync::{Access, Party, ResourceInfo, ResourceKind, TaskRef};
+use turbowish_trace::{chains, cycles, ChainEnd, Cycle, FramePath, Link};
+
+/// Task ids used in the graphs, with names `"A"`, `"B"`, ….
+const A: u64 = 1;
+const B: u64 = 2;
+const C: u64 = 3;
+const D: u64 = 4;
+const E: u64 = 5;
+
+fn task_name(id: u64) -> String {
+    char::from(b'A' + (id - 1) as u8).to_string()
+}
+
+fn party(task: u64, access: Access) -> Party {
+    Party {
+        task: TaskRef::Traced(task),
+        task_name: task_name(task),
+        frames: FramePath::default(),
+        location: Location::caller(),
+        since: Duration::from_millis(1500),
+        access,
+        movable: false,
+    }
+}
+
+fn resource(
+    id: u64,
+    kind: ResourceKind,
+    name: &str,
+    holders: Vec<Party>,
+    waiters: Vec<Party>,
+) -> ResourceInfo {
+    ResourceInfo {
+        id,
+        kind,
+        name: name.to_string(),
+        location: Location::caller(),
+        holders,
+        extra_holders: 0,
+        waiters,
+        permits: None,
+    }
+}
+
+/// A mutex named `name`, held by `holder` (if any), waited for by `waiters`.
+fn mutex(id: u64, name: &str, holder: Option<u64>, waiters: &[u64]) -> ResourceInfo {
+    resource(
+        id,
+        ResourceKind::Mutex,
+        name,
+        holder
+            .map(|h| party(h, Access::Exclusive))
+            .into_iter()
+            .collect(),
+        waiters
+            .iter()
+            .map(|&w| party(w, Access::Exclusive))
+            .collect(),
+    )
+}
+
+fn traced(id: u64) -> TaskRef {
+    TaskRef::Traced(id)
+}
+
+fn waiters(links: &[Link]) -> Vec<TaskRef> {
+    links.iter().map(|l| l.waiter.task).collect()
+}
+
+fn resources_of(links: &[Link]) -> Vec<&str> {
+    links.iter().map(|l| l.resource.as_str()).collect()
+}
+
+fn holders(link: &Link) -> Vec<TaskRef> {
+    link.holders.iter().map(|h| h.task).collect()
+}
+
+/// Link `i`'s holders include link `i + 1`'s waiter, cyclically.
+fn assert_well_formed(cycle: &Cycle) {
+    let n = cycle.links.len();
+    assert!(n > 0);
+    for (i, link) in cycle.links.iter().enumerate() {
+        let next = cycle.links[(i + 1) % n].waiter.task;
+        assert!(
+            holders(link).contains(&next),
+            "link {i} of {cycle:?}: {next:?} does not hold {}",
+            link.resource
+        );
+    }
+}
+
+#[test]
+fn two_task_cycle() {
+    // A holds accounts[1], waits for accounts[2]; B the other way round.
+    let graph = [
+        mutex(1, "accounts[1]", Some(A), &[B]),
+        mutex(2, "accounts[2]", Some(B), &[A]),
+    ];
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let cycle = &found[0];
+    assert_eq!(waiters(&cycle.links), [traced(A), traced(B)]);
+    assert_eq!(
+        resources_of(&cycle.links),
+        ["Mutex \"accounts[2]\"", "Mutex \"accounts[1]\""]
+    );
+    assert_eq!(holders(&cycle.links[0]), [traced(B)]);
+    assert_eq!(holders(&cycle.links[1]), [traced(A)]);
+    assert_well_formed(cycle);
+
+    let text = cycle.to_string();
+    assert!(text.starts_with("deadlock: task \"A\" ("), "{text}");
+    assert!(
+        text.contains("holds Mutex \"accounts[1]\" since 1.5s"),
+        "{text}"
+    );
+    assert!(text.contains("waits for Mutex \"accounts[2]\""), "{text}");
+    assert!(
+        text.contains(", held by task \"B\" (")
+            && text.ends_with("which waits for Mutex \"accounts[1]\""),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{}:", file!())), "{text}");
+
+    // The chain view sees the same deadlock once, ending in the cycle.
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].end, ChainEnd::Cycle);
+    assert_eq!(waiters(&found[0].links), [traced(A), traced(B)]);
+    let text = found[0].to_string();
+    assert!(text.ends_with(", which closes a cycle: deadlock"), "{text}");
+}
+
+#[test]
+fn three_task_cycle() {
+    // Each ring-i holds accounts[i] and waits for accounts[i+1].
+    let graph = [
+        mutex(1, "accounts[1]", Some(A), &[C]),
+        mutex(2, "accounts[2]", Some(B), &[A]),
+        mutex(3, "accounts[3]", Some(C), &[B]),
+    ];
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let cycle = &found[0];
+    assert_eq!(waiters(&cycle.links), [traced(A), traced(B), traced(C)]);
+    assert_eq!(
+        resources_of(&cycle.links),
+        [
+            "Mutex \"accounts[2]\"",
+            "Mutex \"accounts[3]\"",
+            "Mutex \"accounts[1]\""
+        ]
+    );
+    assert_well_formed(cycle);
+
+    let text = cycle.to_string();
+    assert!(text.starts_with("deadlock: task \"A\""), "{text}");
+    for needle in [
+        "holds Mutex \"accounts[1]\"",
+        "waits for Mutex \"accounts[2]\"",
+        "held by task \"B\"",
+        "which waits for Mutex \"accounts[3]\"",
+        "held by task \"C\"",
+        "which waits for Mutex \"accounts[1]\"",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].links.len(), 3);
+    assert_eq!(found[0].end, ChainEnd::Cycle);
+}
+
+#[test]
+fn long_chain_is_not_a_cycle() {
+    // A waits for r1 held by B, B for r2 held by C, C for r3 held by D; D
+    // waits on nothing tracked.
+    let graph = [
+        mutex(1, "r1", Some(B), &[A]),
+        mutex(2, "r2", Some(C), &[B]),
+        mutex(3, "r3", Some(D), &[C]),
+    ];
+    assert!(cycles(&graph).is_empty());
+
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1, "suffix chains repeated: {found:?}");
+    let chain = &found[0];
+    assert_eq!(chain.links.len(), 3);
+    assert_eq!(chain.end, ChainEnd::Untracked);
+    assert_eq!(waiters(&chain.links), [traced(A), traced(B), traced(C)]);
+    assert_eq!(
+        resources_of(&chain.links),
+        ["Mutex \"r1\"", "Mutex \"r2\"", "Mutex \"r3\""]
+    );
+    assert_eq!(holders(&chain.links[2]), [traced(D)]);
+
+    let text = chain.to_string();
+    assert!(text.starts_with("task \"A\" ("), "{text}");
+    for needle in [
+        "waits for Mutex \"r1\" (for 1.5s), held by task \"B\"",
+        ", which waits for Mutex \"r2\"",
+        "held by task \"C\"",
+        ", which waits for Mutex \"r3\"",
+        "held by task \"D\"",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+    assert!(text.contains("waiting on something untracked"), "{text}");
+    assert!(!text.contains("deadlock"), "{text}");
+}
+
+#[test]
+fn waiter_on_unheld_resource_ends_held_by_nobody() {
+    let mut pool = resource(
+        7,
+        ResourceKind::Semaphore,
+        "db-pool",
+        vec![],
+        vec![party(A, Access::Permits(2))],
+    );
+    pool.permits = Some(4);
+    let graph = [pool];
+    assert!(cycles(&graph).is_empty());
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let chain = &found[0];
+    assert_eq!(chain.end, ChainEnd::HeldByNobody);
+    assert_eq!(chain.links.len(), 1);
+    assert!(chain.links[0].holders.is_empty());
+    assert_eq!(chain.links[0].waiter.access, Access::Permits(2));
+    assert_eq!(chain.links[0].resource, "Semaphore \"db-pool\"");
+    let text = chain.to_string();
+    assert!(
+        text.contains("waits for Semaphore \"db-pool\" (for 1.5s), held by nobody TurboWish saw"),
+        "{text}"
+    );
+    assert!(!text.contains("untracked"), "{text}");
+}
+
+#[test]
+fn rwlock_readers_are_one_link_with_three_holders() {
+    let readers: Vec<Party> = [A, B, C]
+        .iter()
+        .map(|&r| party(r, Access::Shared))
+        .collect();
+    let mut routes = resource(
+        3,
+        ResourceKind::RwLock,
+        "routes",
+        readers,
+        vec![party(D, Access::Exclusive)],
+    );
+    let found = chains(std::slice::from_ref(&routes));
+    assert_eq!(found.len(), 1, "{found:?}");
+    let chain = &found[0];
+    assert_eq!(chain.links.len(), 1);
+    assert_eq!(chain.end, ChainEnd::Untracked);
+    let link = &chain.links[0];
+    assert_eq!(link.waiter.task, traced(D));
+    assert_eq!(link.waiter.access, Access::Exclusive);
+    assert_eq!(link.resource, "RwLock \"routes\"");
+    assert_eq!(holders(link), [traced(A), traced(B), traced(C)]);
+    assert!(link.holders.iter().all(|h| h.access == Access::Shared));
+    assert_eq!(link.extra_holders, 0);
+    let text = chain.to_string();
+    assert!(text.starts_with("task \"D\""), "{text}");
+    assert!(
+        text.contains("held by task \"A\"") && text.contains("and 2 other holder(s)"),
+        "{text}"
+    );
+    assert!(cycles(std::slice::from_ref(&routes)).is_empty());
+
+    // Holders counted only are counted in the text too.
+    routes.extra_holders = 2;
+    let found = chains(std::slice::from_ref(&routes));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].links[0].extra_holders, 2);
+    assert_eq!(found[0].links[0].holders.len(), 3);
+    let text = found[0].to_string();
+    assert!(text.contains("and 4 other holder(s)"), "{text}");
+}
+
+#[test]
+fn self_deadlock_is_a_cycle_of_one() {
+    // A holds `config` and waits for it again.
+    let graph = [mutex(1, "config", Some(A), &[A])];
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let cycle = &found[0];
+    assert_eq!(cycle.links.len(), 1);
+    assert_eq!(cycle.links[0].waiter.task, traced(A));
+    assert_eq!(holders(&cycle.links[0]), [traced(A)]);
+    assert_well_formed(cycle);
+    let text = cycle.to_string();
+    assert!(
+        text.starts_with("deadlock: task \"A\"")
+            && text.contains("holds Mutex \"config\" since 1.5s and waits for Mutex \"config\""),
+        "{text}"
+    );
+    assert!(!text.contains("held by"), "{text}");
+
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].links.len(), 1);
+    assert_eq!(found[0].end, ChainEnd::Cycle);
+}
+
+#[test]
+fn two_independent_cycles_are_both_found() {
+    let graph = [
+        mutex(1, "a1", Some(A), &[B]),
+        mutex(2, "a2", Some(B), &[A]),
+        mutex(3, "b1", Some(C), &[D]),
+        mutex(4, "b2", Some(D), &[C]),
+    ];
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(waiters(&found[0].links), [traced(A), traced(B)]);
+    assert_eq!(waiters(&found[1].links), [traced(C), traced(D)]);
+    for cycle in &found {
+        assert_well_formed(cycle);
+    }
+    assert!(found[0].to_string().starts_with("deadlock: task \"A\""));
+    assert!(found[1].to_string().starts_with("deadlock: task \"C\""));
+
+    let found = chains(&graph);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found
+        .iter()
+        .all(|c| c.end == ChainEnd::Cycle && c.links.len() == 2));
+}
+
+#[test]
+fn chains_feeding_into_one_holder_share_no_suffix_chain() {
+    // A and B both wait for `hot` held by C; C waits for `cold` held by D.
+    let graph = [
+        mutex(1, "hot", Some(C), &[A, B]),
+        mutex(2, "cold", Some(D), &[C]),
+    ];
+    assert!(cycles(&graph).is_empty());
+    let found = chains(&graph);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(waiters(&found[0].links), [traced(A), traced(C)]);
+    assert_eq!(waiters(&found[1].links), [traced(B), traced(C)]);
+    for chain in &found {
+        assert_eq!(chain.end, ChainEnd::Untracked);
+        assert_eq!(holders(&chain.links[1]), [traced(D)]);
+    }
+}
+
+#[test]
+fn chain_into_a_cycle() {
+    // A and B deadlock; E waits for a mutex A holds.
+    let graph = [
+        mutex(1, "a1", Some(A), &[B]),
+        mutex(2, "a2", Some(B), &[A]),
+        mutex(3, "side", Some(A), &[E]),
+    ];
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(waiters(&found[0].links), [traced(A), traced(B)]);
+
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].end, ChainEnd::Cycle);
+    assert_eq!(waiters(&found[0].links), [traced(E), traced(A), traced(B)]);
+}
+
+#[test]
+fn cycles_through_a_shared_reader_lock_are_valid() {
+    // Writer A holds m1 and m2 and waits for `routes`, read-held by B and C;
+    // B waits for m1, C for m2.
+    let graph = [
+        resource(
+            1,
+            ResourceKind::RwLock,
+            "routes",
+            vec![party(B, Access::Shared), party(C, Access::Shared)],
+            vec![party(A, Access::Exclusive)],
+        ),
+        mutex(2, "m1", Some(A), &[B]),
+        mutex(3, "m2", Some(A), &[C]),
+    ];
+    let found = cycles(&graph);
+    assert!(!found.is_empty());
+    let mut in_cycles: Vec<TaskRef> = Vec::new();
+    for cycle in &found {
+        assert_well_formed(cycle);
+        in_cycles.extend(waiters(&cycle.links));
+    }
+    in_cycles.sort();
+    in_cycles.dedup();
+    assert_eq!(in_cycles, [traced(A), traced(B), traced(C)], "{found:?}");
+}
+
+#[test]
+fn counted_holders_are_not_nobody() {
+    let mut pool = resource(
+        9,
+        ResourceKind::Semaphore,
+        "workers",
+        vec![],
+        vec![party(A, Access::Permits(9))],
+    );
+    pool.extra_holders = 2;
+    pool.permits = Some(9);
+    let found = chains(&[pool]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].links[0].extra_holders, 2);
+    let text = found[0].to_string();
+    assert_ne!(found[0].end, ChainEnd::HeldByNobody, "{text}");
+    assert!(!text.contains("held by nobody"), "{text}");
+}
+
+#[test]
+fn empty_graph() {
+    assert!(chains(&[]).is_empty());
+    assert!(cycles(&[]).is_empty());
+}
+
+#[test]
+fn holders_without_waiters() {
+    let graph = [mutex(1, "idle", None, &[]), mutex(2, "held", Some(A), &[])];
+    assert!(chains(&graph).is_empty());
+    assert!(cycles(&graph).is_empty());
+}
