@@ -186,6 +186,43 @@ pub fn internal() -> InternalGuard {
     InternalGuard::new()
 }
 
+/// The number tokio's task `Id` displays as, read without allocating:
+/// `Owner::TokioTask` carries it. (tokio exposes the value only through
+/// `Display`, which allocates when collected into a string, and `Hash`,
+/// which this reads through a capturing hasher.)
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let task = tokio::spawn(async {});
+/// let n = turbowish_alloc::tokio_task_number(task.id());
+/// assert_eq!(n.to_string(), task.id().to_string());
+/// # }
+/// ```
+#[cfg(feature = "tokio")]
+#[inline]
+pub fn tokio_task_number(id: tokio::task::Id) -> u64 {
+    use core::hash::{Hash, Hasher};
+
+    struct Capture(u64);
+    impl Hasher for Capture {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0 << 8) | u64::from(b);
+            }
+        }
+        fn write_u64(&mut self, v: u64) {
+            self.0 = v;
+        }
+    }
+    let mut capture = Capture(0);
+    id.hash(&mut capture);
+    capture.0
+}
+
 /// Switches tagging on or off at run time (on by default).
 ///
 /// While off, blocks still get a header (so a block allocated while off can

@@ -336,28 +336,9 @@ impl Drop for InternalGuard {
 }
 
 #[cfg(feature = "tokio")]
+#[inline(always)]
 fn tokio_id_to_key(id: tokio::task::Id) -> u64 {
-    use core::hash::{Hash, Hasher};
-
-    /// tokio's `Id` exposes its `u64` only through `Display` and `Hash`;
-    /// hashing into this "hasher" reads it without allocating.
-    struct Capture(u64);
-    impl Hasher for Capture {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for &b in bytes {
-                self.0 = (self.0 << 8) | u64::from(b);
-            }
-        }
-        fn write_u64(&mut self, v: u64) {
-            self.0 = v;
-        }
-    }
-    let mut capture = Capture(0);
-    id.hash(&mut capture);
-    capture.0
+    crate::tokio_task_number(id)
 }
 
 #[cold]

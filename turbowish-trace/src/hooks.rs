@@ -43,7 +43,7 @@ pub fn install_hooks(builder: &mut tokio::runtime::Builder) -> &mut tokio::runti
 }
 
 fn tokio_id(id: tokio::task::Id) -> u64 {
-    id.to_string().parse().unwrap_or(0)
+    turbowish_alloc::tokio_task_number(id)
 }
 
 fn spawned(id: u64, location: &'static std::panic::Location<'static>) {

@@ -102,9 +102,7 @@ impl TaskEntry {
     }
 
     pub(crate) fn set_tokio_id<T>(&self, handle: &tokio::task::JoinHandle<T>) {
-        if let Ok(id) = handle.id().to_string().parse() {
-            self.set_tokio_id_raw(id);
-        }
+        self.set_tokio_id_raw(turbowish_alloc::tokio_task_number(handle.id()));
     }
 
     pub(crate) fn set_tokio_id_raw(&self, id: u64) {

@@ -96,7 +96,7 @@ impl TaskRef {
             return TaskRef::Traced(id);
         }
         match tokio::task::try_id() {
-            Some(id) => TaskRef::Tokio(tokio_id_u64(id)),
+            Some(id) => TaskRef::Tokio(turbowish_alloc::tokio_task_number(id)),
             None => TaskRef::Thread(thread_number()),
         }
     }
@@ -128,29 +128,6 @@ fn thread_number() -> u64 {
         }
         n.get()
     })
-}
-
-/// tokio's `task::Id` as a number, without allocating (it exposes its value
-/// only through `Display` and `Hash`).
-fn tokio_id_u64(id: tokio::task::Id) -> u64 {
-    use std::hash::{Hash, Hasher};
-    struct Capture(u64);
-    impl Hasher for Capture {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for &b in bytes {
-                self.0 = (self.0 << 8) | u64::from(b);
-            }
-        }
-        fn write_u64(&mut self, v: u64) {
-            self.0 = v;
-        }
-    }
-    let mut c = Capture(0);
-    id.hash(&mut c);
-    c.0
 }
 
 /// One holder or waiter, as recorded.
