@@ -151,7 +151,21 @@ impl Record {
     pub(crate) fn read(&self) -> Option<Snapshot> {
         // Owner first: a reader that sees the key published after a claim's
         // reset then also sees that reset's final epoch.
-        let owner = self.owner.load(Ordering::Acquire);
+        let mut owner = self.owner.load(Ordering::Acquire);
+        // A reclaim attempt marks even a record in use BUSY while it checks
+        // the shards, and usually puts the owner back: wait it out (briefly;
+        // a reclaimer preempted for longer is given up on) rather than drop
+        // a row that may hold live bytes from this read.
+        let mut spins = 0u32;
+        while owner == BUSY && spins < 4096 {
+            spins += 1;
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                core::hint::spin_loop();
+            }
+            owner = self.owner.load(Ordering::Acquire);
+        }
         if owner == FREE || owner == BUSY {
             return None;
         }
