@@ -159,6 +159,13 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
             };
             return Chain { links, end };
         };
+        // Name the followed holder first, as `Link::holders` documents and
+        // as `Display` ("held by X, which waits for ...") reads it.
+        if let Some(link) = links.last_mut() {
+            if let Some(i) = link.holders.iter().position(|h| h.task == holder.task) {
+                link.holders[..=i].rotate_right(1);
+            }
+        }
         if seen.contains(&holder.task) {
             return Chain {
                 links,

@@ -274,11 +274,16 @@ impl ResourceState {
             access: r.access,
             movable: r.movable,
         };
+        // Copy the records out and name their tasks after unlocking: naming
+        // allocates and takes the task registry's lock, which must not
+        // lengthen every lock/unlock's spin on this table.
         let table = self.table();
-        let holders = table.holders.iter().flatten().map(party).collect();
-        let waiters = table.waiters.iter().map(|(_, r)| party(r)).collect();
+        let named = table.holders;
+        let recorded = table.waiters.clone();
         let extra_holders = table.extra_holders;
         drop(table);
+        let holders = named.iter().flatten().map(party).collect();
+        let waiters = recorded.iter().map(|(_, r)| party(r)).collect();
         ResourceInfo {
             id: self.id,
             kind: self.kind,
