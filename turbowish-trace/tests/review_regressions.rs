@@ -70,3 +70,47 @@ fn chain_names_the_followed_holder_first() {
         "wrong holder named: {text}"
     );
 }
+
+/// A loop over an always-free lock or an always-ready channel yields to
+/// other tasks, as it would with tokio's own types (cooperative budget).
+#[test]
+fn hot_loops_over_ready_resources_yield() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let flag = other_ran.clone();
+        let other = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+
+        let lock = turbowish_trace::sync::Mutex::new_named("coop/lock", 0u32);
+        let mut saw_other_during_locks = false;
+        for _ in 0..10_000 {
+            *lock.lock().await += 1;
+            saw_other_during_locks |= other_ran.load(Ordering::SeqCst);
+        }
+        assert!(
+            saw_other_during_locks,
+            "10,000 uncontended locks never yielded"
+        );
+
+        let (tx, mut rx) = turbowish_trace::sync::mpsc::unbounded_channel_named::<u32>("coop/ch");
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let flag = other_ran.clone();
+        let second = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+        for i in 0..10_000 {
+            tx.send(i).unwrap();
+        }
+        let mut saw_other_during_recv = false;
+        for _ in 0..10_000 {
+            rx.recv().await.unwrap();
+            saw_other_during_recv |= other_ran.load(Ordering::SeqCst);
+        }
+        assert!(saw_other_during_recv, "10,000 ready receives never yielded");
+        other.await.unwrap();
+        second.await.unwrap();
+    });
+}

@@ -19,3 +19,23 @@ pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
 pub use resource::{resources, Access, Party, ResourceInfo, ResourceKind, TaskRef};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+
+/// Spends one unit of tokio's cooperative budget, yielding when it is used
+/// up, as tokio's own `lock`, `acquire`, `send` and `recv` do. The wrappers
+/// try the non-waiting `try_*` call first (so that the uncontended path
+/// records no waiter), and those calls spend no budget: without this, a loop
+/// over an always-ready channel or lock would never yield and could starve
+/// the other tasks on its worker.
+#[inline]
+fn cooperate() -> impl std::future::Future<Output = ()> {
+    let mut proceeded = false;
+    std::future::poll_fn(move |cx| {
+        if proceeded {
+            return std::task::Poll::Ready(());
+        }
+        let restore = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        restore.made_progress();
+        proceeded = true;
+        std::task::Poll::Ready(())
+    })
+}

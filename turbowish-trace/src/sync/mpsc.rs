@@ -13,6 +13,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 
+use super::cooperate;
 use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
 
 pub use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
@@ -78,6 +79,7 @@ impl<T> Sender<T> {
         async move {
             self.state
                 .update(self.slot, Record::now(location, Access::Send, true));
+            cooperate().await;
             match self.inner.try_send(value) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Closed(value)) => Err(SendError(value)),
@@ -153,6 +155,7 @@ impl<T> Receiver<T> {
         async move {
             self.state
                 .update(self.slot, Record::now(location, Access::Receive, true));
+            cooperate().await;
             match self.inner.try_recv() {
                 Ok(value) => Some(value),
                 Err(TryRecvError::Disconnected) => None,
@@ -272,6 +275,7 @@ impl<T> UnboundedReceiver<T> {
         async move {
             self.state
                 .update(self.slot, Record::now(location, Access::Receive, true));
+            cooperate().await;
             match self.inner.try_recv() {
                 Ok(value) => Some(value),
                 Err(TryRecvError::Disconnected) => None,

@@ -64,6 +64,7 @@ impl<T> Mutex<T> {
     pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> + '_ {
         let location = Location::caller();
         async move {
+            super::cooperate().await;
             if let Ok(guard) = self.inner.try_lock() {
                 return self.guard(guard, location);
             }
@@ -92,6 +93,7 @@ impl<T> Mutex<T> {
         let location = Location::caller();
         let this = Arc::clone(self);
         async move {
+            super::cooperate().await;
             let inner = match Arc::clone(&this.inner).try_lock_owned() {
                 Ok(guard) => guard,
                 Err(_) => {

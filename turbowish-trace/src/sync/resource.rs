@@ -180,8 +180,9 @@ pub(crate) struct ResourceState {
     kind: ResourceKind,
     name: Option<Cow<'static, str>>,
     location: &'static Location<'static>,
-    /// Total permits of a semaphore.
-    permits: Option<usize>,
+    /// Total permits of a semaphore (`usize::MAX`: not a semaphore); grows
+    /// with `add_permits`.
+    permits: std::sync::atomic::AtomicUsize,
     table: SpinLock<Table>,
 }
 
@@ -199,7 +200,7 @@ impl ResourceState {
             kind,
             name,
             location,
-            permits,
+            permits: std::sync::atomic::AtomicUsize::new(permits.unwrap_or(usize::MAX)),
             table: SpinLock::new(Table::default()),
         });
         RESOURCES.insert(id, Arc::downgrade(&state));
@@ -231,6 +232,11 @@ impl ResourceState {
                 HolderSlot::Extra
             }
         }
+    }
+
+    /// Records permits added to a semaphore.
+    pub(crate) fn add_permits(&self, n: usize) {
+        self.permits.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Re-records an existing holder (a sender used by another task).
@@ -292,7 +298,10 @@ impl ResourceState {
             holders,
             extra_holders,
             waiters,
-            permits: self.permits,
+            permits: match self.permits.load(Ordering::Relaxed) {
+                usize::MAX => None,
+                n => Some(n),
+            },
         }
     }
 }

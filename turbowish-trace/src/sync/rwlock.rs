@@ -59,6 +59,7 @@ impl<T> RwLock<T> {
     pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> + '_ {
         let location = Location::caller();
         async move {
+            super::cooperate().await;
             let inner = match self.inner.try_read() {
                 Ok(guard) => guard,
                 Err(_) => {
@@ -84,6 +85,7 @@ impl<T> RwLock<T> {
     pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> + '_ {
         let location = Location::caller();
         async move {
+            super::cooperate().await;
             let inner = match self.inner.try_write() {
                 Ok(guard) => guard,
                 Err(_) => {

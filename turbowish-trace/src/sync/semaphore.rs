@@ -63,6 +63,7 @@ impl Semaphore {
     /// Adds permits (they do not appear as held by anyone).
     pub fn add_permits(&self, n: usize) {
         self.inner.add_permits(n);
+        self.state.add_permits(n);
     }
 
     /// Closes the semaphore: waiters and later acquires fail.
@@ -92,6 +93,7 @@ impl Semaphore {
         n: u32,
         location: &'static Location<'static>,
     ) -> Result<SemaphorePermit<'_>, tokio::sync::AcquireError> {
+        super::cooperate().await;
         let inner = match self.inner.try_acquire_many(n) {
             Ok(permit) => permit,
             // Let tokio produce its own error value.
@@ -140,6 +142,7 @@ impl Semaphore {
         let location = Location::caller();
         let (state, inner) = (Arc::clone(&self.state), Arc::clone(&self.inner));
         async move {
+            super::cooperate().await;
             let permit = match Arc::clone(&inner).try_acquire_many_owned(n) {
                 Ok(permit) => permit,
                 Err(_) => {
