@@ -114,3 +114,57 @@ fn hot_loops_over_ready_resources_yield() {
         second.await.unwrap();
     });
 }
+
+/// The non-waiting and owned variants record holders and release them.
+#[test]
+fn try_and_owned_variants_record_and_release() {
+    use turbowish_trace::sync::{Access, Mutex, RwLock, Semaphore};
+
+    fn holders(name: &str) -> Vec<Access> {
+        turbowish_trace::resources()
+            .into_iter()
+            .filter(|r| r.name == name)
+            .flat_map(|r| r.holders.into_iter().map(|h| h.access))
+            .collect()
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let rw = RwLock::new_named("variants/rw", 1u32);
+        {
+            let a = rw.try_read().unwrap();
+            let b = rw.try_read().unwrap();
+            assert!(rw.try_write().is_err());
+            assert_eq!(holders("variants/rw"), [Access::Shared, Access::Shared]);
+            assert_eq!(*a + *b, 2);
+        }
+        {
+            let mut w = rw.try_write().unwrap();
+            *w = 5;
+            assert_eq!(holders("variants/rw"), [Access::Exclusive]);
+        }
+        assert!(holders("variants/rw").is_empty());
+        assert_eq!(rw.into_inner(), 5);
+
+        let sem = Semaphore::new_named("variants/sem", 3);
+        {
+            let two = sem.try_acquire_many(2).unwrap();
+            assert_eq!(two.num_permits(), 2);
+            let one = sem.acquire_owned().await.unwrap();
+            assert_eq!(one.num_permits(), 1);
+            assert_eq!(
+                holders("variants/sem"),
+                [Access::Permits(2), Access::Permits(1)]
+            );
+            assert!(sem.try_acquire_many(1).is_err());
+        }
+        assert!(holders("variants/sem").is_empty());
+        assert_eq!(sem.available_permits(), 3);
+
+        let mutex = Mutex::new_named("variants/mutex", 7u32);
+        *mutex.lock().await += 1;
+        assert_eq!(mutex.into_inner(), Some(8));
+    });
+}

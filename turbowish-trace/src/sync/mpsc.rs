@@ -287,6 +287,16 @@ impl<T> UnboundedReceiver<T> {
             }
         }
     }
+
+    /// Receives without waiting.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        self.inner.try_recv()
+    }
+
+    /// Closes the channel for senders; buffered values can still be read.
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
 }
 
 impl<T> Drop for UnboundedReceiver<T> {

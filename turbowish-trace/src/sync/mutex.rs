@@ -115,7 +115,14 @@ impl<T> Mutex<T> {
         }
     }
 
-    /// Mutable access without locking (the `&mut` proves exclusivity).
+    /// The value, consuming the mutex; `None` while an owned guard from
+    /// [`Mutex::lock_owned`] still shares it.
+    pub fn into_inner(self) -> Option<T> {
+        Arc::into_inner(self.inner).map(tokio::sync::Mutex::into_inner)
+    }
+
+    /// Mutable access without locking (the `&mut` proves exclusivity);
+    /// `None` while an owned guard still shares the value.
     pub fn get_mut(&mut self) -> Option<&mut T> {
         Arc::get_mut(&mut self.inner).map(tokio::sync::Mutex::get_mut)
     }

@@ -102,6 +102,18 @@ pub struct Receiver<T> {
     waiting: Option<WaitingOwned>,
 }
 
+impl<T> Receiver<T> {
+    /// The value if it has been sent, without waiting.
+    pub fn try_recv(&mut self) -> Result<T, tokio::sync::oneshot::error::TryRecvError> {
+        self.inner.try_recv()
+    }
+
+    /// Closes the channel: a later send fails.
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+}
+
 impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 

@@ -110,6 +110,39 @@ impl<T> RwLock<T> {
     pub fn get_mut(&mut self) -> &mut T {
         self.inner.get_mut()
     }
+
+    /// The value, consuming the lock.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+
+    /// Shared access without waiting.
+    #[track_caller]
+    pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, tokio::sync::TryLockError> {
+        let location = Location::caller();
+        let inner = self.inner.try_read()?;
+        Ok(RwLockReadGuard {
+            inner,
+            state: &self.state,
+            slot: self
+                .state
+                .hold(Record::now(location, Access::Shared, false)),
+        })
+    }
+
+    /// Exclusive access without waiting.
+    #[track_caller]
+    pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, tokio::sync::TryLockError> {
+        let location = Location::caller();
+        let inner = self.inner.try_write()?;
+        Ok(RwLockWriteGuard {
+            inner,
+            state: &self.state,
+            slot: self
+                .state
+                .hold(Record::now(location, Access::Exclusive, false)),
+        })
+    }
 }
 
 impl<T: fmt::Debug> fmt::Debug for RwLock<T> {

@@ -131,6 +131,33 @@ impl Semaphore {
         })
     }
 
+    /// Acquires `n` permits without waiting.
+    #[track_caller]
+    pub fn try_acquire_many(
+        &self,
+        n: u32,
+    ) -> Result<SemaphorePermit<'_>, tokio::sync::TryAcquireError> {
+        let location = Location::caller();
+        let inner = self.inner.try_acquire_many(n)?;
+        Ok(SemaphorePermit {
+            inner,
+            state: &self.state,
+            slot: self
+                .state
+                .hold(Record::now(location, Access::Permits(n), false)),
+        })
+    }
+
+    /// Acquires one permit for an owned permit (see
+    /// [`Semaphore::acquire_many_owned`]).
+    #[track_caller]
+    pub fn acquire_owned(
+        &self,
+    ) -> impl Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>> + 'static
+    {
+        self.acquire_many_owned(1)
+    }
+
     /// Acquires `n` permits for an owned permit that can move into another
     /// task; the record names the acquiring task and marks it movable.
     #[track_caller]
