@@ -564,6 +564,12 @@ impl Shard {
             self.unpublished.store(unpublished, Ordering::Relaxed);
         }
 
+        self.clear_batch();
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Zeroes the batch's counts (the slot stays).
+    fn clear_batch(&self) {
         for counter in [
             &self.alloc_bytes,
             &self.alloc_blocks,
@@ -573,7 +579,6 @@ impl Shard {
             counter.store(0, Ordering::Relaxed);
         }
         self.peak_net.store(0, Ordering::Relaxed);
-        self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
     /// Folds everything the shard holds into the records and the global
@@ -924,15 +929,7 @@ mod tests {
     impl Shard {
         /// Empties the batch without touching any record.
         fn flush_counts_for_test(&self) {
-            for counter in [
-                &self.alloc_bytes,
-                &self.alloc_blocks,
-                &self.free_bytes,
-                &self.free_blocks,
-            ] {
-                counter.store(0, Ordering::Relaxed);
-            }
-            self.peak_net.store(0, Ordering::Relaxed);
+            self.clear_batch();
         }
     }
 }

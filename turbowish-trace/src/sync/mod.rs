@@ -39,3 +39,29 @@ fn cooperate() -> impl std::future::Future<Output = ()> {
         std::task::Poll::Ready(())
     })
 }
+
+/// The acquisition protocol every wrapper follows: spend one unit of
+/// tokio's budget, try `try_now` (the uncontended path, which records no
+/// waiter), and only if that fails record the caller as a waiter for the
+/// length of `wait`. The waiter record goes when the wait ends or its future
+/// is dropped (a lost `select!` branch). The caller records the holder.
+///
+/// `inner` is what both attempts use: a shared reference for locks, an
+/// `Arc` for owned guards, a `&mut` receiver for channels.
+async fn acquire_recorded<I, G, F>(
+    state: &resource::ResourceState,
+    record: impl FnOnce() -> resource::Record,
+    mut inner: I,
+    try_now: impl FnOnce(&mut I) -> Option<G>,
+    wait: impl FnOnce(I) -> F,
+) -> G
+where
+    F: std::future::Future<Output = G>,
+{
+    cooperate().await;
+    if let Some(got) = try_now(&mut inner) {
+        return got;
+    }
+    let _waiting = resource::Waiting::new(state, record());
+    wait(inner).await
+}

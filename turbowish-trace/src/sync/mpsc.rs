@@ -13,8 +13,8 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::cooperate;
 use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+use super::{acquire_recorded, cooperate};
 
 pub use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
 
@@ -60,6 +60,16 @@ fn channel_at<T>(
         inner: rx,
     };
     (sender, receiver)
+}
+
+/// What a receive that need not wait returns: the value, or `None` once
+/// the channel is closed and empty; `Err(Empty)` means it must wait.
+fn ready_or_closed<T>(tried: Result<T, TryRecvError>) -> Option<Option<T>> {
+    match tried {
+        Ok(value) => Some(Some(value)),
+        Err(TryRecvError::Disconnected) => Some(None),
+        Err(TryRecvError::Empty) => None,
+    }
 }
 
 /// The sending half of [`channel`].
@@ -155,16 +165,14 @@ impl<T> Receiver<T> {
         async move {
             self.state
                 .update(self.slot, Record::now(location, Access::Receive, true));
-            cooperate().await;
-            match self.inner.try_recv() {
-                Ok(value) => Some(value),
-                Err(TryRecvError::Disconnected) => None,
-                Err(TryRecvError::Empty) => {
-                    let _waiting =
-                        Waiting::new(&self.state, Record::now(location, Access::Receive, false));
-                    self.inner.recv().await
-                }
-            }
+            acquire_recorded(
+                &self.state,
+                || Record::now(location, Access::Receive, false),
+                &mut self.inner,
+                |inner| ready_or_closed(inner.try_recv()),
+                |inner| inner.recv(),
+            )
+            .await
         }
     }
 
@@ -275,16 +283,14 @@ impl<T> UnboundedReceiver<T> {
         async move {
             self.state
                 .update(self.slot, Record::now(location, Access::Receive, true));
-            cooperate().await;
-            match self.inner.try_recv() {
-                Ok(value) => Some(value),
-                Err(TryRecvError::Disconnected) => None,
-                Err(TryRecvError::Empty) => {
-                    let _waiting =
-                        Waiting::new(&self.state, Record::now(location, Access::Receive, false));
-                    self.inner.recv().await
-                }
-            }
+            acquire_recorded(
+                &self.state,
+                || Record::now(location, Access::Receive, false),
+                &mut self.inner,
+                |inner| ready_or_closed(inner.try_recv()),
+                |inner| inner.recv(),
+            )
+            .await
         }
     }
 

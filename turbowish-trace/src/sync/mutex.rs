@@ -7,7 +7,8 @@ use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+use super::acquire_recorded;
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
 /// waiters (task, frame path, location, since when) appear in
@@ -64,14 +65,14 @@ impl<T> Mutex<T> {
     pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> + '_ {
         let location = Location::caller();
         async move {
-            super::cooperate().await;
-            if let Ok(guard) = self.inner.try_lock() {
-                return self.guard(guard, location);
-            }
-            let waiting =
-                Waiting::new(&self.state, Record::now(location, Access::Exclusive, false));
-            let guard = self.inner.lock().await;
-            drop(waiting);
+            let guard = acquire_recorded(
+                &self.state,
+                || Record::now(location, Access::Exclusive, false),
+                &*self.inner,
+                |inner| inner.try_lock().ok(),
+                |inner| inner.lock(),
+            )
+            .await;
             self.guard(guard, location)
         }
     }
@@ -93,17 +94,14 @@ impl<T> Mutex<T> {
         let location = Location::caller();
         let this = Arc::clone(self);
         async move {
-            super::cooperate().await;
-            let inner = match Arc::clone(&this.inner).try_lock_owned() {
-                Ok(guard) => guard,
-                Err(_) => {
-                    let waiting =
-                        Waiting::new(&this.state, Record::now(location, Access::Exclusive, true));
-                    let guard = Arc::clone(&this.inner).lock_owned().await;
-                    drop(waiting);
-                    guard
-                }
-            };
+            let inner = acquire_recorded(
+                &this.state,
+                || Record::now(location, Access::Exclusive, true),
+                Arc::clone(&this.inner),
+                |inner| Arc::clone(inner).try_lock_owned().ok(),
+                |inner| inner.lock_owned(),
+            )
+            .await;
             let slot = this
                 .state
                 .hold(Record::now(location, Access::Exclusive, true));

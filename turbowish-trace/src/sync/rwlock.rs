@@ -7,7 +7,8 @@ use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+use super::acquire_recorded;
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// An async reader-writer lock with the API of `tokio::sync::RwLock`, whose
 /// readers, writer and waiters appear in [`crate::resources`].
@@ -59,24 +60,15 @@ impl<T> RwLock<T> {
     pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> + '_ {
         let location = Location::caller();
         async move {
-            super::cooperate().await;
-            let inner = match self.inner.try_read() {
-                Ok(guard) => guard,
-                Err(_) => {
-                    let waiting =
-                        Waiting::new(&self.state, Record::now(location, Access::Shared, false));
-                    let guard = self.inner.read().await;
-                    drop(waiting);
-                    guard
-                }
-            };
-            RwLockReadGuard {
-                inner,
-                state: &self.state,
-                slot: self
-                    .state
-                    .hold(Record::now(location, Access::Shared, false)),
-            }
+            let inner = acquire_recorded(
+                &self.state,
+                || Record::now(location, Access::Shared, false),
+                &self.inner,
+                |inner| inner.try_read().ok(),
+                |inner| inner.read(),
+            )
+            .await;
+            self.read_guard(inner, location)
         }
     }
 
@@ -85,24 +77,15 @@ impl<T> RwLock<T> {
     pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> + '_ {
         let location = Location::caller();
         async move {
-            super::cooperate().await;
-            let inner = match self.inner.try_write() {
-                Ok(guard) => guard,
-                Err(_) => {
-                    let waiting =
-                        Waiting::new(&self.state, Record::now(location, Access::Exclusive, false));
-                    let guard = self.inner.write().await;
-                    drop(waiting);
-                    guard
-                }
-            };
-            RwLockWriteGuard {
-                inner,
-                state: &self.state,
-                slot: self
-                    .state
-                    .hold(Record::now(location, Access::Exclusive, false)),
-            }
+            let inner = acquire_recorded(
+                &self.state,
+                || Record::now(location, Access::Exclusive, false),
+                &self.inner,
+                |inner| inner.try_write().ok(),
+                |inner| inner.write(),
+            )
+            .await;
+            self.write_guard(inner, location)
         }
     }
 
@@ -120,28 +103,42 @@ impl<T> RwLock<T> {
     #[track_caller]
     pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, tokio::sync::TryLockError> {
         let location = Location::caller();
-        let inner = self.inner.try_read()?;
-        Ok(RwLockReadGuard {
-            inner,
-            state: &self.state,
-            slot: self
-                .state
-                .hold(Record::now(location, Access::Shared, false)),
-        })
+        Ok(self.read_guard(self.inner.try_read()?, location))
     }
 
     /// Exclusive access without waiting.
     #[track_caller]
     pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, tokio::sync::TryLockError> {
         let location = Location::caller();
-        let inner = self.inner.try_write()?;
-        Ok(RwLockWriteGuard {
+        Ok(self.write_guard(self.inner.try_write()?, location))
+    }
+
+    fn read_guard<'a>(
+        &'a self,
+        inner: tokio::sync::RwLockReadGuard<'a, T>,
+        location: &'static Location<'static>,
+    ) -> RwLockReadGuard<'a, T> {
+        RwLockReadGuard {
+            inner,
+            state: &self.state,
+            slot: self
+                .state
+                .hold(Record::now(location, Access::Shared, false)),
+        }
+    }
+
+    fn write_guard<'a>(
+        &'a self,
+        inner: tokio::sync::RwLockWriteGuard<'a, T>,
+        location: &'static Location<'static>,
+    ) -> RwLockWriteGuard<'a, T> {
+        RwLockWriteGuard {
             inner,
             state: &self.state,
             slot: self
                 .state
                 .hold(Record::now(location, Access::Exclusive, false)),
-        })
+        }
     }
 }
 

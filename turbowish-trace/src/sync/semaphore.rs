@@ -6,7 +6,8 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+use super::acquire_recorded;
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// A counting semaphore with the API of `tokio::sync::Semaphore`, whose
 /// permit holders and waiters appear in [`crate::resources`].
@@ -93,42 +94,24 @@ impl Semaphore {
         n: u32,
         location: &'static Location<'static>,
     ) -> Result<SemaphorePermit<'_>, tokio::sync::AcquireError> {
-        super::cooperate().await;
-        let inner = match self.inner.try_acquire_many(n) {
-            Ok(permit) => permit,
-            // Let tokio produce its own error value.
-            Err(tokio::sync::TryAcquireError::Closed) => self.inner.acquire_many(n).await?,
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                let waiting = Waiting::new(
-                    &self.state,
-                    Record::now(location, Access::Permits(n), false),
-                );
-                let permit = self.inner.acquire_many(n).await;
-                drop(waiting);
-                permit?
-            }
-        };
-        Ok(SemaphorePermit {
-            inner,
-            state: &self.state,
-            slot: self
-                .state
-                .hold(Record::now(location, Access::Permits(n), false)),
-        })
+        // A closed semaphore also fails `try_*`: the wait then returns
+        // tokio's own error value at once.
+        let inner = acquire_recorded(
+            &self.state,
+            || Record::now(location, Access::Permits(n), false),
+            &*self.inner,
+            |inner| inner.try_acquire_many(n).ok().map(Ok),
+            |inner| inner.acquire_many(n),
+        )
+        .await?;
+        Ok(self.permit(inner, n, location))
     }
 
     /// Acquires one permit without waiting.
     #[track_caller]
     pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, tokio::sync::TryAcquireError> {
         let location = Location::caller();
-        let inner = self.inner.try_acquire()?;
-        Ok(SemaphorePermit {
-            inner,
-            state: &self.state,
-            slot: self
-                .state
-                .hold(Record::now(location, Access::Permits(1), false)),
-        })
+        Ok(self.permit(self.inner.try_acquire()?, 1, location))
     }
 
     /// Acquires `n` permits without waiting.
@@ -138,14 +121,22 @@ impl Semaphore {
         n: u32,
     ) -> Result<SemaphorePermit<'_>, tokio::sync::TryAcquireError> {
         let location = Location::caller();
-        let inner = self.inner.try_acquire_many(n)?;
-        Ok(SemaphorePermit {
+        Ok(self.permit(self.inner.try_acquire_many(n)?, n, location))
+    }
+
+    fn permit<'a>(
+        &'a self,
+        inner: tokio::sync::SemaphorePermit<'a>,
+        n: u32,
+        location: &'static Location<'static>,
+    ) -> SemaphorePermit<'a> {
+        SemaphorePermit {
             inner,
             state: &self.state,
             slot: self
                 .state
                 .hold(Record::now(location, Access::Permits(n), false)),
-        })
+        }
     }
 
     /// Acquires one permit for an owned permit (see
@@ -169,17 +160,14 @@ impl Semaphore {
         let location = Location::caller();
         let (state, inner) = (Arc::clone(&self.state), Arc::clone(&self.inner));
         async move {
-            super::cooperate().await;
-            let permit = match Arc::clone(&inner).try_acquire_many_owned(n) {
-                Ok(permit) => permit,
-                Err(_) => {
-                    let waiting =
-                        Waiting::new(&state, Record::now(location, Access::Permits(n), true));
-                    let permit = inner.acquire_many_owned(n).await;
-                    drop(waiting);
-                    permit?
-                }
-            };
+            let permit = acquire_recorded(
+                &state,
+                || Record::now(location, Access::Permits(n), true),
+                inner,
+                |inner| Arc::clone(inner).try_acquire_many_owned(n).ok().map(Ok),
+                |inner| inner.acquire_many_owned(n),
+            )
+            .await?;
             let slot = state.hold(Record::now(location, Access::Permits(n), true));
             Ok(OwnedSemaphorePermit {
                 inner: permit,
