@@ -11,9 +11,8 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
-use std::sync::Arc;
 
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+use super::resource::{Access, End, Record, ResourceKind, ResourceState, Waiting};
 use super::{acquire_recorded, cooperate};
 
 pub use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
@@ -50,13 +49,11 @@ fn channel_at<T>(
     let (tx, rx) = tokio::sync::mpsc::channel(buffer);
     let state = ResourceState::new(ResourceKind::Channel, name, location, None);
     let sender = Sender {
-        slot: state.hold(Record::now(location, Access::Send, true)),
-        state: Arc::clone(&state),
+        end: End::new(&state, location, Access::Send),
         inner: tx,
     };
     let receiver = Receiver {
-        slot: state.hold(Record::now(location, Access::Receive, true)),
-        state,
+        end: End::new(&state, location, Access::Receive),
         inner: rx,
     };
     (sender, receiver)
@@ -76,8 +73,7 @@ fn ready_or_closed<T>(tried: Result<T, TryRecvError>) -> Option<Option<T>> {
 #[derive(Debug)]
 pub struct Sender<T> {
     inner: tokio::sync::mpsc::Sender<T>,
-    state: Arc<ResourceState>,
-    slot: HolderSlot,
+    end: End,
 }
 
 impl<T> Sender<T> {
@@ -87,15 +83,14 @@ impl<T> Sender<T> {
     pub fn send(&self, value: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
         let location = Location::caller();
         async move {
-            self.state
-                .update(self.slot, Record::now(location, Access::Send, true));
+            self.end.mark(location);
             cooperate().await;
             match self.inner.try_send(value) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Closed(value)) => Err(SendError(value)),
                 Err(TrySendError::Full(value)) => {
                     let _waiting =
-                        Waiting::new(&self.state, Record::now(location, Access::Send, false));
+                        Waiting::new(self.end.state(), Record::now(location, Access::Send, false));
                     self.inner.send(value).await
                 }
             }
@@ -105,10 +100,7 @@ impl<T> Sender<T> {
     /// Sends without waiting.
     #[track_caller]
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        self.state.update(
-            self.slot,
-            Record::now(Location::caller(), Access::Send, true),
-        );
+        self.end.mark(Location::caller());
         self.inner.try_send(value)
     }
 
@@ -121,10 +113,7 @@ impl<T> Sender<T> {
     /// moving the sender into a task, before its first send.
     #[track_caller]
     pub fn mark_held(&self) {
-        self.state.update(
-            self.slot,
-            Record::now(Location::caller(), Access::Send, true),
-        );
+        self.end.mark(Location::caller());
     }
 }
 
@@ -133,17 +122,8 @@ impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         Sender {
             inner: self.inner.clone(),
-            state: Arc::clone(&self.state),
-            slot: self
-                .state
-                .hold(Record::now(Location::caller(), Access::Send, true)),
+            end: self.end.clone_at(Location::caller()),
         }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
     }
 }
 
@@ -151,8 +131,7 @@ impl<T> Drop for Sender<T> {
 #[derive(Debug)]
 pub struct Receiver<T> {
     inner: tokio::sync::mpsc::Receiver<T>,
-    state: Arc<ResourceState>,
-    slot: HolderSlot,
+    end: End,
 }
 
 impl<T> Receiver<T> {
@@ -163,10 +142,9 @@ impl<T> Receiver<T> {
     pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
         let location = Location::caller();
         async move {
-            self.state
-                .update(self.slot, Record::now(location, Access::Receive, true));
+            self.end.mark(location);
             acquire_recorded(
-                &self.state,
+                self.end.state(),
                 || Record::now(location, Access::Receive, false),
                 &mut self.inner,
                 |inner| ready_or_closed(inner.try_recv()),
@@ -184,12 +162,6 @@ impl<T> Receiver<T> {
     /// Closes the channel for senders; buffered values can still be read.
     pub fn close(&mut self) {
         self.inner.close();
-    }
-}
-
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
     }
 }
 
@@ -215,13 +187,11 @@ fn unbounded_at<T>(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let state = ResourceState::new(ResourceKind::Channel, name, location, None);
     let sender = UnboundedSender {
-        slot: state.hold(Record::now(location, Access::Send, true)),
-        state: Arc::clone(&state),
+        end: End::new(&state, location, Access::Send),
         inner: tx,
     };
     let receiver = UnboundedReceiver {
-        slot: state.hold(Record::now(location, Access::Receive, true)),
-        state,
+        end: End::new(&state, location, Access::Receive),
         inner: rx,
     };
     (sender, receiver)
@@ -231,18 +201,14 @@ fn unbounded_at<T>(
 #[derive(Debug)]
 pub struct UnboundedSender<T> {
     inner: tokio::sync::mpsc::UnboundedSender<T>,
-    state: Arc<ResourceState>,
-    slot: HolderSlot,
+    end: End,
 }
 
 impl<T> UnboundedSender<T> {
     /// Sends a value (never waits).
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        self.state.update(
-            self.slot,
-            Record::now(Location::caller(), Access::Send, true),
-        );
+        self.end.mark(Location::caller());
         self.inner.send(value)
     }
 }
@@ -252,17 +218,8 @@ impl<T> Clone for UnboundedSender<T> {
     fn clone(&self) -> Self {
         UnboundedSender {
             inner: self.inner.clone(),
-            state: Arc::clone(&self.state),
-            slot: self
-                .state
-                .hold(Record::now(Location::caller(), Access::Send, true)),
+            end: self.end.clone_at(Location::caller()),
         }
-    }
-}
-
-impl<T> Drop for UnboundedSender<T> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
     }
 }
 
@@ -270,8 +227,7 @@ impl<T> Drop for UnboundedSender<T> {
 #[derive(Debug)]
 pub struct UnboundedReceiver<T> {
     inner: tokio::sync::mpsc::UnboundedReceiver<T>,
-    state: Arc<ResourceState>,
-    slot: HolderSlot,
+    end: End,
 }
 
 impl<T> UnboundedReceiver<T> {
@@ -281,10 +237,9 @@ impl<T> UnboundedReceiver<T> {
     pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
         let location = Location::caller();
         async move {
-            self.state
-                .update(self.slot, Record::now(location, Access::Receive, true));
+            self.end.mark(location);
             acquire_recorded(
-                &self.state,
+                self.end.state(),
                 || Record::now(location, Access::Receive, false),
                 &mut self.inner,
                 |inner| ready_or_closed(inner.try_recv()),
@@ -302,11 +257,5 @@ impl<T> UnboundedReceiver<T> {
     /// Closes the channel for senders; buffered values can still be read.
     pub fn close(&mut self) {
         self.inner.close();
-    }
-}
-
-impl<T> Drop for UnboundedReceiver<T> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
     }
 }

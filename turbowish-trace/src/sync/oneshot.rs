@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, WaitingOwned};
+use super::resource::{Access, End, Record, ResourceKind, ResourceState, WaitingOwned};
 
 pub use tokio::sync::oneshot::error::RecvError;
 
@@ -40,8 +40,7 @@ fn channel_at<T>(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let state = ResourceState::new(ResourceKind::Channel, name, location, None);
     let sender = Sender {
-        slot: state.hold(Record::now(location, Access::Send, true)),
-        state: Arc::clone(&state),
+        end: End::new(&state, location, Access::Send),
         inner: Some(tx),
     };
     let receiver = Receiver {
@@ -57,8 +56,7 @@ fn channel_at<T>(
 #[derive(Debug)]
 pub struct Sender<T> {
     inner: Option<tokio::sync::oneshot::Sender<T>>,
-    state: Arc<ResourceState>,
-    slot: HolderSlot,
+    end: End,
 }
 
 impl<T> Sender<T> {
@@ -74,21 +72,12 @@ impl<T> Sender<T> {
     /// sender into another task, say).
     #[track_caller]
     pub fn mark_held(&self) {
-        self.state.update(
-            self.slot,
-            Record::now(Location::caller(), Access::Send, true),
-        );
+        self.end.mark(Location::caller());
     }
 
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
         self.inner.as_ref().is_none_or(|tx| tx.is_closed())
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
     }
 }
 

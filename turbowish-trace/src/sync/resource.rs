@@ -379,6 +379,50 @@ impl<T> Drop for SpinGuard<'_, T> {
     }
 }
 
+/// One end of a channel, recorded as a holder of its side (`Send` or
+/// `Receive`); the record goes when the end is dropped.
+#[derive(Debug)]
+pub(crate) struct End {
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+    access: Access,
+}
+
+impl End {
+    pub(crate) fn new(
+        state: &Arc<ResourceState>,
+        location: &'static Location<'static>,
+        access: Access,
+    ) -> End {
+        End {
+            slot: state.hold(Record::now(location, access, true)),
+            state: Arc::clone(state),
+            access,
+        }
+    }
+
+    /// Records the calling task as this end's holder.
+    pub(crate) fn mark(&self, location: &'static Location<'static>) {
+        self.state
+            .update(self.slot, Record::now(location, self.access, true));
+    }
+
+    /// A further end of the same side (a cloned sender), held by the caller.
+    pub(crate) fn clone_at(&self, location: &'static Location<'static>) -> End {
+        End::new(&self.state, location, self.access)
+    }
+
+    pub(crate) fn state(&self) -> &ResourceState {
+        &self.state
+    }
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        self.state.release(self.slot);
+    }
+}
+
 /// Removes a waiter's record when the wait ends, acquired or cancelled (a
 /// `lock()` future dropped by a lost `select!` branch, say).
 #[derive(Debug)]
