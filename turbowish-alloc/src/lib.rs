@@ -2,6 +2,7 @@
 
 mod header;
 mod record;
+mod sample;
 mod shard;
 mod stats;
 
@@ -14,6 +15,7 @@ use std::alloc::System;
 use header::Header;
 
 pub use record::{Tag, TaskTag};
+pub use sample::{sample_interval, samples, Sample};
 pub use shard::InternalGuard;
 pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 

@@ -6,6 +6,10 @@
 //! renderers (text, JSON, flamegraph, pprof). Today it renders the per-task
 //! memory report of a running process: [`task_table`].
 
+pub mod schema;
+
+pub use schema::{Snapshot, FORMAT_VERSION, SUPPORTED_VERSIONS};
+
 use std::fmt::Write as _;
 
 use turbowish_alloc::Counters;

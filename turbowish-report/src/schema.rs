@@ -1,0 +1,352 @@
+//! The snapshot file format: what `snapshot()` captures and the CLI reads.
+//!
+//! Every type here is plain data (serde), independent of the running
+//! process, so a snapshot written by one build can be read by another that
+//! supports its [`Snapshot::format_version`]. Sizes and counts are `u64`,
+//! times are milliseconds (since the Unix epoch for instants, since the
+//! event for durations), locations are `file:line:col` strings.
+//!
+//! Compatibility rule: a field may be *added* within a format version only
+//! with `#[serde(default)]`, so older files still load; anything else (a
+//! rename, a removal, a change of meaning) bumps [`FORMAT_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+/// The format version this build writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The format versions this build reads.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+
+/// One heap snapshot of a process: per-task memory, sampled allocation
+/// sites, and the held-resource graph with its chains and cycles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The schema version ([`FORMAT_VERSION`] when written by this build).
+    pub format_version: u32,
+    /// The process the snapshot was taken of.
+    pub process: ProcessInfo,
+    /// When the snapshot was taken, in ms since the Unix epoch.
+    pub taken_at_ms: u64,
+    /// The allocator's mean sampling interval in bytes (0: sampling off, so
+    /// `sites` is empty; 1: every allocation sampled, estimates are exact).
+    pub sample_interval: u64,
+    /// Allocator-wide counters: every block TurboWish handed out.
+    pub totals: Counters,
+    /// Records (task slots) in use in the allocator's table, and its capacity.
+    pub records: RecordUsage,
+    /// One row per task known to the task registry (spawned through
+    /// TurboWish, or registered by tokio's hooks) or seen by the allocator.
+    pub tasks: Vec<Task>,
+    /// Memory outside named tasks: `main`, `internal`, `overflow` and tokio
+    /// tasks that were not spawned through TurboWish.
+    pub buckets: Vec<Bucket>,
+    /// Symbolised code locations, each distinct instruction pointer once.
+    /// Sites refer to them by [`CodeLocation::id`].
+    pub locations: Vec<CodeLocation>,
+    /// Allocation sites (distinct sampled stacks) with live estimates.
+    pub sites: Vec<Site>,
+    /// Live-byte estimates per owner (task or bucket) and site.
+    pub owner_sites: Vec<OwnerSite>,
+    /// Instrumented resources with their holders and waiters.
+    pub resources: Vec<Resource>,
+    /// Wait chains, longest first.
+    pub chains: Vec<Chain>,
+    /// Deadlocks: chains that return to their start.
+    pub cycles: Vec<Cycle>,
+}
+
+/// Which process a snapshot describes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Path of the executable (`/proc/self/exe` where available).
+    pub executable: String,
+    /// Command-line arguments, the program name first.
+    pub args: Vec<String>,
+    /// When the process started, in ms since the Unix epoch, where known.
+    pub start_time_ms: Option<u64>,
+}
+
+/// Allocation counters, as the allocator keeps them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Bytes allocated and not yet freed.
+    pub live_bytes: u64,
+    /// Blocks allocated and not yet freed.
+    pub live_blocks: u64,
+    /// Bytes ever allocated.
+    pub total_bytes: u64,
+    /// Blocks ever allocated.
+    pub total_blocks: u64,
+    /// Highest live bytes seen.
+    pub peak_live_bytes: u64,
+}
+
+/// Use of the allocator's record table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordUsage {
+    /// Records in use.
+    pub in_use: u64,
+    /// Records the table holds.
+    pub capacity: u64,
+}
+
+/// Who owns a row of memory: a task, or one of the buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum OwnerRef {
+    /// A task spawned through TurboWish (or registered by tokio's hooks),
+    /// by its TurboWish id ([`Task::id`]).
+    Task(u64),
+    /// A tokio task TurboWish did not spawn, by tokio id.
+    TokioTask(u64),
+    /// Allocations outside any task.
+    Main,
+    /// TurboWish's own allocations.
+    Internal,
+    /// Tasks that found the allocator's record table full.
+    Overflow,
+}
+
+/// A task's row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// TurboWish task id.
+    pub id: u64,
+    /// The task's name.
+    pub name: String,
+    /// Where it was spawned, `file:line:col`.
+    pub location: Option<String>,
+    /// What it was doing when the snapshot was taken.
+    pub state: Option<TaskState>,
+    /// tokio's id of the task, where known.
+    pub tokio_id: Option<u64>,
+    /// When it was spawned, in ms since the Unix epoch.
+    pub created_at_ms: Option<u64>,
+    /// Times polled.
+    pub polls: u64,
+    /// Time spent in polls, in ns.
+    pub busy_ns: u64,
+    /// Size of its future (the state machine in its root cell), in bytes.
+    pub future_size: Option<u64>,
+    /// Memory it allocated that is still live (*allocated-by*).
+    pub memory: Counters,
+}
+
+/// A task's state (see `turbowish_trace::TaskState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting to be polled.
+    Idle,
+    /// Being polled.
+    Running,
+    /// Returned `Ready`.
+    Completed,
+    /// A poll panicked.
+    Panicked,
+    /// Dropped before completing.
+    Aborted,
+}
+
+/// Memory outside named tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Which bucket.
+    pub owner: OwnerRef,
+    /// Its display name: `main (outside tasks)`, `internal (turbowish)`,
+    /// `overflow`, `tokio task 17`.
+    pub name: String,
+    /// Its counters.
+    pub memory: Counters,
+}
+
+/// One symbolised instruction pointer. Inlining can make one address
+/// several source lines, innermost first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeLocation {
+    /// Index of this location in [`Snapshot::locations`].
+    pub id: u32,
+    /// The instruction pointer (as captured; return addresses point just
+    /// after the call).
+    pub address: u64,
+    /// Source lines at this address, innermost (inlined) first; empty when
+    /// no symbol was found.
+    pub lines: Vec<SourceLine>,
+}
+
+/// A function and source position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceLine {
+    /// Demangled function name (without the hash suffix).
+    pub function: String,
+    /// Source file, where debug info has it.
+    pub file: Option<String>,
+    /// Line, where debug info has it.
+    pub line: Option<u32>,
+}
+
+/// An allocation site: a distinct sampled stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    /// Index of this site in [`Snapshot::sites`].
+    pub id: u32,
+    /// The stack, innermost frame first, as ids into [`Snapshot::locations`],
+    /// with the allocator's own frames removed.
+    pub stack: Vec<u32>,
+    /// Estimated live bytes allocated here (unbiased; exact when
+    /// `sample_interval` is 1).
+    pub live_bytes: u64,
+    /// Estimated live blocks.
+    pub live_blocks: u64,
+    /// Live samples behind the estimate.
+    pub samples: u64,
+}
+
+/// Estimated live memory one owner allocated at one site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerSite {
+    /// The allocating owner.
+    pub owner: OwnerRef,
+    /// The site ([`Site::id`]).
+    pub site: u32,
+    /// Estimated live bytes.
+    pub live_bytes: u64,
+    /// Estimated live blocks.
+    pub live_blocks: u64,
+}
+
+/// An instrumented lock, semaphore or channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Process-unique id.
+    pub id: u64,
+    /// What it is.
+    pub kind: ResourceKind,
+    /// Its name (given, or its creation location).
+    pub name: String,
+    /// Where it was created, `file:line:col`.
+    pub location: String,
+    /// Named holders.
+    pub holders: Vec<Party>,
+    /// Holders only counted (beyond the named ones).
+    pub extra_holders: u64,
+    /// Waiters.
+    pub waiters: Vec<Party>,
+    /// For semaphores: permits available.
+    pub permits: Option<u64>,
+}
+
+/// Kinds of [`Resource`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    /// A mutex.
+    Mutex,
+    /// A read-write lock.
+    RwLock,
+    /// A semaphore.
+    Semaphore,
+    /// An mpsc or oneshot channel.
+    Channel,
+}
+
+/// A task holding, or waiting for, a resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Party {
+    /// Which task.
+    pub task: TaskRef,
+    /// Its name when recorded.
+    pub task_name: String,
+    /// Frames (named futures) active at the acquisition or wait, outermost
+    /// first.
+    pub frames: Vec<String>,
+    /// Where it acquired or waits, `file:line:col`.
+    pub location: String,
+    /// For how long, in ms, when the snapshot was taken.
+    pub since_ms: u64,
+    /// How it holds or what it wants.
+    pub access: Access,
+    /// Whether the holder record can move with its guard to another task
+    /// (owned guards).
+    pub movable: bool,
+}
+
+/// Which task a [`Party`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum TaskRef {
+    /// A TurboWish task ([`Task::id`]).
+    Task(u64),
+    /// A tokio task by tokio id.
+    TokioTask(u64),
+    /// A thread outside any task, by a process-unique number.
+    Thread(u64),
+}
+
+/// How a resource is held or wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "permits", rename_all = "snake_case")]
+pub enum Access {
+    /// Mutex guard or write guard.
+    Exclusive,
+    /// Read guard.
+    Shared,
+    /// Semaphore permits.
+    Permits(u32),
+    /// A channel's sending side.
+    Send,
+    /// A channel's receiving side.
+    Receive,
+}
+
+/// One step of a chain: `waiter` waits for `resource`, held by `holders`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// The waiting task.
+    pub waiter: Party,
+    /// The resource waited for ([`Resource::id`]).
+    pub resource: u64,
+    /// Kind and name, e.g. `Mutex "accounts[2]"`.
+    pub resource_label: String,
+    /// Its holders.
+    pub holders: Vec<Party>,
+    /// Further holders, counted only.
+    pub extra_holders: u64,
+}
+
+/// How a chain ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainEnd {
+    /// At a task waiting on nothing TurboWish tracks.
+    Untracked,
+    /// At a resource no recorded task holds.
+    HeldByNobody,
+    /// At a resource whose holders are only counted.
+    UnnamedHolders,
+    /// Back at a task already in the chain.
+    Cycle,
+}
+
+/// A wait chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chain {
+    /// The steps.
+    pub links: Vec<Link>,
+    /// How it ends.
+    pub end: ChainEnd,
+    /// The chain in plain text, as `turbowish chains` prints it.
+    pub text: String,
+}
+
+/// A deadlock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cycle {
+    /// The steps; link `i`'s holder is link `i + 1`'s waiter, cyclically.
+    pub links: Vec<Link>,
+    /// The cycle in plain text (`deadlock: task "a" ... holds ... and waits for ...`).
+    pub text: String,
+}
