@@ -6,8 +6,10 @@
 //! renderers (text, JSON, flamegraph, pprof). Today it renders the per-task
 //! memory report of a running process: [`task_table`].
 
+mod load;
 pub mod schema;
 
+pub use load::{LoadError, MAX_SNAPSHOT_BYTES};
 pub use schema::{Snapshot, FORMAT_VERSION, SUPPORTED_VERSIONS};
 
 use std::fmt::Write as _;

@@ -1,0 +1,270 @@
+//! Reading snapshot files: every way a file can be wrong gets its own error,
+//! naming the file and, where known, the place in it.
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::schema::{Snapshot, FORMAT_VERSION, SUPPORTED_VERSIONS};
+
+/// The largest snapshot file [`Snapshot::load`] reads. A snapshot of a
+/// process with a million tasks and every site sampled is well below it; a
+/// larger file is almost surely not a snapshot, and reading it would take
+/// the memory of the machine running the CLI.
+pub const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Why a snapshot could not be read. Its `Display` is one line naming the
+/// file (`origin`: a path, or `-` for standard input) and the problem.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be opened or read.
+    Io {
+        /// The file.
+        origin: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The path names something that is not a regular file (a directory, a
+    /// socket...).
+    NotAFile {
+        /// The path.
+        origin: String,
+    },
+    /// The file is larger than [`MAX_SNAPSHOT_BYTES`].
+    TooLarge {
+        /// The file.
+        origin: String,
+        /// Its size (or the bytes read before giving up).
+        size: u64,
+    },
+    /// The file is not JSON, or ends early.
+    Json {
+        /// The file.
+        origin: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What is wrong there.
+        message: String,
+    },
+    /// The file is JSON but not a snapshot: a field is missing or has the
+    /// wrong type.
+    Shape {
+        /// The file.
+        origin: String,
+        /// Path of the offending value, e.g. `tasks[3].memory.live_bytes`.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file is a snapshot of a format version this build cannot read.
+    UnsupportedVersion {
+        /// The file.
+        origin: String,
+        /// The version the file declares.
+        found: u64,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io { origin, source } => write!(f, "{origin}: cannot read: {source}"),
+            LoadError::NotAFile { origin } => write!(f, "{origin}: not a regular file"),
+            LoadError::TooLarge { origin, size } => write!(
+                f,
+                "{origin}: {size} bytes is too large for a snapshot (limit {MAX_SNAPSHOT_BYTES} bytes)"
+            ),
+            LoadError::Json {
+                origin,
+                line,
+                column,
+                message,
+            } => write!(
+                f,
+                "{origin}:{line}:{column}: not a valid snapshot: {message}"
+            ),
+            LoadError::Shape {
+                origin,
+                path,
+                message,
+            } => write!(
+                f,
+                "{origin}: not a TurboWish snapshot: field `{path}`: {message}"
+            ),
+            LoadError::UnsupportedVersion { origin, found } => write!(
+                f,
+                "{origin}: snapshot format_version {found} is not supported (this build reads {}; it writes {FORMAT_VERSION})",
+                supported()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Snapshot {
+    /// Reads a snapshot file; `-` reads standard input.
+    ///
+    /// ```
+    /// let err = turbowish_report::Snapshot::load("no/such/file.json".as_ref()).unwrap_err();
+    /// assert!(err.to_string().starts_with("no/such/file.json: cannot read"));
+    /// ```
+    pub fn load(path: &Path) -> Result<Snapshot, LoadError> {
+        let origin = path.display().to_string();
+        if path == Path::new("-") {
+            let bytes = read_limited(std::io::stdin().lock(), &origin)?;
+            return Snapshot::from_slice(&bytes, &origin);
+        }
+        let io = |source| LoadError::Io {
+            origin: origin.clone(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(LoadError::NotAFile { origin });
+        }
+        if meta.len() > MAX_SNAPSHOT_BYTES {
+            return Err(LoadError::TooLarge {
+                origin,
+                size: meta.len(),
+            });
+        }
+        let bytes = read_limited(file, &origin)?;
+        Snapshot::from_slice(&bytes, &origin)
+    }
+
+    /// Parses a snapshot from bytes; `origin` names them in errors.
+    ///
+    /// The format version is checked before the rest, so a file of another
+    /// version is refused for its version, not for its shape.
+    ///
+    /// ```
+    /// let err = turbowish_report::Snapshot::from_slice(br#"{"format_version": 99}"#, "x.json")
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("format_version 99 is not supported"));
+    /// ```
+    pub fn from_slice(bytes: &[u8], origin: &str) -> Result<Snapshot, LoadError> {
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: Option<serde_json::Value>,
+        }
+        let version: Version = serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_data() {
+                LoadError::Shape {
+                    origin: origin.to_owned(),
+                    path: ".".to_owned(),
+                    message: "expected a JSON object".to_owned(),
+                }
+            } else {
+                json_error(origin, &e)
+            }
+        })?;
+        match version.format_version {
+            None => {
+                return Err(LoadError::Shape {
+                    origin: origin.to_owned(),
+                    path: "format_version".to_owned(),
+                    message: "missing (is this a TurboWish snapshot?)".to_owned(),
+                })
+            }
+            Some(v) => match v.as_u64() {
+                Some(found) if SUPPORTED_VERSIONS.iter().any(|&s| u64::from(s) == found) => {}
+                Some(found) => {
+                    return Err(LoadError::UnsupportedVersion {
+                        origin: origin.to_owned(),
+                        found,
+                    })
+                }
+                None => {
+                    return Err(LoadError::Shape {
+                        origin: origin.to_owned(),
+                        path: "format_version".to_owned(),
+                        message: format!("expected an unsigned integer, found {v}"),
+                    })
+                }
+            },
+        }
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_data() {
+                LoadError::Shape {
+                    origin: origin.to_owned(),
+                    path,
+                    message: strip_position(&inner),
+                }
+            } else {
+                json_error(origin, &inner)
+            }
+        })
+    }
+
+    /// Writes the snapshot as JSON (the file format).
+    pub fn to_writer(&self, writer: impl std::io::Write) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(writer, self)
+    }
+}
+
+fn read_limited(reader: impl Read, origin: &str) -> Result<Vec<u8>, LoadError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_SNAPSHOT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LoadError::Io {
+            origin: origin.to_owned(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
+        return Err(LoadError::TooLarge {
+            origin: origin.to_owned(),
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
+}
+
+fn json_error(origin: &str, e: &serde_json::Error) -> LoadError {
+    let message = if e.is_eof() {
+        "the file ends early (truncated?)".to_owned()
+    } else {
+        strip_position(e)
+    };
+    LoadError::Json {
+        origin: origin.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message,
+    }
+}
+
+/// serde_json appends " at line L column C" to its messages; the error
+/// already says where, up front.
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+fn supported() -> String {
+    SUPPORTED_VERSIONS
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
