@@ -1,16 +1,18 @@
-//! Heap snapshots, their analysis and rendering, and the `turbowish` CLI of
-//! TurboWish.
-//!
-//! This crate will own the snapshot schema (serde, versioned), snapshot
-//! capture and the `SIGUSR1` trigger, analysis (chains, cycles, diffs) and
-//! renderers (text, JSON, flamegraph, pprof). Today it renders the per-task
-//! memory report of a running process: [`task_table`].
+#![doc = include_str!("../README.md")]
 
+mod capture;
+mod convert;
 mod load;
 pub mod schema;
+mod signal;
+mod symbolize;
+mod write;
 
+pub use capture::snapshot;
 pub use load::{LoadError, MAX_SNAPSHOT_BYTES};
 pub use schema::{Snapshot, FORMAT_VERSION, SUPPORTED_VERSIONS};
+pub use signal::{install_signal_handler, SignalConfig, SignalHandle};
+pub use write::{snapshot_to_dir, SnapshotError};
 
 use std::fmt::Write as _;
 
