@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -111,10 +112,14 @@ impl SignalConfig {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
         }));
+        let (started, wait_started) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("turbowish-snapshot".to_owned())
-            .spawn(move || run(trigger, signals))
+            .spawn(move || run(trigger, signals, started))
             .map_err(|source| SnapshotError::Thread { source })?;
+        // What a new thread allocates as it starts is charged to `main`:
+        // let that happen now, not during the caller's next measurement.
+        let _ = wait_started.recv();
         *installed = Some(trigger);
         Ok(SignalHandle { trigger })
     }
@@ -235,8 +240,10 @@ struct State {
 /// The snapshot thread: one snapshot per wake-up. signal-hook keeps one
 /// pending flag per signal, so any number of signals arriving during a
 /// snapshot wake it once more.
-fn run(trigger: &'static Trigger, mut signals: Signals) {
+fn run(trigger: &'static Trigger, mut signals: Signals, started: SyncSender<()>) {
     let _internal = turbowish_alloc::internal();
+    let _ = started.send(());
+    drop(started);
     for _ in signals.forever() {
         let upto = RECEIVED.load(Ordering::SeqCst);
         let result = snapshot_to_dir(&trigger.dir);
