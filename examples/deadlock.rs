@@ -7,6 +7,12 @@
 //! tasks are abandoned with their runtime), so it runs in CI.
 //!
 //! Run: `cargo run --example deadlock`
+//!
+//! With `--hang` (or `TURBOWISH_DEADLOCK_HANG=1`) it runs only the first
+//! story, blocks every tokio worker as well, installs the `SIGUSR1`
+//! trigger and stays hung: `kill -USR1 <pid>` then writes a snapshot (to
+//! `$TURBOWISH_DIR`, default the current directory) that shows the cycle.
+//! `turbowish`'s `tests/deadlock_signal.rs` does exactly that.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +68,49 @@ fn run(title: &str, story: impl FnOnce()) -> usize {
     cycles.len()
 }
 
+/// The first story, left hung with every worker blocked too, answering
+/// `SIGUSR1` with a snapshot.
+fn hang() -> ! {
+    let trigger = turbowish::report::install_signal_handler().expect("SIGUSR1 trigger");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let a = accounts(2);
+        turbowish::trace::spawn("transfer-a", transfer(a[0].clone(), a[1].clone(), 10));
+        turbowish::trace::spawn("transfer-b", transfer(a[1].clone(), a[0].clone(), 20));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Blocking code on every worker: no runtime is left to run anything,
+        // which the snapshot thread does not need.
+        for i in 0..2 {
+            turbowish::trace::spawn(format!("blocked-worker-{i}"), async {
+                loop {
+                    std::thread::park();
+                }
+            });
+        }
+    });
+    // No timer runs now (the workers drive it): wait on this thread for the
+    // workers to pick the blocking tasks up.
+    std::thread::sleep(Duration::from_millis(100));
+    println!(
+        "hung: kill -USR1 {} writes a snapshot to {}",
+        std::process::id(),
+        trigger.dir().display()
+    );
+    loop {
+        std::thread::park();
+    }
+}
+
 fn main() {
+    let hang_requested = std::env::args().any(|a| a == "--hang")
+        || std::env::var_os("TURBOWISH_DEADLOCK_HANG").is_some_and(|v| v == "1");
+    if hang_requested {
+        hang();
+    }
     let two = run("two transfers, opposite lock order", || {
         let a = accounts(2);
         turbowish::trace::spawn("transfer-a", transfer(a[0].clone(), a[1].clone(), 10));
