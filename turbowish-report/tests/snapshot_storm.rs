@@ -80,11 +80,22 @@ fn parent() {
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(stdin);
+    let mut counts = String::new();
+    stdout.read_line(&mut counts).unwrap();
     let status = child.0.wait().unwrap();
     assert!(status.success(), "child: {status}");
 
     let files = snapshot_files(&dir);
     assert_eq!(files.len(), during_storm + 1);
+    // Signals coalesce: never more files than deliveries of the signal.
+    let (written, received) = counts
+        .trim()
+        .strip_prefix("written ")
+        .and_then(|rest| rest.split_once(" of "))
+        .and_then(|(w, r)| Some((w.parse::<usize>().ok()?, r.parse::<usize>().ok()?)))
+        .unwrap_or_else(|| panic!("child said {counts:?}"));
+    assert_eq!(written, files.len());
+    assert!(written <= received && received <= SIGNALS + 1, "{counts}");
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -213,6 +224,13 @@ fn child(dir: &Path) {
         stdin.read_line(&mut line).unwrap();
         assert!(trigger.wait_idle(Duration::from_secs(60)));
         assert_eq!(trigger.failures(), 0);
+        writeln!(
+            out,
+            "written {} of {}",
+            trigger.snapshots_written(),
+            trigger.signals_received()
+        )
+        .unwrap();
     }
 }
 
