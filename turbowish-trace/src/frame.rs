@@ -156,19 +156,27 @@ pub(crate) const RECORDED_FRAMES: usize = 6;
 /// The current frame path, innermost [`RECORDED_FRAMES`] names kept.
 #[inline]
 pub(crate) fn current_path() -> FramePath {
+    let mut path = FramePath::default();
+    fill_path(&mut path);
+    path
+}
+
+/// Fills an empty `path` with the current frame path (see
+/// [`current_path`]), in place: resource records are filled where they sit.
+/// Names past the path's length are left as they are, so `path` must be
+/// `FramePath::default()` for equality to mean equal paths.
+#[inline]
+pub(crate) fn fill_path(path: &mut FramePath) {
+    debug_assert_eq!(*path, FramePath::default());
     STACK.with(|s| {
         let depth = s.depth.get().min(MAX_FRAMES);
         let base = s.base.get().min(depth);
         let start = depth - (depth - base).min(RECORDED_FRAMES);
-        let mut path = FramePath {
-            hidden: (start - base) as u16,
-            len: (depth - start) as u8,
-            ..FramePath::default()
-        };
+        path.hidden = (start - base) as u16;
+        path.len = (depth - start) as u8;
         for (dst, src) in path.names.iter_mut().zip(&s.names[start..depth]) {
             *dst = src.get();
         }
-        path
     })
 }
 
