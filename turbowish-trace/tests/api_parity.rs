@@ -154,3 +154,48 @@ async fn recv_many_on_an_empty_channel_waits_for_the_senders() {
     assert_eq!((n, got), (1, vec![7]));
     assert!(waiters("parity/recv_many").is_empty());
 }
+
+/// A holder's record says where it took the lock; `parked_in` says which
+/// future inside it waits now, and the chain ends there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_parked_in_names_the_future_it_waits_in() {
+    use turbowish_trace::TracedExt;
+    let lock = Arc::new(Mutex::new_named("parity/parked", ()));
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    let holder = turbowish_trace::spawn("parity-holder", {
+        let lock = Arc::clone(&lock);
+        async move {
+            let _guard = lock.lock().await;
+            async { gate.await.ok() }.traced("slow_io").await;
+        }
+        .traced("job")
+    });
+    until(|| {
+        holders("parity/parked")
+            .first()
+            .and_then(|h| h.parked_in)
+            .is_some_and(|p| p.names() == ["job", "slow_io"])
+    })
+    .await;
+    let held = holders("parity/parked");
+    assert_eq!(held[0].frames.names(), ["job"], "acquired in `job`");
+    let waiter = turbowish_trace::spawn("parity-waiter", {
+        let lock = Arc::clone(&lock);
+        async move {
+            drop(lock.lock().await);
+        }
+    });
+    until(|| waiters("parity/parked").len() == 1).await;
+    let text = turbowish_trace::chains(&turbowish_trace::resources())
+        .iter()
+        .map(|c| c.to_string())
+        .find(|t| t.contains("parity/parked"))
+        .expect("a chain");
+    assert!(
+        text.ends_with("which is waiting on something untracked in job › slow_io (or running)"),
+        "{text}"
+    );
+    go.send(()).unwrap();
+    holder.await.unwrap();
+    waiter.await.unwrap();
+}

@@ -18,6 +18,7 @@ fn party(id: u64, name: &str, access: Access) -> Party {
         since: Duration::from_secs(1),
         access,
         movable: false,
+        parked_in: None,
     }
 }
 

@@ -311,6 +311,14 @@ impl ResourceState {
             since: Duration::from_nanos(now.saturating_sub(r.since)),
             access: r.access,
             movable: r.movable,
+            parked_in: None,
+        };
+        let holder = |r: &Record| Party {
+            parked_in: match r.task {
+                TaskRef::Traced(id) => registry::parked_path(id),
+                _ => None,
+            },
+            ..party(r)
         };
         // Copy the records out and name their tasks after unlocking: naming
         // allocates and takes the task registry's lock, which must not
@@ -320,7 +328,7 @@ impl ResourceState {
         let recorded = table.waiters.clone();
         let extra_holders = table.extra_holders;
         drop(table);
-        let holders = named.iter().flatten().map(party).collect();
+        let holders = named.iter().flatten().map(holder).collect();
         let waiters = recorded.iter().map(|(_, r)| party(r)).collect();
         ResourceInfo {
             id: self.id,
@@ -518,6 +526,11 @@ pub struct Party {
     /// Whether the guard can move to another task (an owned guard or
     /// permit): the holder recorded is the task that acquired it.
     pub movable: bool,
+    /// For a holder that is a TurboWish task: the frame path it is parked
+    /// in now (where its last poll returned `Pending`), which names the
+    /// future a held lock is waiting on; `None` when unknown or outside
+    /// frames.
+    pub parked_in: Option<FramePath>,
 }
 
 /// One resource of the wait-for graph: see [`crate::resources`].
