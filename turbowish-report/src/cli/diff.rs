@@ -70,6 +70,13 @@ pub struct Growth {
     pub live_blocks: i64,
 }
 
+impl Growth {
+    /// Whether live bytes or blocks changed.
+    pub fn changed(&self) -> bool {
+        self.live_bytes != 0 || self.live_blocks != 0
+    }
+}
+
 /// Growth of the tasks sharing a name (or of a bucket).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskGrowth {
@@ -204,7 +211,7 @@ fn task_growth(old: &Snapshot, new: &Snapshot) -> Vec<TaskGrowth> {
                 growth: growth((o.1, o.2), (n.1, n.2)),
             }
         })
-        .filter(|row| row.growth != Growth::default())
+        .filter(|row| row.growth.changed() || row.old_tasks != row.new_tasks)
         .collect();
     rows.sort_by(|a, b| {
         b.growth
@@ -242,7 +249,7 @@ fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
                 new.get(key).copied().unwrap_or_default(),
             ),
         })
-        .filter(|row| row.growth != Growth::default())
+        .filter(|row| row.growth.changed())
         .collect();
     rows.sort_by(|a, b| {
         b.growth
