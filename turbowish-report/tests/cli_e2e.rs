@@ -235,18 +235,35 @@ fn chains_prints_the_deadlock_with_frames_and_exits_3() {
     assert_eq!(out.status.code(), Some(3));
     let t = text(&out.stdout);
     assert!(t.starts_with("1 deadlock, 2 wait chains\n"), "{t}");
-    let deadlock = t
-        .find("deadlock 1: deadlock: task \"transfer-a\"")
-        .expect(&t);
-    let chain = t.find("chain 2: task \"audit-log\"").expect(&t);
+    let deadlock = t.find("\ndeadlock: task \"transfer-a\"").expect(&t);
+    let chain = t.find("\nchain 2: task \"audit-log\"").expect(&t);
     assert!(deadlock < chain);
+    assert!(
+        t.contains(concat!(
+            "  1. task \"transfer-a\" (#6) waits 2.0s for Mutex \"accounts[2]\" (exclusive)\n",
+            "       at src/bank.rs:52:27 in transfer › credit\n",
+            "     Mutex \"accounts[2]\", created at src/bank.rs:20:9, is held by\n",
+            "       task \"transfer-b\" (#7) since 2.0s (exclusive)\n",
+            "         at src/bank.rs:48:27 in transfer › debit\n",
+        )),
+        "{t}"
+    );
+    // The chain into the deadlock is not spelled out twice.
+    assert_eq!(t.matches("waits 2.0s for Mutex \"accounts[2]\"").count(), 1);
     assert!(t.contains(
-        "  1. task \"transfer-a\" (#6) waits for Mutex \"accounts[2]\", created at src/bank.rs:20:9 (exclusive) for 2.0s\n       at src/bank.rs:52:27\n       in transfer › credit\n     held by task \"transfer-b\" (#7) (exclusive) since 2.0s\n         at src/bank.rs:48:27\n         in transfer › debit\n"
-    ), "{t}");
-    assert!(t.contains(
-        "waits for Semaphore \"db-pool\", created at src/db.rs:12:19 (1 permit) for 1.2s"
+        "which closes a cycle: deadlock\n  (its steps are those of the deadlock above)\n"
     ));
-    assert!(t.contains("     and 4 holder(s) TurboWish counted but did not name\n"));
+    assert!(
+        t.contains(concat!(
+            "  1. task \"audit-log\" (#8) waits 1.2s for Semaphore \"db-pool\" (1 permit)\n",
+            "       at src/audit.rs:22:18 in flush\n",
+            "     Semaphore \"db-pool\", created at src/db.rs:12:19, is held by\n",
+            "       task \"request-handler\" (#3) since 0.3s (1 permit)\n",
+            "         at src/db.rs:31:40 in handle_request › load_user\n",
+            "       and 4 holder(s) TurboWish counted but did not name\n",
+        )),
+        "{t}"
+    );
 
     let out = run(&["chains", &p("no-samples.json")], b"");
     assert_eq!(out.status.code(), Some(0));

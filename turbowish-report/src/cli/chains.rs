@@ -1,7 +1,7 @@
 //! `turbowish chains`: wait chains and deadlock cycles as text with their
 //! frame stacks and locations, and the task↔resource graph as Graphviz DOT.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::names::task_ref;
@@ -39,51 +39,71 @@ pub fn chains_text(snap: &Snapshot) -> String {
         out.push_str("no task waits for a resource TurboWish tracks\n");
         return out;
     }
-    for (i, cycle) in snap.cycles.iter().enumerate() {
-        let _ = writeln!(out, "\ndeadlock {}: {}", i + 1, cycle.text);
+    // A chain that runs into a reported deadlock repeats its steps: those
+    // are shown once, with the deadlock.
+    let in_cycles: HashSet<(TaskRef, u64)> = snap
+        .cycles
+        .iter()
+        .flat_map(|c| c.links.iter().map(|l| (l.waiter.task, l.resource)))
+        .collect();
+    for cycle in &snap.cycles {
+        let _ = writeln!(out, "\n{}", cycle.text);
         links_text(&mut out, &cycle.links, &resources);
     }
     for (i, chain) in snap.chains.iter().enumerate() {
         let _ = writeln!(out, "\nchain {}: {}", i + 1, chain.text);
-        links_text(&mut out, &chain.links, &resources);
+        if chain
+            .links
+            .iter()
+            .all(|l| in_cycles.contains(&(l.waiter.task, l.resource)))
+        {
+            out.push_str("  (its steps are those of the deadlock above)\n");
+        } else {
+            links_text(&mut out, &chain.links, &resources);
+        }
     }
     out
 }
 
 fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resource>) {
     for (i, link) in links.iter().enumerate() {
-        let created = resources
-            .get(&link.resource)
-            .map(|r| format!(", created at {}", r.location))
-            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {}. {} waits for {}{} ({}) for {}",
+            "  {}. {} waits {} for {} ({})",
             i + 1,
             party_name(&link.waiter),
-            link.resource_label,
-            created,
-            access(link.waiter.access),
             secs(link.waiter.since_ms),
+            link.resource_label,
+            access(link.waiter.access),
         );
-        party_detail(out, &link.waiter, "       ");
+        party_place(out, &link.waiter, "       ");
+        let created = resources
+            .get(&link.resource)
+            .map(|r| format!(", created at {},", r.location))
+            .unwrap_or_default();
         if link.holders.is_empty() && link.extra_holders == 0 {
-            out.push_str("     held by nobody TurboWish saw\n");
+            let _ = writeln!(
+                out,
+                "     {}{created} is held by nobody TurboWish saw",
+                link.resource_label
+            );
+            continue;
         }
+        let _ = writeln!(out, "     {}{created} is held by", link.resource_label);
         for holder in &link.holders {
             let _ = writeln!(
                 out,
-                "     held by {} ({}) since {}",
+                "       {} since {} ({})",
                 party_name(holder),
-                access(holder.access),
                 secs(holder.since_ms),
+                access(holder.access),
             );
-            party_detail(out, holder, "         ");
+            party_place(out, holder, "         ");
         }
         if link.extra_holders > 0 {
             let _ = writeln!(
                 out,
-                "     and {} holder(s) TurboWish counted but did not name",
+                "       and {} holder(s) TurboWish counted but did not name",
                 link.extra_holders
             );
         }
@@ -94,10 +114,12 @@ fn party_name(p: &Party) -> String {
     format!("task \"{}\" ({})", p.task_name, task_ref(p.task))
 }
 
-fn party_detail(out: &mut String, p: &Party, indent: &str) {
-    let _ = writeln!(out, "{indent}at {}", p.location);
-    if !p.frames.is_empty() {
-        let _ = writeln!(out, "{indent}in {}", p.frames.join(" › "));
+/// Where a party acquired or waits, and in which frames.
+fn party_place(out: &mut String, p: &Party, indent: &str) {
+    if p.frames.is_empty() {
+        let _ = writeln!(out, "{indent}at {}", p.location);
+    } else {
+        let _ = writeln!(out, "{indent}at {} in {}", p.location, p.frames.join(" › "));
     }
 }
 
