@@ -191,7 +191,7 @@ pub fn chains_dot(snap: &Snapshot) -> String {
                 "  {} -> {} [label=\"holds\"{}];",
                 resource_node(r.id),
                 task_node(h.task),
-                if hot { HOT } else { "" }
+                if hot { HOT_HOLDS } else { "" }
             );
         }
         for w in &r.waiters {
@@ -201,10 +201,10 @@ pub fn chains_dot(snap: &Snapshot) -> String {
             let hot = cycle_waits.contains(&(w.task, r.id));
             let _ = writeln!(
                 edges,
-                "  {} -> {} [label=\"waits\", style=dashed{}];",
+                "  {} -> {} [label=\"waits\", {}];",
                 task_node(w.task),
                 resource_node(r.id),
-                if hot { HOT } else { "" }
+                if hot { HOT_WAITS } else { "style=dashed" }
             );
         }
     }
@@ -222,8 +222,10 @@ pub fn chains_dot(snap: &Snapshot) -> String {
     out
 }
 
-/// Attributes of an edge on a deadlock cycle (after any others).
-const HOT: &str = ", color=red, fontcolor=red, penwidth=2, style=bold";
+/// Attributes of a hold edge on a deadlock cycle.
+const HOT_HOLDS: &str = ", style=bold, color=red, fontcolor=red, penwidth=2";
+/// Attributes of a wait edge on a deadlock cycle (waits stay dashed).
+const HOT_WAITS: &str = "style=\"dashed,bold\", color=red, fontcolor=red, penwidth=2";
 
 fn resource_node(id: u64) -> String {
     format!("resource_{id}")
