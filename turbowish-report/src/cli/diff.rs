@@ -278,11 +278,6 @@ impl SnapshotDiff {
                 "later"
             },
         );
-        if self.new_is_older {
-            out.push_str(
-                "warning: NEW is older than OLD, so growth here is shrinkage over time (swap the arguments?)\n",
-            );
-        }
         if self.different_executables {
             out.push_str("warning: the snapshots are of different executables (--force)\n");
         } else if self.different_processes {
