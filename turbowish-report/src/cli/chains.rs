@@ -162,7 +162,9 @@ pub fn chains_dot(snap: &Snapshot) -> String {
     }
 
     let mut out = String::from("digraph turbowish {\n  rankdir=LR;\n");
+    // Tasks in order of first appearance, each drawn once.
     let mut tasks: Vec<(TaskRef, &str)> = Vec::new();
+    let mut seen: HashSet<TaskRef> = HashSet::new();
     let mut edges = String::new();
     for r in &snap.resources {
         if r.holders.is_empty() && r.waiters.is_empty() {
@@ -182,7 +184,7 @@ pub fn chains_dot(snap: &Snapshot) -> String {
             escape(&label)
         );
         for h in &r.holders {
-            if !tasks.iter().any(|(t, _)| *t == h.task) {
+            if seen.insert(h.task) {
                 tasks.push((h.task, &h.task_name));
             }
             let hot = cycle_holds.contains(&(r.id, h.task));
@@ -195,7 +197,7 @@ pub fn chains_dot(snap: &Snapshot) -> String {
             );
         }
         for w in &r.waiters {
-            if !tasks.iter().any(|(t, _)| *t == w.task) {
+            if seen.insert(w.task) {
                 tasks.push((w.task, &w.task_name));
             }
             let hot = cycle_waits.contains(&(w.task, r.id));
@@ -261,4 +263,14 @@ fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_keeps_dot_strings_closed() {
+        assert_eq!(escape("a \"b\"\\c\nd\r"), "a \\\"b\\\"\\\\c\\nd");
+    }
 }

@@ -123,3 +123,24 @@ fn frame_name(name: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_names_cannot_split_stacks_or_lines() {
+        assert_eq!(frame_name("f<[u8; 4]>"), "f<[u8, 4]>");
+        assert_eq!(frame_name("a\nb\rc"), "a b c");
+    }
+
+    #[test]
+    fn nothing_to_draw_is_an_error_not_an_empty_svg() {
+        let empty = FoldedStacks {
+            stacks: BTreeMap::new(),
+            sampled: false,
+        };
+        let err = empty.to_svg("t").unwrap_err();
+        assert!(err.to_string().contains("nothing to draw"));
+    }
+}

@@ -154,3 +154,21 @@ pub(crate) fn percent(part: u64, whole: u64) -> f64 {
         part as f64 * 100.0 / whole as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_sizes_and_saturating_deltas() {
+        assert_eq!(signed_bytes(1536), "+1.5 KiB");
+        assert_eq!(signed_bytes(-512), "-512 B");
+        assert_eq!(signed_bytes(0), "0 B");
+        assert_eq!(signed_bytes(i64::MIN), "-8.0 EiB");
+        assert_eq!(delta(0, u64::MAX), i64::MAX);
+        assert_eq!(delta(u64::MAX, 0), i64::MIN);
+        assert_eq!(delta(10, 4), -6);
+        assert_eq!(percent(1, 0), 0.0);
+        assert_eq!(percent(1, 4), 25.0);
+    }
+}
