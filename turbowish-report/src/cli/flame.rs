@@ -1,11 +1,11 @@
 //! `turbowish flamegraph`: live bytes by owner, then by call path, as
 //! collapsed ("folded") stacks or an inferno SVG.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use super::names::Names;
-use crate::schema::Snapshot;
+use crate::schema::{OwnerRef, Snapshot};
 
 /// Collapsed stacks of live bytes: each stack starts at its owner's name
 /// (task or bucket), then the frames outermost to innermost; the count is
@@ -43,19 +43,28 @@ impl FoldedStacks {
         };
         let sampled = !snap.owner_sites.is_empty();
         if sampled {
+            // Many owners share a site: fold each site's frames once.
+            let mut suffixes: HashMap<u32, String> = HashMap::new();
+            let mut owners: HashMap<OwnerRef, String> = HashMap::new();
             for os in &snap.owner_sites {
-                let mut stack = frame_name(&names.owner(os.owner));
-                let frames = names
-                    .site(os.site)
-                    .map(|s| names.frames(&s.stack))
-                    .unwrap_or_default();
-                // Sites store the innermost frame first; flame graphs grow
-                // from the outermost.
-                for frame in frames.iter().rev() {
-                    stack.push(';');
-                    stack.push_str(&frame_name(&frame.function_name()));
-                }
-                add(stack, os.live_bytes);
+                let suffix = suffixes.entry(os.site).or_insert_with(|| {
+                    let frames = names
+                        .site(os.site)
+                        .map(|s| names.frames(&s.stack))
+                        .unwrap_or_default();
+                    // Sites store the innermost frame first; flame graphs
+                    // grow from the outermost.
+                    let mut suffix = String::new();
+                    for frame in frames.iter().rev() {
+                        suffix.push(';');
+                        suffix.push_str(&frame_name(&frame.function_name()));
+                    }
+                    suffix
+                });
+                let owner = owners
+                    .entry(os.owner)
+                    .or_insert_with(|| frame_name(&names.owner(os.owner)));
+                add(format!("{owner}{suffix}"), os.live_bytes);
             }
         } else {
             for task in &snap.tasks {
