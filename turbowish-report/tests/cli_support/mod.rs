@@ -148,13 +148,9 @@ pub(crate) fn check_all_commands(path: &Path) {
         assert_eq!(row["memory"]["live_bytes"], by_owner[name], "row {name}");
     }
 
-    // report --task for every task name: its exact counters, its sites.
-    for name in snap
-        .tasks
-        .iter()
-        .map(|t| &t.name)
-        .collect::<std::collections::BTreeSet<_>>()
-    {
+    // report --task for (up to 20) task names: exact counters, sites.
+    let names: std::collections::BTreeSet<&String> = snap.tasks.iter().map(|t| &t.name).collect();
+    for name in names.into_iter().take(20) {
         let out = run_ok(&["report", p, "--task", name, "--json"]);
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("task JSON");
         assert_eq!(json["memory"]["live_bytes"], by_owner[name.as_str()]);
