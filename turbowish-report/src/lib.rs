@@ -6,9 +6,15 @@
 //! renderers (text, JSON, flamegraph, pprof). Today it renders the per-task
 //! memory report of a running process: [`task_table`].
 
+mod cli;
 mod load;
 pub mod schema;
 
+pub use cli::{
+    chains_dot, chains_text, diff, pprof_gz, task_sites, write_atomic, DiffError, FoldedStacks,
+    Growth, MemoryReport, MemoryRow, NoSuchTask, SiteFrame, SiteGrowth, SiteRow, SnapshotDiff,
+    SnapshotSide, SortKey, Summary, TaskGrowth, TaskSites,
+};
 pub use load::{LoadError, MAX_SNAPSHOT_BYTES};
 pub use schema::{Snapshot, FORMAT_VERSION, SUPPORTED_VERSIONS};
 
