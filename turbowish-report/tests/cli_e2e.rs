@@ -260,6 +260,7 @@ fn chains_prints_the_deadlock_with_frames_and_exits_3() {
             "     Semaphore \"db-pool\", created at src/db.rs:12:19, is held by\n",
             "       task \"request-handler\" (#3) since 0.3s (1 permit)\n",
             "         at src/db.rs:31:40 in handle_request › load_user\n",
+            "         parked now in handle_request › run_query\n",
             "       and 4 holder(s) TurboWish counted but did not name\n",
         )),
         "{t}"

@@ -99,6 +99,13 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
                 access(holder.access),
             );
             party_place(out, holder, "         ");
+            if !holder.parked_in.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "         parked now in {}",
+                    holder.parked_in.join(" › ")
+                );
+            }
         }
         if link.extra_holders > 0 {
             let _ = writeln!(

@@ -196,7 +196,7 @@ pub(crate) fn service() -> Snapshot {
         2_000,
         Access::Exclusive,
     );
-    let handler_holds = party(
+    let mut handler_holds = party(
         3,
         "request-handler",
         &["handle_request", "load_user"],
@@ -204,6 +204,9 @@ pub(crate) fn service() -> Snapshot {
         350,
         Access::Permits(1),
     );
+    // Took the permit in `load_user`, parked now in a query that waits on
+    // the network: the future to look at.
+    handler_holds.parked_in = vec!["handle_request".to_owned(), "run_query".to_owned()];
     let audit_waits = party(
         8,
         "audit-log",
@@ -534,6 +537,7 @@ fn party(
         since_ms,
         access,
         movable: false,
+        parked_in: Vec::new(),
     }
 }
 
