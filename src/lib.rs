@@ -5,3 +5,18 @@ pub use turbowish_report as report;
 pub use turbowish_trace as trace;
 
 pub use turbowish_alloc::TurboWish;
+
+/// The book's chapters, compiled as doc tests so that every Rust sample in
+/// `book/` builds and runs against this workspace (mdBook's own test
+/// runner cannot link the workspace's crates).
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../book/src/introduction.md")]
+    mod introduction {}
+    #[doc = include_str!("../book/src/quick-start.md")]
+    mod quick_start {}
+    #[doc = include_str!("../book/src/tasks-and-frames.md")]
+    mod tasks_and_frames {}
+    #[doc = include_str!("../book/src/resources.md")]
+    mod resources {}
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use turbowish_alloc::Owner;
 use turbowish_trace::sync::{self, ResourceInfo};
-use turbowish_trace::{TaskInfo, TaskKind};
+use turbowish_trace::{FramePath, TaskInfo, TaskKind};
 
 use crate::schema;
 
@@ -186,7 +186,7 @@ fn party(p: &sync::Party) -> schema::Party {
             sync::TaskRef::Thread(n) => schema::TaskRef::Thread(n),
         },
         task_name: p.task_name.clone(),
-        frames: p.frames.names().iter().map(|f| (*f).to_owned()).collect(),
+        frames: frame_names(&p.frames),
         location: location(p.location),
         since_ms: p.since.as_millis() as u64,
         access: match p.access {
@@ -197,7 +197,15 @@ fn party(p: &sync::Party) -> schema::Party {
             sync::Access::Receive => schema::Access::Receive,
         },
         movable: p.movable,
+        parked_in: p
+            .parked_in
+            .map(|path| frame_names(&path))
+            .unwrap_or_default(),
     }
+}
+
+fn frame_names(path: &FramePath) -> Vec<String> {
+    path.names().iter().map(|f| (*f).to_owned()).collect()
 }
 
 fn location(l: &Location<'_>) -> String {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod capture;
+mod cli;
 mod convert;
 mod load;
 pub mod schema;
@@ -9,6 +10,11 @@ mod symbolize;
 mod write;
 
 pub use capture::snapshot;
+pub use cli::{
+    chains_dot, chains_text, diff, pprof_gz, task_sites, write_atomic, DiffError, FoldedStacks,
+    Growth, MemoryReport, MemoryRow, NoSuchTask, SiteFrame, SiteGrowth, SiteRow, SnapshotDiff,
+    SnapshotSide, SortKey, Summary, TaskGrowth, TaskSites,
+};
 pub use load::{LoadError, MAX_SNAPSHOT_BYTES};
 pub use schema::{Snapshot, FORMAT_VERSION, SUPPORTED_VERSIONS};
 pub use signal::{install_signal_handler, SignalConfig, SignalHandle};

@@ -157,6 +157,28 @@ impl Snapshot {
     /// assert!(err.to_string().contains("format_version 99 is not supported"));
     /// ```
     pub fn from_slice(bytes: &[u8], origin: &str) -> Result<Snapshot, LoadError> {
+        // serde lets a struct deserialize from an array too: refuse
+        // anything but an object up front, so `[1, 2]` reads as the wrong
+        // shape, not as a syntax error further in.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            None => {
+                return Err(LoadError::Json {
+                    origin: origin.to_owned(),
+                    line: 1,
+                    column: 1,
+                    message: "the file is empty".to_owned(),
+                })
+            }
+            Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+                return Err(LoadError::Shape {
+                    origin: origin.to_owned(),
+                    path: ".".to_owned(),
+                    message: "expected a JSON object".to_owned(),
+                })
+            }
+            Some(_) => {}
+        }
         #[derive(Deserialize)]
         struct Version {
             format_version: Option<serde_json::Value>,
@@ -267,4 +289,46 @@ fn supported() -> String {
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(bytes: &[u8]) -> String {
+        Snapshot::from_slice(bytes, "f.json")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn non_objects_are_the_wrong_shape() {
+        assert_eq!(
+            message(b" [1, 2, 3]"),
+            "f.json: not a TurboWish snapshot: field `.`: expected a JSON object"
+        );
+        assert_eq!(
+            message(b"42"),
+            "f.json: not a TurboWish snapshot: field `.`: expected a JSON object"
+        );
+    }
+
+    #[test]
+    fn empty_and_broken_files_are_syntax_errors() {
+        assert_eq!(
+            message(b"  \n"),
+            "f.json:1:1: not a valid snapshot: the file is empty"
+        );
+        assert!(message(b"[1, 2").starts_with("f.json:1:"));
+        assert!(message(br#"{"format_version": 1, "#).contains("ends early"));
+    }
+
+    #[test]
+    fn version_is_checked_before_shape() {
+        assert_eq!(
+            message(br#"{"format_version": 7, "tasks": "not a list"}"#),
+            "f.json: snapshot format_version 7 is not supported (this build reads 1; it writes 1)"
+        );
+        assert!(message(br#"{"tasks": []}"#).contains("field `format_version`: missing"));
+    }
 }

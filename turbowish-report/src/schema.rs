@@ -272,6 +272,10 @@ pub struct Party {
     /// Whether the holder record can move with its guard to another task
     /// (owned guards).
     pub movable: bool,
+    /// For a holder: the frames its task is parked in now (where its last
+    /// poll returned `Pending`), outermost first; empty when unknown.
+    #[serde(default)]
+    pub parked_in: Vec<String>,
 }
 
 /// Which task a [`Party`] is.

@@ -296,7 +296,18 @@ impl fmt::Display for Chain {
         }
         match self.end {
             ChainEnd::Untracked => {
-                f.write_str(", which is waiting on something untracked (or running)")
+                let parked = self
+                    .links
+                    .last()
+                    .and_then(|l| l.holders.first())
+                    .and_then(|h| h.parked_in.as_ref());
+                match parked {
+                    Some(path) => write!(
+                        f,
+                        ", which is waiting on something untracked in {path} (or running)"
+                    ),
+                    None => f.write_str(", which is waiting on something untracked (or running)"),
+                }
             }
             ChainEnd::HeldByNobody | ChainEnd::UnnamedHolders => Ok(()),
             ChainEnd::Cycle => f.write_str(", which closes a cycle: deadlock"),

@@ -21,6 +21,9 @@ pub const MAX_FRAMES: usize = 32;
 struct Stack {
     names: [Cell<&'static str>; MAX_FRAMES],
     depth: Cell<usize>,
+    /// Whether this task poll has already noted where the task parks (the
+    /// innermost frame returning `Pending` notes it, and it returns first).
+    parked_noted: Cell<bool>,
     /// Depth at which the innermost task's frames start.
     base: Cell<usize>,
 }
@@ -30,6 +33,7 @@ thread_local! {
         Stack {
             names: [const { Cell::new("") }; MAX_FRAMES],
             depth: Cell::new(0),
+            parked_noted: Cell::new(false),
             base: Cell::new(0),
         }
     };
@@ -77,7 +81,11 @@ impl<F: Future> Future for Frame<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _pushed = Push::new(this.name);
-        this.inner.poll(cx)
+        let poll = this.inner.poll(cx);
+        if poll.is_pending() {
+            note_parked();
+        }
+        poll
     }
 }
 
@@ -105,24 +113,46 @@ impl Drop for Push {
     }
 }
 
+/// The innermost frame returning `Pending` in a task poll records the
+/// frame path the task is parked in (once per poll: the outer frames
+/// return `Pending` after it and find it noted). A holder's parked path is
+/// what a chain needs at its end: not where the task took the lock, but
+/// which future inside it is waiting now.
+fn note_parked() {
+    let first = STACK.with(|s| !s.parked_noted.replace(true));
+    if first {
+        crate::registry::note_parked(current_path());
+    }
+}
+
 /// Marks the start of a task's frames for the length of one task poll; a
 /// task polled inside another (a nested `block_on`) starts a fresh path.
 #[derive(Debug)]
 pub(crate) struct TaskScope {
     base: usize,
+    parked_noted: bool,
 }
 
 impl TaskScope {
     pub(crate) fn enter() -> TaskScope {
         STACK.with(|s| TaskScope {
             base: s.base.replace(s.depth.get()),
+            parked_noted: s.parked_noted.replace(false),
         })
+    }
+
+    /// Whether a frame noted where this poll parks.
+    pub(crate) fn parked_noted(&self) -> bool {
+        STACK.with(|s| s.parked_noted.get())
     }
 }
 
 impl Drop for TaskScope {
     fn drop(&mut self) {
-        let _ = STACK.try_with(|s| s.base.set(self.base));
+        let _ = STACK.try_with(|s| {
+            s.base.set(self.base);
+            s.parked_noted.set(self.parked_noted);
+        });
     }
 }
 
@@ -156,19 +186,27 @@ pub(crate) const RECORDED_FRAMES: usize = 6;
 /// The current frame path, innermost [`RECORDED_FRAMES`] names kept.
 #[inline]
 pub(crate) fn current_path() -> FramePath {
+    let mut path = FramePath::default();
+    fill_path(&mut path);
+    path
+}
+
+/// Fills an empty `path` with the current frame path (see
+/// [`current_path`]), in place: resource records are filled where they sit.
+/// Names past the path's length are left as they are, so `path` must be
+/// `FramePath::default()` for equality to mean equal paths.
+#[inline]
+pub(crate) fn fill_path(path: &mut FramePath) {
+    debug_assert_eq!(*path, FramePath::default());
     STACK.with(|s| {
         let depth = s.depth.get().min(MAX_FRAMES);
         let base = s.base.get().min(depth);
         let start = depth - (depth - base).min(RECORDED_FRAMES);
-        let mut path = FramePath {
-            hidden: (start - base) as u16,
-            len: (depth - start) as u8,
-            ..FramePath::default()
-        };
+        path.hidden = (start - base) as u16;
+        path.len = (depth - start) as u8;
         for (dst, src) in path.names.iter_mut().zip(&s.names[start..depth]) {
             *dst = src.get();
         }
-        path
     })
 }
 

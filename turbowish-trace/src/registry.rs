@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 use dashmap::DashMap;
 use turbowish_alloc::{Counters, Owner, TaskTag};
 
+use crate::frame::FramePath;
+
 /// Futures larger than this are flagged by [`TaskInfo::large_future`]: the
 /// state machine is a per-task cost that no allocation counter shows, and
 /// moving it (tokio copies a future into its task cell on spawn) costs too.
@@ -38,6 +40,10 @@ pub(crate) struct TaskEntry {
     pub(crate) tag: TaskTag,
     tokio_id: AtomicU64,
     state: AtomicU8,
+    /// The frame path the task last parked in (see `frame::note_parked`).
+    /// A `Mutex`: written once per pending poll of a task with frames, read
+    /// by `resources()`; never contended on the poll path.
+    parked: std::sync::Mutex<FramePath>,
     pub(crate) polls: AtomicU64,
     pub(crate) busy_ns: AtomicU64,
     /// Address and size of the task's root cell (its boxed future); `None`
@@ -136,6 +142,7 @@ pub(crate) fn register(
         polls: AtomicU64::new(0),
         busy_ns: AtomicU64::new(0),
         root,
+        parked: std::sync::Mutex::new(FramePath::default()),
     });
     REGISTRY.insert(entry.id, entry.clone());
     entry
@@ -190,6 +197,24 @@ pub(crate) fn current_task_id() -> Option<u64> {
         // SAFETY: see `current_task`.
         unsafe { c.get().as_ref() }.map(|e| e.id)
     })
+}
+
+/// Records where the task being polled on this thread parks.
+pub(crate) fn note_parked(path: FramePath) {
+    CURRENT.with(|c| {
+        // SAFETY: see `current_task`.
+        if let Some(entry) = unsafe { c.get().as_ref() } {
+            *entry.parked.lock().unwrap_or_else(|e| e.into_inner()) = path;
+        }
+    });
+}
+
+/// The frame path a registered task last parked in; `None` for unknown
+/// tasks and tasks that parked outside any frame.
+pub(crate) fn parked_path(id: u64) -> Option<FramePath> {
+    let entry = REGISTRY.get(&id)?;
+    let path = *entry.parked.lock().unwrap_or_else(|e| e.into_inner());
+    (!path.is_empty()).then_some(path)
 }
 
 /// The name of a registered task (live, or finished while still holding

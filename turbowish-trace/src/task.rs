@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 use turbowish_alloc::{context, TaskTag};
 
-use crate::frame::TaskScope;
+use crate::frame::{FramePath, TaskScope};
 use crate::registry::{self, TaskEntry, TaskState};
 
 /// Spawns `future` on the current tokio runtime as a task named `name`,
@@ -186,6 +186,10 @@ impl<F: Future> Future for Traced<F> {
                 Poll::Ready(output)
             }
             Poll::Pending => {
+                if !_frames.parked_noted() {
+                    // Parked outside any frame: forget an older path.
+                    registry::note_parked(FramePath::default());
+                }
                 entry.set_state(TaskState::Idle);
                 Poll::Pending
             }

@@ -51,6 +51,7 @@ fn party(task: u64, access: Access) -> Party {
         since: Duration::from_millis(1500),
         access,
         movable: false,
+        parked_in: None,
     }
 }
 

@@ -1031,7 +1031,7 @@ fn uncontended_paths_do_not_allocate() {
                 })
                 .await;
                 check("Mutex::lock_owned", &blocks, move || async move {
-                    *m.lock_owned().await += 1;
+                    *Arc::clone(m).lock_owned().await += 1;
                 })
                 .await;
                 check("RwLock::read", &blocks, move || async move {
@@ -1058,7 +1058,9 @@ fn uncontended_paths_do_not_allocate() {
                     "Semaphore::acquire_many_owned",
                     &blocks,
                     move || async move {
-                        drop(black_box(sem.acquire_many_owned(2).await.unwrap()));
+                        drop(black_box(
+                            Arc::clone(sem).acquire_many_owned(2).await.unwrap(),
+                        ));
                     },
                 )
                 .await;

@@ -18,6 +18,7 @@ fn party(id: u64, name: &str, access: Access) -> Party {
         since: Duration::from_secs(1),
         access,
         movable: false,
+        parked_in: None,
     }
 }
 
@@ -148,11 +149,11 @@ fn try_and_owned_variants_record_and_release() {
         assert!(holders("variants/rw").is_empty());
         assert_eq!(rw.into_inner(), 5);
 
-        let sem = Semaphore::new_named("variants/sem", 3);
+        let sem = std::sync::Arc::new(Semaphore::new_named("variants/sem", 3));
         {
             let two = sem.try_acquire_many(2).unwrap();
             assert_eq!(two.num_permits(), 2);
-            let one = sem.acquire_owned().await.unwrap();
+            let one = std::sync::Arc::clone(&sem).acquire_owned().await.unwrap();
             assert_eq!(one.num_permits(), 1);
             assert_eq!(
                 holders("variants/sem"),
@@ -163,8 +164,24 @@ fn try_and_owned_variants_record_and_release() {
         assert!(holders("variants/sem").is_empty());
         assert_eq!(sem.available_permits(), 3);
 
+        // Forgotten permits leave the semaphore's total and its records.
+        let owned = std::sync::Arc::clone(&sem)
+            .try_acquire_many_owned(2)
+            .unwrap();
+        assert_eq!(holders("variants/sem"), [Access::Permits(2)]);
+        owned.forget();
+        assert!(holders("variants/sem").is_empty());
+        assert_eq!(sem.available_permits(), 1);
+        sem.try_acquire().unwrap().forget();
+        assert_eq!(sem.available_permits(), 0);
+        let info = turbowish_trace::resources()
+            .into_iter()
+            .find(|r| r.name == "variants/sem")
+            .unwrap();
+        assert_eq!(info.permits, Some(0));
+
         let mutex = Mutex::new_named("variants/mutex", 7u32);
         *mutex.lock().await += 1;
-        assert_eq!(mutex.into_inner(), Some(8));
+        assert_eq!(mutex.into_inner(), 8);
     });
 }

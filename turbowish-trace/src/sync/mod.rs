@@ -11,13 +11,16 @@
 pub mod mpsc;
 mod mutex;
 pub mod oneshot;
+mod owned;
 mod resource;
 mod rwlock;
 mod semaphore;
 
 pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
 pub use resource::{resources, Access, Party, ResourceInfo, ResourceKind, TaskRef};
-pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use rwlock::{
+    OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 /// Spends one unit of tokio's cooperative budget, yielding when it is used

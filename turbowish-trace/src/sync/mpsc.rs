@@ -16,6 +16,7 @@ use super::resource::{Access, End, Record, ResourceKind, ResourceState, Waiting}
 use super::{acquire_recorded, cooperate};
 
 pub use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
+pub use tokio::sync::mpsc::Permit;
 
 /// A bounded channel of `buffer` messages, named after its creation place.
 ///
@@ -104,6 +105,51 @@ impl<T> Sender<T> {
         self.inner.try_send(value)
     }
 
+    /// Reserves a slot, waiting (recorded like [`Sender::send`]) while the
+    /// channel is full; the permit sends without waiting.
+    #[track_caller]
+    pub fn reserve(&self) -> impl Future<Output = Result<Permit<'_, T>, SendError<()>>> + '_ {
+        let location = Location::caller();
+        async move {
+            self.end.mark(location);
+            acquire_recorded(
+                self.end.state(),
+                || Record::now(location, Access::Send, false),
+                &self.inner,
+                |inner| match inner.try_reserve() {
+                    Ok(permit) => Some(Ok(permit)),
+                    Err(TrySendError::Closed(())) => Some(Err(SendError(()))),
+                    Err(TrySendError::Full(())) => None,
+                },
+                |inner| inner.reserve(),
+            )
+            .await
+        }
+    }
+
+    /// Reserves a slot without waiting.
+    #[track_caller]
+    pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
+        self.end.mark(Location::caller());
+        self.inner.try_reserve()
+    }
+
+    /// Completes when the receiver is gone (not a wait on a resource: it is
+    /// not recorded).
+    pub async fn closed(&self) {
+        self.inner.closed().await
+    }
+
+    /// Free slots now.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// The buffer size the channel was created with.
+    pub fn max_capacity(&self) -> usize {
+        self.inner.max_capacity()
+    }
+
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
@@ -154,6 +200,29 @@ impl<T> Receiver<T> {
         }
     }
 
+    /// Receives up to `limit` values into `buffer`, waiting (recorded like
+    /// [`Receiver::recv`]) while the channel is empty; returns how many
+    /// were received, 0 once every sender is gone (or `limit` is 0).
+    #[track_caller]
+    pub fn recv_many<'a>(
+        &'a mut self,
+        buffer: &'a mut Vec<T>,
+        limit: usize,
+    ) -> impl Future<Output = usize> + 'a {
+        let location = Location::caller();
+        async move {
+            self.end.mark(location);
+            acquire_recorded(
+                self.end.state(),
+                || Record::now(location, Access::Receive, false),
+                (&mut self.inner, buffer),
+                |(inner, buffer)| drain_ready(|| inner.try_recv(), buffer, limit),
+                |(inner, buffer)| inner.recv_many(buffer, limit),
+            )
+            .await
+        }
+    }
+
     /// Receives without waiting.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         self.inner.try_recv()
@@ -162,6 +231,31 @@ impl<T> Receiver<T> {
     /// Closes the channel for senders; buffered values can still be read.
     pub fn close(&mut self) {
         self.inner.close();
+    }
+
+    /// Whether the channel is closed (every sender gone, or [`Receiver::close`]).
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Values buffered now.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether no value is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Free slots now.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// The buffer size the channel was created with.
+    pub fn max_capacity(&self) -> usize {
+        self.inner.max_capacity()
     }
 }
 
@@ -249,6 +343,29 @@ impl<T> UnboundedReceiver<T> {
         }
     }
 
+    /// Receives up to `limit` values into `buffer`, waiting (recorded)
+    /// while the channel is empty; returns how many were received, 0 once
+    /// every sender is gone (or `limit` is 0).
+    #[track_caller]
+    pub fn recv_many<'a>(
+        &'a mut self,
+        buffer: &'a mut Vec<T>,
+        limit: usize,
+    ) -> impl Future<Output = usize> + 'a {
+        let location = Location::caller();
+        async move {
+            self.end.mark(location);
+            acquire_recorded(
+                self.end.state(),
+                || Record::now(location, Access::Receive, false),
+                (&mut self.inner, buffer),
+                |(inner, buffer)| drain_ready(|| inner.try_recv(), buffer, limit),
+                |(inner, buffer)| inner.recv_many(buffer, limit),
+            )
+            .await
+        }
+    }
+
     /// Receives without waiting.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         self.inner.try_recv()
@@ -258,4 +375,46 @@ impl<T> UnboundedReceiver<T> {
     pub fn close(&mut self) {
         self.inner.close();
     }
+
+    /// Whether the channel is closed (every sender gone, or
+    /// [`UnboundedReceiver::close`]).
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Values buffered now.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether no value is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+/// What a `recv_many` that need not wait returns: the count of values
+/// moved into `buffer` (up to `limit`), 0 when closed and empty or `limit`
+/// is 0; `None` when it must wait.
+fn drain_ready<T>(
+    mut try_recv: impl FnMut() -> Result<T, TryRecvError>,
+    buffer: &mut Vec<T>,
+    limit: usize,
+) -> Option<usize> {
+    if limit == 0 {
+        return Some(0);
+    }
+    let mut received = 0;
+    while received < limit {
+        match try_recv() {
+            Ok(value) => {
+                buffer.push(value);
+                received += 1;
+            }
+            Err(TryRecvError::Disconnected) => return Some(received),
+            Err(TryRecvError::Empty) if received > 0 => return Some(received),
+            Err(TryRecvError::Empty) => return None,
+        }
+    }
+    Some(received)
 }

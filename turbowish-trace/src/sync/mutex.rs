@@ -8,7 +8,8 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::acquire_recorded;
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
+use super::owned::{erase, Owned};
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
 
 /// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
 /// waiters (task, frame path, location, since when) appear in
@@ -26,7 +27,7 @@ use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 /// ```
 pub struct Mutex<T> {
     state: Arc<ResourceState>,
-    inner: Arc<tokio::sync::Mutex<T>>,
+    inner: tokio::sync::Mutex<T>,
 }
 
 impl<T> Mutex<T> {
@@ -49,7 +50,7 @@ impl<T> Mutex<T> {
     ) -> Mutex<T> {
         Mutex {
             state: ResourceState::new(ResourceKind::Mutex, name, location, None),
-            inner: Arc::new(tokio::sync::Mutex::new(value)),
+            inner: tokio::sync::Mutex::new(value),
         }
     }
 
@@ -68,7 +69,7 @@ impl<T> Mutex<T> {
             let guard = acquire_recorded(
                 &self.state,
                 || Record::now(location, Access::Exclusive, false),
-                &*self.inner,
+                &self.inner,
                 |inner| inner.try_lock().ok(),
                 |inner| inner.lock(),
             )
@@ -84,45 +85,66 @@ impl<T> Mutex<T> {
         self.inner.try_lock().map(|g| self.guard(g, location))
     }
 
-    /// Locks the mutex for an owned guard that can move into another task.
-    /// The record names the task that acquired it and marks it movable.
+    /// Locks the mutex for an owned guard that can move into another task,
+    /// as tokio's `lock_owned`. The record names the task that acquired it
+    /// and marks it movable.
     #[track_caller]
-    pub fn lock_owned(self: &Arc<Self>) -> impl Future<Output = OwnedMutexGuard<T>> + 'static
+    pub fn lock_owned(self: Arc<Self>) -> impl Future<Output = OwnedMutexGuard<T>> + 'static
     where
         T: 'static,
     {
         let location = Location::caller();
-        let this = Arc::clone(self);
         async move {
+            // SAFETY: this future owns `self`, and hands it to the guard.
+            let inner = unsafe { erase(&self.inner) };
             let inner = acquire_recorded(
-                &this.state,
+                &self.state,
                 || Record::now(location, Access::Exclusive, true),
-                Arc::clone(&this.inner),
-                |inner| Arc::clone(inner).try_lock_owned().ok(),
-                |inner| inner.lock_owned(),
+                inner,
+                |inner| inner.try_lock().ok(),
+                |inner| inner.lock(),
             )
             .await;
-            let slot = this
-                .state
-                .hold(Record::now(location, Access::Exclusive, true));
-            OwnedMutexGuard {
-                inner,
-                state: Arc::clone(&this.state),
-                slot,
-            }
+            OwnedMutexGuard::new(self, inner, location)
         }
     }
 
-    /// The value, consuming the mutex; `None` while an owned guard from
-    /// [`Mutex::lock_owned`] still shares it.
-    pub fn into_inner(self) -> Option<T> {
-        Arc::into_inner(self.inner).map(tokio::sync::Mutex::into_inner)
+    /// Locks the mutex for an owned guard without waiting.
+    #[track_caller]
+    pub fn try_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, tokio::sync::TryLockError>
+    where
+        T: 'static,
+    {
+        let location = Location::caller();
+        // SAFETY: `self` goes into the guard with the borrow.
+        let inner = unsafe { erase(&self.inner) }.try_lock()?;
+        Ok(OwnedMutexGuard::new(self, inner, location))
     }
 
-    /// Mutable access without locking (the `&mut` proves exclusivity);
-    /// `None` while an owned guard still shares the value.
-    pub fn get_mut(&mut self) -> Option<&mut T> {
-        Arc::get_mut(&mut self.inner).map(tokio::sync::Mutex::get_mut)
+    /// Locks the mutex from synchronous code (not from an async context:
+    /// like tokio's, it panics there).
+    #[track_caller]
+    pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
+        let location = Location::caller();
+        let guard = match self.inner.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                let _waiting =
+                    Waiting::new(&self.state, Record::now(location, Access::Exclusive, false));
+                self.inner.blocking_lock()
+            }
+        };
+        self.guard(guard, location)
+    }
+
+    /// The value, consuming the mutex.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+
+    /// Mutable access without locking (the `&mut` proves exclusivity).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
     }
 
     fn guard<'a>(
@@ -130,9 +152,7 @@ impl<T> Mutex<T> {
         inner: tokio::sync::MutexGuard<'a, T>,
         location: &'static Location<'static>,
     ) -> MutexGuard<'a, T> {
-        let slot = self
-            .state
-            .hold(Record::now(location, Access::Exclusive, false));
+        let slot = self.state.hold(location, Access::Exclusive, false);
         MutexGuard {
             inner,
             state: &self.state,
@@ -182,11 +202,31 @@ impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     }
 }
 
-/// Owned guard of a [`Mutex`] (see [`Mutex::lock_owned`]).
-pub struct OwnedMutexGuard<T> {
-    inner: tokio::sync::OwnedMutexGuard<T>,
-    state: Arc<ResourceState>,
+/// Owned guard of a [`Mutex`] (see [`Mutex::lock_owned`]): it keeps the
+/// mutex alive, and can move into another task.
+pub struct OwnedMutexGuard<T: 'static> {
+    inner: Owned<Mutex<T>, tokio::sync::MutexGuard<'static, T>>,
     slot: HolderSlot,
+}
+
+impl<T: 'static> OwnedMutexGuard<T> {
+    fn new(
+        mutex: Arc<Mutex<T>>,
+        inner: tokio::sync::MutexGuard<'static, T>,
+        location: &'static Location<'static>,
+    ) -> OwnedMutexGuard<T> {
+        let slot = mutex.state.hold(location, Access::Exclusive, true);
+        OwnedMutexGuard {
+            // SAFETY: `inner` locks `mutex.inner`.
+            inner: unsafe { Owned::new(mutex, inner) },
+            slot,
+        }
+    }
+
+    /// The mutex this guard locks.
+    pub fn mutex(this: &Self) -> &Arc<Mutex<T>> {
+        this.inner.owner()
+    }
 }
 
 impl<T> Deref for OwnedMutexGuard<T> {
@@ -204,12 +244,12 @@ impl<T> DerefMut for OwnedMutexGuard<T> {
 
 impl<T> Drop for OwnedMutexGuard<T> {
     fn drop(&mut self) {
-        self.state.release(self.slot);
+        self.inner.owner().state.release(self.slot);
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for OwnedMutexGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.inner, f)
+        fmt::Debug::fmt(&**self.inner, f)
     }
 }

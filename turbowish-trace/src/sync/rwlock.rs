@@ -6,8 +6,10 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
+use std::sync::Arc;
 
 use super::acquire_recorded;
+use super::owned::{erase, Owned};
 use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// An async reader-writer lock with the API of `tokio::sync::RwLock`, whose
@@ -22,7 +24,7 @@ use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 /// # }
 /// ```
 pub struct RwLock<T> {
-    state: std::sync::Arc<ResourceState>,
+    state: Arc<ResourceState>,
     inner: tokio::sync::RwLock<T>,
 }
 
@@ -89,6 +91,79 @@ impl<T> RwLock<T> {
         }
     }
 
+    /// Shared access for an owned guard that can move into another task,
+    /// as tokio's `read_owned`; recorded as the acquiring task's, movable.
+    #[track_caller]
+    pub fn read_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockReadGuard<T>> + 'static
+    where
+        T: 'static,
+    {
+        let location = Location::caller();
+        async move {
+            // SAFETY: this future owns `self`, and hands it to the guard.
+            let inner = unsafe { erase(&self.inner) };
+            let inner = acquire_recorded(
+                &self.state,
+                || Record::now(location, Access::Shared, true),
+                inner,
+                |inner| inner.try_read().ok(),
+                |inner| inner.read(),
+            )
+            .await;
+            OwnedRwLockReadGuard::new(self, inner, location)
+        }
+    }
+
+    /// Exclusive access for an owned guard (see [`RwLock::read_owned`]).
+    #[track_caller]
+    pub fn write_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockWriteGuard<T>> + 'static
+    where
+        T: 'static,
+    {
+        let location = Location::caller();
+        async move {
+            // SAFETY: this future owns `self`, and hands it to the guard.
+            let inner = unsafe { erase(&self.inner) };
+            let inner = acquire_recorded(
+                &self.state,
+                || Record::now(location, Access::Exclusive, true),
+                inner,
+                |inner| inner.try_write().ok(),
+                |inner| inner.write(),
+            )
+            .await;
+            OwnedRwLockWriteGuard::new(self, inner, location)
+        }
+    }
+
+    /// Shared access for an owned guard, without waiting.
+    #[track_caller]
+    pub fn try_read_owned(
+        self: Arc<Self>,
+    ) -> Result<OwnedRwLockReadGuard<T>, tokio::sync::TryLockError>
+    where
+        T: 'static,
+    {
+        let location = Location::caller();
+        // SAFETY: `self` goes into the guard with the borrow.
+        let inner = unsafe { erase(&self.inner) }.try_read()?;
+        Ok(OwnedRwLockReadGuard::new(self, inner, location))
+    }
+
+    /// Exclusive access for an owned guard, without waiting.
+    #[track_caller]
+    pub fn try_write_owned(
+        self: Arc<Self>,
+    ) -> Result<OwnedRwLockWriteGuard<T>, tokio::sync::TryLockError>
+    where
+        T: 'static,
+    {
+        let location = Location::caller();
+        // SAFETY: `self` goes into the guard with the borrow.
+        let inner = unsafe { erase(&self.inner) }.try_write()?;
+        Ok(OwnedRwLockWriteGuard::new(self, inner, location))
+    }
+
     /// Mutable access without locking.
     pub fn get_mut(&mut self) -> &mut T {
         self.inner.get_mut()
@@ -121,9 +196,7 @@ impl<T> RwLock<T> {
         RwLockReadGuard {
             inner,
             state: &self.state,
-            slot: self
-                .state
-                .hold(Record::now(location, Access::Shared, false)),
+            slot: self.state.hold(location, Access::Shared, false),
         }
     }
 
@@ -135,9 +208,7 @@ impl<T> RwLock<T> {
         RwLockWriteGuard {
             inner,
             state: &self.state,
-            slot: self
-                .state
-                .hold(Record::now(location, Access::Exclusive, false)),
+            slot: self.state.hold(location, Access::Exclusive, false),
         }
     }
 }
@@ -196,5 +267,101 @@ impl<T> DerefMut for RwLockWriteGuard<'_, T> {
 impl<T> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         self.state.release(self.slot);
+    }
+}
+
+/// Owned read guard of an [`RwLock`] (see [`RwLock::read_owned`]).
+pub struct OwnedRwLockReadGuard<T: 'static> {
+    inner: Owned<RwLock<T>, tokio::sync::RwLockReadGuard<'static, T>>,
+    slot: HolderSlot,
+}
+
+impl<T: 'static> OwnedRwLockReadGuard<T> {
+    fn new(
+        lock: Arc<RwLock<T>>,
+        inner: tokio::sync::RwLockReadGuard<'static, T>,
+        location: &'static Location<'static>,
+    ) -> OwnedRwLockReadGuard<T> {
+        let slot = lock.state.hold(location, Access::Shared, true);
+        OwnedRwLockReadGuard {
+            // SAFETY: `inner` reads `lock.inner`.
+            inner: unsafe { Owned::new(lock, inner) },
+            slot,
+        }
+    }
+
+    /// The lock this guard reads.
+    pub fn rwlock(this: &Self) -> &Arc<RwLock<T>> {
+        this.inner.owner()
+    }
+}
+
+impl<T> Deref for OwnedRwLockReadGuard<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> Drop for OwnedRwLockReadGuard<T> {
+    fn drop(&mut self) {
+        self.inner.owner().state.release(self.slot);
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for OwnedRwLockReadGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self.inner, f)
+    }
+}
+
+/// Owned write guard of an [`RwLock`] (see [`RwLock::write_owned`]).
+pub struct OwnedRwLockWriteGuard<T: 'static> {
+    inner: Owned<RwLock<T>, tokio::sync::RwLockWriteGuard<'static, T>>,
+    slot: HolderSlot,
+}
+
+impl<T: 'static> OwnedRwLockWriteGuard<T> {
+    fn new(
+        lock: Arc<RwLock<T>>,
+        inner: tokio::sync::RwLockWriteGuard<'static, T>,
+        location: &'static Location<'static>,
+    ) -> OwnedRwLockWriteGuard<T> {
+        let slot = lock.state.hold(location, Access::Exclusive, true);
+        OwnedRwLockWriteGuard {
+            // SAFETY: `inner` writes `lock.inner`.
+            inner: unsafe { Owned::new(lock, inner) },
+            slot,
+        }
+    }
+
+    /// The lock this guard writes.
+    pub fn rwlock(this: &Self) -> &Arc<RwLock<T>> {
+        this.inner.owner()
+    }
+}
+
+impl<T> Deref for OwnedRwLockWriteGuard<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> DerefMut for OwnedRwLockWriteGuard<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T> Drop for OwnedRwLockWriteGuard<T> {
+    fn drop(&mut self) {
+        self.inner.owner().state.release(self.slot);
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for OwnedRwLockWriteGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self.inner, f)
     }
 }

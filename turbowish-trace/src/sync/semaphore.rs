@@ -131,11 +131,9 @@ impl Semaphore {
         location: &'static Location<'static>,
     ) -> SemaphorePermit<'a> {
         SemaphorePermit {
-            inner,
+            inner: Some(inner),
             state: &self.state,
-            slot: self
-                .state
-                .hold(Record::now(location, Access::Permits(n), false)),
+            slot: self.state.hold(location, Access::Permits(n), false),
         }
     }
 
@@ -143,7 +141,7 @@ impl Semaphore {
     /// [`Semaphore::acquire_many_owned`]).
     #[track_caller]
     pub fn acquire_owned(
-        &self,
+        self: Arc<Self>,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>> + 'static
     {
         self.acquire_many_owned(1)
@@ -153,35 +151,63 @@ impl Semaphore {
     /// task; the record names the acquiring task and marks it movable.
     #[track_caller]
     pub fn acquire_many_owned(
-        &self,
+        self: Arc<Self>,
         n: u32,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>> + 'static
     {
         let location = Location::caller();
-        let (state, inner) = (Arc::clone(&self.state), Arc::clone(&self.inner));
         async move {
             let permit = acquire_recorded(
-                &state,
+                &self.state,
                 || Record::now(location, Access::Permits(n), true),
-                inner,
+                Arc::clone(&self.inner),
                 |inner| Arc::clone(inner).try_acquire_many_owned(n).ok().map(Ok),
                 |inner| inner.acquire_many_owned(n),
             )
             .await?;
-            let slot = state.hold(Record::now(location, Access::Permits(n), true));
-            Ok(OwnedSemaphorePermit {
-                inner: permit,
-                state,
-                slot,
-            })
+            Ok(OwnedSemaphorePermit::new(&self.state, permit, n, location))
         }
+    }
+
+    /// Acquires one permit for an owned permit without waiting.
+    #[track_caller]
+    pub fn try_acquire_owned(
+        self: Arc<Self>,
+    ) -> Result<OwnedSemaphorePermit, tokio::sync::TryAcquireError> {
+        let location = Location::caller();
+        let permit = Arc::clone(&self.inner).try_acquire_owned()?;
+        Ok(OwnedSemaphorePermit::new(&self.state, permit, 1, location))
+    }
+
+    /// Acquires `n` permits for an owned permit without waiting.
+    #[track_caller]
+    pub fn try_acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> Result<OwnedSemaphorePermit, tokio::sync::TryAcquireError> {
+        let location = Location::caller();
+        let permit = Arc::clone(&self.inner).try_acquire_many_owned(n)?;
+        Ok(OwnedSemaphorePermit::new(&self.state, permit, n, location))
+    }
+
+    /// Whether [`Semaphore::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Removes up to `n` available permits; returns how many were removed.
+    pub fn forget_permits(&self, n: usize) -> usize {
+        let removed = self.inner.forget_permits(n);
+        self.state.remove_permits(removed);
+        removed
     }
 }
 
 /// Permit(s) of a [`Semaphore`]; dropping returns them.
 #[derive(Debug)]
 pub struct SemaphorePermit<'a> {
-    inner: tokio::sync::SemaphorePermit<'a>,
+    /// `None` once forgotten.
+    inner: Option<tokio::sync::SemaphorePermit<'a>>,
     state: &'a ResourceState,
     slot: HolderSlot,
 }
@@ -189,7 +215,16 @@ pub struct SemaphorePermit<'a> {
 impl SemaphorePermit<'_> {
     /// Number of permits held.
     pub fn num_permits(&self) -> usize {
-        self.inner.num_permits()
+        self.inner.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// Keeps the permits from returning to the semaphore, which then has
+    /// that many fewer in total.
+    pub fn forget(mut self) {
+        if let Some(inner) = self.inner.take() {
+            self.state.remove_permits(inner.num_permits());
+            inner.forget();
+        }
     }
 }
 
@@ -202,15 +237,38 @@ impl Drop for SemaphorePermit<'_> {
 /// Owned permit(s) of a [`Semaphore`].
 #[derive(Debug)]
 pub struct OwnedSemaphorePermit {
-    inner: tokio::sync::OwnedSemaphorePermit,
+    /// `None` once forgotten.
+    inner: Option<tokio::sync::OwnedSemaphorePermit>,
     state: Arc<ResourceState>,
     slot: HolderSlot,
 }
 
 impl OwnedSemaphorePermit {
+    fn new(
+        state: &Arc<ResourceState>,
+        inner: tokio::sync::OwnedSemaphorePermit,
+        n: u32,
+        location: &'static Location<'static>,
+    ) -> OwnedSemaphorePermit {
+        OwnedSemaphorePermit {
+            slot: state.hold(location, Access::Permits(n), true),
+            inner: Some(inner),
+            state: Arc::clone(state),
+        }
+    }
+
     /// Number of permits held.
     pub fn num_permits(&self) -> usize {
-        self.inner.num_permits()
+        self.inner.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// Keeps the permits from returning to the semaphore, which then has
+    /// that many fewer in total.
+    pub fn forget(mut self) {
+        if let Some(inner) = self.inner.take() {
+            self.state.remove_permits(inner.num_permits());
+            inner.forget();
+        }
     }
 }
 

@@ -1,0 +1,320 @@
+//! `turbowish`: reads TurboWish heap snapshots and shows memory per task,
+//! wait chains and deadlocks, flame graphs, diffs, and pprof exports.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use turbowish_report::{
+    chains_dot, chains_text, diff, pprof_gz, task_sites, write_atomic, FoldedStacks, MemoryReport,
+    Snapshot, SortKey,
+};
+
+/// Reads TurboWish heap snapshots: memory per task, who holds which lock,
+/// deadlocks, growth between snapshots, flame graphs and pprof profiles.
+#[derive(Debug, Parser)]
+#[command(
+    name = "turbowish",
+    version,
+    after_help = "Every SNAPSHOT may be `-` to read standard input.\n\nExit status: 0 success, 2 bad input or usage, 3 `chains` found a deadlock, 1 an output could not be written."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Per-task memory table (biggest first) and a summary, or one task's
+    /// top allocation sites.
+    Report(ReportArgs),
+    /// Wait chains and deadlock cycles with frame stacks and locations
+    /// (exit status 3 when there is a deadlock).
+    Chains(ChainsArgs),
+    /// Flame graph (SVG) of live bytes by task, then by call path.
+    Flamegraph(FlamegraphArgs),
+    /// Growth per task and per allocation site between two snapshots of the
+    /// same program.
+    Diff(DiffArgs),
+    /// Converts a snapshot to another profile format.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Snapshot file (`-` for standard input).
+    snapshot: PathBuf,
+    /// Order of the rows (biggest first; `name` alphabetically).
+    #[arg(long, value_enum, default_value_t = Sort::Live)]
+    sort: Sort,
+    /// Show at most N rows (the rest summed in one line) or, with `--task`,
+    /// N allocation sites.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    top: usize,
+    /// Show the top allocation sites of the tasks with this name, else of
+    /// the task with this id (or of the bucket with this name).
+    #[arg(long, value_name = "NAME|ID")]
+    task: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Sort {
+    /// Live bytes.
+    Live,
+    /// Live blocks.
+    Blocks,
+    /// Bytes ever allocated.
+    Total,
+    /// Peak live bytes.
+    Peak,
+    /// Task name.
+    Name,
+}
+
+#[derive(Debug, Args)]
+struct ChainsArgs {
+    /// Snapshot file (`-` for standard input).
+    snapshot: PathBuf,
+    /// Also write the task/resource graph as Graphviz DOT to FILE (`-`:
+    /// standard output, instead of the text): tasks are ellipses, resources
+    /// boxes, deadlock edges red.
+    #[arg(long, value_name = "FILE")]
+    dot: Option<PathBuf>,
+    /// Print the chains and cycles as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct FlamegraphArgs {
+    /// Snapshot file (`-` for standard input).
+    snapshot: PathBuf,
+    /// Output file (`-` for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Write collapsed stacks (`owner;outer;...;inner bytes` lines) instead
+    /// of SVG.
+    #[arg(long)]
+    folded: bool,
+    /// Title of the SVG (default: names the executable).
+    #[arg(long)]
+    title: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The earlier snapshot (`-` for standard input).
+    old: PathBuf,
+    /// The later snapshot (`-` for standard input).
+    new: PathBuf,
+    /// Compare even snapshots of different executables.
+    #[arg(long)]
+    force: bool,
+    /// Show at most N tasks and N sites.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    top: usize,
+    /// Print JSON (all rows) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Pprof)]
+    format: Format,
+    /// Snapshot file (`-` for standard input).
+    snapshot: PathBuf,
+    /// Output file (`-` for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// Gzipped pprof profile.proto (inuse_space, inuse_objects; a `task`
+    /// label on every sample), for pprof, Pyroscope, Parca, Grafana.
+    Pprof,
+}
+
+/// A failed command: the one line to print and the exit status.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    /// Bad input or usage.
+    fn input(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            message: message.to_string(),
+            code: 2,
+        }
+    }
+
+    fn output(path: &Path, e: std::io::Error) -> Failure {
+        Failure {
+            message: format!("{}: cannot write: {e}", path.display()),
+            code: 1,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Report(args) => report(args),
+        Command::Chains(args) => chains(args),
+        Command::Flamegraph(args) => flamegraph(args),
+        Command::Diff(args) => diff_cmd(args),
+        Command::Export(args) => export(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("turbowish: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Snapshot, Failure> {
+    Snapshot::load(path).map_err(Failure::input)
+}
+
+fn report(args: ReportArgs) -> Result<u8, Failure> {
+    let snap = load(&args.snapshot)?;
+    if let Some(query) = &args.task {
+        let sites = task_sites(&snap, query, args.top).map_err(Failure::input)?;
+        return if args.json {
+            print_json(&sites)
+        } else {
+            print(sites.to_string().as_bytes())
+        };
+    }
+    let sort = match args.sort {
+        Sort::Live => SortKey::Live,
+        Sort::Blocks => SortKey::Blocks,
+        Sort::Total => SortKey::Total,
+        Sort::Peak => SortKey::Peak,
+        Sort::Name => SortKey::Name,
+    };
+    let table = MemoryReport::new(&snap, sort, args.top);
+    if args.json {
+        print_json(&table)
+    } else {
+        print(table.to_string().as_bytes())
+    }
+}
+
+fn chains(args: ChainsArgs) -> Result<u8, Failure> {
+    let snap = load(&args.snapshot)?;
+    let dot_to_stdout = args.dot.as_deref() == Some(Path::new("-"));
+    if dot_to_stdout && args.json {
+        return Err(Failure::input(
+            "--dot - and --json both want standard output; give --dot a file",
+        ));
+    }
+    if let Some(path) = &args.dot {
+        write_output(path, chains_dot(&snap).as_bytes())?;
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "chains": snap.chains, "cycles": snap.cycles }))?;
+    } else if !dot_to_stdout {
+        print(chains_text(&snap).as_bytes())?;
+    }
+    // Scripts test for a deadlock by the exit status.
+    Ok(if snap.cycles.is_empty() { 0 } else { 3 })
+}
+
+fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
+    let snap = load(&args.snapshot)?;
+    let stacks = FoldedStacks::new(&snap);
+    if !stacks.sampled {
+        eprintln!(
+            "turbowish: note: the snapshot has no sampled allocation sites (sample_interval {}); each stack is only a task or bucket name with its live bytes",
+            snap.sample_interval
+        );
+    }
+    let bytes = if args.folded {
+        stacks.to_string().into_bytes()
+    } else {
+        let title = args.title.clone().unwrap_or_else(|| {
+            format!(
+                "Live bytes by task: {} (pid {})",
+                snap.process.executable, snap.process.pid
+            )
+        });
+        stacks.to_svg(&title).map_err(Failure::input)?
+    };
+    write_output(&args.output, &bytes)?;
+    Ok(0)
+}
+
+fn diff_cmd(args: DiffArgs) -> Result<u8, Failure> {
+    if args.old == Path::new("-") && args.new == Path::new("-") {
+        return Err(Failure::input("OLD and NEW cannot both be standard input"));
+    }
+    let old = load(&args.old)?;
+    let new = load(&args.new)?;
+    let d = diff(&old, &new, args.force).map_err(Failure::input)?;
+    if d.new_is_older {
+        eprintln!(
+            "turbowish: warning: NEW ({}) was taken before OLD ({})",
+            args.new.display(),
+            args.old.display()
+        );
+    }
+    if args.json {
+        print_json(&d)
+    } else {
+        print(d.render(args.top).as_bytes())
+    }
+}
+
+fn export(args: ExportArgs) -> Result<u8, Failure> {
+    let snap = load(&args.snapshot)?;
+    match args.format {
+        Format::Pprof => {
+            if snap.owner_sites.is_empty() {
+                eprintln!(
+                    "turbowish: note: the snapshot has no sampled allocation sites; each task is one sample of its live memory, without a stack"
+                );
+            }
+            write_output(&args.output, &pprof_gz(&snap))?;
+        }
+    }
+    Ok(0)
+}
+
+/// Writes a file atomically (mode 0600), or to standard output for `-`.
+fn write_output(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    if path == Path::new("-") {
+        print(bytes).map(|_| ())
+    } else {
+        write_atomic(path, bytes).map_err(|e| Failure::output(path, e))
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<u8, Failure> {
+    let mut text = serde_json::to_vec_pretty(value).map_err(|e| Failure {
+        message: format!("cannot encode JSON: {e}"),
+        code: 1,
+    })?;
+    text.push(b'\n');
+    print(&text)
+}
+
+/// Writes to standard output; a closed pipe (`| head`) is not an error.
+fn print(bytes: &[u8]) -> Result<u8, Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(Failure::output(Path::new("standard output"), e)),
+    }
+}

@@ -1,0 +1,283 @@
+//! `turbowish chains`: wait chains and deadlock cycles as text with their
+//! frame stacks and locations, and the task↔resource graph as Graphviz DOT.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+
+use super::names::task_ref;
+use crate::schema::{Access, Link, Party, Resource, ResourceKind, Snapshot, TaskRef};
+
+/// The chains and cycles of a snapshot in plain text: deadlocks first, each
+/// with its one-line summary, then every step with the waiter's and the
+/// holders' frame stacks and locations.
+///
+/// ```
+/// # let snap: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service.json")).unwrap();
+/// let text = turbowish_report::chains_text(&snap);
+/// assert!(text.contains(&snap.cycles[0].text));
+/// ```
+pub fn chains_text(snap: &Snapshot) -> String {
+    let resources: HashMap<u64, &Resource> = snap.resources.iter().map(|r| (r.id, r)).collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {}, {} wait {}",
+        snap.cycles.len(),
+        if snap.cycles.len() == 1 {
+            "deadlock"
+        } else {
+            "deadlocks"
+        },
+        snap.chains.len(),
+        if snap.chains.len() == 1 {
+            "chain"
+        } else {
+            "chains"
+        },
+    );
+    if snap.cycles.is_empty() && snap.chains.is_empty() {
+        out.push_str("no task waits for a resource TurboWish tracks\n");
+        return out;
+    }
+    // A chain that runs into a reported deadlock repeats its steps: those
+    // are shown once, with the deadlock.
+    let in_cycles: HashSet<(TaskRef, u64)> = snap
+        .cycles
+        .iter()
+        .flat_map(|c| c.links.iter().map(|l| (l.waiter.task, l.resource)))
+        .collect();
+    for cycle in &snap.cycles {
+        let _ = writeln!(out, "\n{}", cycle.text);
+        links_text(&mut out, &cycle.links, &resources);
+    }
+    for (i, chain) in snap.chains.iter().enumerate() {
+        let _ = writeln!(out, "\nchain {}: {}", i + 1, chain.text);
+        if chain
+            .links
+            .iter()
+            .all(|l| in_cycles.contains(&(l.waiter.task, l.resource)))
+        {
+            out.push_str("  (its steps are those of the deadlock above)\n");
+        } else {
+            links_text(&mut out, &chain.links, &resources);
+        }
+    }
+    out
+}
+
+fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resource>) {
+    for (i, link) in links.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {}. {} waits {} for {} ({})",
+            i + 1,
+            party_name(&link.waiter),
+            secs(link.waiter.since_ms),
+            link.resource_label,
+            access(link.waiter.access),
+        );
+        party_place(out, &link.waiter, "       ");
+        let created = resources
+            .get(&link.resource)
+            .map(|r| format!(", created at {},", r.location))
+            .unwrap_or_default();
+        if link.holders.is_empty() && link.extra_holders == 0 {
+            let _ = writeln!(
+                out,
+                "     {}{created} is held by nobody TurboWish saw",
+                link.resource_label
+            );
+            continue;
+        }
+        let _ = writeln!(out, "     {}{created} is held by", link.resource_label);
+        for holder in &link.holders {
+            let _ = writeln!(
+                out,
+                "       {} since {} ({})",
+                party_name(holder),
+                secs(holder.since_ms),
+                access(holder.access),
+            );
+            party_place(out, holder, "         ");
+            if !holder.parked_in.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "         parked now in {}",
+                    holder.parked_in.join(" › ")
+                );
+            }
+        }
+        if link.extra_holders > 0 {
+            let _ = writeln!(
+                out,
+                "       and {} holder(s) TurboWish counted but did not name",
+                link.extra_holders
+            );
+        }
+    }
+}
+
+fn party_name(p: &Party) -> String {
+    format!("task \"{}\" ({})", p.task_name, task_ref(p.task))
+}
+
+/// Where a party acquired or waits, and in which frames.
+fn party_place(out: &mut String, p: &Party, indent: &str) {
+    if p.frames.is_empty() {
+        let _ = writeln!(out, "{indent}at {}", p.location);
+    } else {
+        let _ = writeln!(out, "{indent}at {} in {}", p.location, p.frames.join(" › "));
+    }
+}
+
+fn access(a: Access) -> String {
+    match a {
+        Access::Exclusive => "exclusive".to_owned(),
+        Access::Shared => "shared".to_owned(),
+        Access::Permits(n) => format!("{n} permit{}", if n == 1 { "" } else { "s" }),
+        Access::Send => "send".to_owned(),
+        Access::Receive => "receive".to_owned(),
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+/// The task↔resource graph as Graphviz DOT: tasks as ellipses, resources
+/// as boxes, `holds` edges from a resource to its holders, `waits` edges
+/// from a task to the resource it waits for. Edges of a deadlock cycle are
+/// red and bold. Resources nobody holds or waits for are left out.
+///
+/// ```
+/// # let snap: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service.json")).unwrap();
+/// let dot = turbowish_report::chains_dot(&snap);
+/// assert!(dot.starts_with("digraph turbowish {"));
+/// assert!(dot.contains("color=red"));
+/// ```
+pub fn chains_dot(snap: &Snapshot) -> String {
+    // (waiter, resource) wait edges and (resource, holder) hold edges on a cycle.
+    let mut cycle_waits: BTreeSet<(TaskRef, u64)> = BTreeSet::new();
+    let mut cycle_holds: BTreeSet<(u64, TaskRef)> = BTreeSet::new();
+    for cycle in &snap.cycles {
+        let n = cycle.links.len();
+        for (i, link) in cycle.links.iter().enumerate() {
+            cycle_waits.insert((link.waiter.task, link.resource));
+            let next = &cycle.links[(i + 1) % n].waiter;
+            cycle_holds.insert((link.resource, next.task));
+        }
+    }
+
+    let mut out = String::from("digraph turbowish {\n  rankdir=LR;\n");
+    // Tasks in order of first appearance, each drawn once.
+    let mut tasks: Vec<(TaskRef, &str)> = Vec::new();
+    let mut seen: HashSet<TaskRef> = HashSet::new();
+    let mut edges = String::new();
+    for r in &snap.resources {
+        if r.holders.is_empty() && r.waiters.is_empty() {
+            continue;
+        }
+        let mut label = format!("{} \"{}\"\n{}", kind(r.kind), r.name, r.location);
+        if r.extra_holders > 0 {
+            let _ = write!(label, "\n+{} unnamed holder(s)", r.extra_holders);
+        }
+        if let Some(permits) = r.permits {
+            let _ = write!(label, "\n{permits} permit(s) free");
+        }
+        let _ = writeln!(
+            out,
+            "  {} [shape=box, label=\"{}\"];",
+            resource_node(r.id),
+            escape(&label)
+        );
+        for h in &r.holders {
+            if seen.insert(h.task) {
+                tasks.push((h.task, &h.task_name));
+            }
+            let hot = cycle_holds.contains(&(r.id, h.task));
+            let _ = writeln!(
+                edges,
+                "  {} -> {} [label=\"holds\"{}];",
+                resource_node(r.id),
+                task_node(h.task),
+                if hot { HOT_HOLDS } else { "" }
+            );
+        }
+        for w in &r.waiters {
+            if seen.insert(w.task) {
+                tasks.push((w.task, &w.task_name));
+            }
+            let hot = cycle_waits.contains(&(w.task, r.id));
+            let _ = writeln!(
+                edges,
+                "  {} -> {} [label=\"waits\", {}];",
+                task_node(w.task),
+                resource_node(r.id),
+                if hot { HOT_WAITS } else { "style=dashed" }
+            );
+        }
+    }
+    for (task, name) in tasks {
+        let label = format!("{name}\n{}", task_ref(task));
+        let _ = writeln!(
+            out,
+            "  {} [shape=ellipse, label=\"{}\"];",
+            task_node(task),
+            escape(&label)
+        );
+    }
+    out.push_str(&edges);
+    out.push_str("}\n");
+    out
+}
+
+/// Attributes of a hold edge on a deadlock cycle.
+const HOT_HOLDS: &str = ", style=bold, color=red, fontcolor=red, penwidth=2";
+/// Attributes of a wait edge on a deadlock cycle (waits stay dashed).
+const HOT_WAITS: &str = "style=\"dashed,bold\", color=red, fontcolor=red, penwidth=2";
+
+fn resource_node(id: u64) -> String {
+    format!("resource_{id}")
+}
+
+fn task_node(task: TaskRef) -> String {
+    match task {
+        TaskRef::Task(id) => format!("task_{id}"),
+        TaskRef::TokioTask(id) => format!("tokio_{id}"),
+        TaskRef::Thread(n) => format!("thread_{n}"),
+    }
+}
+
+fn kind(k: ResourceKind) -> &'static str {
+    match k {
+        ResourceKind::Mutex => "Mutex",
+        ResourceKind::RwLock => "RwLock",
+        ResourceKind::Semaphore => "Semaphore",
+        ResourceKind::Channel => "Channel",
+    }
+}
+
+/// A DOT double-quoted string's content; newlines become `\n` line breaks.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_keeps_dot_strings_closed() {
+        assert_eq!(escape("a \"b\"\\c\nd\r"), "a \\\"b\\\"\\\\c\\nd");
+    }
+}

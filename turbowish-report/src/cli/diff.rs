@@ -1,0 +1,353 @@
+//! `turbowish diff`: growth between two snapshots of one process, per task
+//! name and per allocation site: the leak hunter's view.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+
+use super::names::{delta, signed_bytes, Names};
+use crate::human_bytes;
+use crate::schema::Snapshot;
+
+/// The growth from an OLD snapshot to a NEW one.
+///
+/// ```
+/// # let old: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service.json")).unwrap();
+/// # let new: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service-later.json")).unwrap();
+/// let d = turbowish_report::diff(&old, &new, false).unwrap();
+/// assert_eq!(d.total.live_bytes, new.totals.live_bytes as i64 - old.totals.live_bytes as i64);
+/// assert!(d.tasks.windows(2).all(|w| w[0].growth.live_bytes >= w[1].growth.live_bytes));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotDiff {
+    /// The older snapshot (as given).
+    pub old: SnapshotSide,
+    /// The newer snapshot (as given).
+    pub new: SnapshotSide,
+    /// NEW was taken before OLD: the growth shown is backwards in time.
+    pub new_is_older: bool,
+    /// The snapshots are of different executables (compared with `force`).
+    pub different_executables: bool,
+    /// The snapshots are of different processes (pids or start times).
+    pub different_processes: bool,
+    /// Process-wide growth (the snapshots' `totals`).
+    pub total: Growth,
+    /// Growth per task name (and per bucket), biggest growth first.
+    pub tasks: Vec<TaskGrowth>,
+    /// Growth per allocation site, matched by symbolised stack, biggest
+    /// growth first (estimates; empty when either snapshot has no sites).
+    pub sites: Vec<SiteGrowth>,
+    /// Whether both snapshots carry sampled sites.
+    pub sampled: bool,
+}
+
+/// Which snapshot a side of a [`SnapshotDiff`] is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotSide {
+    /// The process's executable.
+    pub executable: String,
+    /// Its pid.
+    pub pid: u32,
+    /// When the snapshot was taken, in ms since the Unix epoch.
+    pub taken_at_ms: u64,
+}
+
+/// Live memory before and after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Growth {
+    /// Live bytes in OLD.
+    pub old_live_bytes: u64,
+    /// Live bytes in NEW.
+    pub new_live_bytes: u64,
+    /// NEW minus OLD.
+    pub live_bytes: i64,
+    /// Live blocks in OLD.
+    pub old_live_blocks: u64,
+    /// Live blocks in NEW.
+    pub new_live_blocks: u64,
+    /// NEW minus OLD.
+    pub live_blocks: i64,
+}
+
+impl Growth {
+    /// Whether live bytes or blocks changed.
+    pub fn changed(&self) -> bool {
+        self.live_bytes != 0 || self.live_blocks != 0
+    }
+}
+
+/// Growth of the tasks sharing a name (or of a bucket).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskGrowth {
+    /// Task or bucket name.
+    pub name: String,
+    /// Tasks of that name in OLD.
+    pub old_tasks: usize,
+    /// Tasks of that name in NEW.
+    pub new_tasks: usize,
+    /// Their summed live memory.
+    pub growth: Growth,
+}
+
+/// Growth of one allocation site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteGrowth {
+    /// The stack, innermost first, each frame `function file:line`.
+    pub frames: Vec<String>,
+    /// Estimated live memory allocated there.
+    pub growth: Growth,
+}
+
+/// Why two snapshots were not compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiffError {
+    /// They are of different executables.
+    DifferentExecutables {
+        /// OLD's executable.
+        old: String,
+        /// NEW's executable.
+        new: String,
+    },
+}
+
+impl fmt::Display for DiffError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiffError::DifferentExecutables { old, new } => write!(
+                f,
+                "the snapshots are of different executables ({old} and {new}); their tasks and sites need not correspond (pass --force to compare anyway)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DiffError {}
+
+/// Compares two snapshots. Refuses snapshots of different executables
+/// unless `force`.
+pub fn diff(old: &Snapshot, new: &Snapshot, force: bool) -> Result<SnapshotDiff, DiffError> {
+    let different_executables = old.process.executable != new.process.executable;
+    if different_executables && !force {
+        return Err(DiffError::DifferentExecutables {
+            old: old.process.executable.clone(),
+            new: new.process.executable.clone(),
+        });
+    }
+    let sampled = !old.owner_sites.is_empty() && !new.owner_sites.is_empty();
+    Ok(SnapshotDiff {
+        old: side(old),
+        new: side(new),
+        new_is_older: new.taken_at_ms < old.taken_at_ms,
+        different_executables,
+        different_processes: old.process.pid != new.process.pid
+            || old.process.start_time_ms != new.process.start_time_ms,
+        total: growth(
+            (old.totals.live_bytes, old.totals.live_blocks),
+            (new.totals.live_bytes, new.totals.live_blocks),
+        ),
+        tasks: task_growth(old, new),
+        sites: if sampled {
+            site_growth(old, new)
+        } else {
+            Vec::new()
+        },
+        sampled,
+    })
+}
+
+fn side(snap: &Snapshot) -> SnapshotSide {
+    SnapshotSide {
+        executable: snap.process.executable.clone(),
+        pid: snap.process.pid,
+        taken_at_ms: snap.taken_at_ms,
+    }
+}
+
+fn growth(old: (u64, u64), new: (u64, u64)) -> Growth {
+    Growth {
+        old_live_bytes: old.0,
+        new_live_bytes: new.0,
+        live_bytes: delta(old.0, new.0),
+        old_live_blocks: old.1,
+        new_live_blocks: new.1,
+        live_blocks: delta(old.1, new.1),
+    }
+}
+
+/// `(tasks, live bytes, live blocks)` per task or bucket name.
+type Sums = BTreeMap<String, (usize, u64, u64)>;
+
+fn task_growth(old: &Snapshot, new: &Snapshot) -> Vec<TaskGrowth> {
+    fn sums(snap: &Snapshot) -> Sums {
+        let mut sums = Sums::new();
+        for t in &snap.tasks {
+            let e = sums.entry(t.name.clone()).or_default();
+            e.0 += 1;
+            e.1 = e.1.saturating_add(t.memory.live_bytes);
+            e.2 = e.2.saturating_add(t.memory.live_blocks);
+        }
+        for b in &snap.buckets {
+            let e = sums.entry(b.name.clone()).or_default();
+            e.1 = e.1.saturating_add(b.memory.live_bytes);
+            e.2 = e.2.saturating_add(b.memory.live_blocks);
+        }
+        sums
+    }
+    let (old, new) = (sums(old), sums(new));
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut rows: Vec<TaskGrowth> = names
+        .into_iter()
+        .map(|name| {
+            let o = old.get(name).copied().unwrap_or_default();
+            let n = new.get(name).copied().unwrap_or_default();
+            TaskGrowth {
+                name: name.clone(),
+                old_tasks: o.0,
+                new_tasks: n.0,
+                growth: growth((o.1, o.2), (n.1, n.2)),
+            }
+        })
+        .filter(|row| row.growth.changed() || row.old_tasks != row.new_tasks)
+        .collect();
+    rows.sort_by(|a, b| {
+        b.growth
+            .live_bytes
+            .cmp(&a.growth.live_bytes)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    rows
+}
+
+fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
+    // Site ids and addresses differ between processes; the symbolised stack
+    // is what stays the same.
+    fn sums(snap: &Snapshot) -> BTreeMap<Vec<String>, (u64, u64)> {
+        let names = Names::new(snap);
+        let mut sums: BTreeMap<Vec<String>, (u64, u64)> = BTreeMap::new();
+        for site in &snap.sites {
+            let key: Vec<String> = names.frames(&site.stack).iter().map(|f| f.key()).collect();
+            let e = sums.entry(key).or_default();
+            e.0 = e.0.saturating_add(site.live_bytes);
+            e.1 = e.1.saturating_add(site.live_blocks);
+        }
+        sums
+    }
+    let (old, new) = (sums(old), sums(new));
+    let mut keys: Vec<&Vec<String>> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut rows: Vec<SiteGrowth> = keys
+        .into_iter()
+        .map(|key| SiteGrowth {
+            frames: key.clone(),
+            growth: growth(
+                old.get(key).copied().unwrap_or_default(),
+                new.get(key).copied().unwrap_or_default(),
+            ),
+        })
+        .filter(|row| row.growth.changed())
+        .collect();
+    rows.sort_by(|a, b| {
+        b.growth
+            .live_bytes
+            .cmp(&a.growth.live_bytes)
+            .then_with(|| a.frames.cmp(&b.frames))
+    });
+    rows
+}
+
+impl SnapshotDiff {
+    /// The diff as text, at most `top` tasks and `top` sites.
+    pub fn render(&self, top: usize) -> String {
+        let mut out = String::new();
+        let elapsed = self.new.taken_at_ms.abs_diff(self.old.taken_at_ms) as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "OLD: {} (pid {}), NEW: {} (pid {}), taken {elapsed:.1}s {}",
+            self.old.executable,
+            self.old.pid,
+            self.new.executable,
+            self.new.pid,
+            if self.new_is_older {
+                "EARLIER"
+            } else {
+                "later"
+            },
+        );
+        if self.different_executables {
+            out.push_str("warning: the snapshots are of different executables (--force)\n");
+        } else if self.different_processes {
+            out.push_str("note: the snapshots are of different runs of the executable\n");
+        }
+        let t = &self.total;
+        let _ = writeln!(
+            out,
+            "live: {} -> {} ({}), blocks: {} -> {} ({:+})",
+            human_bytes(t.old_live_bytes),
+            human_bytes(t.new_live_bytes),
+            signed_bytes(t.live_bytes),
+            t.old_live_blocks,
+            t.new_live_blocks,
+            t.live_blocks,
+        );
+
+        out.push_str("\ngrowth by task:\n");
+        if self.tasks.is_empty() {
+            out.push_str("  (no change)\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "  {:>11}  {:>10}  {:>10}  {:>8}  {:>7}  TASK",
+                "GROWTH", "OLD", "NEW", "BLOCKS", "TASKS"
+            );
+            for row in self.tasks.iter().take(top) {
+                let g = &row.growth;
+                let _ = writeln!(
+                    out,
+                    "  {:>11}  {:>10}  {:>10}  {:>+8}  {:>7}  {}",
+                    signed_bytes(g.live_bytes),
+                    human_bytes(g.old_live_bytes),
+                    human_bytes(g.new_live_bytes),
+                    g.live_blocks,
+                    format!("{}->{}", row.old_tasks, row.new_tasks),
+                    row.name,
+                );
+            }
+            more(&mut out, self.tasks.len(), top, "tasks");
+        }
+
+        out.push_str("\ngrowth by allocation site (estimated), innermost frame first:\n");
+        if !self.sampled {
+            out.push_str("  (no sites: a snapshot was taken with sampling off)\n");
+        } else if self.sites.is_empty() {
+            out.push_str("  (no change)\n");
+        } else {
+            for row in self.sites.iter().take(top) {
+                let g = &row.growth;
+                let _ = writeln!(
+                    out,
+                    "  {:>11}  {} -> {}  ({:+} blocks)",
+                    signed_bytes(g.live_bytes),
+                    human_bytes(g.old_live_bytes),
+                    human_bytes(g.new_live_bytes),
+                    g.live_blocks,
+                );
+                for frame in &row.frames {
+                    let _ = writeln!(out, "        {frame}");
+                }
+            }
+            more(&mut out, self.sites.len(), top, "sites");
+        }
+        out
+    }
+}
+
+fn more(out: &mut String, len: usize, top: usize, what: &str) {
+    if len > top {
+        let _ = writeln!(out, "  ({} more {what})", len - top);
+    }
+}

@@ -1,0 +1,171 @@
+//! Every command on every kind of bad input: one line on stderr,
+//! `turbowish: <file>: <problem>`, exit status 2, never a panic.
+
+mod cli_support;
+
+use std::path::Path;
+
+use cli_support::{assert_one_line_error, fixture, run};
+
+/// Runs every command that reads one snapshot on `path` (with `stdin`) and
+/// returns the error lines, checking each has the one-line shape.
+fn every_command(path: &str, stdin: &[u8], what: &str) -> Vec<String> {
+    let good = fixture("service.json");
+    let good = good.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["report", path],
+        vec!["report", path, "--json"],
+        vec!["report", path, "--task", "x"],
+        vec!["chains", path],
+        vec!["chains", path, "--dot", out],
+        vec!["flamegraph", path, "-o", out],
+        vec!["flamegraph", path, "-o", out, "--folded"],
+        vec!["diff", path, good],
+        vec!["diff", good, path],
+        vec!["export", "--format", "pprof", path, "-o", out],
+    ];
+    let errors = commands
+        .iter()
+        .map(|args| assert_one_line_error(&run(args, stdin), &format!("{what}: {args:?}")))
+        .collect();
+    // No output file appears for a failed command.
+    assert!(!Path::new(out).exists(), "{what}");
+    errors
+}
+
+#[test]
+fn missing_file() {
+    for e in every_command("/no/such/snapshot.json", b"", "missing") {
+        assert!(
+            e.starts_with("turbowish: /no/such/snapshot.json: cannot read: No such file"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_str().unwrap();
+    for e in every_command(p, b"", "directory") {
+        assert_eq!(e, format!("turbowish: {p}: not a regular file\n"));
+    }
+}
+
+#[test]
+fn truncated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("service.json")).unwrap();
+    let path = dir.path().join("cut.json");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let p = path.to_str().unwrap();
+    for e in every_command(p, b"", "truncated") {
+        assert!(e.starts_with(&format!("turbowish: {p}:")), "{e}");
+        assert!(e.contains("the file ends early (truncated?)"), "{e}");
+    }
+}
+
+#[test]
+fn invalid_json_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, "{\n  \"format_version\": 1,\n  oops\n}\n").unwrap();
+    let p = path.to_str().unwrap();
+    for e in every_command(p, b"", "invalid JSON") {
+        assert!(
+            e.starts_with(&format!("turbowish: {p}:3:3: not a valid snapshot")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn wrong_shape_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("service.json")).unwrap()).unwrap();
+    value["tasks"][2]["memory"]["live_bytes"] = serde_json::json!("lots");
+    let path = dir.path().join("shape.json");
+    std::fs::write(&path, value.to_string()).unwrap();
+    let p = path.to_str().unwrap();
+    for e in every_command(p, b"", "wrong shape") {
+        assert!(
+            e.starts_with(&format!(
+                "turbowish: {p}: not a TurboWish snapshot: field `tasks[2].memory.live_bytes`"
+            )),
+            "{e}"
+        );
+    }
+    // Valid JSON that is not an object at all.
+    std::fs::write(&path, "\"a string\"").unwrap();
+    for e in every_command(p, b"", "array") {
+        assert!(e.contains("expected a JSON object"), "{e}");
+    }
+}
+
+#[test]
+fn unknown_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.json");
+    std::fs::write(&path, "{\"format_version\": 7, \"from\": \"the future\"}").unwrap();
+    let p = path.to_str().unwrap();
+    for e in every_command(p, b"", "version") {
+        assert!(
+            e.starts_with(&format!(
+                "turbowish: {p}: snapshot format_version 7 is not supported"
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn oversized_file_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.json");
+    // Sparse: takes no disk, and the size check comes before any read.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(1 << 30).unwrap();
+    let p = path.to_str().unwrap();
+    for e in every_command(p, b"", "1 GiB") {
+        assert!(
+            e.starts_with(&format!("turbowish: {p}: 1073741824 bytes is too large")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn bad_stdin() {
+    for e in every_command("-", b"not json", "stdin") {
+        assert!(e.starts_with("turbowish: -:1:"), "{e}");
+        assert!(e.contains("not a valid snapshot"), "{e}");
+    }
+    for e in every_command("-", b"", "empty stdin") {
+        assert!(e.starts_with("turbowish: -:"), "{e}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    // No command at all: the help, as an error.
+    let out = run(&[], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: turbowish <COMMAND>"));
+    for args in [
+        vec!["report"],
+        vec!["report", "a", "--sort", "size"],
+        vec!["report", "a", "--top", "many"],
+        vec!["flamegraph", "a"],
+        vec!["export", "--format", "svg", "a", "-o", "b"],
+        vec!["frobnicate"],
+    ] {
+        let out = run(&args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
+}

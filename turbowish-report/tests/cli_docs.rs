@@ -1,0 +1,66 @@
+//! The examples in CLI.md are real output: every `$ turbowish ...` line of
+//! its `console` blocks that reads only the fixtures and writes to standard
+//! output is run in `tests/fixtures`, and its output must match the lines
+//! that follow it in the block.
+
+mod cli_support;
+
+use cli_support::{fixture_dir, text};
+
+#[test]
+fn cli_md_examples_are_current() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/CLI.md")).unwrap();
+    let mut checked = 0;
+    let mut in_console = false;
+    let mut current: Option<(String, String)> = None;
+    let mut examples: Vec<(String, String)> = Vec::new();
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            in_console = line == "```console";
+            examples.extend(current.take());
+            continue;
+        }
+        if !in_console {
+            continue;
+        }
+        if let Some(command) = line.strip_prefix("$ ") {
+            examples.extend(current.take());
+            current = Some((command.to_owned(), String::new()));
+        } else if let Some((_, output)) = &mut current {
+            output.push_str(line);
+            output.push('\n');
+        }
+    }
+    for (command, expected) in examples {
+        let Some(args) = runnable(&command) else {
+            continue;
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_turbowish"));
+        let out = cmd.args(&args).current_dir(fixture_dir()).output().unwrap();
+        let found = text(&out.stderr) + &text(&out.stdout);
+        assert!(
+            found == expected,
+            "CLI.md is stale for `{command}`:\n--- found\n{found}--- documented\n{expected}"
+        );
+        checked += 1;
+    }
+    // The report, task, no-samples, DOT, two folded, diff and directory
+    // examples.
+    assert_eq!(checked, 8, "examples checked");
+}
+
+/// The arguments of a documented command that only reads fixtures and
+/// prints, or `None`.
+fn runnable(command: &str) -> Option<Vec<String>> {
+    let rest = command.strip_prefix("turbowish ")?;
+    if rest.contains(['|', ';', '>']) {
+        return None;
+    }
+    let args: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
+    let writes_file = args.windows(2).any(|w| w[0] == "-o" && w[1] != "-");
+    let reads_missing = args
+        .iter()
+        .any(|a| a.ends_with(".json") && !fixture_dir().join(a).exists());
+    (!writes_file && !reads_missing).then_some(args)
+}
