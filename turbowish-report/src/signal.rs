@@ -99,13 +99,20 @@ impl SignalConfig {
         // order registered), so a wake-up never finds the count behind.
         // SAFETY: the action only does an atomic add, which is
         // async-signal-safe, and touches no lock and no allocator.
-        unsafe {
+        let counter = unsafe {
             signal_hook::low_level::register(SIGUSR1, || {
                 RECEIVED.fetch_add(1, Ordering::SeqCst);
             })
         }
         .map_err(|source| SnapshotError::Signal { source })?;
-        let signals = Signals::new([SIGUSR1]).map_err(|source| SnapshotError::Signal { source })?;
+        // On failure from here on, leave no half-installed trigger behind
+        // (signal-hook's own registration goes with its `Signals`).
+        let fail = |e: SnapshotError| {
+            signal_hook::low_level::unregister(counter);
+            e
+        };
+        let signals =
+            Signals::new([SIGUSR1]).map_err(|source| fail(SnapshotError::Signal { source }))?;
         // Lives as long as the thread, which lives as long as the process.
         let trigger: &'static Trigger = Box::leak(Box::new(Trigger {
             dir,
@@ -116,7 +123,7 @@ impl SignalConfig {
         std::thread::Builder::new()
             .name("turbowish-snapshot".to_owned())
             .spawn(move || run(trigger, signals, started))
-            .map_err(|source| SnapshotError::Thread { source })?;
+            .map_err(|source| fail(SnapshotError::Thread { source }))?;
         // What a new thread allocates as it starts is charged to `main`:
         // let that happen now, not during the caller's next measurement.
         let _ = wait_started.recv();
