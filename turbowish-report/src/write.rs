@@ -133,8 +133,10 @@ impl std::error::Error for SnapshotError {
 /// files sort in the order they were taken. The file is written to a
 /// temporary name in the same directory (created exclusively, mode 0600),
 /// synced, and renamed into place: readers see a complete file or none. A
-/// symlink (or anything else) at a candidate name is never followed nor
-/// replaced: that name is skipped. On error nothing is left behind.
+/// name taken by anything (a symlink included, dangling or not) is skipped,
+/// checked when the name is chosen and again just before the rename; a
+/// symlink created in the instant between would be replaced by the rename,
+/// never followed. On error nothing is left behind.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("turbowish-doc-{}", std::process::id()));
