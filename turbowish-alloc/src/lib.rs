@@ -12,10 +12,12 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::Ordering;
 use std::alloc::System;
 
-use header::Header;
+use header::{Header, SAMPLED};
 
 pub use record::{Tag, TaskTag};
-pub use sample::{sample_interval, samples, Sample};
+pub use sample::{
+    sample_interval, samples, Sample, DEFAULT_SAMPLE_INTERVAL, MAX_FRAMES, SAMPLE_INTERVAL_ENV,
+};
 pub use shard::InternalGuard;
 pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 
@@ -37,22 +39,59 @@ pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 /// static ALLOC: TurboWish = TurboWish::system();
 /// # fn main() {}
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TurboWish<A = System> {
     inner: A,
+    /// Mean sampling interval in bytes; 0 compiles sampling out.
+    sample_interval: u64,
 }
 
 impl TurboWish<System> {
-    /// TurboWish over the system allocator.
+    /// TurboWish over the system allocator, sampling at
+    /// [`DEFAULT_SAMPLE_INTERVAL`].
     pub const fn system() -> TurboWish<System> {
-        TurboWish { inner: System }
+        TurboWish::new(System)
+    }
+}
+
+impl<A: Default> Default for TurboWish<A> {
+    fn default() -> TurboWish<A> {
+        TurboWish::new(A::default())
     }
 }
 
 impl<A> TurboWish<A> {
-    /// TurboWish over any allocator.
+    /// TurboWish over any allocator, sampling at [`DEFAULT_SAMPLE_INTERVAL`].
     pub const fn new(inner: A) -> TurboWish<A> {
-        TurboWish { inner }
+        TurboWish {
+            inner,
+            sample_interval: DEFAULT_SAMPLE_INTERVAL,
+        }
+    }
+
+    /// Samples allocations with a backtrace every `bytes` allocated bytes
+    /// on average (see [`samples`]); 1 samples every allocation.
+    ///
+    /// 0 removes sampling from the allocator altogether (it is compiled
+    /// out, and the `TURBOWISH_SAMPLE_INTERVAL` environment variable then
+    /// cannot turn it on). Otherwise the variable, read once at the first
+    /// allocation, overrides `bytes` (0 in it turns sampling off).
+    ///
+    /// ```
+    /// use turbowish_alloc::TurboWish;
+    ///
+    /// #[global_allocator]
+    /// static ALLOC: TurboWish = TurboWish::system().sample_interval(64 * 1024);
+    ///
+    /// fn main() {
+    ///     # if std::env::var_os("TURBOWISH_SAMPLE_INTERVAL").is_none() {
+    ///     assert_eq!(turbowish_alloc::sample_interval(), 64 * 1024);
+    ///     # }
+    /// }
+    /// ```
+    pub const fn sample_interval(mut self, bytes: u64) -> TurboWish<A> {
+        self.sample_interval = bytes;
+        self
     }
 
     /// The wrapped allocator.
@@ -100,8 +139,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
         let ptr = header::launder(ptr);
         // SAFETY: the caller passes a block of ours with its layout, so its
         // header was written by `finish_alloc`.
-        let tag = unsafe { header::read(ptr) }.tag;
-        shard::on_free(tag, layout.size());
+        let header = unsafe { header::read(ptr) };
+        shard::on_free(header.tag, layout.size());
+        if self.sample_interval != 0 && header.flags & SAMPLED != 0 {
+            sample::forget(ptr as usize);
+        }
         // SAFETY: `ptr` came from `user_from_inner` with this alignment and
         // the block was allocated with `inner_layout(layout)`.
         unsafe {
@@ -122,6 +164,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
         };
         // SAFETY: `ptr` is a block of ours (see `dealloc`).
         let old = unsafe { header::read(ptr) };
+        let was_sampled = self.sample_interval != 0 && old.flags & SAMPLED != 0;
+        if was_sampled {
+            // Before the inner realloc: once the old address is free,
+            // another thread may get it and sample it.
+            sample::forget(ptr as usize);
+        }
         // SAFETY: the block was allocated with `inner_layout(layout)`; the
         // prefix is unchanged because the alignment is, so the header and
         // contents move together.
@@ -133,7 +181,20 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
             )
         };
         if inner.is_null() {
-            // The old block is untouched and still counted.
+            // The old block is untouched and still counted; its sample is
+            // gone, so it is no longer marked sampled.
+            if was_sampled {
+                // SAFETY: the old block is still live and ours.
+                unsafe {
+                    header::write(
+                        ptr,
+                        Header {
+                            flags: old.flags & !SAMPLED,
+                            ..old
+                        },
+                    )
+                };
+            }
             return inner;
         }
         // Like jemalloc: a realloc is a free by the block's owner plus an
@@ -141,17 +202,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
         shard::on_free(old.tag, layout.size());
         let tag = shard::on_alloc(new_size);
         // SAFETY: `inner` is a live block of `new_inner`.
-        unsafe {
-            let user = header::user_from_inner(inner, layout.align());
-            header::write(
-                user,
-                Header {
-                    tag,
-                    flags: old.flags,
-                },
-            );
-            user
-        }
+        let user = unsafe { header::user_from_inner(inner, layout.align()) };
+        let flags = (old.flags & !SAMPLED) | self.sample(user, new_size, tag);
+        // SAFETY: `user` is the user pointer of the live block `inner`.
+        unsafe { header::write(user, Header { tag, flags }) };
+        user
     }
 }
 
@@ -166,10 +221,25 @@ impl<A> TurboWish<A> {
     unsafe fn finish_alloc(&self, inner: *mut u8, layout: Layout) -> *mut u8 {
         let tag = shard::on_alloc(layout.size());
         // SAFETY: guaranteed by the caller.
-        unsafe {
-            let user = header::user_from_inner(inner, layout.align());
-            header::write(user, Header { tag, flags: 0 });
-            user
+        let user = unsafe { header::user_from_inner(inner, layout.align()) };
+        let flags = self.sample(user, layout.size(), tag);
+        // SAFETY: `user` is the user pointer of the live block `inner`.
+        unsafe { header::write(user, Header { tag, flags }) };
+        user
+    }
+
+    /// Runs the sampling countdown for a fresh block and returns the header
+    /// flags it earns ([`SAMPLED`] or nothing). With sampling configured
+    /// off this is a constant 0.
+    #[inline(always)]
+    fn sample(&self, user: *mut u8, size: usize, tag: u32) -> u32 {
+        if self.sample_interval != 0
+            && shard::sample_due(size)
+            && sample::on_due(self.sample_interval, user as usize, size, tag)
+        {
+            SAMPLED
+        } else {
+            0
         }
     }
 }

@@ -141,6 +141,14 @@ pub(crate) struct Local {
     /// owner key, a tokio task id, or [`UNTRACKED_KEY`].
     batch_key: Cell<u64>,
     batch_slot: Cell<u32>,
+    /// Bytes left until this thread's next sampled allocation (see
+    /// `crate::sample`). Starts at 0, so the first allocation takes the
+    /// sampling cold path, which sets the thread's sampler up.
+    pub(crate) sample_left: Cell<i64>,
+    /// Whether the cold path has set this thread's sampler up.
+    pub(crate) sample_ready: Cell<bool>,
+    /// This thread's sampling PRNG state (xorshift64*; never 0 once set up).
+    pub(crate) sample_rng: Cell<u64>,
 }
 
 thread_local! {
@@ -154,6 +162,9 @@ thread_local! {
             context_key: Cell::new(0),
             batch_key: Cell::new(NO_BATCH),
             batch_slot: Cell::new(NO_SLOT),
+            sample_left: Cell::new(0),
+            sample_ready: Cell::new(false),
+            sample_rng: Cell::new(0),
         }
     };
 }
@@ -220,6 +231,36 @@ pub(crate) fn on_free(tag: u32, size: usize) {
     }
 }
 
+/// Counts `size` bytes off this thread's sampling countdown; true when the
+/// countdown has run out and the allocation may be sampled (see
+/// `crate::sample::on_due`). One subtract, store and compare.
+#[inline(always)]
+pub(crate) fn sample_due(size: usize) -> bool {
+    let local = local();
+    let left = local.sample_left.get().wrapping_sub(size as i64);
+    local.sample_left.set(left);
+    left <= 0
+}
+
+/// Sets the re-entrancy guard and returns its previous value, for
+/// [`leave_busy`]: allocations made meanwhile are charged to `internal`
+/// directly and are never sampled or registered. (A pair of calls rather
+/// than a closure: the sampler finds its own frame by its function's
+/// address, which a closure would hide.)
+pub(crate) fn enter_busy() -> bool {
+    local().set_busy(true)
+}
+
+/// Restores the re-entrancy guard saved by [`enter_busy`].
+pub(crate) fn leave_busy(was: bool) {
+    local().set_busy(was);
+}
+
+/// Whether the calling thread is inside TurboWish code that may allocate.
+pub(crate) fn is_busy() -> bool {
+    local().busy.get()
+}
+
 /// This thread's [`Local`].
 ///
 /// The hot path takes a plain reference instead of running its body inside
@@ -227,7 +268,7 @@ pub(crate) fn on_free(tag: u32, size: usize) {
 /// out-of-line call per `dealloc` measurably costs (callgrind: 21
 /// instructions per free).
 #[inline(always)]
-fn local() -> &'static Local {
+pub(crate) fn local() -> &'static Local {
     let ptr: *const Local = LOCAL.with(|local| local as *const Local);
     // SAFETY: `LOCAL` is const-initialised and has no destructor, so its
     // storage is valid for the whole life of this thread and never torn
@@ -440,7 +481,7 @@ fn switch_to(local: &Local, shard: &Shard, key: u64) {
 /// re-probing at that moment would give one task a second record, or the
 /// `overflow` bucket. The wait is bounded (100 ms) so that a child process
 /// forked while another thread held a record `BUSY` cannot hang on it.
-fn owner_settled(slot: u32) -> u64 {
+pub(crate) fn owner_settled(slot: u32) -> u64 {
     let owner = &record::get(slot).owner;
     let mut started = None;
     let mut spins = 0u32;
@@ -893,6 +934,9 @@ mod tests {
             context_key: Cell::new(context_key),
             batch_key: Cell::new(NO_BATCH),
             batch_slot: Cell::new(NO_SLOT),
+            sample_left: Cell::new(0),
+            sample_ready: Cell::new(false),
+            sample_rng: Cell::new(0),
         }
     }
 
