@@ -73,6 +73,10 @@ pub(crate) struct Shard {
     /// contends on the bucket's record. Cumulative; folded into the record
     /// only when the thread exits.
     internal: [AtomicU64; 4],
+    /// Non-zero while the owning thread frees a block registered in
+    /// heap-walk mode (see `crate::registry`): a heap view waits for it to
+    /// drop to zero after pausing frees. Single writer.
+    in_free: AtomicU32,
 }
 
 /// Indices into `Shard::internal`.
@@ -149,6 +153,13 @@ pub(crate) struct Local {
     pub(crate) sample_ready: Cell<bool>,
     /// This thread's sampling PRNG state (xorshift64*; never 0 once set up).
     pub(crate) sample_rng: Cell<u64>,
+    /// Heap-walk mode: this thread's lists of free registry indices (linked
+    /// through the entries, 0 ends a list) and their lengths (see
+    /// `crate::registry`).
+    pub(crate) reg_free: Cell<u32>,
+    pub(crate) reg_free_len: Cell<u32>,
+    pub(crate) reg_spare: Cell<u32>,
+    pub(crate) reg_spare_len: Cell<u32>,
 }
 
 thread_local! {
@@ -165,6 +176,10 @@ thread_local! {
             sample_left: Cell::new(0),
             sample_ready: Cell::new(false),
             sample_rng: Cell::new(0),
+            reg_free: Cell::new(0),
+            reg_free_len: Cell::new(0),
+            reg_spare: Cell::new(0),
+            reg_spare_len: Cell::new(0),
         }
     };
 }
@@ -259,6 +274,50 @@ pub(crate) fn leave_busy(was: bool) {
 /// Whether the calling thread is inside TurboWish code that may allocate.
 pub(crate) fn is_busy() -> bool {
     local().busy.get()
+}
+
+impl Local {
+    /// Whether this thread is inside TurboWish code that may allocate.
+    #[inline(always)]
+    pub(crate) fn busy(&self) -> bool {
+        self.busy.get()
+    }
+
+    /// Whether this thread has passed its exit destructor (or found no
+    /// shard): it keeps nothing per thread any more.
+    pub(crate) fn exiting(&self) -> bool {
+        self.shard.get() == dead()
+    }
+
+    /// This thread's "freeing a registered block" counter, if it has a
+    /// shard to keep it in (see [`wait_frees_done`]).
+    #[inline(always)]
+    pub(crate) fn in_free(&self) -> Option<&'static AtomicU32> {
+        let shard = self.shard.get();
+        if shard.is_null() || shard == dead() {
+            return None;
+        }
+        // SAFETY: a claimed shard lives in the static SHARDS array.
+        Some(&unsafe { &*shard }.in_free)
+    }
+}
+
+/// Waits until no thread is inside a registered block's free (each shard's
+/// `in_free` counter is zero). Frees started after the caller paused them
+/// (see `crate::registry`) only pass through, so this ends.
+pub(crate) fn wait_frees_done() {
+    let high = SHARDS_HIGH.load(Ordering::SeqCst);
+    for shard in &SHARDS[..high] {
+        let mut spins = 0u32;
+        while shard.in_free.load(Ordering::SeqCst) != 0 {
+            spins = spins.wrapping_add(1);
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+    }
 }
 
 /// This thread's [`Local`].
@@ -517,6 +576,7 @@ impl Shard {
             peak_net: AtomicI64::new(0),
             unpublished: AtomicI64::new(0),
             internal: [const { AtomicU64::new(0) }; 4],
+            in_free: AtomicU32::new(0),
         }
     }
 
@@ -910,6 +970,7 @@ unsafe extern "C" fn release_shard(value: *mut libc::c_void) {
     // The thread may still allocate (later destructors): from now on it
     // charges records directly.
     let _ = LOCAL.try_with(|local| {
+        crate::registry::thread_exit(local);
         local.shard.set(dead());
         local.set_busy(local.busy.get());
         local.batch_key.set(NO_BATCH);
@@ -937,6 +998,10 @@ mod tests {
             sample_left: Cell::new(0),
             sample_ready: Cell::new(false),
             sample_rng: Cell::new(0),
+            reg_free: Cell::new(0),
+            reg_free_len: Cell::new(0),
+            reg_spare: Cell::new(0),
+            reg_spare_len: Cell::new(0),
         }
     }
 
