@@ -228,7 +228,9 @@ pub(crate) fn register(
 #[inline(always)]
 pub(crate) fn free(index: u32, release: impl FnOnce()) {
     let gate = Gate::enter();
-    if PAUSED.load(Ordering::Relaxed) {
+    // SeqCst: a plain load on x86; it orders the slow path's `fetch_add`
+    // before it in the C++ model too.
+    if PAUSED.load(Ordering::SeqCst) {
         defer(index);
         gate.leave();
         return;
@@ -251,7 +253,9 @@ pub(crate) fn resize(
     resize: impl FnOnce() -> Option<(usize, u32, bool)>,
 ) -> Option<Option<usize>> {
     let gate = Gate::enter();
-    if PAUSED.load(Ordering::Relaxed) {
+    // SeqCst: a plain load on x86; it orders the slow path's `fetch_add`
+    // before it in the C++ model too.
+    if PAUSED.load(Ordering::SeqCst) {
         gate.leave();
         return None;
     }
