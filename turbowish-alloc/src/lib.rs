@@ -34,6 +34,12 @@ pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 /// per thread (see the crate docs). Switching task, and freeing another
 /// task's block, cost a few atomic operations more.
 ///
+/// The allocator value also fixes what else it does, before its first
+/// allocation: sampling allocations with their stacks
+/// ([`TurboWish::sample_interval`], on by default) and heap-walk mode
+/// ([`TurboWish::heap_walk`], off by default). What a `static` allocator
+/// leaves off is compiled out.
+///
 /// ```
 /// use turbowish_alloc::TurboWish;
 ///
