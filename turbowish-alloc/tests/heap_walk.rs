@@ -260,3 +260,47 @@ fn a_million_live_blocks() {
     drop(boxes);
     assert_eq!(row(&tag).live_blocks, 0);
 }
+
+/// The sampled bit and the registry index share the header's flags: a
+/// sampled block is marked in the view, and a realloc of it while frees are
+/// paused moves its sample with it.
+#[test]
+fn sampled_blocks_in_a_view() {
+    let _serial = serial();
+    // 16 MiB at the default 512 KiB interval: sampled with probability
+    // 1 - e^-32.
+    const BIG: usize = 16 << 20;
+    let tag = TaskTag::new();
+    let mut big: Vec<u8> = {
+        let _in_task = context::enter(&tag);
+        Vec::with_capacity(BIG)
+    };
+    let old = big.as_ptr() as usize;
+    let sampled = |address: usize| {
+        turbowish_alloc::samples()
+            .iter()
+            .any(|s| s.address == address)
+    };
+    assert!(sampled(old));
+    {
+        let view = heap_view().expect("heap-walk mode");
+        let block = view.find(old).expect("listed");
+        assert_eq!((block.size, block.sampled), (BIG, true));
+        let _in_task = context::enter(&tag);
+        big.reserve_exact(BIG * 2);
+        drop(view);
+    }
+    let new = big.as_ptr() as usize;
+    assert_ne!(new, old, "moved by hand while frees were paused");
+    assert!(!sampled(old), "the old block's sample went with its free");
+    assert!(sampled(new));
+    let view = heap_view().expect("heap-walk mode");
+    let block = view.find(new).expect("listed");
+    assert_eq!((block.size, block.sampled), (BIG * 2, true));
+    assert!(view
+        .find(old)
+        .is_none_or(|b| b.start != old || b.owner != Owner::Task(tag.id())));
+    drop(view);
+    drop(big);
+    assert_eq!(row(&tag).live_blocks, 0);
+}
