@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the turbowish-alloc stress test (turbowish-alloc/tests/stress.rs) under
-# valgrind memcheck with a reduced operation count.
+# valgrind memcheck with a reduced operation count, then the heap-walk tests
+# (turbowish-alloc/tests/heap_walk.rs: views taken while threads churn) and
+# the sampling stress test for one second each.
 #
 #   .ci/valgrind.sh                           # 100,000 ops per thread
 #   TURBOWISH_STRESS_OPS=20000 .ci/valgrind.sh
@@ -20,11 +22,12 @@ if ! command -v valgrind >/dev/null 2>&1; then
     $sudo apt-get update && $sudo apt-get install -y valgrind
 fi
 
-# Build the test binary and take its path from cargo's JSON messages.
-bin="$(
-    cargo test -p turbowish-alloc --test stress --no-run --message-format=json |
+# Builds test binary $1 and prints its path, from cargo's JSON messages.
+test_binary() {
+    cargo test -p turbowish-alloc --test "$1" --no-run --message-format=json |
         python3 -c '
 import json, sys
+name = sys.argv[1]
 paths = set()
 for line in sys.stdin:
     try:
@@ -33,16 +36,27 @@ for line in sys.stdin:
         continue
     target = msg.get("target") or {}
     if (msg.get("reason") == "compiler-artifact"
-            and target.get("name") == "stress"
+            and target.get("name") == name
             and "test" in target.get("kind", [])
             and msg.get("executable")):
         paths.add(msg["executable"])
 if len(paths) != 1:
-    sys.exit("expected one stress test executable, found: %r" % sorted(paths))
+    sys.exit("expected one %s test executable, found: %r" % (name, sorted(paths)))
 print(paths.pop())
-'
-)"
+' "$1"
+}
 
+bin="$(test_binary stress)"
 echo "valgrind memcheck: $bin with TURBOWISH_STRESS_OPS=$ops" >&2
 TURBOWISH_STRESS_OPS="$ops" valgrind --error-exitcode=1 --leak-check=no --fair-sched=yes \
     "$bin" --nocapture
+
+bin="$(test_binary heap_walk)"
+echo "valgrind memcheck: $bin with TURBOWISH_HEAP_WALK_SECS=1" >&2
+TURBOWISH_HEAP_WALK_SECS=1 valgrind --error-exitcode=1 --leak-check=no --fair-sched=yes \
+    "$bin" --test-threads 1
+
+bin="$(test_binary sampling_stress)"
+echo "valgrind memcheck: $bin with TURBOWISH_SAMPLING_SECS=1" >&2
+TURBOWISH_SAMPLING_SECS=1 valgrind --error-exitcode=1 --leak-check=no --fair-sched=yes \
+    "$bin"

@@ -27,9 +27,12 @@ use core::mem::size_of;
 pub(crate) struct Header {
     /// The slot index of the allocating task's record (see `record`).
     pub(crate) tag: u32,
-    /// Reserved for per-block flags (sampling marks a block here).
+    /// Per-block flags: [`SAMPLED`].
     pub(crate) flags: u32,
 }
+
+/// `Header::flags` bit of a block that has an entry in the sample table.
+pub(crate) const SAMPLED: u32 = 1 << 31;
 
 /// Size of [`Header`]; also the smallest prefix.
 pub(crate) const HEADER_SIZE: usize = size_of::<Header>();

@@ -2,6 +2,7 @@
 
 mod header;
 mod record;
+mod registry;
 mod sample;
 mod shard;
 mod stats;
@@ -12,10 +13,13 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::Ordering;
 use std::alloc::System;
 
-use header::Header;
+use header::{Header, SAMPLED};
 
 pub use record::{Tag, TaskTag};
-pub use sample::{sample_interval, samples, Sample};
+pub use registry::{heap_view, heap_walk_enabled, HeapView, LiveBlock};
+pub use sample::{
+    sample_interval, samples, Sample, DEFAULT_SAMPLE_INTERVAL, MAX_FRAMES, SAMPLE_INTERVAL_ENV,
+};
 pub use shard::InternalGuard;
 pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 
@@ -30,6 +34,12 @@ pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 /// per thread (see the crate docs). Switching task, and freeing another
 /// task's block, cost a few atomic operations more.
 ///
+/// The allocator value also fixes what else it does, before its first
+/// allocation: sampling allocations with their stacks
+/// ([`TurboWish::sample_interval`], on by default) and heap-walk mode
+/// ([`TurboWish::heap_walk`], off by default). What a `static` allocator
+/// leaves off is compiled out.
+///
 /// ```
 /// use turbowish_alloc::TurboWish;
 ///
@@ -37,22 +47,89 @@ pub use stats::{stats, sweep_idle_records, Counters, Owner, Stats, TaskStats};
 /// static ALLOC: TurboWish = TurboWish::system();
 /// # fn main() {}
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TurboWish<A = System> {
     inner: A,
+    /// Mean sampling interval in bytes; 0 compiles sampling out.
+    sample_interval: u64,
+    /// Heap-walk mode: register every block (see [`heap_view`]).
+    heap_walk: bool,
 }
 
 impl TurboWish<System> {
-    /// TurboWish over the system allocator.
+    /// TurboWish over the system allocator, sampling at
+    /// [`DEFAULT_SAMPLE_INTERVAL`].
     pub const fn system() -> TurboWish<System> {
-        TurboWish { inner: System }
+        TurboWish::new(System)
+    }
+}
+
+impl<A: Default> Default for TurboWish<A> {
+    fn default() -> TurboWish<A> {
+        TurboWish::new(A::default())
     }
 }
 
 impl<A> TurboWish<A> {
-    /// TurboWish over any allocator.
+    /// TurboWish over any allocator, sampling at [`DEFAULT_SAMPLE_INTERVAL`].
     pub const fn new(inner: A) -> TurboWish<A> {
-        TurboWish { inner }
+        TurboWish {
+            inner,
+            sample_interval: DEFAULT_SAMPLE_INTERVAL,
+            heap_walk: false,
+        }
+    }
+
+    /// Heap-walk mode: besides counting (and sampling), keep a registry of
+    /// every live block, so that [`heap_view`] can list them and map any
+    /// address to its block, with frees paused while it looks.
+    ///
+    /// The mode is part of the allocator value, so it is fixed before the
+    /// first allocation, and an allocator without it has none of its code.
+    /// It is meant for the global allocator: the registry belongs to the
+    /// first heap-walk allocator that allocates, which must live as long as
+    /// its blocks (a `static` does); the blocks of any other heap-walk
+    /// allocator are not registered.
+    ///
+    /// It costs each allocation and free a few thread-local loads and
+    /// stores and one write of a 32-byte registry entry (see the crate
+    /// docs for figures).
+    ///
+    /// ```
+    /// use turbowish_alloc::TurboWish;
+    ///
+    /// #[global_allocator]
+    /// static ALLOC: TurboWish = TurboWish::system().heap_walk();
+    /// # fn main() { assert!(turbowish_alloc::heap_walk_enabled()); }
+    /// ```
+    pub const fn heap_walk(mut self) -> TurboWish<A> {
+        self.heap_walk = true;
+        self
+    }
+
+    /// Samples allocations with a backtrace every `bytes` allocated bytes
+    /// on average (see [`samples`]); 1 samples every allocation.
+    ///
+    /// 0 removes sampling from the allocator altogether (it is compiled
+    /// out, and the `TURBOWISH_SAMPLE_INTERVAL` environment variable then
+    /// cannot turn it on). Otherwise the variable, read once at the first
+    /// allocation, overrides `bytes` (0 in it turns sampling off).
+    ///
+    /// ```
+    /// use turbowish_alloc::TurboWish;
+    ///
+    /// #[global_allocator]
+    /// static ALLOC: TurboWish = TurboWish::system().sample_interval(64 * 1024);
+    ///
+    /// fn main() {
+    ///     # if std::env::var_os("TURBOWISH_SAMPLE_INTERVAL").is_none() {
+    ///     assert_eq!(turbowish_alloc::sample_interval(), 64 * 1024);
+    ///     # }
+    /// }
+    /// ```
+    pub const fn sample_interval(mut self, bytes: u64) -> TurboWish<A> {
+        self.sample_interval = bytes;
+        self
     }
 
     /// The wrapped allocator.
@@ -100,8 +177,100 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
         let ptr = header::launder(ptr);
         // SAFETY: the caller passes a block of ours with its layout, so its
         // header was written by `finish_alloc`.
-        let tag = unsafe { header::read(ptr) }.tag;
-        shard::on_free(tag, layout.size());
+        let header = unsafe { header::read(ptr) };
+        if self.heap_walk {
+            let index = header.flags & registry::INDEX_MASK;
+            if index != 0 {
+                // SAFETY: as for this function; the registry calls it once,
+                // now or when the heap view that paused frees is dropped.
+                registry::free(index, || unsafe { self.release(ptr, layout, header) });
+                return;
+            }
+        }
+        // SAFETY: as for this function.
+        unsafe { self.release(ptr, layout, header) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let ptr = header::launder(ptr);
+        // SAFETY: `ptr` is a block of ours (see `dealloc`).
+        let old = unsafe { header::read(ptr) };
+        if self.heap_walk {
+            let index = old.flags & registry::INDEX_MASK;
+            if index != 0 {
+                // SAFETY: as for this function.
+                return unsafe { self.realloc_registered(ptr, layout, new_size, old, index) };
+            }
+        }
+        // SAFETY: as for this function.
+        unsafe { self.resize(ptr, layout, new_size, old) }
+            .map_or(core::ptr::null_mut(), |(user, _)| user)
+    }
+}
+
+impl<A: GlobalAlloc> TurboWish<A> {
+    /// Counts a fresh inner block and returns its user pointer.
+    ///
+    /// # Safety
+    ///
+    /// `inner` must be a live block allocated from `self.inner` with
+    /// `header::inner_layout(layout)`.
+    #[inline(always)]
+    unsafe fn finish_alloc(&self, inner: *mut u8, layout: Layout) -> *mut u8 {
+        let tag = shard::on_alloc(layout.size());
+        // SAFETY: guaranteed by the caller.
+        let user = unsafe { header::user_from_inner(inner, layout.align()) };
+        let mut flags = self.sample(user, layout.size(), tag);
+        if self.heap_walk {
+            flags |= self.register(user, layout, tag, flags);
+        }
+        // SAFETY: `user` is the user pointer of the live block `inner`.
+        unsafe { header::write(user, Header { tag, flags }) };
+        user
+    }
+
+    /// Runs the sampling countdown for a fresh block and returns the header
+    /// flags it earns ([`SAMPLED`] or nothing). With sampling configured
+    /// off this is a constant 0.
+    #[inline(always)]
+    fn sample(&self, user: *mut u8, size: usize, tag: u32) -> u32 {
+        if self.sample_interval != 0
+            && shard::sample_due(size)
+            && sample::on_due(self.sample_interval, user as usize, size, tag)
+        {
+            SAMPLED
+        } else {
+            0
+        }
+    }
+
+    /// Registers a fresh block in heap-walk mode; returns its registry
+    /// index for the header (0: not registered).
+    #[inline(always)]
+    fn register(&self, user: *mut u8, layout: Layout, tag: u32, flags: u32) -> u32 {
+        registry::register(
+            (self as *const Self).cast(),
+            Self::release_erased,
+            user as usize,
+            layout,
+            tag,
+            flags & SAMPLED != 0,
+        )
+    }
+
+    /// Frees a block: its counters, its sample, the inner block.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live block of ours allocated with `layout`, whose
+    /// header is `header`; it is freed.
+    #[inline(always)]
+    unsafe fn release(&self, ptr: *mut u8, layout: Layout, header: Header) {
+        shard::on_free(header.tag, layout.size());
+        if self.sample_interval != 0 && header.flags & SAMPLED != 0 {
+            sample::forget(ptr as usize);
+        }
         // SAFETY: `ptr` came from `user_from_inner` with this alignment and
         // the block was allocated with `inner_layout(layout)`.
         unsafe {
@@ -111,17 +280,46 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
         }
     }
 
-    #[inline]
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let ptr = header::launder(ptr);
+    /// [`TurboWish::release`] for the registry, which keeps allocators
+    /// type-erased.
+    ///
+    /// # Safety
+    ///
+    /// `this` must point to a live `TurboWish<A>`, and `ptr` be a live block
+    /// of it allocated with `layout`; it is freed.
+    unsafe fn release_erased(this: *const (), ptr: *mut u8, layout: Layout) {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            let this = &*this.cast::<Self>();
+            this.release(ptr, layout, header::read(ptr));
+        }
+    }
+
+    /// The inner realloc, with counting and sampling: returns the new user
+    /// pointer and header, or `None` (the old block then stays as it was,
+    /// but for its sample, which is dropped).
+    ///
+    /// # Safety
+    ///
+    /// As for [`GlobalAlloc::realloc`]; `old` is `ptr`'s header.
+    #[inline(always)]
+    unsafe fn resize(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        old: Header,
+    ) -> Option<(*mut u8, Header)> {
         debug_assert!(Layout::from_size_align(new_size, layout.align()).is_ok());
         // SAFETY: the caller guarantees `new_size` is valid for this alignment.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let Some(new_inner) = header::inner_layout(new_layout) else {
-            return core::ptr::null_mut();
-        };
-        // SAFETY: `ptr` is a block of ours (see `dealloc`).
-        let old = unsafe { header::read(ptr) };
+        let new_inner = header::inner_layout(new_layout)?;
+        let was_sampled = self.sample_interval != 0 && old.flags & SAMPLED != 0;
+        if was_sampled {
+            // Before the inner realloc: once the old address is free,
+            // another thread may get it and sample it.
+            sample::forget(ptr as usize);
+        }
         // SAFETY: the block was allocated with `inner_layout(layout)`; the
         // prefix is unchanged because the alignment is, so the header and
         // contents move together.
@@ -133,43 +331,76 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
             )
         };
         if inner.is_null() {
-            // The old block is untouched and still counted.
-            return inner;
+            // The old block is untouched and still counted; its sample is
+            // gone, so it is no longer marked sampled.
+            if was_sampled {
+                // SAFETY: the old block is still live and ours.
+                unsafe {
+                    header::write(
+                        ptr,
+                        Header {
+                            flags: old.flags & !SAMPLED,
+                            ..old
+                        },
+                    )
+                };
+            }
+            return None;
         }
         // Like jemalloc: a realloc is a free by the block's owner plus an
         // allocation by whoever is running now.
         shard::on_free(old.tag, layout.size());
         let tag = shard::on_alloc(new_size);
         // SAFETY: `inner` is a live block of `new_inner`.
-        unsafe {
-            let user = header::user_from_inner(inner, layout.align());
-            header::write(
-                user,
-                Header {
-                    tag,
-                    flags: old.flags,
-                },
-            );
-            user
-        }
+        let user = unsafe { header::user_from_inner(inner, layout.align()) };
+        // (The registry index, if any, stays.)
+        let flags = (old.flags & !SAMPLED) | self.sample(user, new_size, tag);
+        let header = Header { tag, flags };
+        // SAFETY: `user` is the user pointer of the live block `inner`.
+        unsafe { header::write(user, header) };
+        Some((user, header))
     }
-}
 
-impl<A> TurboWish<A> {
-    /// Counts a fresh inner block and returns its user pointer.
+    /// `realloc` of a block registered in heap-walk mode.
     ///
     /// # Safety
     ///
-    /// `inner` must be a live block allocated from `self.inner` with
-    /// `header::inner_layout(layout)`.
-    #[inline(always)]
-    unsafe fn finish_alloc(&self, inner: *mut u8, layout: Layout) -> *mut u8 {
-        let tag = shard::on_alloc(layout.size());
-        // SAFETY: guaranteed by the caller.
-        unsafe {
-            let user = header::user_from_inner(inner, layout.align());
-            header::write(user, Header { tag, flags: 0 });
-            user
+    /// As for [`GlobalAlloc::realloc`]; `old` is `ptr`'s header and `index`
+    /// its registry index.
+    #[cold]
+    unsafe fn realloc_registered(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        old: Header,
+        index: u32,
+    ) -> *mut u8 {
+        // SAFETY: the caller guarantees `new_size` is valid for this alignment.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let resized = registry::resize(index, new_layout, || {
+            // SAFETY: as for this function.
+            unsafe { self.resize(ptr, layout, new_size, old) }
+                .map(|(user, h)| (user as usize, h.tag, h.flags & SAMPLED != 0))
+        });
+        match resized {
+            Some(user) => user.map_or(core::ptr::null_mut(), |u| u as *mut u8),
+            None => {
+                // A heap view has paused frees: the old block must stay
+                // where it is until the view is dropped. Move by hand.
+                // SAFETY: `new_layout` is valid (see above) and non-zero
+                // in size or not, `alloc` handles it like any layout.
+                let new = unsafe { self.alloc(new_layout) };
+                if !new.is_null() {
+                    // SAFETY: both blocks are live, distinct, and at least
+                    // this long; the old one is then freed (deferred).
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                        self.dealloc(ptr, layout);
+                    }
+                }
+                new
+            }
         }
     }
 }

@@ -73,6 +73,10 @@ pub(crate) struct Shard {
     /// contends on the bucket's record. Cumulative; folded into the record
     /// only when the thread exits.
     internal: [AtomicU64; 4],
+    /// Non-zero while the owning thread frees a block registered in
+    /// heap-walk mode (see `crate::registry`): a heap view waits for it to
+    /// drop to zero after pausing frees. Single writer.
+    in_free: AtomicU32,
 }
 
 /// Indices into `Shard::internal`.
@@ -141,6 +145,21 @@ pub(crate) struct Local {
     /// owner key, a tokio task id, or [`UNTRACKED_KEY`].
     batch_key: Cell<u64>,
     batch_slot: Cell<u32>,
+    /// Bytes left until this thread's next sampled allocation (see
+    /// `crate::sample`). Starts at 0, so the first allocation takes the
+    /// sampling cold path, which sets the thread's sampler up.
+    pub(crate) sample_left: Cell<i64>,
+    /// Whether the cold path has set this thread's sampler up.
+    pub(crate) sample_ready: Cell<bool>,
+    /// This thread's sampling PRNG state (xorshift64*; never 0 once set up).
+    pub(crate) sample_rng: Cell<u64>,
+    /// Heap-walk mode: this thread's lists of free registry indices (linked
+    /// through the entries, 0 ends a list) and their lengths (see
+    /// `crate::registry`).
+    pub(crate) reg_free: Cell<u32>,
+    pub(crate) reg_free_len: Cell<u32>,
+    pub(crate) reg_spare: Cell<u32>,
+    pub(crate) reg_spare_len: Cell<u32>,
 }
 
 thread_local! {
@@ -154,6 +173,13 @@ thread_local! {
             context_key: Cell::new(0),
             batch_key: Cell::new(NO_BATCH),
             batch_slot: Cell::new(NO_SLOT),
+            sample_left: Cell::new(0),
+            sample_ready: Cell::new(false),
+            sample_rng: Cell::new(0),
+            reg_free: Cell::new(0),
+            reg_free_len: Cell::new(0),
+            reg_spare: Cell::new(0),
+            reg_spare_len: Cell::new(0),
         }
     };
 }
@@ -220,6 +246,80 @@ pub(crate) fn on_free(tag: u32, size: usize) {
     }
 }
 
+/// Counts `size` bytes off this thread's sampling countdown; true when the
+/// countdown has run out and the allocation may be sampled (see
+/// `crate::sample::on_due`). One subtract, store and compare.
+#[inline(always)]
+pub(crate) fn sample_due(size: usize) -> bool {
+    let local = local();
+    let left = local.sample_left.get().wrapping_sub(size as i64);
+    local.sample_left.set(left);
+    left <= 0
+}
+
+/// Sets the re-entrancy guard and returns its previous value, for
+/// [`leave_busy`]: allocations made meanwhile are charged to `internal`
+/// directly and are never sampled or registered. (A pair of calls rather
+/// than a closure: the sampler finds its own frame by its function's
+/// address, which a closure would hide.)
+pub(crate) fn enter_busy() -> bool {
+    local().set_busy(true)
+}
+
+/// Restores the re-entrancy guard saved by [`enter_busy`].
+pub(crate) fn leave_busy(was: bool) {
+    local().set_busy(was);
+}
+
+/// Whether the calling thread is inside TurboWish code that may allocate.
+pub(crate) fn is_busy() -> bool {
+    local().busy.get()
+}
+
+impl Local {
+    /// Whether this thread is inside TurboWish code that may allocate.
+    #[inline(always)]
+    pub(crate) fn busy(&self) -> bool {
+        self.busy.get()
+    }
+
+    /// Whether this thread has passed its exit destructor (or found no
+    /// shard): it keeps nothing per thread any more.
+    pub(crate) fn exiting(&self) -> bool {
+        self.shard.get() == dead()
+    }
+
+    /// This thread's "freeing a registered block" counter, if it has a
+    /// shard to keep it in (see [`wait_frees_done`]).
+    #[inline(always)]
+    pub(crate) fn in_free(&self) -> Option<&'static AtomicU32> {
+        let shard = self.shard.get();
+        if shard.is_null() || shard == dead() {
+            return None;
+        }
+        // SAFETY: a claimed shard lives in the static SHARDS array.
+        Some(&unsafe { &*shard }.in_free)
+    }
+}
+
+/// Waits until no thread is inside a registered block's free (each shard's
+/// `in_free` counter is zero). Frees started after the caller paused them
+/// (see `crate::registry`) only pass through, so this ends.
+pub(crate) fn wait_frees_done() {
+    let high = SHARDS_HIGH.load(Ordering::SeqCst);
+    for shard in &SHARDS[..high] {
+        let mut spins = 0u32;
+        while shard.in_free.load(Ordering::SeqCst) != 0 {
+            spins = spins.wrapping_add(1);
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
 /// This thread's [`Local`].
 ///
 /// The hot path takes a plain reference instead of running its body inside
@@ -227,7 +327,7 @@ pub(crate) fn on_free(tag: u32, size: usize) {
 /// out-of-line call per `dealloc` measurably costs (callgrind: 21
 /// instructions per free).
 #[inline(always)]
-fn local() -> &'static Local {
+pub(crate) fn local() -> &'static Local {
     let ptr: *const Local = LOCAL.with(|local| local as *const Local);
     // SAFETY: `LOCAL` is const-initialised and has no destructor, so its
     // storage is valid for the whole life of this thread and never torn
@@ -440,7 +540,7 @@ fn switch_to(local: &Local, shard: &Shard, key: u64) {
 /// re-probing at that moment would give one task a second record, or the
 /// `overflow` bucket. The wait is bounded (100 ms) so that a child process
 /// forked while another thread held a record `BUSY` cannot hang on it.
-fn owner_settled(slot: u32) -> u64 {
+pub(crate) fn owner_settled(slot: u32) -> u64 {
     let owner = &record::get(slot).owner;
     let mut started = None;
     let mut spins = 0u32;
@@ -476,6 +576,7 @@ impl Shard {
             peak_net: AtomicI64::new(0),
             unpublished: AtomicI64::new(0),
             internal: [const { AtomicU64::new(0) }; 4],
+            in_free: AtomicU32::new(0),
         }
     }
 
@@ -869,6 +970,7 @@ unsafe extern "C" fn release_shard(value: *mut libc::c_void) {
     // The thread may still allocate (later destructors): from now on it
     // charges records directly.
     let _ = LOCAL.try_with(|local| {
+        crate::registry::thread_exit(local);
         local.shard.set(dead());
         local.set_busy(local.busy.get());
         local.batch_key.set(NO_BATCH);
@@ -893,6 +995,13 @@ mod tests {
             context_key: Cell::new(context_key),
             batch_key: Cell::new(NO_BATCH),
             batch_slot: Cell::new(NO_SLOT),
+            sample_left: Cell::new(0),
+            sample_ready: Cell::new(false),
+            sample_rng: Cell::new(0),
+            reg_free: Cell::new(0),
+            reg_free_len: Cell::new(0),
+            reg_spare: Cell::new(0),
+            reg_spare_len: Cell::new(0),
         }
     }
 

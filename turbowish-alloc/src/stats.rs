@@ -402,6 +402,18 @@ impl Sum {
     }
 }
 
+/// The owner of an allocation tagged `tag` made just now on this thread
+/// (whose record, if a task's, cannot be recycled meanwhile: the thread's
+/// batch holds the allocation).
+pub(crate) fn owner_of_tag(tag: u32) -> Owner {
+    match tag {
+        record::OFF | record::UNTRACKED => Owner::Untracked,
+        record::INTERNAL => Owner::Internal,
+        record::OVERFLOW => Owner::Overflow,
+        _ => owner_of(crate::shard::owner_settled(tag)),
+    }
+}
+
 fn owner_of(key: u64) -> Owner {
     if key & HANDLE_BIT != 0 {
         Owner::Task(key & !HANDLE_BIT)

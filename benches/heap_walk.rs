@@ -1,0 +1,84 @@
+//! Heap-walk mode: one `alloc` + `dealloc` pair of 16, 64, 256 and 4096
+//! bytes through TurboWish in heap-walk mode, against TurboWish counting
+//! (both sampling at the default interval) and `System`, calling
+//! `GlobalAlloc` on each instance directly, on one thread; and the time to
+//! build (and drop) a heap view of 1,000,000 live blocks.
+//!
+//! Run: `cargo bench --bench heap_walk`. The figures are in
+//! `turbowish-alloc/README.md`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use turbowish_alloc::TurboWish;
+
+const SIZES: [usize; 4] = [16, 64, 256, 4096];
+
+static COUNTING: TurboWish = TurboWish::system();
+/// The one heap-walk allocator of the process: the registry belongs to the
+/// first that allocates.
+static HEAP_WALK: TurboWish = TurboWish::system().heap_walk();
+
+/// Times `iters` alloc+free pairs.
+fn pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: `layout` has a non-zero size; the block is freed with the
+        // same allocator and layout.
+        unsafe {
+            let p = alloc.alloc(layout);
+            black_box(p);
+            alloc.dealloc(p, layout);
+        }
+    }
+    start.elapsed()
+}
+
+fn bench_pairs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("heap_walk_pair");
+    group.throughput(Throughput::Elements(1));
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    for size in SIZES {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        group.bench_with_input(BenchmarkId::new("System", size), &layout, |b, &l| {
+            b.iter_custom(|n| pairs(&System, l, n))
+        });
+        group.bench_with_input(BenchmarkId::new("counting", size), &layout, |b, &l| {
+            b.iter_custom(|n| pairs(&COUNTING, l, n))
+        });
+        group.bench_with_input(BenchmarkId::new("heap_walk", size), &layout, |b, &l| {
+            b.iter_custom(|n| pairs(&HEAP_WALK, l, n))
+        });
+    }
+    group.finish();
+}
+
+fn bench_view(c: &mut Criterion) {
+    const LIVE: usize = 1_000_000;
+    let layout = Layout::from_size_align(16, 8).unwrap();
+    let blocks: Vec<*mut u8> = (0..LIVE)
+        // SAFETY: non-zero size; freed below with the same layout.
+        .map(|_| unsafe { HEAP_WALK.alloc(layout) })
+        .collect();
+    assert!(turbowish_alloc::heap_walk_enabled());
+    let mut group = c.benchmark_group("heap_view");
+    group.sample_size(10);
+    group.bench_function("1M_live_blocks", |b| {
+        b.iter(|| {
+            let view = turbowish_alloc::heap_view().expect("heap-walk mode");
+            assert!(view.blocks().len() >= LIVE);
+            drop(black_box(view));
+        })
+    });
+    group.finish();
+    for p in blocks {
+        // SAFETY: allocated above with this layout.
+        unsafe { HEAP_WALK.dealloc(p, layout) };
+    }
+}
+
+criterion_group!(benches, bench_pairs, bench_view);
+criterion_main!(benches);

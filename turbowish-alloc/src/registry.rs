@@ -1,0 +1,639 @@
+//! Heap-walk mode (issue #7): a registry of live blocks, so that a heap
+//! walker can map any address to the block containing it, and a way to pause
+//! frees while it looks.
+//!
+//! Every block allocated in heap-walk mode gets an *entry* in one global
+//! array (user pointer, size, alignment, tag, sampled bit), and its header's
+//! `flags` hold the entry's index (31 bits, beside the `SAMPLED` bit). The
+//! array is reserved with `mmap` on first use and never moves, so an index
+//! is all a free needs. Indices are handed out from per-thread free lists
+//! (plain thread-local loads and stores), refilled in chunks of [`CHUNK`]
+//! from a global stack of chunks or a bump index, and given back to the
+//! freeing thread's list: no lock, no hashing, no allocation per block.
+//!
+//! [`heap_view`] pauses frees: it sets [`PAUSED`], makes sure every thread
+//! either has seen it or has finished the free it was in (Dekker-style: a
+//! free raises its thread's `in_free` counter, then reads `PAUSED`; the view
+//! sets `PAUSED`, then reads the counters), and lists the entries. While
+//! frees are paused, a free does not reach the inner allocator: it pushes
+//! the entry on a lock-free stack linked through the entries (no
+//! allocation, no waiting), and dropping the view frees them. The free path
+//! pays only a compiler fence for its side of the handshake: the view runs
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which executes a full
+//! barrier on every thread of the process (asymmetric Dekker, as in
+//! liburcu). Where membarrier is missing (old kernels, valgrind), both
+//! sides use a SeqCst fence.
+
+use core::alloc::Layout;
+use core::sync::atomic::{
+    compiler_fence, fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+    Ordering,
+};
+
+use crate::header::SAMPLED;
+use crate::shard::{self, Local};
+use crate::Owner;
+
+/// Whether the global allocator runs in heap-walk mode: true once a
+/// TurboWish allocator built with [`crate::TurboWish::heap_walk`] has
+/// allocated (false before its first allocation, and when none is
+/// installed).
+///
+/// ```
+/// use turbowish_alloc::TurboWish;
+///
+/// #[global_allocator]
+/// static ALLOC: TurboWish = TurboWish::system().heap_walk();
+///
+/// fn main() {
+///     assert!(turbowish_alloc::heap_walk_enabled());
+/// }
+/// ```
+pub fn heap_walk_enabled() -> bool {
+    STATE.load(Ordering::Acquire) == READY
+}
+
+/// Pauses frees and returns every live block, sorted by start; `None`
+/// unless in heap-walk mode, or while another view exists (a second caller
+/// does not wait: it could be the thread holding the first view).
+///
+/// While the view lives, frees from any thread are deferred (queued without
+/// allocating and without blocking), so no block in the view goes back to
+/// the inner allocator, and its memory stays readable; dropping the view
+/// frees them. Allocations go on; blocks allocated while the view is built
+/// may or may not be in it. Blocks freed while the view lives still count as
+/// live in [`crate::stats`] until it is dropped.
+///
+/// TurboWish's own bookkeeping blocks (allocated under its re-entrancy
+/// guard, such as the view's own list) are not registered, nor are blocks
+/// allocated once the registry's 16,777,215 entries are all in use.
+/// Building the view allocates (charged to `internal`).
+///
+/// ```
+/// use turbowish_alloc::{Owner, TurboWish};
+///
+/// #[global_allocator]
+/// static ALLOC: TurboWish = TurboWish::system().heap_walk();
+///
+/// fn main() {
+///     let block = vec![1u32; 10];
+///     let view = turbowish_alloc::heap_view().expect("heap-walk mode");
+///     let inside = block.as_ptr() as usize + 12;
+///     let found = view.find(inside).expect("a live block");
+///     assert_eq!((found.start, found.size), (block.as_ptr() as usize, 40));
+///     assert_eq!(found.owner, Owner::Untracked);
+/// }
+/// ```
+pub fn heap_view() -> Option<HeapView> {
+    if !heap_walk_enabled() || VIEW_ACTIVE.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    PAUSED.store(true, Ordering::SeqCst);
+    barrier_all();
+    wait_frees_done();
+    // From here on no registered block goes back to the inner allocator.
+    let was = shard::enter_busy();
+    let high = NEXT.load(Ordering::Acquire).min(CAPACITY);
+    let entries = entries();
+    let mut blocks = Vec::with_capacity(high as usize / 2);
+    for entry in &entries[1..high as usize] {
+        let start = entry.ptr.load(Ordering::Acquire);
+        if start == 0 {
+            continue;
+        }
+        // Published before `ptr` (see `publish`), and not changed while
+        // frees are paused: a consistent entry.
+        let meta = entry.meta.load(Ordering::Relaxed);
+        blocks.push(LiveBlock {
+            start,
+            size: entry.size.load(Ordering::Relaxed),
+            owner: crate::stats::owner_of_tag(meta as u32),
+            sampled: meta & META_SAMPLED != 0,
+        });
+    }
+    blocks.sort_unstable_by_key(|b| b.start);
+    shard::leave_busy(was);
+    Some(HeapView { blocks })
+}
+
+/// The live blocks at one moment, with frees paused while it lives (see
+/// [`heap_view`]).
+#[derive(Debug)]
+pub struct HeapView {
+    blocks: Vec<LiveBlock>,
+}
+
+/// One live block of a [`HeapView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveBlock {
+    /// The user address (what the allocation returned).
+    pub start: usize,
+    /// Its size in bytes (as the caller asked).
+    pub size: usize,
+    /// The task that allocated it.
+    pub owner: Owner,
+    /// Whether it has a sample (see [`crate::samples`]).
+    pub sampled: bool,
+}
+
+impl HeapView {
+    /// Every live block, sorted by start; blocks do not overlap.
+    pub fn blocks(&self) -> &[LiveBlock] {
+        &self.blocks
+    }
+
+    /// The block containing `addr` (`start <= addr < start + size`), in
+    /// O(log n).
+    pub fn find(&self, addr: usize) -> Option<&LiveBlock> {
+        self.index_of(addr).map(|i| &self.blocks[i])
+    }
+
+    /// The index in [`HeapView::blocks`] of the block containing `addr`.
+    pub fn index_of(&self, addr: usize) -> Option<usize> {
+        let after = self.blocks.partition_point(|b| b.start <= addr);
+        let index = after.checked_sub(1)?;
+        let block = &self.blocks[index];
+        (addr - block.start < block.size).then_some(index)
+    }
+}
+
+impl Drop for HeapView {
+    fn drop(&mut self) {
+        PAUSED.store(false, Ordering::SeqCst);
+        barrier_all();
+        // A free that saw `PAUSED` set is done queueing once its counter
+        // drops; later ones free directly.
+        wait_frees_done();
+        let mut index = DEFERRED.swap(0, Ordering::Acquire);
+        let release = RELEASE.load(Ordering::Acquire);
+        let owner = OWNER.load(Ordering::Acquire);
+        while index != 0 {
+            let entry = entry(index);
+            let next = entry.next.load(Ordering::Relaxed);
+            let user = entry.ptr.load(Ordering::Relaxed);
+            let size = entry.size.load(Ordering::Relaxed);
+            let align = 1usize << ((entry.meta.load(Ordering::Relaxed) >> 32) as u8);
+            entry.ptr.store(0, Ordering::Relaxed);
+            // SAFETY: `release` was stored by the allocator that owns the
+            // registry (`OWNER`), with its type; the entry is a block of
+            // that allocator, allocated with this size and alignment, whose
+            // free was deferred and happens exactly once, here.
+            unsafe {
+                let release: ReleaseFn = core::mem::transmute::<*mut (), ReleaseFn>(release);
+                let layout = Layout::from_size_align_unchecked(size, align);
+                release(owner.cast_const(), user as *mut u8, layout);
+            }
+            put_index(shard::local(), index);
+            index = next;
+        }
+        VIEW_ACTIVE.store(false, Ordering::Release);
+    }
+}
+
+/// Header `flags` bits holding a block's registry index (0: none).
+pub(crate) const INDEX_MASK: u32 = !SAMPLED;
+
+/// Frees a block of the allocator `owner` (type-erased `&TurboWish<A>`):
+/// what `dealloc` does once the registry is done with the block.
+pub(crate) type ReleaseFn = unsafe fn(*const (), *mut u8, Layout);
+
+/// Registers a fresh block and returns its index for the header (0 when
+/// the block is not registered). `owner` identifies the allocator (only the
+/// first heap-walk allocator to allocate owns the registry) and `release`
+/// frees its blocks.
+#[inline(always)]
+pub(crate) fn register(
+    owner: *const (),
+    release: ReleaseFn,
+    user: usize,
+    layout: Layout,
+    tag: u32,
+    sampled: bool,
+) -> u32 {
+    let local = shard::local();
+    let index = local.reg_free.get();
+    if index == 0 || local.busy() || OWNER.load(Ordering::Relaxed).cast_const() != owner {
+        return register_cold(local, owner, release, user, layout, tag, sampled);
+    }
+    let entry = entry(index);
+    local.reg_free.set(entry.next.load(Ordering::Relaxed));
+    local.reg_free_len.set(local.reg_free_len.get() - 1);
+    publish(entry, user, layout, tag, sampled);
+    index
+}
+
+/// Frees registered block `index`: `release` (the allocator's own free)
+/// runs unless frees are paused, in which case the block is queued for the
+/// view's drop.
+#[inline(always)]
+pub(crate) fn free(index: u32, release: impl FnOnce()) {
+    let gate = Gate::enter();
+    // SeqCst: a plain load on x86; it orders the slow path's `fetch_add`
+    // before it in the C++ model too.
+    if PAUSED.load(Ordering::SeqCst) {
+        defer(index);
+        gate.leave();
+        return;
+    }
+    entry(index).ptr.store(0, Ordering::Relaxed);
+    release();
+    put_index(shard::local(), index);
+    gate.leave();
+}
+
+/// `realloc` of registered block `index`: runs `resize` (the allocator's
+/// own realloc, which returns the new user pointer, its tag and sampled bit,
+/// or `None` if it failed) with frees held off, and points the entry at the
+/// new block. Returns `None` without calling `resize` while frees are
+/// paused: the caller must then allocate, copy and free (deferred).
+#[inline(always)]
+pub(crate) fn resize(
+    index: u32,
+    layout: Layout,
+    resize: impl FnOnce() -> Option<(usize, u32, bool)>,
+) -> Option<Option<usize>> {
+    let gate = Gate::enter();
+    // SeqCst: a plain load on x86; it orders the slow path's `fetch_add`
+    // before it in the C++ model too.
+    if PAUSED.load(Ordering::SeqCst) {
+        gate.leave();
+        return None;
+    }
+    let result = resize();
+    if let Some((user, tag, sampled)) = result {
+        publish(entry(index), user, layout, tag, sampled);
+    }
+    gate.leave();
+    Some(result.map(|(user, _, _)| user))
+}
+
+/// Hands this exiting thread's free indices back to the global stack, so
+/// that they are not lost with it.
+pub(crate) fn thread_exit(local: &Local) {
+    for (head, len) in [
+        (
+            local.reg_free.replace(0),
+            local.reg_free_len.replace(EXITED),
+        ),
+        (local.reg_spare.replace(0), local.reg_spare_len.replace(0)),
+    ] {
+        if head != 0 {
+            push_chunk(head, len);
+        }
+    }
+}
+
+/// `reg_free_len` of an exited thread: above [`CHUNK`], so its frees take
+/// the cold path, which gives their indices straight back.
+const EXITED: u32 = u32::MAX / 2;
+
+/// Entries the registry holds at most (index 0 is never used): 512 MiB of
+/// address space, resident only as far as used.
+const CAPACITY: u32 = 1 << 24;
+
+/// Indices moved between a thread and the global pool at a time.
+const CHUNK: u32 = 64;
+
+/// One registry entry. Live: `ptr` non-zero. Free: `ptr` zero, `next` links
+/// the list it is on, and a chunk's first entry holds the chunk's length in
+/// `size` and the next chunk in `chunk_next`. Deferred (freed while paused):
+/// still live, `next` links the deferred stack.
+#[repr(C, align(32))]
+#[derive(Debug)]
+struct Entry {
+    ptr: AtomicUsize,
+    size: AtomicUsize,
+    /// Tag (low 32 bits), log2 of the alignment (bits 32..40), sampled bit.
+    meta: AtomicU64,
+    next: AtomicU32,
+    chunk_next: AtomicU32,
+}
+
+const META_SAMPLED: u64 = 1 << 40;
+
+/// `STATE` values.
+const UNSET: u8 = 0;
+const SETTING_UP: u8 = 1;
+const READY: u8 = 2;
+const FAILED: u8 = 3;
+
+static STATE: AtomicU8 = AtomicU8::new(UNSET);
+/// The entry array (`CAPACITY` entries, zeroed by `mmap`).
+static ENTRIES: AtomicPtr<Entry> = AtomicPtr::new(core::ptr::null_mut());
+/// The allocator that owns the registry, and its `ReleaseFn`.
+static OWNER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+static RELEASE: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+/// The next never-used index.
+static NEXT: AtomicU32 = AtomicU32::new(1);
+/// Global stack of free chunks: the first entry's index in the low 32
+/// bits, a counter bumped by every change in the high 32 (against ABA).
+static FREE_CHUNKS: AtomicU64 = AtomicU64::new(0);
+/// Set while a view lives: frees are deferred.
+static PAUSED: AtomicBool = AtomicBool::new(false);
+/// Set while a view exists (one at a time).
+static VIEW_ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Top of the stack of deferred frees (an entry index, 0: empty).
+static DEFERRED: AtomicU32 = AtomicU32::new(0);
+/// Frees in progress on threads without a shard to count them in.
+static SLOW_FREES: AtomicUsize = AtomicUsize::new(0);
+/// Whether `membarrier` serves the view's side of the handshake, so the
+/// free's side needs only a compiler fence.
+static ASYMMETRIC: AtomicBool = AtomicBool::new(false);
+
+/// The entry array. Only called once the registry is `READY`.
+fn entries() -> &'static [Entry] {
+    let base = ENTRIES.load(Ordering::Acquire);
+    debug_assert!(!base.is_null());
+    // SAFETY: once READY, `base` points to CAPACITY zero-initialised
+    // entries (an all-zero `Entry` is valid: atomics), mapped for the life
+    // of the process and only accessed through atomics.
+    unsafe { core::slice::from_raw_parts(base, CAPACITY as usize) }
+}
+
+#[inline(always)]
+fn entry(index: u32) -> &'static Entry {
+    let base = ENTRIES.load(Ordering::Relaxed);
+    debug_assert!(index != 0 && index < CAPACITY && !base.is_null());
+    // SAFETY: indices are only handed out below CAPACITY once the array is
+    // mapped (READY, which happens-before any index reaches another thread
+    // through a header or a list); entries are never unmapped.
+    unsafe { &*base.add(index as usize) }
+}
+
+/// Fills an entry and publishes it: the view reads `ptr` (Acquire) first,
+/// so it never sees a half-written entry.
+#[inline(always)]
+fn publish(entry: &Entry, user: usize, layout: Layout, tag: u32, sampled: bool) {
+    let meta = u64::from(tag)
+        | (u64::from(layout.align().trailing_zeros()) << 32)
+        | if sampled { META_SAMPLED } else { 0 };
+    entry.size.store(layout.size(), Ordering::Relaxed);
+    entry.meta.store(meta, Ordering::Relaxed);
+    entry.ptr.store(user, Ordering::Release);
+}
+
+#[cold]
+#[inline(never)]
+fn register_cold(
+    local: &Local,
+    owner: *const (),
+    release: ReleaseFn,
+    user: usize,
+    layout: Layout,
+    tag: u32,
+    sampled: bool,
+) -> u32 {
+    if local.busy() || !set_up(owner, release) {
+        return 0;
+    }
+    let index = if local.exiting() {
+        // Keep nothing in a thread that is going away: one index straight
+        // from the pool.
+        match take_chunk() {
+            Some((head, len)) => {
+                let rest = entry(head).next.load(Ordering::Relaxed);
+                if rest != 0 {
+                    push_chunk(rest, len - 1);
+                }
+                head
+            }
+            None => return 0,
+        }
+    } else {
+        if local.reg_free.get() == 0 {
+            if local.reg_spare.get() != 0 {
+                swap_lists(local);
+            } else {
+                let Some((head, len)) = take_chunk() else {
+                    return 0;
+                };
+                local.reg_free.set(head);
+                local.reg_free_len.set(len);
+            }
+        }
+        let index = local.reg_free.get();
+        local
+            .reg_free
+            .set(entry(index).next.load(Ordering::Relaxed));
+        local.reg_free_len.set(local.reg_free_len.get() - 1);
+        index
+    };
+    publish(entry(index), user, layout, tag, sampled);
+    index
+}
+
+/// Makes sure the registry is set up and owned by `owner`; false if it is
+/// another allocator's or could not be mapped.
+fn set_up(owner: *const (), release: ReleaseFn) -> bool {
+    loop {
+        match STATE.compare_exchange(UNSET, SETTING_UP, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(READY) => return OWNER.load(Ordering::Acquire).cast_const() == owner,
+            Err(FAILED) => return false,
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+    let bytes = CAPACITY as usize * core::mem::size_of::<Entry>();
+    // SAFETY: an anonymous private mapping with no address hint; the result
+    // is checked. MAP_NORESERVE: only the pages touched become resident.
+    let base = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        STATE.store(FAILED, Ordering::Release);
+        return false;
+    }
+    ASYMMETRIC.store(register_membarrier(), Ordering::Relaxed);
+    ENTRIES.store(base.cast(), Ordering::Release);
+    OWNER.store(owner.cast_mut(), Ordering::Release);
+    RELEASE.store(release as *mut (), Ordering::Release);
+    STATE.store(READY, Ordering::Release);
+    true
+}
+
+/// A chunk of free indices: from the global stack, or fresh ones.
+fn take_chunk() -> Option<(u32, u32)> {
+    let mut top = FREE_CHUNKS.load(Ordering::Acquire);
+    loop {
+        let head = top as u32;
+        if head == 0 {
+            break;
+        }
+        // Possibly stale if another thread takes this chunk first; the
+        // counter in `top` then makes the exchange fail.
+        let next = entry(head).chunk_next.load(Ordering::Relaxed);
+        let new = (((top >> 32) + 1) << 32) | u64::from(next);
+        match FREE_CHUNKS.compare_exchange_weak(top, new, Ordering::Acquire, Ordering::Acquire) {
+            Ok(_) => return Some((head, entry(head).size.load(Ordering::Relaxed) as u32)),
+            Err(now) => top = now,
+        }
+    }
+    let start = NEXT.fetch_add(CHUNK, Ordering::Relaxed);
+    if start >= CAPACITY {
+        NEXT.store(CAPACITY, Ordering::Relaxed);
+        return None;
+    }
+    let end = (start + CHUNK).min(CAPACITY);
+    for index in start..end {
+        let next = if index + 1 < end { index + 1 } else { 0 };
+        entry(index).next.store(next, Ordering::Relaxed);
+    }
+    Some((start, end - start))
+}
+
+/// Puts the list starting at `head` (`len` entries) on the global stack.
+fn push_chunk(head: u32, len: u32) {
+    let first = entry(head);
+    first.size.store(len as usize, Ordering::Relaxed);
+    let mut top = FREE_CHUNKS.load(Ordering::Relaxed);
+    loop {
+        first.chunk_next.store(top as u32, Ordering::Relaxed);
+        let new = (((top >> 32) + 1) << 32) | u64::from(head);
+        match FREE_CHUNKS.compare_exchange_weak(top, new, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(now) => top = now,
+        }
+    }
+}
+
+/// Gives a freed index to this thread's list. Two lists of at most
+/// [`CHUNK`] per thread, as in Bonwick's magazines: a full list is swapped
+/// with an empty spare, and only when both are full does one go to the
+/// global stack, so a thread that allocates and frees around a boundary
+/// does not go back and forth to the global stack.
+#[inline(always)]
+fn put_index(local: &Local, index: u32) {
+    let len = local.reg_free_len.get();
+    if len >= CHUNK {
+        return put_index_cold(local, index);
+    }
+    entry(index)
+        .next
+        .store(local.reg_free.get(), Ordering::Relaxed);
+    local.reg_free.set(index);
+    local.reg_free_len.set(len + 1);
+}
+
+#[cold]
+#[inline(never)]
+fn put_index_cold(local: &Local, index: u32) {
+    if local.exiting() {
+        // (`thread_exit` left the length at `EXITED`, which leads here.)
+        push_chunk(index, 1);
+        return;
+    }
+    if local.reg_spare_len.get() == 0 {
+        swap_lists(local);
+    } else {
+        push_chunk(local.reg_spare.get(), local.reg_spare_len.get());
+        local.reg_spare.set(local.reg_free.replace(0));
+        local.reg_spare_len.set(local.reg_free_len.replace(0));
+    }
+    put_index(local, index);
+}
+
+/// Swaps a thread's free list and its spare.
+fn swap_lists(local: &Local) {
+    local.reg_free.swap(&local.reg_spare);
+    local.reg_free_len.swap(&local.reg_spare_len);
+}
+
+/// Queues a block freed while frees are paused.
+fn defer(index: u32) {
+    let entry = entry(index);
+    let mut top = DEFERRED.load(Ordering::Relaxed);
+    loop {
+        entry.next.store(top, Ordering::Relaxed);
+        match DEFERRED.compare_exchange_weak(top, index, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(now) => top = now,
+        }
+    }
+}
+
+/// The free side of the handshake with [`heap_view`]: raised before the
+/// free reads `PAUSED`, lowered when it is done.
+struct Gate(Option<&'static AtomicU32>);
+
+impl Gate {
+    #[inline(always)]
+    fn enter() -> Gate {
+        match shard::local().in_free() {
+            Some(counter) => {
+                // Single writer: a plain increment (frees may nest).
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                if ASYMMETRIC.load(Ordering::Relaxed) {
+                    // The view's membarrier orders this store before the
+                    // load of PAUSED on this thread's behalf.
+                    compiler_fence(Ordering::SeqCst);
+                } else {
+                    fence(Ordering::SeqCst);
+                }
+                Gate(Some(counter))
+            }
+            None => {
+                SLOW_FREES.fetch_add(1, Ordering::SeqCst);
+                Gate(None)
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn leave(self) {
+        match self.0 {
+            Some(counter) => counter.store(counter.load(Ordering::Relaxed) - 1, Ordering::Release),
+            None => {
+                SLOW_FREES.fetch_sub(1, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// The view's side of the handshake: after `PAUSED` changed, every thread
+/// has either seen it or shows its free in progress.
+fn barrier_all() {
+    if ASYMMETRIC.load(Ordering::Relaxed) && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) {
+        return;
+    }
+    fence(Ordering::SeqCst);
+}
+
+fn wait_frees_done() {
+    shard::wait_frees_done();
+    let mut spins = 0u32;
+    while SLOW_FREES.load(Ordering::SeqCst) != 0 {
+        spins = spins.wrapping_add(1);
+        if spins % 64 == 0 {
+            std::thread::yield_now();
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+/// Registers the process for private expedited membarriers; false where
+/// the kernel (or valgrind) does not offer them.
+fn register_membarrier() -> bool {
+    membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)
+}
+
+#[cfg(target_os = "linux")]
+fn membarrier(cmd: libc::c_int) -> bool {
+    // SAFETY: membarrier takes two integers and touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn membarrier(_cmd: libc::c_int) -> bool {
+    false
+}
