@@ -213,3 +213,53 @@ impl<T: fmt::Debug> fmt::Debug for OwnedMutexGuard<T> {
         fmt::Debug::fmt(&*self.inner, f)
     }
 }
+
+/// The value is traced when the mutex is free (locked for the moment with
+/// a non-waiting `try_lock` that records no holder); while a task holds it,
+/// the block holding the value is scanned conservatively instead, since the
+/// walker must never wait for the program's locks.
+impl<T: crate::Trace> crate::Trace for Mutex<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.shared(
+            Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
+        let cell = Arc::as_ptr(&self.inner) as *const u8;
+        tracer.shared(cell, std::any::type_name::<Mutex<T>>(), |t| {
+            match self.inner.try_lock() {
+                Ok(value) => value.trace(t),
+                Err(_) => t.opaque(cell, std::any::type_name::<Mutex<T>>()),
+            }
+        });
+    }
+}
+
+/// Reports the held resource: the walk names the task whose state holds
+/// this guard. The value is the mutex's to trace.
+impl<T> crate::Trace for MutexGuard<'_, T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+    }
+}
+
+/// Reports the held resource (the walk names the task whose state holds
+/// this guard, whichever task acquired it), and traces the value, which the
+/// guard co-owns.
+impl<T: crate::Trace> crate::Trace for OwnedMutexGuard<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+        tracer.shared(
+            Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
+        let mutex = tokio::sync::OwnedMutexGuard::mutex(&self.inner);
+        let value: &T = self;
+        tracer.shared(
+            Arc::as_ptr(mutex) as *const u8,
+            std::any::type_name::<Mutex<T>>(),
+            |t| value.trace(t),
+        );
+    }
+}

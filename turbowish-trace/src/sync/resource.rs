@@ -207,6 +207,11 @@ impl ResourceState {
         state
     }
 
+    /// The resource's process-unique id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The resource's name, or its creation location when it has none.
     pub(crate) fn name(&self) -> Cow<'_, str> {
         match &self.name {

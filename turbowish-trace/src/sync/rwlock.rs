@@ -198,3 +198,33 @@ impl<T> Drop for RwLockWriteGuard<'_, T> {
         self.state.release(self.slot);
     }
 }
+
+/// The value is traced when it can be read without waiting; while a
+/// writer holds the lock it is not traced (the walker never waits for the
+/// program's locks), and what it owns may show up as unattributed.
+impl<T: crate::Trace> crate::Trace for RwLock<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.shared(
+            std::sync::Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
+        if let Ok(value) = self.inner.try_read() {
+            value.trace(tracer);
+        }
+    }
+}
+
+/// Reports the held resource; the value is the lock's to trace.
+impl<T> crate::Trace for RwLockReadGuard<'_, T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+    }
+}
+
+/// Reports the held resource; the value is the lock's to trace.
+impl<T> crate::Trace for RwLockWriteGuard<'_, T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+    }
+}

@@ -219,3 +219,40 @@ impl Drop for OwnedSemaphorePermit {
         self.state.release(self.slot);
     }
 }
+
+/// Owns its record block and tokio's semaphore (shared with its owned
+/// permits).
+impl crate::Trace for Semaphore {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.shared(
+            Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
+        tracer.shared(
+            Arc::as_ptr(&self.inner) as *const u8,
+            "tokio::sync::Semaphore",
+            |_| {},
+        );
+    }
+}
+
+/// Reports the held resource.
+impl crate::Trace for SemaphorePermit<'_> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+    }
+}
+
+/// Reports the held resource (the walk names the task whose state holds
+/// the permit, whichever task acquired it).
+impl crate::Trace for OwnedSemaphorePermit {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+        tracer.shared(
+            Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
+    }
+}
