@@ -158,8 +158,8 @@ fn reject_container_attributes(input: &DeriveInput) -> Result<(), Error> {
 
 fn reject_attributes(attrs: &[syn::Attribute], what: &str) -> Result<(), Error> {
     match attrs.iter().find(|a| a.path().is_ident("trace")) {
-        Some(attr) => Err(Error::new(
-            attr.span(),
+        Some(attr) => Err(Error::new_spanned(
+            attr,
             format!("`#[trace(..)]` is not supported on {what}: put `#[trace(skip = \"reason\")]` on a field"),
         )),
         None => Ok(()),
