@@ -22,6 +22,9 @@
 //! * `owned_guard_is_located_in_the_task_holding_it`: an owned mutex guard
 //!   acquired by one party and moved into a second task's state is reported
 //!   held by the second task, with its path.
+//! * `owned_guard_in_opaque_task_state_is_found_by_its_mark`: the same with
+//!   both tasks' states opaque futures: the guard is found by the mark word
+//!   it carries.
 //! * `derived_trace_names_fields_and_skips`: generic struct and enum
 //!   derives, paths through fields, and a skipped field's block left
 //!   unattributed.
@@ -466,6 +469,80 @@ fn owned_guard_is_located_in_the_task_holding_it() {
     assert_eq!(report.tasks[1].retained, amount(8, 1));
     drop(second);
     drop(first);
+}
+
+/// A future that is pending on its first poll and ready on the next.
+fn yield_once() -> impl Future<Output = ()> {
+    let mut ready = false;
+    std::future::poll_fn(move |_| {
+        if ready {
+            std::task::Poll::Ready(())
+        } else {
+            ready = true;
+            std::task::Poll::Pending
+        }
+    })
+}
+
+#[test]
+fn owned_guard_in_opaque_task_state_is_found_by_its_mark() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ledger = Arc::new(turbowish_trace::sync::Mutex::new_named("ledger", 0u64));
+    let spare = Arc::new(turbowish_trace::sync::Mutex::new_named("spare", 0u64));
+    let mut first = record(1, || {
+        let ledger = Arc::clone(&ledger);
+        Box::pin(async move {
+            yield_once().await;
+            *ledger.lock().await += 1;
+        })
+    });
+    // Acquired here (outside both tasks), then moved into the second
+    // task's future, which holds it across an `.await`.
+    let guard = runtime.block_on(ledger.lock_owned());
+    // A guard moved into the second task and dropped there: stale copies
+    // of its bytes may linger in the future, but its resource is no longer
+    // held, so they are not reported.
+    let dropped = runtime.block_on(spare.lock_owned());
+    let mut second = record(2, || {
+        Box::pin(async move {
+            let mut guard = guard;
+            drop(dropped);
+            yield_once().await;
+            *guard += 1;
+        })
+    });
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    record(2, || assert!(second.as_mut().poll(&mut cx).is_pending()));
+    record(1, || assert!(first.as_mut().poll(&mut cx).is_pending()));
+    let index = index();
+    let report = walk_with(
+        &index,
+        &[
+            WalkRoot::task_cell(1, "first", &*first as *const _ as usize, 0),
+            WalkRoot::task_cell(2, "second", &*second as *const _ as usize, 0),
+        ],
+    );
+    assert_eq!(report.guards.len(), 1, "{:?}", report.guards);
+    let found = &report.guards[0];
+    assert_eq!(found.resource_name, "ledger");
+    assert_eq!(
+        found.holder,
+        Holder::Task {
+            id: 2,
+            name: "second".into()
+        }
+    );
+    assert_eq!(found.path, "second › (opaque state)");
+    // Let both finish: the guard is released, then the first task locks.
+    record(2, || assert!(second.as_mut().poll(&mut cx).is_ready()));
+    record(1, || assert!(first.as_mut().poll(&mut cx).is_ready()));
+    // Forget what those polls recorded, for the next test.
+    drop(index);
+    let _ = crate::index();
 }
 
 #[derive(Trace)]

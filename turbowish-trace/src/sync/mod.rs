@@ -16,6 +16,7 @@ mod rwlock;
 mod semaphore;
 
 pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
+pub(crate) use resource::{held_records, marked_record};
 pub use resource::{resources, Access, Party, ResourceInfo, ResourceKind, TaskRef};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};

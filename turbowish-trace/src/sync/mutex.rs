@@ -8,7 +8,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::acquire_recorded;
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
+use super::resource::{Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
 /// waiters (task, frame path, location, since when) appear in
@@ -107,6 +107,7 @@ impl<T> Mutex<T> {
                 .hold(Record::now(location, Access::Exclusive, true));
             OwnedMutexGuard {
                 inner,
+                _mark: GuardMark::new(&this.state),
                 state: Arc::clone(&this.state),
                 slot,
             }
@@ -185,6 +186,8 @@ impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 /// Owned guard of a [`Mutex`] (see [`Mutex::lock_owned`]).
 pub struct OwnedMutexGuard<T> {
     inner: tokio::sync::OwnedMutexGuard<T>,
+    /// Lets the heap walker find the guard in a task's opaque state.
+    _mark: GuardMark,
     state: Arc<ResourceState>,
     slot: HolderSlot,
 }

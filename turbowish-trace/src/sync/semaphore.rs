@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::acquire_recorded;
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
+use super::resource::{Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// A counting semaphore with the API of `tokio::sync::Semaphore`, whose
 /// permit holders and waiters appear in [`crate::resources`].
@@ -171,6 +171,7 @@ impl Semaphore {
             let slot = state.hold(Record::now(location, Access::Permits(n), true));
             Ok(OwnedSemaphorePermit {
                 inner: permit,
+                _mark: GuardMark::new(&state),
                 state,
                 slot,
             })
@@ -203,6 +204,8 @@ impl Drop for SemaphorePermit<'_> {
 #[derive(Debug)]
 pub struct OwnedSemaphorePermit {
     inner: tokio::sync::OwnedSemaphorePermit,
+    /// Lets the heap walker find the permit in a task's opaque state.
+    _mark: GuardMark,
     state: Arc<ResourceState>,
     slot: HolderSlot,
 }

@@ -150,18 +150,34 @@ pub(super) fn attribute(graph: &Graph<'_>, kinds: &[&RootKind]) -> WalkReport {
             .then_with(|| a.holder.cmp(&b.holder))
     });
 
-    report.guards = graph
-        .guards
-        .iter()
-        .filter_map(|g| {
-            Some(GuardLocation {
-                resource_id: g.resource_id,
-                resource_name: g.resource_name.clone(),
-                holder: holder(g.position)?,
-                path: g.path.clone(),
-            })
-        })
-        .collect();
+    for g in &graph.guards {
+        let Some(holder) = holder(g.position) else {
+            continue;
+        };
+        if report
+            .guards
+            .iter()
+            .any(|seen| seen.resource_id == g.resource_id && seen.holder == holder)
+        {
+            // Found twice (traced and by its mark): one guard.
+            continue;
+        }
+        let path = match &g.path {
+            Some(path) => path.clone(),
+            None => match &holder {
+                Holder::Task { name, .. } | Holder::Root { name } => {
+                    format!("{name} › (opaque state)")
+                }
+                Holder::Shared => "(opaque state shared by several roots)".to_owned(),
+            },
+        };
+        report.guards.push(GuardLocation {
+            resource_id: g.resource_id,
+            resource_name: g.resource_name.clone(),
+            holder,
+            path,
+        });
+    }
     report
 }
 

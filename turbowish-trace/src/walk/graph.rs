@@ -46,7 +46,9 @@ pub(super) struct FoundGuard {
     pub(super) resource_id: u64,
     pub(super) resource_name: String,
     pub(super) position: Position,
-    pub(super) path: String,
+    /// Field path from the root; `None` for a guard found by its mark in
+    /// scanned memory.
+    pub(super) path: Option<String>,
 }
 
 /// The graph under construction; the [`Sink`] every `Tracer` of a walk
@@ -71,6 +73,9 @@ pub(super) struct Graph<'i> {
     root_name: String,
     path: Vec<&'static str>,
     queue: Vec<u32>,
+    /// Resources held now, by record address: what guard marks found by
+    /// the scanner may name.
+    held: HashMap<usize, (u64, String)>,
     pub(super) blocks_scanned: u64,
     pub(super) bytes_scanned: u64,
     pub(super) blocks_traced: u64,
@@ -78,7 +83,11 @@ pub(super) struct Graph<'i> {
 }
 
 impl<'i> Graph<'i> {
-    pub(super) fn new(index: &'i BlockIndex, roots: usize) -> Graph<'i> {
+    pub(super) fn new(
+        index: &'i BlockIndex,
+        roots: usize,
+        held: HashMap<usize, (u64, String)>,
+    ) -> Graph<'i> {
         Graph {
             index,
             nodes: vec![
@@ -101,6 +110,7 @@ impl<'i> Graph<'i> {
             root_name: String::new(),
             path: Vec::new(),
             queue: Vec::new(),
+            held,
             blocks_scanned: 0,
             bytes_scanned: 0,
             blocks_traced: 0,
@@ -129,6 +139,7 @@ impl<'i> Graph<'i> {
     /// those scans find, until none is left.
     pub(super) fn drain(&mut self) {
         let index = self.index;
+        let held = std::mem::take(&mut self.held);
         while let Some(i) = self.queue.pop() {
             let node = &mut self.nodes[i as usize];
             if node.scan != SCAN_QUEUED {
@@ -145,10 +156,20 @@ impl<'i> Graph<'i> {
                 scan::words(block.start, block.size, |word| {
                     if let Some(j) = index.index_of(word) {
                         self.conservative_edge(Position::Block(i), j as u32);
+                    } else if let Some(record) = crate::sync::marked_record(word) {
+                        if let Some((id, name)) = held.get(&record) {
+                            self.guards.push(FoundGuard {
+                                resource_id: *id,
+                                resource_name: name.clone(),
+                                position: Position::Block(i),
+                                path: None,
+                            });
+                        }
                     }
                 });
             }
         }
+        self.held = held;
     }
 
     /// A conservative edge from `from` to block `to`: queues `to` for a
@@ -284,7 +305,7 @@ impl Sink for Graph<'_> {
             resource_id,
             resource_name: resource_name.to_owned(),
             position: self.position,
-            path,
+            path: Some(path),
         });
     }
 

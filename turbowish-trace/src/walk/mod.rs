@@ -145,7 +145,7 @@ pub fn walk() -> Option<WalkReport> {
 /// ```
 pub fn walk_with(index: &BlockIndex, roots: &[WalkRoot<'_>]) -> WalkReport {
     let started = Instant::now();
-    let mut graph = Graph::new(index, roots.len());
+    let mut graph = Graph::new(index, roots.len(), crate::sync::held_records());
     // Precise roots first: a block they name gets its type even when a
     // conservative scan would also reach it.
     let order = roots
