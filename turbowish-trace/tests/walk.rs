@@ -13,6 +13,8 @@
 //!   std does not expose, is found and retained; its entries' strings too.
 //! * `btree_map_nodes_are_reached`: every node of a multi-level `BTreeMap`
 //!   and every value's block is retained by its root.
+//! * `std_containers_are_traced_completely`: a derived struct holding every
+//!   other std container `Trace` covers retains every block it owns.
 //! * `arc_shared_by_two_tasks_is_shared_not_retained`.
 //! * `conservative_scan_follows_interior_pointers`: an opaque task cell
 //!   whose words point to the start of one block and inside another.
@@ -283,6 +285,68 @@ fn btree_map_nodes_are_reached() {
     assert!(report.unattributed.is_empty());
     let values = census(&report, std::any::type_name::<Vec<u8>>());
     assert_eq!((values[0].objects, values[0].bytes), (200, 600));
+}
+
+#[derive(Trace)]
+struct Everything {
+    deque: std::collections::VecDeque<String>,
+    set: std::collections::HashSet<String>,
+    tree_set: std::collections::BTreeSet<u64>,
+    rc: std::rc::Rc<Vec<u8>>,
+    rc_again: std::rc::Rc<Vec<u8>>,
+    owned: std::borrow::Cow<'static, str>,
+    borrowed: std::borrow::Cow<'static, str>,
+    text: Box<str>,
+    slice: Box<[Box<u16>]>,
+    maybe: Option<Box<u8>>,
+    outcome: Result<String, Box<u32>>,
+    pair: (String, [Box<u8>; 2]),
+    label: &'static str,
+}
+
+#[test]
+fn std_containers_are_traced_completely() {
+    let _serial = serial();
+    let everything = record(1, || {
+        let mut deque = std::collections::VecDeque::with_capacity(4);
+        // Wrapped around: the second slice starts the buffer.
+        for s in ["a", "b", "c"] {
+            deque.push_back(s.to_string());
+        }
+        deque.pop_front();
+        deque.push_back("d".to_string());
+        deque.push_back("e".to_string());
+        let rc = std::rc::Rc::new(vec![1u8; 5]);
+        Everything {
+            deque,
+            set: ["x", "y"].iter().map(|s| s.to_string()).collect(),
+            tree_set: (0..100).collect(),
+            rc_again: std::rc::Rc::clone(&rc),
+            rc,
+            owned: std::borrow::Cow::Owned("owned".into()),
+            borrowed: std::borrow::Cow::Borrowed("borrowed"),
+            text: "boxed".into(),
+            slice: vec![Box::new(1u16), Box::new(2)].into_boxed_slice(),
+            maybe: Some(Box::new(1)),
+            outcome: Err(Box::new(2)),
+            pair: ("p".into(), [Box::new(3), Box::new(4)]),
+            label: "static",
+        }
+    });
+    let index = index();
+    let total: usize = index.blocks().iter().map(|b| b.size).sum();
+    let report = walk_with(&index, &[WalkRoot::named("everything", &everything)]);
+    assert!(report.unattributed.is_empty(), "{:?}", report.unattributed);
+    assert_eq!(report.roots[0].retained, amount(total, index.len() as u64));
+    assert_eq!(report.roots[0].unlocated_bytes, 0);
+    // Only the B-tree's nodes are scanned; the rest is traced.
+    let rc = census(&report, std::any::type_name::<std::rc::Rc<Vec<u8>>>());
+    assert_eq!(rc[0].objects, 1);
+    let deque = census(
+        &report,
+        std::any::type_name::<std::collections::VecDeque<String>>(),
+    );
+    assert_eq!((deque[0].bytes, deque[0].slack), (4 * 24, 0));
 }
 
 #[derive(Trace)]

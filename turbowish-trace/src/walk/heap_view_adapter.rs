@@ -20,7 +20,11 @@ pub(super) fn with_index<R>(f: impl FnOnce(&BlockIndex) -> R) -> Option<R> {
     let blocks = view
         .blocks()
         .iter()
-        .map(|b| Block { start: b.start, size: b.size, owner: b.owner })
+        .map(|b| Block {
+            start: b.start,
+            size: b.size,
+            owner: b.owner,
+        })
         .collect();
     // SAFETY: the view lists live blocks and defers every free until it is
     // dropped, after `f` returns: the blocks stay allocated while the index
