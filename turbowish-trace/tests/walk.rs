@@ -18,6 +18,9 @@
 //! * `arc_shared_by_two_tasks_is_shared_not_retained`.
 //! * `conservative_scan_follows_interior_pointers`: an opaque task cell
 //!   whose words point to the start of one block and inside another.
+//! * `reaching_another_root_or_turbowish_is_not_owning_it`: a task's state
+//!   pointing at another task's cell and at a TurboWish bookkeeping block
+//!   retains and shares neither.
 //! * `async_block_state_is_scanned_across_await`: a real future's state,
 //!   suspended at an `.await`, holding a `Vec<String>`.
 //! * `leaked_box_is_unattributed_with_its_allocator`.
@@ -141,6 +144,9 @@ unsafe impl GlobalAlloc for Recording {
     }
 }
 
+/// The `record` owner id for `Owner::Internal`.
+const INTERNAL: usize = usize::MAX;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -181,6 +187,7 @@ fn index() -> BlockIndex {
             size,
             owner: match owner {
                 1 => Owner::Untracked,
+                INTERNAL => Owner::Internal,
                 id => Owner::Task(id as u64),
             },
         })
@@ -416,6 +423,37 @@ fn conservative_scan_follows_interior_pointers() {
     assert_eq!(report.stats.blocks_scanned, 3);
     assert_eq!(report.stats.bytes_scanned, 24 + 64 + 48);
     drop((first, second));
+}
+
+#[test]
+fn reaching_another_root_or_turbowish_is_not_owning_it() {
+    let _serial = serial();
+    let (waker_like, other_cell, bookkeeping) = record(1, || {
+        let other_cell = Box::new([0usize; 4]);
+        let bookkeeping = record(INTERNAL, || Box::new([0usize; 2]));
+        // Task 1's state points at task 2's cell (as a waker would) and at
+        // a TurboWish bookkeeping block.
+        let waker_like = Box::new([
+            &*other_cell as *const _ as usize,
+            &*bookkeeping as *const _ as usize,
+        ]);
+        (waker_like, other_cell, bookkeeping)
+    });
+    let index = index();
+    let report = walk_with(
+        &index,
+        &[
+            WalkRoot::task_cell(1, "one", &*waker_like as *const _ as usize, 16),
+            WalkRoot::task_cell(2, "two", &*other_cell as *const _ as usize, 32),
+        ],
+    );
+    assert_eq!(report.tasks[0].retained, amount(16, 1));
+    assert_eq!(report.tasks[0].shared, Amount::default());
+    assert_eq!(report.tasks[1].retained, amount(32, 1));
+    assert_eq!(report.unattributed.len(), 1);
+    assert_eq!(report.unattributed[0].owner, Owner::Internal);
+    assert_eq!(report.unattributed[0].amount, amount(16, 1));
+    drop(bookkeeping);
 }
 
 #[test]

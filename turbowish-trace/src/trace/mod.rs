@@ -146,7 +146,6 @@ impl<'w> Tracer<'w> {
     /// With `scan_too`, the block is also scanned conservatively after
     /// `contents` ran, to find the blocks it links to that no `Trace` impl
     /// can name (a B-tree's inner nodes).
-    #[allow(clippy::too_many_arguments)]
     pub fn owned_in<H: ?Sized>(
         &mut self,
         holder: &H,

@@ -24,15 +24,39 @@ const MULTI: u32 = u32::MAX - 1;
 
 /// Builds the report from a discovered graph; `kinds` are the roots, in
 /// the order their edges were recorded.
-pub(super) fn attribute(graph: &Graph<'_>, kinds: &[&RootKind]) -> WalkReport {
+pub(super) fn attribute(
+    graph: &Graph<'_>,
+    kinds: &[&RootKind],
+    anchors: &[Option<u32>],
+) -> WalkReport {
     let blocks = graph.index.blocks();
+    // Blocks a traversal does not enter: a root's own cell or anchor block
+    // is entered only from that root (a task whose state holds a waker or a
+    // reference to another root's value does not own that root's state),
+    // and TurboWish's bookkeeping (the task registry reached through a
+    // task's header) is no root's.
+    let mut barrier: Vec<u32> = blocks
+        .iter()
+        .map(|b| {
+            if b.owner == Owner::Internal {
+                MULTI
+            } else {
+                NONE
+            }
+        })
+        .collect();
+    for (r, anchor) in anchors.iter().enumerate() {
+        if let Some(i) = anchor {
+            barrier[*i as usize] = r as u32;
+        }
+    }
     let mut owner = vec![NONE; blocks.len()];
     let mut seen = vec![0u32; blocks.len()];
     let mut stack = Vec::new();
     let roots = kinds.len() as u32;
 
     for r in 0..roots {
-        traverse(graph, r, r + 1, &mut seen, &mut stack, |i| {
+        traverse(graph, r, r + 1, &barrier, &mut seen, &mut stack, |i| {
             let o = &mut owner[i as usize];
             *o = match *o {
                 NONE => r,
@@ -53,17 +77,25 @@ pub(super) fn attribute(graph: &Graph<'_>, kinds: &[&RootKind]) -> WalkReport {
     }
     for r in 0..roots {
         let (own, shared, unlocated) = &mut retained[r as usize];
-        traverse(graph, r, roots + r + 1, &mut seen, &mut stack, |i| {
-            let size = blocks[i as usize].size;
-            if owner[i as usize] == MULTI {
-                shared.add(size);
-            } else {
-                own.add(size);
-            }
-            if let Some(bytes) = unlocated_under.get(&i) {
-                *unlocated += bytes;
-            }
-        });
+        traverse(
+            graph,
+            r,
+            roots + r + 1,
+            &barrier,
+            &mut seen,
+            &mut stack,
+            |i| {
+                let size = blocks[i as usize].size;
+                if owner[i as usize] == MULTI {
+                    shared.add(size);
+                } else {
+                    own.add(size);
+                }
+                if let Some(bytes) = unlocated_under.get(&i) {
+                    *unlocated += bytes;
+                }
+            },
+        );
     }
 
     let holder = |position: Position| -> Option<Holder> {
@@ -182,11 +214,13 @@ pub(super) fn attribute(graph: &Graph<'_>, kinds: &[&RootKind]) -> WalkReport {
 }
 
 /// Depth-first traversal of everything root `r` reaches, calling `visit`
-/// once per block; `epoch` marks this traversal in `seen`.
+/// once per block; `epoch` marks this traversal in `seen`. Blocks whose
+/// `barrier` is neither `NONE` nor `r` are not entered.
 fn traverse(
     graph: &Graph<'_>,
     r: u32,
     epoch: u32,
+    barrier: &[u32],
     seen: &mut [u32],
     stack: &mut Vec<u32>,
     mut visit: impl FnMut(u32),
@@ -194,7 +228,7 @@ fn traverse(
     stack.clear();
     stack.extend_from_slice(&graph.root_edges[r as usize]);
     while let Some(i) = stack.pop() {
-        if seen[i as usize] == epoch {
+        if seen[i as usize] == epoch || (barrier[i as usize] != NONE && barrier[i as usize] != r) {
             continue;
         }
         seen[i as usize] = epoch;

@@ -62,6 +62,14 @@
 //! * **Missed edges**: a pointer stored encoded (tagged, compressed, XORed,
 //!   or as an offset) is not recognised, and what it points to shows up as
 //!   unattributed.
+//! * **Reaching is not owning**: a waker or a runtime handle in a task's
+//!   state leads to the runtime's structures, which then count as the
+//!   task's (or as shared, when several tasks reach them). Two barriers
+//!   limit this: a root's own cell (or the block its value sits in) is
+//!   entered only from that root, so a task holding another task's waker
+//!   does not take over its state; and blocks TurboWish allocated for
+//!   itself (`Owner::Internal`, such as the task registry) are entered by
+//!   no root.
 //! * Precise tracing trusts the impls: a `#[trace(skip = "...")]` field's
 //!   memory is not followed, and a `std::sync::Mutex` locked during the walk
 //!   is not traced (the walker never blocks).
@@ -158,11 +166,14 @@ pub fn walk_with(index: &BlockIndex, roots: &[WalkRoot<'_>]) -> WalkReport {
                 .enumerate()
                 .filter(|(_, r)| matches!(r.entry, Entry::Cell { .. })),
         );
+    // The block each root's state sits in, if it is a heap block.
+    let mut anchors: Vec<Option<u32>> = vec![None; roots.len()];
     for (i, root) in order {
         graph.start_root(i as u32, root.kind.name());
         match root.entry {
             Entry::Cell { addr, .. } => {
                 if let Some(block) = index.index_of(addr) {
+                    anchors[i] = Some(block as u32);
                     graph.conservative_edge(crate::trace::Position::Root(i as u32), block as u32);
                 }
             }
@@ -172,6 +183,7 @@ pub fn walk_with(index: &BlockIndex, roots: &[WalkRoot<'_>]) -> WalkReport {
                 size,
                 type_name,
             } => {
+                anchors[i] = index.index_of(addr).map(|b| b as u32);
                 let mut tracer = Tracer::new(&mut graph);
                 // The value itself may sit in a heap block (a leaked box):
                 // that block is the root's too.
@@ -181,7 +193,7 @@ pub fn walk_with(index: &BlockIndex, roots: &[WalkRoot<'_>]) -> WalkReport {
     }
     graph.drain();
     let kinds: Vec<&RootKind> = roots.iter().map(|r| &r.kind).collect();
-    let mut report = attribute::attribute(&graph, &kinds);
+    let mut report = attribute::attribute(&graph, &kinds, &anchors);
     report.stats = WalkStats {
         live_blocks: index.len() as u64,
         blocks_scanned: graph.blocks_scanned,
