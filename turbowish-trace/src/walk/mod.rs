@@ -214,8 +214,9 @@ pub struct WalkRoot<'a> {
 
 impl<'a> WalkRoot<'a> {
     /// A task whose state is opaque: its root cell at `addr` (`size`
-    /// bytes, the task's future) is scanned conservatively. Only the bytes
-    /// of the index's block containing `addr` are read.
+    /// bytes, the task's future) is scanned conservatively. What is read is
+    /// the whole block of the index containing `addr` (nothing if there is
+    /// none); `size` only documents the root in `Debug` output.
     pub fn task_cell(id: u64, name: impl Into<String>, addr: usize, size: usize) -> WalkRoot<'a> {
         WalkRoot {
             kind: RootKind::Task {
