@@ -23,6 +23,8 @@
 //!   retains and shares neither.
 //! * `async_block_state_is_scanned_across_await`: a real future's state,
 //!   suspended at an `.await`, holding a `Vec<String>`.
+//! * `opaque_blocks_reported_by_trace_are_scanned`: a hand-written impl
+//!   hands an erased `Box<dyn Any>` to the scanner.
 //! * `leaked_box_is_unattributed_with_its_allocator`.
 //! * `owned_guard_is_located_in_the_task_holding_it`: an owned mutex guard
 //!   acquired by one party and moved into a second task's state is reported
@@ -491,6 +493,41 @@ fn async_block_state_is_scanned_across_await() {
     let report = walk_with(&index, &[WalkRoot::task_cell(3, "names", cell.0, cell.1)]);
     assert_eq!(report.tasks[0].retained, amount(cell.1 + 2 * 24 + 3 + 5, 4));
     assert!(report.unattributed.is_empty());
+}
+
+/// A hand-written impl mixing both paths: an erased value no `Trace` impl
+/// can describe is handed to the scanner.
+struct Erased {
+    name: String,
+    value: Box<dyn std::any::Any>,
+}
+
+impl Trace for Erased {
+    fn trace(&self, tracer: &mut turbowish_trace::Tracer<'_>) {
+        tracer.field("name", &self.name);
+        let ptr = &*self.value as *const dyn std::any::Any as *const u8;
+        tracer.opaque(ptr, "Box<dyn Any>");
+    }
+}
+
+#[test]
+fn opaque_blocks_reported_by_trace_are_scanned() {
+    let _serial = serial();
+    let erased = record(1, || Erased {
+        name: "erased".into(),
+        value: Box::new(vec![0u64; 4]),
+    });
+    let index = index();
+    let report = walk_with(&index, &[WalkRoot::named("erased", &erased)]);
+    // The name, the box (a Vec header), and the vector's buffer it points to.
+    assert_eq!(report.roots[0].retained, amount(6 + 24 + 32, 3));
+    assert_eq!(report.stats.blocks_traced, 1);
+    assert_eq!(report.stats.blocks_scanned, 2);
+    let boxes = census(&report, "Box<dyn Any>");
+    assert_eq!(
+        (boxes[0].objects, boxes[0].bytes, boxes[0].slack),
+        (1, 24, 0)
+    );
 }
 
 #[test]

@@ -130,3 +130,54 @@ impl BlockIndex {
         self.index_of(addr).map(|i| &self.blocks[i])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(start: usize, size: usize) -> Block {
+        Block {
+            start,
+            size,
+            owner: Owner::Untracked,
+        }
+    }
+
+    /// Only `index_of`/`find` are exercised: nothing here reads memory.
+    fn index(blocks: Vec<Block>) -> Result<BlockIndex, IndexError> {
+        // SAFETY: these tests never walk the index, so the fake addresses
+        // are never read.
+        unsafe { BlockIndex::new(blocks) }
+    }
+
+    #[test]
+    fn finds_starts_and_interior_addresses_only() {
+        let index = index(vec![block(0x2000, 16), block(0x1000, 32), block(0x3000, 0)]).unwrap();
+        assert_eq!(index.blocks()[0].start, 0x1000);
+        assert_eq!(index.index_of(0x1000), Some(0));
+        assert_eq!(index.index_of(0x101f), Some(0));
+        // One past the end belongs to no block.
+        assert_eq!(index.index_of(0x1020), None);
+        assert_eq!(index.index_of(0x0fff), None);
+        assert_eq!(index.find(0x2008).map(|b| b.size), Some(16));
+        // A zero-sized block contains nothing.
+        assert_eq!(index.index_of(0x3000), None);
+        assert_eq!(index.index_of(usize::MAX), None);
+    }
+
+    #[test]
+    fn rejects_overlaps_and_wrapping_blocks() {
+        assert_eq!(
+            index(vec![block(0x1000, 32), block(0x1010, 8)]).unwrap_err(),
+            IndexError::Overlap {
+                first: block(0x1000, 32),
+                second: block(0x1010, 8)
+            }
+        );
+        assert_eq!(
+            index(vec![block(usize::MAX - 4, 8)]).unwrap_err(),
+            IndexError::OutOfRange(block(usize::MAX - 4, 8))
+        );
+        assert!(index(Vec::new()).unwrap().is_empty());
+    }
+}
