@@ -25,6 +25,8 @@
 //!   suspended at an `.await`, holding a `Vec<String>`.
 //! * `opaque_blocks_reported_by_trace_are_scanned`: a hand-written impl
 //!   hands an erased `Box<dyn Any>` to the scanner.
+//! * `buffered_messages_are_reached_through_a_channel_end`: a channel end in
+//!   a derived struct is scanned conservatively, reaching the messages.
 //! * `leaked_box_is_unattributed_with_its_allocator`.
 //! * `owned_guard_is_located_in_the_task_holding_it`: an owned mutex guard
 //!   acquired by one party and moved into a second task's state is reported
@@ -528,6 +530,37 @@ fn opaque_blocks_reported_by_trace_are_scanned() {
         (boxes[0].objects, boxes[0].bytes, boxes[0].slack),
         (1, 24, 0)
     );
+}
+
+#[derive(Trace)]
+struct Inbox {
+    rx: turbowish_trace::sync::mpsc::Receiver<String>,
+}
+
+#[test]
+fn buffered_messages_are_reached_through_a_channel_end() {
+    let _serial = serial();
+    // The messages under owner 7; the channel's own blocks under owner 1.
+    let messages = record(7, || vec![String::from("hello"), String::from("world")]);
+    let (tx, inbox) = record(1, || {
+        let (tx, rx) = turbowish_trace::sync::mpsc::channel(8);
+        for message in messages {
+            tx.try_send(message).unwrap();
+        }
+        (tx, Inbox { rx })
+    });
+    let index = index();
+    let report = walk_with(&index, &[WalkRoot::named("inbox", &inbox)]);
+    assert!(
+        !report
+            .unattributed
+            .iter()
+            .any(|u| u.owner == Owner::Task(7)),
+        "{:?}",
+        report.unattributed
+    );
+    assert!(report.roots[0].retained.bytes >= 10);
+    drop(tx);
 }
 
 #[test]

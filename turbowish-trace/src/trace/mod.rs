@@ -2,6 +2,7 @@
 //! heap blocks it owns, and the [`Tracer`] it reports to.
 
 mod std_impls;
+mod tokio_impls;
 
 use std::mem::size_of_val;
 
@@ -136,6 +137,15 @@ impl<'w> Tracer<'w> {
         self.sink.opaque(ptr as usize, type_name);
     }
 
+    /// Scans the inline bytes of `value` conservatively: every word that
+    /// points into a live block is an edge, and the blocks found are
+    /// scanned too. For fields of types without a `Trace` impl whose
+    /// pointers are private (a third-party handle, a channel end).
+    pub fn conservative<T: ?Sized>(&mut self, value: &T) {
+        let start = value as *const T as *const u8 as usize;
+        self.sink.scan_inline(start, size_of_val(value));
+    }
+
     /// Reports a heap block the value owns but whose address it does not
     /// expose (a `HashMap`'s table, a `BTreeMap`'s root node): the walker
     /// looks for it among the words of `holder` itself, taking the block
@@ -204,6 +214,9 @@ pub(crate) trait Sink {
     /// A block one of the words in `[start, start + len)` points into,
     /// closest in size to `estimated`.
     fn locate(&mut self, start: usize, len: usize, estimated: usize) -> Option<usize>;
+    /// Conservative edges from the current position to the blocks the
+    /// words in `[start, start + len)` point into.
+    fn scan_inline(&mut self, start: usize, len: usize);
     fn unlocated(&mut self, type_name: &'static str, estimated: usize, used: usize);
     fn guard(&mut self, resource_id: u64, resource_name: &str);
     fn push_path(&mut self, segment: &'static str);

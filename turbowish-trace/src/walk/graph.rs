@@ -285,6 +285,20 @@ impl Sink for Graph<'_> {
         best.map(|(start, _)| start)
     }
 
+    fn scan_inline(&mut self, start: usize, len: usize) {
+        let index = self.index;
+        let from = self.position;
+        // SAFETY: `[start, start + len)` is a value a `Trace` impl holds a
+        // reference to (see `Tracer::conservative`), so it is readable.
+        unsafe {
+            scan::words(start, len, |word| {
+                if let Some(j) = index.index_of(word) {
+                    self.conservative_edge(from, j as u32);
+                }
+            });
+        }
+    }
+
     fn unlocated(&mut self, type_name: &'static str, estimated: usize, used: usize) {
         let type_id = self.type_id(type_name);
         self.unlocated.push(Unlocated {
