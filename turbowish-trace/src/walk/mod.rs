@@ -45,6 +45,11 @@
 //!   integer that does or does not fall inside a live block. The walk is a
 //!   snapshot of a running program, like any sampling profiler's.
 //!
+//! * **Typed access only through real references.** `Trace` impls run on
+//!   the value of a typed root (a `&'static T: Sync` for [`crate::root`]) and
+//!   on what it owns, through the references Rust gives them; the walker
+//!   never turns a scanned address into a typed reference.
+//!
 //! Formally, reading uninitialised bytes (spare capacity, padding) as an
 //! integer is outside what the Rust abstract machine defines; conservative
 //! collectors (Boehm's, for one) rely on the same machine-level behaviour.
@@ -70,6 +75,12 @@
 //!   does not take over its state; and blocks TurboWish allocated for
 //!   itself (`Owner::Internal`, such as the task registry) are entered by
 //!   no root.
+//! * **Guards in opaque state** are recognised by the mark word owned guards
+//!   and permits carry (their resource's record address XORed with a
+//!   constant whose top 16 bits no user-space address has), and only for
+//!   resources held at the time of the walk. A stale copy of a guard left
+//!   behind by a move still carries its mark, so a guard can be reported in
+//!   the task it moved from as well as in the one holding it.
 //! * Precise tracing trusts the impls: a `#[trace(skip = "...")]` field's
 //!   memory is not followed, and a `std::sync::Mutex` locked during the walk
 //!   is not traced (the walker never blocks).
