@@ -4,6 +4,12 @@
 // `walk` branch; verified passing (and clippy-clean) on a local merge of
 // `walk` with `alloc` at 6431fc0.
 
+// MERGE: move to turbowish-trace/tests/ once turbowish-alloc has heap-walk mode
+// (`heap_view`, `TurboWish::heap_walk`), together with replacing
+// src/walk/heap_view.rs by src/walk/heap_view_adapter.rs. Not compiled on the
+// `walk` branch; verified passing (and clippy-clean) on a local merge of
+// `walk` with `alloc` at 6431fc0.
+
 //! `walk()` end to end, with the allocator in heap-walk mode: task roots
 //! come from the registry, blocks from the allocator's heap view.
 //!
@@ -13,6 +19,9 @@
 //! * `leaked_box_is_unattributed_with_its_task`: a box leaked by a task is
 //!   reachable from no root and is grouped under the task that allocated it.
 //! * `named_root_retains_its_value`: a registered `static` root.
+//! * `owned_guard_moved_into_a_task_is_held_by_it`: a guard acquired by one
+//!   task and moved into a second is reported held by the second (while
+//!   the resource records still name the first).
 //! * `walk_survives_concurrent_churn`: walks while two threads allocate and
 //!   free hard: no crash, frees deferred, and the walked task's figures
 //!   stay within its data plus what its waker reaches of the runtime.
@@ -125,6 +134,46 @@ fn named_root_retains_its_value() {
         }
     );
     assert_eq!(census.objects, 2);
+}
+
+#[test]
+fn owned_guard_moved_into_a_task_is_held_by_it() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ledger = Arc::new(turbowish_trace::sync::Mutex::new_named("ledger", 0u64));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let ledger = Arc::clone(&ledger);
+            turbowish_trace::spawn("first", async move {
+                let guard = ledger.lock_owned().await;
+                turbowish_trace::spawn("second", async move {
+                    let mut guard = guard;
+                    let _ = rx.await;
+                    *guard += 1;
+                })
+            })
+        };
+        let second = first.await.unwrap();
+        tokio::task::yield_now().await;
+        let report = turbowish_trace::walk().expect("heap-walk mode");
+        let held: Vec<_> = report
+            .guards
+            .iter()
+            .filter(|g| g.resource_name == "ledger")
+            .collect();
+        assert_eq!(held.len(), 1, "{:?}", report.guards);
+        assert!(
+            matches!(&held[0].holder, Holder::Task { name, .. } if name == "second"),
+            "{:?}",
+            held[0]
+        );
+        tx.send(()).unwrap();
+        second.await.unwrap();
+        assert_eq!(*ledger.lock().await, 1);
+    });
 }
 
 #[test]
