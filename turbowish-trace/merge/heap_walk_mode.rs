@@ -4,12 +4,6 @@
 // `walk` branch; verified passing (and clippy-clean) on a local merge of
 // `walk` with `alloc` at 6431fc0.
 
-// MERGE: move to turbowish-trace/tests/ once turbowish-alloc has heap-walk mode
-// (`heap_view`, `TurboWish::heap_walk`), together with replacing
-// src/walk/heap_view.rs by src/walk/heap_view_adapter.rs. Not compiled on the
-// `walk` branch; verified passing (and clippy-clean) on a local merge of
-// `walk` with `alloc` at 6431fc0.
-
 //! `walk()` end to end, with the allocator in heap-walk mode: task roots
 //! come from the registry, blocks from the allocator's heap view.
 //!
@@ -149,14 +143,15 @@ fn owned_guard_moved_into_a_task_is_held_by_it() {
             let ledger = Arc::clone(&ledger);
             turbowish_trace::spawn("first", async move {
                 let guard = ledger.lock_owned().await;
-                turbowish_trace::spawn("second", async move {
+                // Returned in an `Option`, not awaited by this task.
+                Some(turbowish_trace::spawn("second", async move {
                     let mut guard = guard;
                     let _ = rx.await;
                     *guard += 1;
-                })
+                }))
             })
         };
-        let second = first.await.unwrap();
+        let second = first.await.unwrap().unwrap();
         tokio::task::yield_now().await;
         let report = turbowish_trace::walk().expect("heap-walk mode");
         let held: Vec<_> = report
