@@ -22,18 +22,18 @@ fn bench_walk(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = rt.block_on(async {
-        let handle = turbowish::trace::spawn("holder", async move {
-            let cells: Vec<Box<[u64; 8]>> = (0..BLOCKS as u64)
-                .map(|i| Box::new([i.wrapping_mul(0x9E37_79B9_7F4A_7C15); 8]))
-                .collect();
-            let _ = rx.await;
-            cells.len()
-        });
+    let _runtime = rt.enter();
+    let handle = turbowish::trace::spawn("holder", async move {
+        let cells: Vec<Box<[u64; 8]>> = (0..BLOCKS as u64)
+            .map(|i| Box::new([i.wrapping_mul(0x9E37_79B9_7F4A_7C15); 8]))
+            .collect();
+        let _ = rx.await;
+        cells.len()
+    });
+    rt.block_on(async {
         for _ in 0..3 {
             tokio::task::yield_now().await;
         }
-        handle
     });
     let mut group = c.benchmark_group("walk_heap_1m_blocks");
     group.sample_size(10);
