@@ -414,6 +414,20 @@ fn other_row(kind: TaskKind, name: String, memory: Counters) -> TaskInfo {
     }
 }
 
+/// Id, name and root cell (address, size) of every live task whose future
+/// TurboWish owns: the heap walker's task roots.
+pub(crate) fn live_roots() -> Vec<(u64, String, usize, usize)> {
+    let _internal = turbowish_alloc::internal();
+    REGISTRY
+        .iter()
+        .filter(|e| !e.state().is_done())
+        .filter_map(|e| {
+            e.root
+                .map(|(addr, size)| (e.id, e.name.to_string(), addr, size))
+        })
+        .collect()
+}
+
 /// Number of entries in the registry (live tasks plus finished ones that
 /// still hold bytes).
 pub fn registry_len() -> usize {

@@ -17,6 +17,7 @@ mod rwlock;
 mod semaphore;
 
 pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
+pub(crate) use resource::{held_records, marked_record};
 pub use resource::{resources, Access, Party, ResourceInfo, ResourceKind, TaskRef};
 pub use rwlock::{
     OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use super::acquire_recorded;
 use super::owned::{erase, Owned};
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+use super::resource::{
+    Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState, Waiting,
+};
 
 /// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
 /// waiters (task, frame path, location, since when) appear in
@@ -206,6 +208,8 @@ impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 /// mutex alive, and can move into another task.
 pub struct OwnedMutexGuard<T: 'static> {
     inner: Owned<Mutex<T>, tokio::sync::MutexGuard<'static, T>>,
+    /// Lets the heap walker find the guard in a task's opaque state.
+    _mark: GuardMark,
     slot: HolderSlot,
 }
 
@@ -217,6 +221,7 @@ impl<T: 'static> OwnedMutexGuard<T> {
     ) -> OwnedMutexGuard<T> {
         let slot = mutex.state.hold(location, Access::Exclusive, true);
         OwnedMutexGuard {
+            _mark: GuardMark::new(&mutex.state),
             // SAFETY: `inner` locks `mutex.inner`.
             inner: unsafe { Owned::new(mutex, inner) },
             slot,
@@ -251,5 +256,54 @@ impl<T> Drop for OwnedMutexGuard<T> {
 impl<T: fmt::Debug> fmt::Debug for OwnedMutexGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self.inner, f)
+    }
+}
+
+/// The value is traced when the mutex is free (locked for the moment with
+/// a non-waiting `try_lock` that records no holder); while a task holds it,
+/// the block holding the value is scanned conservatively instead, since the
+/// walker must never wait for the program's locks.
+impl<T: crate::Trace> crate::Trace for Mutex<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.shared(
+            Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
+        match self.inner.try_lock() {
+            Ok(value) => value.trace(tracer),
+            Err(_) => tracer.conservative(&self.inner),
+        }
+    }
+}
+
+/// Reports the held resource: the walk names the task whose state holds
+/// this guard. The value is the mutex's to trace.
+impl<T> crate::Trace for MutexGuard<'_, T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+    }
+}
+
+/// Reports the held resource (the walk names the task whose state holds
+/// this guard, whichever task acquired it), and traces the value, which the
+/// guard co-owns.
+impl<T: crate::Trace> crate::Trace for OwnedMutexGuard<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        let mutex = self.inner.owner();
+        tracer.guard(mutex.state.id(), &mutex.state.name());
+        let value: &T = self;
+        tracer.shared(
+            Arc::as_ptr(mutex) as *const u8,
+            std::any::type_name::<Mutex<T>>(),
+            |t| {
+                t.shared(
+                    Arc::as_ptr(&mutex.state) as *const u8,
+                    "turbowish_trace::sync::ResourceState",
+                    |_| {},
+                );
+                value.trace(t)
+            },
+        );
     }
 }

@@ -207,6 +207,11 @@ impl ResourceState {
         state
     }
 
+    /// The resource's process-unique id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The resource's name, or its creation location when it has none.
     pub(crate) fn name(&self) -> Cow<'_, str> {
         match &self.name {
@@ -417,6 +422,57 @@ impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
     }
+}
+
+/// A word inside every owned guard and permit that lets the heap walker
+/// recognise the guard inside opaque memory (a task's future): the address
+/// of the resource's record XORed with [`GUARD_MAGIC`], whose top 16 bits
+/// no user-space address has. Cleared when the guard is dropped, so a
+/// dropped guard's bytes are not taken for a held one (a moved-from copy
+/// keeps its mark; the walker only believes marks of resources held now).
+#[derive(Debug)]
+pub(crate) struct GuardMark(usize);
+
+/// See [`GuardMark`].
+const GUARD_MAGIC: usize = 0x7E57 << (usize::BITS - 16);
+
+impl GuardMark {
+    pub(crate) fn new(state: &ResourceState) -> GuardMark {
+        GuardMark(GUARD_MAGIC ^ (state as *const ResourceState as usize))
+    }
+}
+
+impl Drop for GuardMark {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is a valid, aligned `usize` we own. Volatile, so
+        // the store to memory about to die is not optimised away.
+        unsafe { std::ptr::write_volatile(&mut self.0, 0) };
+    }
+}
+
+/// The record address a word of memory marks, if it looks like a
+/// [`GuardMark`].
+#[inline]
+pub(crate) fn marked_record(word: usize) -> Option<usize> {
+    let addr = word ^ GUARD_MAGIC;
+    (addr >> (usize::BITS - 16) == 0 && addr != 0).then_some(addr)
+}
+
+/// Every resource held now, by the address of its record (what a
+/// [`GuardMark`] encodes): id and name.
+pub(crate) fn held_records() -> std::collections::HashMap<usize, (u64, String)> {
+    let _internal = turbowish_alloc::internal();
+    let live: Vec<Arc<ResourceState>> = RESOURCES
+        .iter()
+        .filter_map(|r| r.value().upgrade())
+        .collect();
+    live.iter()
+        .filter(|r| {
+            let table = r.table();
+            table.extra_holders > 0 || table.holders.iter().any(Option::is_some)
+        })
+        .map(|r| (Arc::as_ptr(r) as usize, (r.id, r.name().into_owned())))
+        .collect()
 }
 
 /// One end of a channel, recorded as a holder of its side (`Send` or

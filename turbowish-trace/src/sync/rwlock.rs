@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::acquire_recorded;
 use super::owned::{erase, Owned};
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
+use super::resource::{Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// An async reader-writer lock with the API of `tokio::sync::RwLock`, whose
 /// readers, writer and waiters appear in [`crate::resources`].
@@ -273,6 +273,8 @@ impl<T> Drop for RwLockWriteGuard<'_, T> {
 /// Owned read guard of an [`RwLock`] (see [`RwLock::read_owned`]).
 pub struct OwnedRwLockReadGuard<T: 'static> {
     inner: Owned<RwLock<T>, tokio::sync::RwLockReadGuard<'static, T>>,
+    /// Lets the heap walker find the guard in a task's opaque state.
+    _mark: GuardMark,
     slot: HolderSlot,
 }
 
@@ -284,6 +286,7 @@ impl<T: 'static> OwnedRwLockReadGuard<T> {
     ) -> OwnedRwLockReadGuard<T> {
         let slot = lock.state.hold(location, Access::Shared, true);
         OwnedRwLockReadGuard {
+            _mark: GuardMark::new(&lock.state),
             // SAFETY: `inner` reads `lock.inner`.
             inner: unsafe { Owned::new(lock, inner) },
             slot,
@@ -318,6 +321,8 @@ impl<T: fmt::Debug> fmt::Debug for OwnedRwLockReadGuard<T> {
 /// Owned write guard of an [`RwLock`] (see [`RwLock::write_owned`]).
 pub struct OwnedRwLockWriteGuard<T: 'static> {
     inner: Owned<RwLock<T>, tokio::sync::RwLockWriteGuard<'static, T>>,
+    /// Lets the heap walker find the guard in a task's opaque state.
+    _mark: GuardMark,
     slot: HolderSlot,
 }
 
@@ -329,6 +334,7 @@ impl<T: 'static> OwnedRwLockWriteGuard<T> {
     ) -> OwnedRwLockWriteGuard<T> {
         let slot = lock.state.hold(location, Access::Exclusive, true);
         OwnedRwLockWriteGuard {
+            _mark: GuardMark::new(&lock.state),
             // SAFETY: `inner` writes `lock.inner`.
             inner: unsafe { Owned::new(lock, inner) },
             slot,
@@ -364,4 +370,67 @@ impl<T: fmt::Debug> fmt::Debug for OwnedRwLockWriteGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self.inner, f)
     }
+}
+
+/// The value is traced when it can be read without waiting; while a
+/// writer holds the lock its bytes are scanned conservatively instead (the
+/// walker never waits for the program's locks).
+impl<T: crate::Trace> crate::Trace for RwLock<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.shared(
+            Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
+        match self.inner.try_read() {
+            Ok(value) => value.trace(tracer),
+            Err(_) => tracer.conservative(&self.inner),
+        }
+    }
+}
+
+/// Reports the held resource; the value is the lock's to trace.
+impl<T> crate::Trace for RwLockReadGuard<'_, T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+    }
+}
+
+/// Reports the held resource; the value is the lock's to trace.
+impl<T> crate::Trace for RwLockWriteGuard<'_, T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+    }
+}
+
+/// Reports the held resource (the walk names the task whose state holds
+/// this guard, whichever task acquired it), and traces the value, which the
+/// guard co-owns.
+impl<T: crate::Trace> crate::Trace for OwnedRwLockReadGuard<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        trace_owned(tracer, self.inner.owner(), self);
+    }
+}
+
+/// As for [`OwnedRwLockReadGuard`].
+impl<T: crate::Trace> crate::Trace for OwnedRwLockWriteGuard<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        trace_owned(tracer, self.inner.owner(), self);
+    }
+}
+
+fn trace_owned<T: crate::Trace>(tracer: &mut crate::Tracer<'_>, lock: &Arc<RwLock<T>>, value: &T) {
+    tracer.guard(lock.state.id(), &lock.state.name());
+    tracer.shared(
+        Arc::as_ptr(lock) as *const u8,
+        std::any::type_name::<RwLock<T>>(),
+        |t| {
+            t.shared(
+                Arc::as_ptr(&lock.state) as *const u8,
+                "turbowish_trace::sync::ResourceState",
+                |_| {},
+            );
+            value.trace(t)
+        },
+    );
 }

@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::acquire_recorded;
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
+use super::resource::{Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// A counting semaphore with the API of `tokio::sync::Semaphore`, whose
 /// permit holders and waiters appear in [`crate::resources`].
@@ -239,6 +239,8 @@ impl Drop for SemaphorePermit<'_> {
 pub struct OwnedSemaphorePermit {
     /// `None` once forgotten.
     inner: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Lets the heap walker find the permit in a task's opaque state.
+    _mark: GuardMark,
     state: Arc<ResourceState>,
     slot: HolderSlot,
 }
@@ -251,6 +253,7 @@ impl OwnedSemaphorePermit {
         location: &'static Location<'static>,
     ) -> OwnedSemaphorePermit {
         OwnedSemaphorePermit {
+            _mark: GuardMark::new(state),
             slot: state.hold(location, Access::Permits(n), true),
             inner: Some(inner),
             state: Arc::clone(state),
@@ -275,5 +278,42 @@ impl OwnedSemaphorePermit {
 impl Drop for OwnedSemaphorePermit {
     fn drop(&mut self) {
         self.state.release(self.slot);
+    }
+}
+
+/// Owns its record block and tokio's semaphore (shared with its owned
+/// permits).
+impl crate::Trace for Semaphore {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.shared(
+            Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
+        tracer.shared(
+            Arc::as_ptr(&self.inner) as *const u8,
+            "tokio::sync::Semaphore",
+            |_| {},
+        );
+    }
+}
+
+/// Reports the held resource.
+impl crate::Trace for SemaphorePermit<'_> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+    }
+}
+
+/// Reports the held resource (the walk names the task whose state holds
+/// the permit, whichever task acquired it).
+impl crate::Trace for OwnedSemaphorePermit {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.guard(self.state.id(), &self.state.name());
+        tracer.shared(
+            Arc::as_ptr(&self.state) as *const u8,
+            "turbowish_trace::sync::ResourceState",
+            |_| {},
+        );
     }
 }

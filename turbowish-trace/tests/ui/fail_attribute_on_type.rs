@@ -1,0 +1,9 @@
+use turbowish_trace::Trace;
+
+#[derive(Trace)]
+#[trace(skip = "whole type")]
+struct Session {
+    user: String,
+}
+
+fn main() {}

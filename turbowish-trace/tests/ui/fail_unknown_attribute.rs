@@ -1,0 +1,9 @@
+use turbowish_trace::Trace;
+
+#[derive(Trace)]
+struct Session {
+    #[trace(rename = "name")]
+    user: String,
+}
+
+fn main() {}
