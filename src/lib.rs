@@ -19,4 +19,10 @@ mod book {
     mod tasks_and_frames {}
     #[doc = include_str!("../book/src/resources.md")]
     mod resources {}
+    #[doc = include_str!("../book/src/allocator.md")]
+    mod allocator {}
+    #[doc = include_str!("../book/src/snapshots.md")]
+    mod snapshots {}
+    #[doc = include_str!("../book/src/heap-walker.md")]
+    mod heap_walker {}
 }

@@ -8,6 +8,11 @@
 //! `#[trace(skip = "reason")]` leaves a field out; the reason is required,
 //! because memory a skipped field owns shows up as unattributed and the next
 //! reader deserves to know why.
+//!
+//! Generated code names the trait by its absolute path,
+//! `::turbowish_trace::Trace`. A crate that reaches it through another path
+//! (the `turbowish` facade: `turbowish::trace`) says so on the type:
+//! `#[trace(crate = "turbowish::trace")]`, as serde's `crate` attribute does.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -25,7 +30,7 @@ pub fn derive_trace(input: TokenStream) -> TokenStream {
 }
 
 fn expand(mut input: DeriveInput) -> Result<TokenStream2, Error> {
-    reject_container_attributes(&input)?;
+    let krate = crate_path(&input.attrs)?;
     let body = match &input.data {
         Data::Struct(data) => {
             let (pattern, calls) = trace_fields(&data.fields, None)?;
@@ -67,15 +72,15 @@ fn expand(mut input: DeriveInput) -> Result<TokenStream2, Error> {
     for param in type_params {
         where_clause
             .predicates
-            .push(syn::parse_quote!(#param: ::turbowish_trace::Trace));
+            .push(syn::parse_quote!(#param: #krate::Trace));
     }
     let name = &input.ident;
     let (impl_generics, type_generics, where_clause) = input.generics.split_for_impl();
     Ok(quote! {
         #[automatically_derived]
-        impl #impl_generics ::turbowish_trace::Trace for #name #type_generics #where_clause {
+        impl #impl_generics #krate::Trace for #name #type_generics #where_clause {
             #[allow(unused_variables)]
-            fn trace(&self, tracer: &mut ::turbowish_trace::Tracer<'_>) {
+            fn trace(&self, tracer: &mut #krate::Tracer<'_>) {
                 #body
             }
         }
@@ -152,8 +157,24 @@ fn parse_field_attributes(field: &syn::Field) -> Result<bool, Error> {
     Ok(skipped)
 }
 
-fn reject_container_attributes(input: &DeriveInput) -> Result<(), Error> {
-    reject_attributes(&input.attrs, "a type")
+/// The path of the crate with `Trace` in it: `::turbowish_trace`, or what a
+/// `#[trace(crate = "path")]` on the type says.
+fn crate_path(attrs: &[syn::Attribute]) -> Result<syn::Path, Error> {
+    let mut path: syn::Path = syn::parse_quote!(::turbowish_trace);
+    for attr in attrs.iter().filter(|a| a.path().is_ident("trace")) {
+        attr.parse_nested_meta(|meta| {
+            if !meta.path.is_ident("crate") {
+                return Err(meta.error(
+                    "on a type, `#[trace(..)]` takes only `crate = \"path\"`; \
+                     put `#[trace(skip = \"reason\")]` on a field",
+                ));
+            }
+            let lit: LitStr = meta.value()?.parse()?;
+            path = lit.parse()?;
+            Ok(())
+        })?;
+    }
+    Ok(path)
 }
 
 fn reject_attributes(attrs: &[syn::Attribute], what: &str) -> Result<(), Error> {
