@@ -5,9 +5,11 @@
 use std::panic::Location;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
 use turbowish_alloc::Owner;
 use turbowish_trace::sync::{self, ResourceInfo};
-use turbowish_trace::{FramePath, TaskInfo, TaskKind};
+
+use turbowish_trace::{FramePath, GuardLocation, Holder, TaskInfo, TaskKind, WalkReport};
 
 use crate::schema;
 
@@ -125,6 +127,134 @@ pub(crate) fn cycle(c: &turbowish_trace::Cycle, resources: &[ResourceInfo]) -> s
     }
 }
 
+/// The walk's results in schema form. `site_of` gives the site ([`schema::Site::id`])
+/// and weight (blocks the sample stands for) of a sampled block by its start,
+/// so a task's retained sampled blocks sum into per-site estimates.
+pub(crate) fn walk(
+    report: &WalkReport,
+    owner: impl Fn(Owner) -> schema::OwnerRef,
+    site_of: impl Fn(usize) -> Option<(u32, f64)>,
+) -> schema::Walk {
+    // Per task, per site: estimated (bytes, blocks).
+    let mut sites: HashMap<u64, HashMap<u32, (f64, f64)>> = HashMap::new();
+    for block in &report.located {
+        let (Some(Holder::Task { id, .. }), Some((site, weight))) =
+            (&block.holder, site_of(block.start))
+        else {
+            continue;
+        };
+        let e = sites.entry(*id).or_default().entry(site).or_default();
+        e.0 += weight * block.size as f64;
+        e.1 += weight;
+    }
+    schema::Walk {
+        tasks: report
+            .tasks
+            .iter()
+            .map(|t| {
+                let mut rows: Vec<schema::RetainedSite> = sites
+                    .remove(&t.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(site, (bytes, blocks))| schema::RetainedSite {
+                        site,
+                        bytes: bytes.round() as u64,
+                        blocks: blocks.round() as u64,
+                    })
+                    .collect();
+                rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.site.cmp(&b.site)));
+                schema::TaskWalk {
+                    id: t.id,
+                    name: t.name.clone(),
+                    retained: amount(t.retained),
+                    shared: amount(t.shared),
+                    unlocated_bytes: t.unlocated_bytes,
+                    sites: rows,
+                }
+            })
+            .collect(),
+        roots: report
+            .roots
+            .iter()
+            .map(|r| schema::RootWalk {
+                name: r.name.clone(),
+                retained: amount(r.retained),
+                shared: amount(r.shared),
+                unlocated_bytes: r.unlocated_bytes,
+            })
+            .collect(),
+        unattributed: merged_unattributed(report, owner),
+        census: report
+            .census
+            .iter()
+            .map(|c| schema::CensusRow {
+                holder: holder(&c.holder),
+                type_name: c.type_name.to_owned(),
+                objects: c.objects,
+                bytes: c.bytes,
+                slack: c.slack,
+            })
+            .collect(),
+        guards: report
+            .guards
+            .iter()
+            .map(|g| schema::GuardWalk {
+                resource: g.resource_id,
+                resource_name: g.resource_name.clone(),
+                holder: holder(&g.holder),
+                path: g.path.clone(),
+            })
+            .collect(),
+        stats: schema::WalkStats {
+            live_blocks: report.stats.live_blocks,
+            blocks_scanned: report.stats.blocks_scanned,
+            bytes_scanned: report.stats.bytes_scanned,
+            blocks_traced: report.stats.blocks_traced,
+            edges: report.stats.edges,
+            duration_us: u64::try_from(report.stats.duration.as_micros()).unwrap_or(u64::MAX),
+        },
+    }
+}
+
+/// Moves each owned (movable) guard's holder record to the task the walk
+/// found the guard in, so chains and cycles follow the task that can
+/// actually release it.
+///
+/// A holder is corrected only when it is unambiguous: the resource has one
+/// movable holder, recorded as task A, and the walk found its guard in
+/// exactly one task B ≠ A and not in A. A guard found in A and in B too (a
+/// stale copy left in A's state by the move) keeps the record's A.
+/// The corrected holder's `parked_in` is cleared: it was A's.
+pub(crate) fn correct_guard_holders(resources: &mut [ResourceInfo], guards: &[GuardLocation]) {
+    for r in resources.iter_mut() {
+        let mut movable = r.holders.iter().enumerate().filter(|(_, p)| p.movable);
+        let (Some((at, party)), None) = (movable.next(), movable.next()) else {
+            continue;
+        };
+        let sync::TaskRef::Traced(recorded) = party.task else {
+            continue;
+        };
+        let mut found: Vec<(u64, &str)> = guards
+            .iter()
+            .filter(|g| g.resource_id == r.id)
+            .filter_map(|g| match &g.holder {
+                Holder::Task { id, name } => Some((*id, name.as_str())),
+                _ => None,
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup_by_key(|f| f.0);
+        if let [(id, name)] = found[..] {
+            if id != recorded {
+                let party = &mut r.holders[at];
+                party.task = sync::TaskRef::Traced(id);
+                party.task_name = name.to_owned();
+                party.parked_in = None;
+            }
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -214,4 +344,51 @@ fn location(l: &Location<'_>) -> String {
 
 fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn amount(a: turbowish_trace::Amount) -> schema::Amount {
+    schema::Amount {
+        bytes: a.bytes,
+        blocks: a.blocks,
+    }
+}
+
+fn holder(h: &Holder) -> schema::WalkHolder {
+    match h {
+        Holder::Task { id, name } => schema::WalkHolder::Task {
+            id: *id,
+            name: name.clone(),
+        },
+        Holder::Root { name } => schema::WalkHolder::Root { name: name.clone() },
+        Holder::Shared => schema::WalkHolder::Shared,
+    }
+}
+
+/// Unattributed rows in schema terms; owners the mapping merges (a task's
+/// tokio id and its TurboWish id) become one row. Biggest first.
+fn merged_unattributed(
+    report: &WalkReport,
+    owner: impl Fn(Owner) -> schema::OwnerRef,
+) -> Vec<schema::UnattributedWalk> {
+    let mut rows: Vec<schema::UnattributedWalk> = Vec::new();
+    for u in &report.unattributed {
+        let who = owner(u.owner);
+        match rows.iter_mut().find(|r| r.owner == who) {
+            Some(row) => {
+                row.amount.bytes += u.amount.bytes;
+                row.amount.blocks += u.amount.blocks;
+            }
+            None => rows.push(schema::UnattributedWalk {
+                owner: who,
+                amount: amount(u.amount),
+            }),
+        }
+    }
+    rows.sort_by(|a, b| {
+        b.amount
+            .bytes
+            .cmp(&a.amount.bytes)
+            .then(a.owner.cmp(&b.owner))
+    });
+    rows
 }
