@@ -55,14 +55,16 @@ fn snapshot_walk_section_guards_and_cli() {
             let mut done = released.clone();
             turbowish_trace::spawn("first", async move {
                 let guard = ledger.lock_owned().await;
-                turbowish_trace::spawn("second", async move {
+                // Wrapped: a future returning a join handle reads as a
+                // missing `.await`.
+                Some(turbowish_trace::spawn("second", async move {
                     let mut guard = guard;
                     let _ = done.wait_for(|d| *d).await;
                     *guard += 1;
-                })
+                }))
             })
         };
-        let second = first.await.unwrap();
+        let second = first.await.unwrap().unwrap();
         let waiter = {
             let ledger = Arc::clone(&ledger);
             turbowish_trace::spawn("waiter", async move {

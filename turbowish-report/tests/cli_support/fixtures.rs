@@ -10,7 +10,10 @@
 //! `service-later.json`: the same process a minute later, the cache grown,
 //! a fourth handler, the audit task done; its locations and sites are
 //! renumbered, so a diff must match sites by stack. `no-samples.json`: the
-//! same tasks with sampling off and no resources.
+//! same tasks with sampling off and no resources. `service-walk.json`:
+//! `service` taken in heap-walk mode (a `walk` section: retained and shared
+//! per task, retained sites, a named root, unattributed memory, a census and
+//! guard locations).
 
 use turbowish_report::schema::*;
 
