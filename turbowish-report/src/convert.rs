@@ -392,3 +392,79 @@ fn merged_unattributed(
     });
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(holder: u64, movable: bool) -> ResourceInfo {
+        ResourceInfo {
+            id: 9,
+            kind: sync::ResourceKind::Mutex,
+            name: "ledger".to_owned(),
+            location: Location::caller(),
+            holders: vec![sync::Party {
+                task: sync::TaskRef::Traced(holder),
+                task_name: format!("t{holder}"),
+                frames: FramePath::default(),
+                location: Location::caller(),
+                since: Duration::ZERO,
+                access: sync::Access::Exclusive,
+                movable,
+                parked_in: Some(FramePath::default()),
+            }],
+            extra_holders: 0,
+            waiters: Vec::new(),
+            permits: None,
+        }
+    }
+
+    fn found_in(task: u64) -> GuardLocation {
+        GuardLocation {
+            resource_id: 9,
+            resource_name: "ledger".to_owned(),
+            holder: Holder::Task {
+                id: task,
+                name: format!("t{task}"),
+            },
+            path: format!("t{task} › (opaque state)"),
+        }
+    }
+
+    fn holder_after(resource: ResourceInfo, guards: &[GuardLocation]) -> (u64, String, bool) {
+        let mut resources = vec![resource];
+        correct_guard_holders(&mut resources, guards);
+        let party = &resources[0].holders[0];
+        let sync::TaskRef::Traced(id) = party.task else {
+            unreachable!("holders here are tasks")
+        };
+        (id, party.task_name.clone(), party.parked_in.is_some())
+    }
+
+    #[test]
+    fn a_moved_guard_is_credited_to_the_task_holding_it() {
+        assert_eq!(
+            holder_after(ledger(1, true), &[found_in(2)]),
+            (2, "t2".to_owned(), false)
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_fixed_holders_are_left_alone() {
+        let kept = (1, "t1".to_owned(), true);
+        // A stale copy in the acquiring task too: no way to tell.
+        assert_eq!(
+            holder_after(ledger(1, true), &[found_in(1), found_in(2)]),
+            kept
+        );
+        // Found in two other tasks.
+        assert_eq!(
+            holder_after(ledger(1, true), &[found_in(2), found_in(3)]),
+            kept
+        );
+        // Not movable: the record is right by construction.
+        assert_eq!(holder_after(ledger(1, false), &[found_in(2)]), kept);
+        // Not found at all.
+        assert_eq!(holder_after(ledger(1, true), &[]), kept);
+    }
+}
