@@ -107,7 +107,7 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
-/// Each sample's site and weight, by block start. A site's stack is a
+/// Each sample's site, weight and size, by block start. A site's stack is a
 /// suffix of its samples' frames (the allocator's frames at the top
 /// dropped), so each sample's longest suffix that is a site's stack is its
 /// site.
@@ -115,7 +115,7 @@ fn site_finder(
     samples: &[turbowish_alloc::Sample],
     sites: &[Site],
     locations: &[CodeLocation],
-) -> HashMap<usize, (u32, f64)> {
+) -> HashMap<usize, (u32, f64, usize)> {
     let stacks: HashMap<Vec<usize>, u32> = sites
         .iter()
         .map(|site| {
@@ -132,7 +132,7 @@ fn site_finder(
         .filter_map(|s| {
             (0..=s.frames.len())
                 .find_map(|skip| stacks.get(&s.frames[skip..]))
-                .map(|&site| (s.address, (site, s.weight)))
+                .map(|&site| (s.address, (site, s.weight, s.size)))
         })
         .collect()
 }

@@ -127,22 +127,31 @@ pub(crate) fn cycle(c: &turbowish_trace::Cycle, resources: &[ResourceInfo]) -> s
     }
 }
 
-/// The walk's results in schema form. `site_of` gives the site ([`schema::Site::id`])
-/// and weight (blocks the sample stands for) of a sampled block by its start,
-/// so a task's retained sampled blocks sum into per-site estimates.
+/// The walk's results in schema form. `site_of` gives the site
+/// ([`schema::Site::id`]), weight (blocks the sample stands for) and size of
+/// a sampled block by its start, so a task's retained sampled blocks sum
+/// into per-site estimates.
+///
+/// The samples were read just before the walk: a sampled block freed in
+/// between, its address reused by a block of another size, is left out (one
+/// of the same size would be counted at the old sample's site, an error as
+/// small as the race is rare).
 pub(crate) fn walk(
     report: &WalkReport,
     owner: impl Fn(Owner) -> schema::OwnerRef,
-    site_of: impl Fn(usize) -> Option<(u32, f64)>,
+    site_of: impl Fn(usize) -> Option<(u32, f64, usize)>,
 ) -> schema::Walk {
     // Per task, per site: estimated (bytes, blocks).
     let mut sites: HashMap<u64, HashMap<u32, (f64, f64)>> = HashMap::new();
     for block in &report.located {
-        let (Some(Holder::Task { id, .. }), Some((site, weight))) =
+        let (Some(Holder::Task { id, .. }), Some((site, weight, size))) =
             (&block.holder, site_of(block.start))
         else {
             continue;
         };
+        if size != block.size {
+            continue;
+        }
         let e = sites.entry(*id).or_default().entry(site).or_default();
         e.0 += weight * block.size as f64;
         e.1 += weight;

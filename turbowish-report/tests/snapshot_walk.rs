@@ -12,13 +12,17 @@
 //!   snapshot's holder is "second" (still `movable`), and the chain from
 //!   "waiter" runs to "second";
 //! * task "leaker" leaks a 4,000-byte box: unattributed under its id;
+//! * a named root "pool" (a derived `Trace` struct in a static) retains
+//!   exactly its two buffers and their vector, and the census names them
+//!   with their slack (the precise path);
 //! * the snapshot round-trips through JSON, and `turbowish report` on it
 //!   shows the RETAINED column with holder's retained bytes.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use turbowish_alloc::TurboWish;
-use turbowish_report::schema::{OwnerRef, Snapshot, TaskRef, WalkHolder};
+use turbowish_report::schema::{Amount, CensusRow, OwnerRef, Snapshot, TaskRef, WalkHolder};
+use turbowish_trace::Trace;
 
 #[global_allocator]
 static A: TurboWish = TurboWish::system().heap_walk().sample_interval(1);
@@ -26,12 +30,26 @@ static A: TurboWish = TurboWish::system().heap_walk().sample_interval(1);
 const HELD: usize = 77_777;
 const LEAKED: usize = 4_000;
 
+#[derive(Trace)]
+struct Pool {
+    buffers: Vec<Vec<u8>>,
+}
+
+static POOL: LazyLock<Pool> = LazyLock::new(|| {
+    let mut half_full = Vec::with_capacity(2_000);
+    half_full.resize(1_000, 0u8);
+    Pool {
+        buffers: vec![vec![1u8; 500], half_full],
+    }
+});
+
 #[test]
 fn snapshot_walk_section_guards_and_cli() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
+    let pool = turbowish_trace::root("pool", &*POOL);
     let snap = rt.block_on(async {
         let (release, released) = tokio::sync::watch::channel(false);
 
@@ -85,8 +103,10 @@ fn snapshot_walk_section_guards_and_cli() {
         assert_eq!(*ledger.lock().await, 11);
         (snap, leaker_id)
     });
+    turbowish_trace::unroot(pool);
     let (snap, leaker_id) = snap;
     check_walk(&snap, leaker_id);
+    check_root(&snap);
     check_guards(&snap);
 
     let json = serde_json::to_vec(&snap).unwrap();
@@ -139,6 +159,36 @@ fn check_walk(snap: &Snapshot, leaker_id: u64) {
         (LEAKED as u64, 1)
     );
     assert!(walk.stats.live_blocks > 0 && walk.stats.blocks_scanned > 0);
+}
+
+fn check_root(snap: &Snapshot) {
+    let walk = snap.walk.as_ref().unwrap();
+    let pool = walk.roots.iter().find(|r| r.name == "pool").unwrap();
+    let vec_bytes = 2 * size_of::<Vec<u8>>() as u64;
+    assert_eq!(
+        pool.retained,
+        Amount {
+            bytes: vec_bytes + 500 + 2_000,
+            blocks: 3
+        }
+    );
+    assert_eq!(pool.shared, Amount::default());
+    let holder = WalkHolder::Root {
+        name: "pool".into(),
+    };
+    let mut rows: Vec<&CensusRow> = walk.census.iter().filter(|c| c.holder == holder).collect();
+    rows.sort_by_key(|c| c.bytes);
+    let rows: Vec<(&str, u64, u64, u64)> = rows
+        .iter()
+        .map(|c| (c.type_name.as_str(), c.objects, c.bytes, c.slack))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (std::any::type_name::<Vec<Vec<u8>>>(), 1, vec_bytes, 0),
+            (std::any::type_name::<Vec<u8>>(), 2, 2_500, 1_000),
+        ]
+    );
 }
 
 fn check_guards(snap: &Snapshot) {

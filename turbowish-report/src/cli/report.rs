@@ -412,7 +412,7 @@ impl fmt::Display for Summary {
                 human_bytes(dark.bytes),
                 percent(dark.bytes, self.live_bytes),
                 dark.blocks,
-                if dark.blocks == 1 { "block" } else { "blocks" },
+                block_word(dark.blocks),
             )?;
         }
         if self.deadlocks == 0 {
@@ -472,6 +472,9 @@ pub struct TaskSites {
 /// nothing reaches.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetainedSummary {
+    /// Whether the selection is a bucket, which is no root and so retains
+    /// nothing: only `unattributed` applies.
+    pub bucket: bool,
     /// Reachable only from the task(s) (per task, summed).
     pub retained: Amount,
     /// Reachable from them and from other roots.
@@ -637,6 +640,7 @@ fn retained_summary(
 ) -> Option<RetainedSummary> {
     let walk = snap.walk.as_ref()?;
     let mut summary = RetainedSummary {
+        bucket: task_ids.is_empty(),
         retained: Amount::default(),
         shared: Amount::default(),
         unlocated_bytes: 0,
@@ -796,13 +800,24 @@ impl fmt::Display for RetainedSummary {
     /// Retained and shared totals, the top retained sites, the census and
     /// the guards.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.bucket {
+            return writeln!(
+                f,
+                "heap walk: {} of it in {} {} is reachable from no task or root",
+                human_bytes(self.unattributed.bytes),
+                self.unattributed.blocks,
+                block_word(self.unattributed.blocks),
+            );
+        }
         write!(
             f,
-            "heap walk: retains {} in {} blocks (freed if it ended now); shares {} in {} blocks with other tasks or roots",
+            "heap walk: retains {} in {} {} (freed if it ended now); shares {} in {} {} with other tasks or roots",
             human_bytes(self.retained.bytes),
             self.retained.blocks,
+            block_word(self.retained.blocks),
             human_bytes(self.shared.bytes),
             self.shared.blocks,
+            block_word(self.shared.blocks),
         )?;
         if self.unlocated_bytes > 0 {
             write!(
@@ -814,9 +829,10 @@ impl fmt::Display for RetainedSummary {
         if self.unattributed.blocks > 0 {
             write!(
                 f,
-                "; {} in {} blocks it allocated is reachable from nothing (leaked?)",
+                "; {} in {} {} it allocated is reachable from nothing (leaked?)",
                 human_bytes(self.unattributed.bytes),
-                self.unattributed.blocks
+                self.unattributed.blocks,
+                block_word(self.unattributed.blocks),
             )?;
         }
         writeln!(f)?;
@@ -905,6 +921,14 @@ fn state_name(state: TaskState) -> &'static str {
         TaskState::Completed => "completed",
         TaskState::Panicked => "panicked",
         TaskState::Aborted => "aborted",
+    }
+}
+
+fn block_word(n: u64) -> &'static str {
+    if n == 1 {
+        "block"
+    } else {
+        "blocks"
     }
 }
 
