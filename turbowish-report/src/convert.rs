@@ -230,18 +230,21 @@ pub(crate) fn walk(
 /// actually release it.
 ///
 /// A holder is corrected only when it is unambiguous: the resource has one
-/// movable holder, recorded as task A, and the walk found its guard in
-/// exactly one task B ≠ A and not in A. A guard found in A and in B too (a
-/// stale copy left in A's state by the move) keeps the record's A.
-/// The corrected holder's `parked_in` is cleared: it was A's.
+/// movable holder, recorded as A, and the walk found its guard in exactly
+/// one task B ≠ A and not in A. A guard found in A and in B too (a stale
+/// copy left in A's state by the move) keeps the record's A. A may also be
+/// a thread or a tokio task TurboWish did not spawn (the walk sees neither's
+/// state): a guard acquired in `main` and moved into a spawned task is the
+/// common case. The corrected holder's `parked_in` is cleared: it was A's.
 pub(crate) fn correct_guard_holders(resources: &mut [ResourceInfo], guards: &[GuardLocation]) {
     for r in resources.iter_mut() {
         let mut movable = r.holders.iter().enumerate().filter(|(_, p)| p.movable);
         let (Some((at, party)), None) = (movable.next(), movable.next()) else {
             continue;
         };
-        let sync::TaskRef::Traced(recorded) = party.task else {
-            continue;
+        let recorded = match party.task {
+            sync::TaskRef::Traced(id) => Some(id),
+            sync::TaskRef::Tokio(_) | sync::TaskRef::Thread(_) => None,
         };
         let mut found: Vec<(u64, &str)> = guards
             .iter()
@@ -254,7 +257,7 @@ pub(crate) fn correct_guard_holders(resources: &mut [ResourceInfo], guards: &[Gu
         found.sort_unstable();
         found.dedup_by_key(|f| f.0);
         if let [(id, name)] = found[..] {
-            if id != recorded {
+            if Some(id) != recorded {
                 let party = &mut r.holders[at];
                 party.task = sync::TaskRef::Traced(id);
                 party.task_name = name.to_owned();
@@ -454,6 +457,16 @@ mod tests {
     fn a_moved_guard_is_credited_to_the_task_holding_it() {
         assert_eq!(
             holder_after(ledger(1, true), &[found_in(2)]),
+            (2, "t2".to_owned(), false)
+        );
+    }
+
+    #[test]
+    fn a_guard_moved_from_a_thread_into_a_task_is_credited_to_it() {
+        let mut from_main = ledger(1, true);
+        from_main.holders[0].task = sync::TaskRef::Thread(1);
+        assert_eq!(
+            holder_after(from_main, &[found_in(2)]),
             (2, "t2".to_owned(), false)
         );
     }
