@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use turbowish_trace::TaskKind;
 
 use crate::convert;
-use crate::schema::{ProcessInfo, RecordUsage, Snapshot, FORMAT_VERSION};
+use crate::schema::{CodeLocation, ProcessInfo, RecordUsage, Site, Snapshot, FORMAT_VERSION};
 use crate::symbolize;
 
 /// Captures a heap snapshot of this process: per-task memory, buckets,
@@ -25,6 +25,16 @@ use crate::symbolize;
 /// up exactly (the peak is the allocator's process-wide peak, read just
 /// before the rows).
 ///
+/// When the allocator runs in heap-walk mode
+/// (`turbowish_alloc::heap_walk_enabled`), it also walks the heap
+/// (`turbowish_trace::walk_locating`) and fills [`Snapshot::walk`]: memory
+/// *retained* per task and root, with each task's retained sampled blocks
+/// summed by site. Other threads keep running during the walk (their frees
+/// are deferred until it ends); nothing here holds a lock across it. Held
+/// owned guards the walk finds in another task's state than the one that
+/// acquired them are then credited to that task in `resources`, `chains`
+/// and `cycles`.
+///
 /// ```
 /// let snapshot = turbowish_report::snapshot();
 /// assert_eq!(snapshot.format_version, turbowish_report::FORMAT_VERSION);
@@ -38,7 +48,19 @@ pub fn snapshot() -> Snapshot {
     let rows = turbowish_trace::tasks();
     let sample_interval = turbowish_alloc::sample_interval();
     let samples = turbowish_alloc::samples();
-    let resources = turbowish_trace::resources();
+    // Walk before reading the resources, so the guard locations describe
+    // holders at least as recent as the records they correct. Nothing is
+    // locked here: the walk takes only the heap view.
+    let walk = if turbowish_alloc::heap_walk_enabled() {
+        let starts: Vec<usize> = samples.iter().map(|s| s.address).collect();
+        turbowish_trace::walk_locating(&starts)
+    } else {
+        None
+    };
+    let mut resources = turbowish_trace::resources();
+    if let Some(walk) = &walk {
+        convert::correct_guard_holders(&mut resources, &walk.guards);
+    }
     let chains = turbowish_trace::chains(&resources);
     let cycles = turbowish_trace::cycles(&resources);
 
@@ -50,11 +72,12 @@ pub fn snapshot() -> Snapshot {
             _ => None,
         })
         .collect();
-    let sites = symbolize::sites(
-        &samples,
-        |owner| convert::owner(owner, |tokio_id| task_by_tokio_id.get(&tokio_id).copied()),
-        symbolize::resolve,
-    );
+    let owner = |owner| convert::owner(owner, |tokio_id| task_by_tokio_id.get(&tokio_id).copied());
+    let sites = symbolize::sites(&samples, owner, symbolize::resolve);
+    let walk = walk.map(|walk| {
+        let site_of = site_finder(&samples, &sites.sites, &sites.locations);
+        convert::walk(&walk, owner, |start| site_of.get(&start).copied())
+    });
 
     Snapshot {
         format_version: FORMAT_VERSION,
@@ -80,7 +103,38 @@ pub fn snapshot() -> Snapshot {
             .iter()
             .map(|c| convert::cycle(c, &resources))
             .collect(),
+        walk,
     }
+}
+
+/// Each sample's site, weight and size, by block start. A site's stack is a
+/// suffix of its samples' frames (the allocator's frames at the top
+/// dropped), so each sample's longest suffix that is a site's stack is its
+/// site.
+fn site_finder(
+    samples: &[turbowish_alloc::Sample],
+    sites: &[Site],
+    locations: &[CodeLocation],
+) -> HashMap<usize, (u32, f64, usize)> {
+    let stacks: HashMap<Vec<usize>, u32> = sites
+        .iter()
+        .map(|site| {
+            let ips = site
+                .stack
+                .iter()
+                .map(|&l| locations.get(l as usize).map_or(0, |l| l.address as usize))
+                .collect();
+            (ips, site.id)
+        })
+        .collect();
+    samples
+        .iter()
+        .filter_map(|s| {
+            (0..=s.frames.len())
+                .find_map(|skip| stacks.get(&s.frames[skip..]))
+                .map(|&site| (s.address, (site, s.weight, s.size)))
+        })
+        .collect()
 }
 
 fn process_info() -> ProcessInfo {

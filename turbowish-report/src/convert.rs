@@ -5,9 +5,11 @@
 use std::panic::Location;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
 use turbowish_alloc::Owner;
 use turbowish_trace::sync::{self, ResourceInfo};
-use turbowish_trace::{FramePath, TaskInfo, TaskKind};
+
+use turbowish_trace::{FramePath, GuardLocation, Holder, TaskInfo, TaskKind, WalkReport};
 
 use crate::schema;
 
@@ -125,6 +127,146 @@ pub(crate) fn cycle(c: &turbowish_trace::Cycle, resources: &[ResourceInfo]) -> s
     }
 }
 
+/// The walk's results in schema form. `site_of` gives the site
+/// ([`schema::Site::id`]), weight (blocks the sample stands for) and size of
+/// a sampled block by its start, so a task's retained sampled blocks sum
+/// into per-site estimates.
+///
+/// The samples were read just before the walk: a sampled block freed in
+/// between, its address reused by a block of another size, is left out (one
+/// of the same size would be counted at the old sample's site, an error as
+/// small as the race is rare).
+pub(crate) fn walk(
+    report: &WalkReport,
+    owner: impl Fn(Owner) -> schema::OwnerRef,
+    site_of: impl Fn(usize) -> Option<(u32, f64, usize)>,
+) -> schema::Walk {
+    // Per task, per site: estimated (bytes, blocks).
+    let mut sites: HashMap<u64, HashMap<u32, (f64, f64)>> = HashMap::new();
+    for block in &report.located {
+        let (Some(Holder::Task { id, .. }), Some((site, weight, size))) =
+            (&block.holder, site_of(block.start))
+        else {
+            continue;
+        };
+        if size != block.size {
+            continue;
+        }
+        let e = sites.entry(*id).or_default().entry(site).or_default();
+        e.0 += weight * block.size as f64;
+        e.1 += weight;
+    }
+    schema::Walk {
+        tasks: report
+            .tasks
+            .iter()
+            .map(|t| {
+                let mut rows: Vec<schema::RetainedSite> = sites
+                    .remove(&t.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(site, (bytes, blocks))| schema::RetainedSite {
+                        site,
+                        bytes: bytes.round() as u64,
+                        blocks: blocks.round() as u64,
+                    })
+                    .collect();
+                rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.site.cmp(&b.site)));
+                schema::TaskWalk {
+                    id: t.id,
+                    name: t.name.clone(),
+                    retained: amount(t.retained),
+                    shared: amount(t.shared),
+                    unlocated_bytes: t.unlocated_bytes,
+                    sites: rows,
+                }
+            })
+            .collect(),
+        roots: report
+            .roots
+            .iter()
+            .map(|r| schema::RootWalk {
+                name: r.name.clone(),
+                retained: amount(r.retained),
+                shared: amount(r.shared),
+                unlocated_bytes: r.unlocated_bytes,
+            })
+            .collect(),
+        unattributed: merged_unattributed(report, owner),
+        census: report
+            .census
+            .iter()
+            .map(|c| schema::CensusRow {
+                holder: holder(&c.holder),
+                type_name: c.type_name.to_owned(),
+                objects: c.objects,
+                bytes: c.bytes,
+                slack: c.slack,
+            })
+            .collect(),
+        guards: report
+            .guards
+            .iter()
+            .map(|g| schema::GuardWalk {
+                resource: g.resource_id,
+                resource_name: g.resource_name.clone(),
+                holder: holder(&g.holder),
+                path: g.path.clone(),
+            })
+            .collect(),
+        stats: schema::WalkStats {
+            live_blocks: report.stats.live_blocks,
+            blocks_scanned: report.stats.blocks_scanned,
+            bytes_scanned: report.stats.bytes_scanned,
+            blocks_traced: report.stats.blocks_traced,
+            edges: report.stats.edges,
+            duration_us: u64::try_from(report.stats.duration.as_micros()).unwrap_or(u64::MAX),
+        },
+    }
+}
+
+/// Moves each owned (movable) guard's holder record to the task the walk
+/// found the guard in, so chains and cycles follow the task that can
+/// actually release it.
+///
+/// A holder is corrected only when it is unambiguous: the resource has one
+/// movable holder, recorded as A, and the walk found its guard in exactly
+/// one task B ≠ A and not in A. A guard found in A and in B too (a stale
+/// copy left in A's state by the move) keeps the record's A. A may also be
+/// a thread or a tokio task TurboWish did not spawn (the walk sees neither's
+/// state): a guard acquired in `main` and moved into a spawned task is the
+/// common case. The corrected holder's `parked_in` is cleared: it was A's.
+pub(crate) fn correct_guard_holders(resources: &mut [ResourceInfo], guards: &[GuardLocation]) {
+    for r in resources.iter_mut() {
+        let mut movable = r.holders.iter().enumerate().filter(|(_, p)| p.movable);
+        let (Some((at, party)), None) = (movable.next(), movable.next()) else {
+            continue;
+        };
+        let recorded = match party.task {
+            sync::TaskRef::Traced(id) => Some(id),
+            sync::TaskRef::Tokio(_) | sync::TaskRef::Thread(_) => None,
+        };
+        let mut found: Vec<(u64, &str)> = guards
+            .iter()
+            .filter(|g| g.resource_id == r.id)
+            .filter_map(|g| match &g.holder {
+                Holder::Task { id, name } => Some((*id, name.as_str())),
+                _ => None,
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup_by_key(|f| f.0);
+        if let [(id, name)] = found[..] {
+            if Some(id) != recorded {
+                let party = &mut r.holders[at];
+                party.task = sync::TaskRef::Traced(id);
+                party.task_name = name.to_owned();
+                party.parked_in = None;
+            }
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -214,4 +356,137 @@ fn location(l: &Location<'_>) -> String {
 
 fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn amount(a: turbowish_trace::Amount) -> schema::Amount {
+    schema::Amount {
+        bytes: a.bytes,
+        blocks: a.blocks,
+    }
+}
+
+fn holder(h: &Holder) -> schema::WalkHolder {
+    match h {
+        Holder::Task { id, name } => schema::WalkHolder::Task {
+            id: *id,
+            name: name.clone(),
+        },
+        Holder::Root { name } => schema::WalkHolder::Root { name: name.clone() },
+        Holder::Shared => schema::WalkHolder::Shared,
+    }
+}
+
+/// Unattributed rows in schema terms; owners the mapping merges (a task's
+/// tokio id and its TurboWish id) become one row. Biggest first.
+fn merged_unattributed(
+    report: &WalkReport,
+    owner: impl Fn(Owner) -> schema::OwnerRef,
+) -> Vec<schema::UnattributedWalk> {
+    let mut rows: Vec<schema::UnattributedWalk> = Vec::new();
+    for u in &report.unattributed {
+        let who = owner(u.owner);
+        match rows.iter_mut().find(|r| r.owner == who) {
+            Some(row) => {
+                row.amount.bytes += u.amount.bytes;
+                row.amount.blocks += u.amount.blocks;
+            }
+            None => rows.push(schema::UnattributedWalk {
+                owner: who,
+                amount: amount(u.amount),
+            }),
+        }
+    }
+    rows.sort_by(|a, b| {
+        b.amount
+            .bytes
+            .cmp(&a.amount.bytes)
+            .then(a.owner.cmp(&b.owner))
+    });
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(holder: u64, movable: bool) -> ResourceInfo {
+        ResourceInfo {
+            id: 9,
+            kind: sync::ResourceKind::Mutex,
+            name: "ledger".to_owned(),
+            location: Location::caller(),
+            holders: vec![sync::Party {
+                task: sync::TaskRef::Traced(holder),
+                task_name: format!("t{holder}"),
+                frames: FramePath::default(),
+                location: Location::caller(),
+                since: Duration::ZERO,
+                access: sync::Access::Exclusive,
+                movable,
+                parked_in: Some(FramePath::default()),
+            }],
+            extra_holders: 0,
+            waiters: Vec::new(),
+            permits: None,
+        }
+    }
+
+    fn found_in(task: u64) -> GuardLocation {
+        GuardLocation {
+            resource_id: 9,
+            resource_name: "ledger".to_owned(),
+            holder: Holder::Task {
+                id: task,
+                name: format!("t{task}"),
+            },
+            path: format!("t{task} › (opaque state)"),
+        }
+    }
+
+    fn holder_after(resource: ResourceInfo, guards: &[GuardLocation]) -> (u64, String, bool) {
+        let mut resources = vec![resource];
+        correct_guard_holders(&mut resources, guards);
+        let party = &resources[0].holders[0];
+        let sync::TaskRef::Traced(id) = party.task else {
+            unreachable!("holders here are tasks")
+        };
+        (id, party.task_name.clone(), party.parked_in.is_some())
+    }
+
+    #[test]
+    fn a_moved_guard_is_credited_to_the_task_holding_it() {
+        assert_eq!(
+            holder_after(ledger(1, true), &[found_in(2)]),
+            (2, "t2".to_owned(), false)
+        );
+    }
+
+    #[test]
+    fn a_guard_moved_from_a_thread_into_a_task_is_credited_to_it() {
+        let mut from_main = ledger(1, true);
+        from_main.holders[0].task = sync::TaskRef::Thread(1);
+        assert_eq!(
+            holder_after(from_main, &[found_in(2)]),
+            (2, "t2".to_owned(), false)
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_fixed_holders_are_left_alone() {
+        let kept = (1, "t1".to_owned(), true);
+        // A stale copy in the acquiring task too: no way to tell.
+        assert_eq!(
+            holder_after(ledger(1, true), &[found_in(1), found_in(2)]),
+            kept
+        );
+        // Found in two other tasks.
+        assert_eq!(
+            holder_after(ledger(1, true), &[found_in(2), found_in(3)]),
+            kept
+        );
+        // Not movable: the record is right by construction.
+        assert_eq!(holder_after(ledger(1, false), &[found_in(2)]), kept);
+        // Not found at all.
+        assert_eq!(holder_after(ledger(1, true), &[]), kept);
+    }
 }

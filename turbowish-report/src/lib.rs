@@ -11,9 +11,10 @@ mod write;
 
 pub use capture::snapshot;
 pub use cli::{
-    chains_dot, chains_text, diff, pprof_gz, task_sites, write_atomic, DiffError, FoldedStacks,
-    Growth, MemoryReport, MemoryRow, NoSuchTask, SiteFrame, SiteGrowth, SiteRow, SnapshotDiff,
-    SnapshotSide, SortKey, Summary, TaskGrowth, TaskSites,
+    chains_dot, chains_text, diff, pprof_gz, task_sites, write_atomic, CensusLine, DiffError,
+    FoldedStacks, Growth, GuardLine, MemoryReport, MemoryRow, NoSuchTask, RetainedSummary, RowWalk,
+    SiteFrame, SiteGrowth, SiteRow, SnapshotDiff, SnapshotSide, SortKey, Summary, TaskGrowth,
+    TaskSites,
 };
 pub use load::{LoadError, MAX_SNAPSHOT_BYTES};
 pub use schema::{Snapshot, FORMAT_VERSION, SUPPORTED_VERSIONS};

@@ -54,6 +54,11 @@ pub struct Snapshot {
     pub chains: Vec<Chain>,
     /// Deadlocks: chains that return to their start.
     pub cycles: Vec<Cycle>,
+    /// The heap walk's results (*retained* memory per task and root), when
+    /// the allocator ran in heap-walk mode; `None` otherwise and in files
+    /// written before walks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walk: Option<Walk>,
 }
 
 /// Which process a snapshot describes.
@@ -353,4 +358,152 @@ pub struct Cycle {
     pub links: Vec<Link>,
     /// The cycle in plain text (`deadlock: task "a" ... holds ... and waits for ...`).
     pub text: String,
+}
+
+/// What the heap walk found: which task or named root *retains* each live
+/// block (see `turbowish_trace::walk`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Walk {
+    /// Per TurboWish task, in the walk's root order.
+    pub tasks: Vec<TaskWalk>,
+    /// Per named root (`turbowish_trace::root`).
+    pub roots: Vec<RootWalk>,
+    /// Live memory reachable from no root, by allocating owner, biggest
+    /// first: statics, data on thread stacks, leaks.
+    pub unattributed: Vec<UnattributedWalk>,
+    /// Blocks a `Trace` impl named, per holder and type, biggest first.
+    pub census: Vec<CensusRow>,
+    /// Held TurboWish guards found in a task's or root's state.
+    pub guards: Vec<GuardWalk>,
+    /// What the walk did.
+    pub stats: WalkStats,
+}
+
+/// Bytes and blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    /// Bytes (block sizes as the program asked for them).
+    pub bytes: u64,
+    /// Blocks.
+    pub blocks: u64,
+}
+
+/// What one task's root reaches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskWalk {
+    /// TurboWish task id ([`Task::id`]).
+    pub id: u64,
+    /// The task's name.
+    pub name: String,
+    /// Reachable from this task only: what ending it now would free. Its
+    /// root cell (the future) included.
+    pub retained: Amount,
+    /// Reachable from this task and from other roots too.
+    pub shared: Amount,
+    /// Bytes `Trace` impls reported without an address (estimates, not in
+    /// `retained`).
+    pub unlocated_bytes: u64,
+    /// Retained memory by allocation site, estimated from the sampled
+    /// blocks it retains (exact when `sample_interval` is 1), biggest first.
+    pub sites: Vec<RetainedSite>,
+}
+
+/// Estimated retained memory allocated at one site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetainedSite {
+    /// The site ([`Site::id`]).
+    pub site: u32,
+    /// Estimated retained bytes.
+    pub bytes: u64,
+    /// Estimated retained blocks.
+    pub blocks: u64,
+}
+
+/// What one named root reaches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootWalk {
+    /// The root's name.
+    pub name: String,
+    /// Owned by this root alone.
+    pub retained: Amount,
+    /// Owned, but shared with other roots.
+    pub shared: Amount,
+    /// As in [`TaskWalk::unlocated_bytes`].
+    pub unlocated_bytes: u64,
+}
+
+/// Live memory reachable from no root, allocated by one owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnattributedWalk {
+    /// Who allocated it.
+    pub owner: OwnerRef,
+    /// How much.
+    pub amount: Amount,
+}
+
+/// Who a census row or a guard belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WalkHolder {
+    /// A task ([`Task::id`]).
+    Task {
+        /// TurboWish task id.
+        id: u64,
+        /// Its name.
+        name: String,
+    },
+    /// A named root.
+    Root {
+        /// Its name.
+        name: String,
+    },
+    /// Reachable from several roots.
+    Shared,
+}
+
+/// Blocks of one type held by one holder: objects, bytes and slack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CensusRow {
+    /// Who retains them.
+    pub holder: WalkHolder,
+    /// The type a `Trace` impl named.
+    pub type_name: String,
+    /// Blocks (objects).
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes allocated but not holding payload (unused capacity).
+    pub slack: u64,
+}
+
+/// A held guard (or permit) found in a task's or root's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardWalk {
+    /// The resource ([`Resource::id`]).
+    pub resource: u64,
+    /// Its name.
+    pub resource_name: String,
+    /// Whose state holds the guard, whichever task acquired it.
+    pub holder: WalkHolder,
+    /// Field path from the root to the guard (`worker › (opaque state)`
+    /// when found by its mark in a future's bytes).
+    pub path: String,
+}
+
+/// What the walk did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalkStats {
+    /// Live blocks in the heap when it walked.
+    pub live_blocks: u64,
+    /// Blocks scanned conservatively (word by word).
+    pub blocks_scanned: u64,
+    /// Bytes scanned conservatively.
+    pub bytes_scanned: u64,
+    /// Blocks traced precisely through `Trace` impls.
+    pub blocks_traced: u64,
+    /// Edges found.
+    pub edges: u64,
+    /// How long the walk took, in microseconds (walks are often shorter
+    /// than a millisecond).
+    pub duration_us: u64,
 }

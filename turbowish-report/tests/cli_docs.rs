@@ -45,9 +45,9 @@ fn cli_md_examples_are_current() {
         );
         checked += 1;
     }
-    // The report, task, no-samples, DOT, two folded, diff and directory
-    // examples.
-    assert_eq!(checked, 8, "examples checked");
+    // The report, task, no-samples, three heap-walk, DOT, two folded, diff
+    // and directory examples.
+    assert_eq!(checked, 11, "examples checked");
 }
 
 /// The arguments of a documented command that only reads fixtures and

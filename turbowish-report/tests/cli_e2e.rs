@@ -537,3 +537,139 @@ fn output_files_replace_old_ones_with_mode_0600() {
     assert!(text(&o.stderr).starts_with("turbowish: "));
     assert!(text(&o.stderr).contains("cannot write"));
 }
+
+#[test]
+fn report_shows_retained_and_shared_only_with_a_walk() {
+    let plain = text(&run_ok(&["report", &p("service.json")]).stdout);
+    assert!(
+        !plain.contains("RETAINED") && !plain.contains("heap walk"),
+        "{plain}"
+    );
+
+    let out = text(&run_ok(&["report", &p("service-walk.json"), "--top", "100"]).stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "TASK",
+            "TASKS",
+            "LIVE",
+            "BLOCKS",
+            "RETAINED",
+            "SHARED",
+            "ALLOCATED",
+            "ALLOCS",
+            "PEAK",
+            "FUTURE",
+            "STATE",
+            "LOCATION"
+        ]
+    );
+    // The three handlers: 128000 + 262144 + 65536 retained, 3 × 2 KiB shared.
+    let handlers: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("request-handler "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&handlers[5..9], ["445.0", "KiB", "6.0", "KiB"]);
+    // Buckets are no roots.
+    let main: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("main (outside tasks) "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&main[7..9], ["-", "-"]);
+    let total = lines.iter().find(|l| l.starts_with("total ")).unwrap();
+    assert!(total.contains("6.6 MiB     8.0 KiB"), "{total}");
+    assert!(
+        lines.last().unwrap().contains(
+            "The heap walk found 1.4 MiB (16.0%) in 214 blocks reachable from no task or root"
+        ),
+        "{out}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_ok(&["report", &p("service-walk.json"), "--json"]).stdout)
+            .unwrap();
+    let row = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "request-handler")
+        .unwrap();
+    assert_eq!(row["walk"]["retained"]["bytes"], 455_680);
+    assert_eq!(row["walk"]["shared"]["blocks"], 3);
+    assert_eq!(json["summary"]["unattributed"]["bytes"], 1_441_792);
+    let plain: serde_json::Value =
+        serde_json::from_slice(&run_ok(&["report", &p("service.json"), "--json"]).stdout).unwrap();
+    assert!(plain["rows"][0].get("walk").is_none());
+    assert!(plain["summary"].get("unattributed").is_none());
+}
+
+#[test]
+fn report_task_shows_what_it_retains() {
+    let out = text(&run_ok(&["report", &p("service-walk.json"), "--task", "cache-filler"]).stdout);
+    assert!(
+        out.contains(
+            "heap walk: retains 6.0 MiB in 1420 blocks (freed if it ended now); shares 0 B in 0 blocks"
+        ),
+        "{out}"
+    );
+    // 78 samples of 64 KiB at site 0, of 6291456 retained bytes.
+    assert!(
+        out.contains("   4.9 MiB   81.2%    1248 blocks  site 0"),
+        "{out}"
+    );
+    let census = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("alloc::vec::Vec<u8> "))
+        .unwrap();
+    let cells: Vec<&str> = census.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["alloc::vec::Vec<u8>", "1400", "5.5", "MiB", "1.4", "MiB"]
+    );
+
+    let json: serde_json::Value = serde_json::from_slice(
+        &run_ok(&[
+            "report",
+            &p("service-walk.json"),
+            "--task",
+            "transfer-b",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let guards = json["walk"]["guards"].as_array().unwrap();
+    assert_eq!(guards.len(), 1);
+    assert_eq!(guards[0]["resource"], 2);
+    assert_eq!(guards[0]["resource_label"], "Mutex \"accounts[2]\"");
+    assert_eq!(guards[0]["path"], "transfer-b › (opaque state)");
+
+    // A task that leaked, and a bucket: what nothing reaches.
+    let out = text(&run_ok(&["report", &p("service-walk.json"), "--task", "audit-log"]).stdout);
+    assert!(
+        out.contains("; 128.0 KiB in 2 blocks it allocated is reachable from nothing (leaked?)"),
+        "{out}"
+    );
+    let out = text(
+        &run_ok(&[
+            "report",
+            &p("service-walk.json"),
+            "--task",
+            "main (outside tasks)",
+        ])
+        .stdout,
+    );
+    assert!(
+        out.ends_with("heap walk: 1.2 MiB of it in 198 blocks is reachable from no task or root\n"),
+        "{out}"
+    );
+    // Without a walk, `--task` says nothing of one.
+    let out = text(&run_ok(&["report", &p("service.json"), "--task", "cache-filler"]).stdout);
+    assert!(!out.contains("heap walk"), "{out}");
+}

@@ -34,8 +34,9 @@ pub use turbowish_alloc::context;
 #[cfg(feature = "derive")]
 pub use turbowish_trace_derive::Trace;
 pub use walk::{
-    walk, walk_with, Amount, Block, BlockIndex, GuardLocation, Holder, IndexError, RootRetained,
-    TaskRetained, TypeCensus, Unattributed, WalkReport, WalkRoot, WalkStats,
+    walk, walk_locating, walk_with, Amount, Block, BlockIndex, GuardLocation, Holder, IndexError,
+    LocatedBlock, RootRetained, TaskRetained, TypeCensus, Unattributed, WalkReport, WalkRoot,
+    WalkStats,
 };
 
 #[cfg(all(feature = "tokio-unstable", tokio_unstable))]

@@ -16,6 +16,9 @@
 //! * `owned_guard_moved_into_a_task_is_held_by_it`: a guard acquired by one
 //!   task and moved into a second is reported held by the second (while
 //!   the resource records still name the first).
+//! * `walk_locating_names_each_blocks_holder`: `walk_locating` says which
+//!   task retains a block, that a leaked one has no holder, and leaves out
+//!   addresses that start no live block.
 //! * `walk_survives_concurrent_churn`: walks while two threads allocate and
 //!   free hard: no crash, frees deferred, and the walked task's figures
 //!   stay within its data plus what its waker reaches of the runtime.
@@ -24,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use turbowish_alloc::{Owner, TurboWish};
-use turbowish_trace::{Holder, TaskRetained, Trace, WalkReport};
+use turbowish_trace::{Holder, LocatedBlock, TaskRetained, Trace, WalkReport};
 
 #[global_allocator]
 static A: TurboWish = TurboWish::system().heap_walk();
@@ -168,6 +171,56 @@ fn owned_guard_moved_into_a_task_is_held_by_it() {
         tx.send(()).unwrap();
         second.await.unwrap();
         assert_eq!(*ledger.lock().await, 1);
+    });
+}
+
+#[test]
+fn walk_locating_names_each_blocks_holder() {
+    let _serial = serial();
+    // Leaked before the runtime exists: a block only the `block_on` future
+    // knows can be reached by a task through the runtime's structures (see
+    // "Reaching is not owning" in the walker's docs).
+    let leaked = Box::leak(Box::new([9u8; 1_234])).as_ptr() as usize;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<usize>();
+        let handle = turbowish_trace::spawn("keeper", async move {
+            let kept = vec![5u8; 3_333];
+            addr_tx.send(kept.as_ptr() as usize).unwrap();
+            let _ = rx.await;
+            kept.len()
+        });
+        let kept = addr_rx.await.unwrap();
+        let report =
+            turbowish_trace::walk_locating(&[leaked, kept + 1, kept]).expect("heap-walk mode");
+        let keeper = task(&report, "keeper").id;
+        assert_eq!(
+            report.located,
+            [
+                LocatedBlock {
+                    start: kept.min(leaked),
+                    size: if kept < leaked { 3_333 } else { 1_234 },
+                    holder: (kept < leaked).then(|| Holder::Task {
+                        id: keeper,
+                        name: "keeper".into()
+                    }),
+                },
+                LocatedBlock {
+                    start: kept.max(leaked),
+                    size: if kept < leaked { 1_234 } else { 3_333 },
+                    holder: (kept > leaked).then(|| Holder::Task {
+                        id: keeper,
+                        name: "keeper".into()
+                    }),
+                },
+            ]
+        );
+        assert!(turbowish_trace::walk().unwrap().located.is_empty());
+        tx.send(()).unwrap();
+        assert_eq!(handle.await.unwrap(), 3_333);
     });
 }
 

@@ -16,7 +16,7 @@ pub use diff::{diff, DiffError, Growth, SiteGrowth, SnapshotDiff, SnapshotSide, 
 pub use flame::FoldedStacks;
 pub use pprof::pprof_gz;
 pub use report::{
-    task_sites, MemoryReport, MemoryRow, NoSuchTask, SiteFrame, SiteRow, SortKey, Summary,
-    TaskSites,
+    task_sites, CensusLine, GuardLine, MemoryReport, MemoryRow, NoSuchTask, RetainedSummary,
+    RowWalk, SiteFrame, SiteRow, SortKey, Summary, TaskSites,
 };
 pub use write::write_atomic;

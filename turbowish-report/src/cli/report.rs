@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::names::{percent, Names};
 use crate::human_bytes;
-use crate::schema::{Counters, OwnerRef, Snapshot, TaskState};
+use crate::schema::{
+    Amount, Counters, OwnerRef, ResourceKind, Snapshot, TaskState, TaskWalk, WalkHolder,
+};
 
 /// How the memory table orders its rows: biggest first, or by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +69,19 @@ pub struct MemoryRow {
     /// Summed counters. For merged tasks, `peak_live_bytes` is the sum of
     /// their peaks, which they need not have reached at the same time.
     pub memory: Counters,
+    /// Summed retained and shared memory, when the snapshot has a heap walk
+    /// and the row is tasks (buckets retain nothing: they are no roots).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub walk: Option<RowWalk>,
+}
+
+/// A row's memory as the heap walk attributed it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RowWalk {
+    /// Reachable only from the row's task(s) (each task's alone, summed).
+    pub retained: Amount,
+    /// Reachable from the row's task(s) and other roots too.
+    pub shared: Amount,
 }
 
 /// The figures of the report's closing paragraph.
@@ -91,6 +106,10 @@ pub struct Summary {
     pub deadlocks: usize,
     /// Names of the tasks in a deadlock, in cycle order.
     pub deadlocked_tasks: Vec<String>,
+    /// Live memory the heap walk found reachable from no task or root
+    /// (statics, thread stacks, leaks), when the snapshot has a walk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unattributed: Option<Amount>,
 }
 
 impl MemoryReport {
@@ -112,6 +131,9 @@ impl MemoryReport {
                     if row.state != task.state {
                         row.state = None;
                     }
+                    if let (Some(sum), Some(w)) = (&mut row.walk, task_walk(snap, task.id)) {
+                        add_walk(sum, w);
+                    }
                 }
                 None => {
                     by_name.insert(&task.name, rows.len());
@@ -123,6 +145,13 @@ impl MemoryReport {
                         state: task.state,
                         future_size: task.future_size,
                         memory: task.memory,
+                        walk: snap.walk.as_ref().map(|_| {
+                            let mut sum = RowWalk::default();
+                            if let Some(w) = task_walk(snap, task.id) {
+                                add_walk(&mut sum, w);
+                            }
+                            sum
+                        }),
                     });
                 }
             }
@@ -139,6 +168,7 @@ impl MemoryReport {
                 state: None,
                 future_size: None,
                 memory: bucket.memory,
+                walk: None,
             });
         }
         rows.sort_by(|a, b| {
@@ -166,6 +196,14 @@ impl MemoryReport {
                 state: None,
                 future_size: None,
                 memory,
+                walk: snap.walk.as_ref().map(|_| {
+                    let mut sum = RowWalk::default();
+                    for w in hidden.iter().filter_map(|r| r.walk.as_ref()) {
+                        add_amount(&mut sum.retained, &w.retained);
+                        add_amount(&mut sum.shared, &w.shared);
+                    }
+                    sum
+                }),
             }
         });
         MemoryReport {
@@ -205,7 +243,29 @@ fn summary(snap: &Snapshot, task_names: usize) -> Summary {
         chains: snap.chains.len(),
         deadlocks: snap.cycles.len(),
         deadlocked_tasks,
+        unattributed: snap.walk.as_ref().map(|w| {
+            let mut sum = Amount::default();
+            for u in &w.unattributed {
+                add_amount(&mut sum, &u.amount);
+            }
+            sum
+        }),
     }
+}
+
+/// A task's walk row, by TurboWish id.
+fn task_walk(snap: &Snapshot, id: u64) -> Option<&TaskWalk> {
+    snap.walk.as_ref()?.tasks.iter().find(|t| t.id == id)
+}
+
+fn add_walk(sum: &mut RowWalk, w: &TaskWalk) {
+    add_amount(&mut sum.retained, &w.retained);
+    add_amount(&mut sum.shared, &w.shared);
+}
+
+fn add_amount(sum: &mut Amount, a: &Amount) {
+    sum.bytes = sum.bytes.saturating_add(a.bytes);
+    sum.blocks = sum.blocks.saturating_add(a.blocks);
 }
 
 impl fmt::Display for MemoryReport {
@@ -219,10 +279,19 @@ impl fmt::Display for MemoryReport {
             .max()
             .unwrap_or(0)
             .max(5);
+        let walked = self.summary.unattributed.is_some();
+        write!(
+            f,
+            "{:<width$}  {:>5}  {:>10}  {:>8}  ",
+            "TASK", "TASKS", "LIVE", "BLOCKS"
+        )?;
+        if walked {
+            write!(f, "{:>10}  {:>10}  ", "RETAINED", "SHARED")?;
+        }
         writeln!(
             f,
-            "{:<width$}  {:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {:>10}  {:>9}  {:<9}  LOCATION",
-            "TASK", "TASKS", "LIVE", "BLOCKS", "ALLOCATED", "ALLOCS", "PEAK", "FUTURE", "STATE"
+            "{:>10}  {:>8}  {:>10}  {:>9}  {:<9}  LOCATION",
+            "ALLOCATED", "ALLOCS", "PEAK", "FUTURE", "STATE"
         )?;
         for row in self.rows.iter().chain(&self.rest) {
             let tasks = if row.bucket {
@@ -241,12 +310,17 @@ impl fmt::Display for MemoryReport {
                 Some(state) => state_name(state),
                 None => "-",
             };
+            let walk = walked.then(|| match &row.walk {
+                Some(w) => (human_bytes(w.retained.bytes), human_bytes(w.shared.bytes)),
+                None => ("-".to_owned(), "-".to_owned()),
+            });
             line(
                 f,
                 width,
                 &row.name,
                 &tasks,
                 &row.memory,
+                walk,
                 &human_bytes(row.memory.peak_live_bytes),
                 &future,
                 state,
@@ -260,6 +334,20 @@ impl fmt::Display for MemoryReport {
             "total",
             "",
             &self.totals,
+            walked.then(|| {
+                let mut retained = 0u64;
+                let mut shared = 0u64;
+                for w in self
+                    .rows
+                    .iter()
+                    .chain(&self.rest)
+                    .filter_map(|r| r.walk.as_ref())
+                {
+                    retained = retained.saturating_add(w.retained.bytes);
+                    shared = shared.saturating_add(w.shared.bytes);
+                }
+                (human_bytes(retained), human_bytes(shared))
+            }),
             &human_bytes(self.totals.peak_live_bytes),
             "-",
             "-",
@@ -277,16 +365,24 @@ fn line(
     name: &str,
     tasks: &str,
     c: &Counters,
+    walk: Option<(String, String)>,
     peak: &str,
     future: &str,
     state: &str,
     location: &str,
 ) -> fmt::Result {
-    writeln!(
+    write!(
         f,
-        "{name:<width$}  {tasks:>5}  {:>10}  {:>8}  {:>10}  {:>8}  {peak:>10}  {future:>9}  {state:<9}  {location}",
+        "{name:<width$}  {tasks:>5}  {:>10}  {:>8}  ",
         human_bytes(c.live_bytes),
         c.live_blocks,
+    )?;
+    if let Some((retained, shared)) = walk {
+        write!(f, "{retained:>10}  {shared:>10}  ")?;
+    }
+    writeln!(
+        f,
+        "{:>10}  {:>8}  {peak:>10}  {future:>9}  {state:<9}  {location}",
         human_bytes(c.total_bytes),
         c.total_blocks,
     )
@@ -309,6 +405,16 @@ impl fmt::Display for Summary {
             human_bytes(self.internal_live_bytes),
             percent(self.internal_live_bytes, self.live_bytes),
         )?;
+        if let Some(dark) = &self.unattributed {
+            write!(
+                f,
+                "The heap walk found {} ({:.1}%) in {} {} reachable from no task or root (statics, thread stacks, leaks). ",
+                human_bytes(dark.bytes),
+                percent(dark.bytes, self.live_bytes),
+                dark.blocks,
+                block_word(dark.blocks),
+            )?;
+        }
         if self.deadlocks == 0 {
             write!(
                 f,
@@ -355,6 +461,61 @@ pub struct TaskSites {
     pub sites: Vec<SiteRow>,
     /// Sites beyond the ones shown.
     pub more_sites: usize,
+    /// What the heap walk found for the selected task(s), when the snapshot
+    /// has a walk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub walk: Option<RetainedSummary>,
+}
+
+/// The heap walk's view of the selected task(s): what they retain, by site
+/// and by type, the guards in their state, and what they allocated that
+/// nothing reaches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetainedSummary {
+    /// Whether the selection is a bucket, which is no root and so retains
+    /// nothing: only `unattributed` applies.
+    pub bucket: bool,
+    /// Reachable only from the task(s) (per task, summed).
+    pub retained: Amount,
+    /// Reachable from them and from other roots.
+    pub shared: Amount,
+    /// Estimated bytes `Trace` impls reported without an address.
+    pub unlocated_bytes: u64,
+    /// Top retained sites, biggest first (estimates from sampled blocks).
+    pub sites: Vec<SiteRow>,
+    /// Retained sites beyond the ones shown.
+    pub more_sites: usize,
+    /// Types `Trace` named among the retained blocks, biggest first.
+    pub census: Vec<CensusLine>,
+    /// Held guards found in their state.
+    pub guards: Vec<GuardLine>,
+    /// Memory they allocated that the walk found reachable from no root.
+    pub unattributed: Amount,
+}
+
+/// One type of a [`RetainedSummary`]'s census.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CensusLine {
+    /// The type.
+    pub type_name: String,
+    /// Blocks.
+    pub objects: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Unused capacity.
+    pub slack: u64,
+}
+
+/// A guard of a [`RetainedSummary`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardLine {
+    /// The resource's id.
+    pub resource: u64,
+    /// Its label (`Mutex "accounts[2]"`), or its name when the snapshot
+    /// does not list it.
+    pub resource_label: String,
+    /// Path from the task's root to the guard.
+    pub path: String,
 }
 
 /// One allocation site of a [`TaskSites`].
@@ -453,36 +614,133 @@ pub fn task_sites(snap: &Snapshot, query: &str, top: usize) -> Result<TaskSites,
         .fold(0u64, |sum, (bytes, _)| sum.saturating_add(*bytes));
     let mut sites: Vec<SiteRow> = per_site
         .into_iter()
-        .map(|(site, (live_bytes, live_blocks))| {
-            let stack = names.site(site).map(|s| s.stack.as_slice()).unwrap_or(&[]);
-            SiteRow {
-                site,
-                live_bytes,
-                live_blocks,
-                frames: names
-                    .frames(stack)
-                    .iter()
-                    .map(|fr| SiteFrame {
-                        function: fr.function_name(),
-                        file: fr.file.map(str::to_owned),
-                        line: fr.line,
-                    })
-                    .collect(),
-            }
-        })
+        .map(|(site, (live_bytes, live_blocks))| site_row(&names, site, live_bytes, live_blocks))
         .collect();
     sites.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then(a.site.cmp(&b.site)));
     let more_sites = sites.len().saturating_sub(top);
     sites.truncate(top);
     Ok(TaskSites {
         name,
-        task_ids,
+        task_ids: task_ids.clone(),
         memory,
         sample_interval: snap.sample_interval,
         sampled_live_bytes,
         sites,
         more_sites,
+        walk: retained_summary(snap, &names, &task_ids, &owners, top),
     })
+}
+
+fn retained_summary(
+    snap: &Snapshot,
+    names: &Names<'_>,
+    task_ids: &[u64],
+    owners: &[OwnerRef],
+    top: usize,
+) -> Option<RetainedSummary> {
+    let walk = snap.walk.as_ref()?;
+    let mut summary = RetainedSummary {
+        bucket: task_ids.is_empty(),
+        retained: Amount::default(),
+        shared: Amount::default(),
+        unlocated_bytes: 0,
+        sites: Vec::new(),
+        more_sites: 0,
+        census: Vec::new(),
+        guards: Vec::new(),
+        unattributed: Amount::default(),
+    };
+    let mut per_site: HashMap<u32, (u64, u64)> = HashMap::new();
+    for t in walk.tasks.iter().filter(|t| task_ids.contains(&t.id)) {
+        add_amount(&mut summary.retained, &t.retained);
+        add_amount(&mut summary.shared, &t.shared);
+        summary.unlocated_bytes = summary.unlocated_bytes.saturating_add(t.unlocated_bytes);
+        for rs in &t.sites {
+            let e = per_site.entry(rs.site).or_default();
+            e.0 = e.0.saturating_add(rs.bytes);
+            e.1 = e.1.saturating_add(rs.blocks);
+        }
+    }
+    let mut sites: Vec<SiteRow> = per_site
+        .into_iter()
+        .map(|(site, (bytes, blocks))| site_row(names, site, bytes, blocks))
+        .collect();
+    sites.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then(a.site.cmp(&b.site)));
+    summary.more_sites = sites.len().saturating_sub(top);
+    sites.truncate(top);
+    summary.sites = sites;
+
+    let mine = |h: &WalkHolder| matches!(h, WalkHolder::Task { id, .. } if task_ids.contains(id));
+    let mut census: Vec<CensusLine> = Vec::new();
+    for row in walk.census.iter().filter(|c| mine(&c.holder)) {
+        match census.iter_mut().find(|c| c.type_name == row.type_name) {
+            Some(c) => {
+                c.objects = c.objects.saturating_add(row.objects);
+                c.bytes = c.bytes.saturating_add(row.bytes);
+                c.slack = c.slack.saturating_add(row.slack);
+            }
+            None => census.push(CensusLine {
+                type_name: row.type_name.clone(),
+                objects: row.objects,
+                bytes: row.bytes,
+                slack: row.slack,
+            }),
+        }
+    }
+    census.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| a.type_name.cmp(&b.type_name))
+    });
+    summary.census = census;
+    summary.guards = walk
+        .guards
+        .iter()
+        .filter(|g| mine(&g.holder))
+        .map(|g| GuardLine {
+            resource: g.resource,
+            resource_label: match snap.resources.iter().find(|r| r.id == g.resource) {
+                Some(r) => format!("{} \"{}\"", resource_kind(r.kind), r.name),
+                None => format!("\"{}\"", g.resource_name),
+            },
+            path: g.path.clone(),
+        })
+        .collect();
+    for u in walk
+        .unattributed
+        .iter()
+        .filter(|u| owners.contains(&u.owner))
+    {
+        add_amount(&mut summary.unattributed, &u.amount);
+    }
+    Some(summary)
+}
+
+fn site_row(names: &Names<'_>, site: u32, live_bytes: u64, live_blocks: u64) -> SiteRow {
+    let stack = names.site(site).map(|s| s.stack.as_slice()).unwrap_or(&[]);
+    SiteRow {
+        site,
+        live_bytes,
+        live_blocks,
+        frames: names
+            .frames(stack)
+            .iter()
+            .map(|fr| SiteFrame {
+                function: fr.function_name(),
+                file: fr.file.map(str::to_owned),
+                line: fr.line,
+            })
+            .collect(),
+    }
+}
+
+fn resource_kind(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Mutex => "Mutex",
+        ResourceKind::RwLock => "RwLock",
+        ResourceKind::Semaphore => "Semaphore",
+        ResourceKind::Channel => "Channel",
+    }
 }
 
 impl fmt::Display for TaskSites {
@@ -504,6 +762,16 @@ impl fmt::Display for TaskSites {
             human_bytes(self.memory.total_bytes),
             self.memory.total_blocks,
         )?;
+        self.fmt_sites(f)?;
+        match &self.walk {
+            Some(walk) => walk.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl TaskSites {
+    fn fmt_sites(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.sample_interval == 0 {
             return writeln!(
                 f,
@@ -524,34 +792,126 @@ impl fmt::Display for TaskSites {
             human_bytes(self.sampled_live_bytes),
             human_bytes(self.sample_interval),
         )?;
-        for site in &self.sites {
+        write_sites(f, &self.sites, self.sampled_live_bytes, self.more_sites)
+    }
+}
+
+impl fmt::Display for RetainedSummary {
+    /// Retained and shared totals, the top retained sites, the census and
+    /// the guards.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.bucket {
+            return writeln!(
+                f,
+                "heap walk: {} of it in {} {} is reachable from no task or root",
+                human_bytes(self.unattributed.bytes),
+                self.unattributed.blocks,
+                block_word(self.unattributed.blocks),
+            );
+        }
+        write!(
+            f,
+            "heap walk: retains {} in {} {} (freed if it ended now); shares {} in {} {} with other tasks or roots",
+            human_bytes(self.retained.bytes),
+            self.retained.blocks,
+            block_word(self.retained.blocks),
+            human_bytes(self.shared.bytes),
+            self.shared.blocks,
+            block_word(self.shared.blocks),
+        )?;
+        if self.unlocated_bytes > 0 {
+            write!(
+                f,
+                "; about {} more unlocated",
+                human_bytes(self.unlocated_bytes)
+            )?;
+        }
+        if self.unattributed.blocks > 0 {
+            write!(
+                f,
+                "; {} in {} {} it allocated is reachable from nothing (leaked?)",
+                human_bytes(self.unattributed.bytes),
+                self.unattributed.blocks,
+                block_word(self.unattributed.blocks),
+            )?;
+        }
+        writeln!(f)?;
+        if !self.sites.is_empty() {
             writeln!(
                 f,
-                "{:>10}  {:>5.1}%  {:>6} blocks  site {}",
-                human_bytes(site.live_bytes),
-                percent(site.live_bytes, self.sampled_live_bytes),
-                site.live_blocks,
-                site.site
+                "top retained sites by estimated bytes, innermost frame first:"
             )?;
-            for frame in &site.frames {
-                let mut text = format!("      {}", frame.function);
-                match (&frame.file, frame.line) {
-                    (Some(file), Some(line)) => {
-                        let _ = write!(text, "  {file}:{line}");
-                    }
-                    (Some(file), None) => {
-                        let _ = write!(text, "  {file}");
-                    }
-                    _ => {}
-                }
-                writeln!(f, "{text}")?;
+            write_sites(f, &self.sites, self.retained.bytes, self.more_sites)?;
+        }
+        if !self.census.is_empty() {
+            let width = self
+                .census
+                .iter()
+                .map(|c| c.type_name.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(4);
+            writeln!(f, "retained types (as `Trace` named them):")?;
+            writeln!(
+                f,
+                "  {:<width$}  {:>8}  {:>10}  {:>10}",
+                "TYPE", "OBJECTS", "BYTES", "SLACK"
+            )?;
+            for c in &self.census {
+                writeln!(
+                    f,
+                    "  {:<width$}  {:>8}  {:>10}  {:>10}",
+                    c.type_name,
+                    c.objects,
+                    human_bytes(c.bytes),
+                    human_bytes(c.slack)
+                )?;
             }
         }
-        if self.more_sites > 0 {
-            writeln!(f, "({} more sites)", self.more_sites)?;
+        if !self.guards.is_empty() {
+            writeln!(f, "guards held in its state:")?;
+            for g in &self.guards {
+                writeln!(f, "  {} (#{}) at {}", g.resource_label, g.resource, g.path)?;
+            }
         }
         Ok(())
     }
+}
+
+/// Sites with their share of `total` and their stacks.
+fn write_sites(
+    f: &mut fmt::Formatter<'_>,
+    sites: &[SiteRow],
+    total: u64,
+    more_sites: usize,
+) -> fmt::Result {
+    for site in sites {
+        writeln!(
+            f,
+            "{:>10}  {:>5.1}%  {:>6} blocks  site {}",
+            human_bytes(site.live_bytes),
+            percent(site.live_bytes, total),
+            site.live_blocks,
+            site.site
+        )?;
+        for frame in &site.frames {
+            let mut text = format!("      {}", frame.function);
+            match (&frame.file, frame.line) {
+                (Some(file), Some(line)) => {
+                    let _ = write!(text, "  {file}:{line}");
+                }
+                (Some(file), None) => {
+                    let _ = write!(text, "  {file}");
+                }
+                _ => {}
+            }
+            writeln!(f, "{text}")?;
+        }
+    }
+    if more_sites > 0 {
+        writeln!(f, "({more_sites} more sites)")?;
+    }
+    Ok(())
 }
 
 fn state_name(state: TaskState) -> &'static str {
@@ -561,6 +921,14 @@ fn state_name(state: TaskState) -> &'static str {
         TaskState::Completed => "completed",
         TaskState::Panicked => "panicked",
         TaskState::Aborted => "aborted",
+    }
+}
+
+fn block_word(n: u64) -> &'static str {
+    if n == 1 {
+        "block"
+    } else {
+        "blocks"
     }
 }
 

@@ -10,7 +10,10 @@
 //! `service-later.json`: the same process a minute later, the cache grown,
 //! a fourth handler, the audit task done; its locations and sites are
 //! renumbered, so a diff must match sites by stack. `no-samples.json`: the
-//! same tasks with sampling off and no resources.
+//! same tasks with sampling off and no resources. `service-walk.json`:
+//! `service` taken in heap-walk mode (a `walk` section: retained and shared
+//! per task, retained sites, a named root, unattributed memory, a census and
+//! guard locations).
 
 use turbowish_report::schema::*;
 
@@ -26,6 +29,7 @@ pub(crate) fn all() -> Vec<(&'static str, Snapshot)> {
         ("service.json", service()),
         ("service-later.json", service_later()),
         ("no-samples.json", no_samples()),
+        ("service-walk.json", service_walk()),
     ]
 }
 
@@ -318,6 +322,7 @@ pub(crate) fn service() -> Snapshot {
         resources,
         chains,
         cycles,
+        walk: None,
     }
 }
 
@@ -397,6 +402,165 @@ pub(crate) fn service_later() -> Snapshot {
     for os in &mut snap.owner_sites {
         os.site = n_site - 1 - os.site;
     }
+    snap
+}
+
+/// `service` taken in heap-walk mode: the cache filler retains its 6.1 MiB
+/// cache (a `HashMap<u64, Vec<u8>>` with slack), the request handlers share
+/// a config `Arc`, the audit task leaked an entry buffer (unattributed under
+/// it), a named root `metrics` holds a registry, and transfer-b holds the
+/// owned guard of `accounts[2]` that transfer-a acquired (a guard moved
+/// between tasks; the resource graph already names transfer-b).
+pub(crate) fn service_walk() -> Snapshot {
+    let mut snap = service();
+    let amount = |bytes, blocks| Amount { bytes, blocks };
+    let task_walk = |id: u64, name: &str, retained, shared, sites: Vec<RetainedSite>| TaskWalk {
+        id,
+        name: name.to_owned(),
+        retained,
+        shared,
+        unlocated_bytes: 0,
+        sites,
+    };
+    let retained_site = |site, samples: u64| RetainedSite {
+        site,
+        bytes: samples * INTERVAL,
+        blocks: samples * 16,
+    };
+    let task_holder = |id, name: &str| WalkHolder::Task {
+        id,
+        name: name.to_owned(),
+    };
+    snap.walk = Some(Walk {
+        tasks: vec![
+            task_walk(
+                1,
+                "accept-loop",
+                amount(132_608, 10),
+                amount(2_048, 1),
+                vec![retained_site(3, 2)],
+            ),
+            task_walk(
+                2,
+                "request-handler",
+                amount(128_000, 31),
+                amount(2_048, 1),
+                vec![retained_site(1, 1)],
+            ),
+            task_walk(
+                3,
+                "request-handler",
+                amount(262_144, 48),
+                amount(2_048, 1),
+                vec![retained_site(1, 3), retained_site(2, 1)],
+            ),
+            task_walk(
+                4,
+                "request-handler",
+                amount(65_536, 20),
+                amount(2_048, 1),
+                vec![retained_site(1, 1)],
+            ),
+            task_walk(
+                5,
+                "cache-filler",
+                amount(6_291_456, 1_420),
+                amount(0, 0),
+                vec![retained_site(0, 78)],
+            ),
+            task_walk(6, "transfer-a", amount(512, 1), amount(0, 0), Vec::new()),
+            task_walk(7, "transfer-b", amount(4_608, 4), amount(0, 0), Vec::new()),
+            task_walk(8, "audit-log", amount(640, 1), amount(0, 0), Vec::new()),
+            task_walk(9, "startup", amount(256, 1), amount(0, 0), Vec::new()),
+        ],
+        roots: vec![RootWalk {
+            name: "metrics".to_owned(),
+            retained: amount(98_304, 12),
+            shared: amount(0, 0),
+            unlocated_bytes: 2_048,
+        }],
+        unattributed: vec![
+            UnattributedWalk {
+                owner: OwnerRef::Main,
+                amount: amount(1_212_416, 198),
+            },
+            UnattributedWalk {
+                owner: OwnerRef::Task(8),
+                amount: amount(131_072, 2),
+            },
+            UnattributedWalk {
+                owner: OwnerRef::Internal,
+                amount: amount(98_304, 14),
+            },
+        ],
+        census: vec![
+            CensusRow {
+                holder: task_holder(5, "cache-filler"),
+                type_name: "alloc::vec::Vec<u8>".to_owned(),
+                objects: 1_400,
+                bytes: 5_734_400,
+                slack: 1_433_600,
+            },
+            CensusRow {
+                holder: task_holder(5, "cache-filler"),
+                type_name: "std::collections::HashMap<u64, alloc::vec::Vec<u8>>".to_owned(),
+                objects: 1,
+                bytes: 557_056,
+                slack: 163_840,
+            },
+            CensusRow {
+                holder: task_holder(3, "request-handler"),
+                type_name: "bytes::bytes_mut::BytesMut".to_owned(),
+                objects: 16,
+                bytes: 65_536,
+                slack: 12_288,
+            },
+            CensusRow {
+                holder: WalkHolder::Root {
+                    name: "metrics".to_owned(),
+                },
+                type_name: "bank_service::metrics::Registry".to_owned(),
+                objects: 1,
+                bytes: 4_096,
+                slack: 0,
+            },
+            CensusRow {
+                holder: WalkHolder::Shared,
+                type_name: "alloc::sync::Arc<bank_service::Config>".to_owned(),
+                objects: 1,
+                bytes: 2_048,
+                slack: 0,
+            },
+        ],
+        guards: vec![
+            GuardWalk {
+                resource: 1,
+                resource_name: "accounts[1]".to_owned(),
+                holder: task_holder(6, "transfer-a"),
+                path: "transfer-a › (opaque state)".to_owned(),
+            },
+            GuardWalk {
+                resource: 2,
+                resource_name: "accounts[2]".to_owned(),
+                holder: task_holder(7, "transfer-b"),
+                path: "transfer-b › (opaque state)".to_owned(),
+            },
+            GuardWalk {
+                resource: 3,
+                resource_name: "db-pool".to_owned(),
+                holder: task_holder(3, "request-handler"),
+                path: "request-handler › (opaque state)".to_owned(),
+            },
+        ],
+        stats: WalkStats {
+            live_blocks: 1_870,
+            blocks_scanned: 402,
+            bytes_scanned: 1_310_720,
+            blocks_traced: 1_433,
+            edges: 3_911,
+            duration_us: 2_350,
+        },
+    });
     snap
 }
 

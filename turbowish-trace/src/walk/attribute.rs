@@ -14,7 +14,8 @@ use turbowish_alloc::Owner;
 
 use super::graph::{Graph, NIL};
 use super::report::{
-    Amount, GuardLocation, Holder, RootRetained, TaskRetained, TypeCensus, Unattributed, WalkReport,
+    Amount, GuardLocation, Holder, LocatedBlock, RootRetained, TaskRetained, TypeCensus,
+    Unattributed, WalkReport,
 };
 use super::RootKind;
 use crate::trace::Position;
@@ -28,6 +29,7 @@ pub(super) fn attribute(
     graph: &Graph<'_>,
     kinds: &[&RootKind],
     anchors: &[Option<u32>],
+    locate: &[usize],
 ) -> WalkReport {
     let blocks = graph.index.blocks();
     // Blocks a traversal does not enter: a root's own cell or anchor block
@@ -111,6 +113,21 @@ pub(super) fn attribute(
     };
 
     let mut report = WalkReport::default();
+    for &start in locate {
+        let Some(i) = graph.index.index_of(start) else {
+            continue;
+        };
+        let block = &blocks[i];
+        if block.start == start {
+            report.located.push(LocatedBlock {
+                start,
+                size: block.size,
+                holder: holder(Position::Block(i as u32)),
+            });
+        }
+    }
+    report.located.sort_by_key(|b| b.start);
+    report.located.dedup_by_key(|b| b.start);
     for (kind, (own, shared, unlocated)) in kinds.iter().zip(retained) {
         match kind {
             RootKind::Task { id, name } => report.tasks.push(TaskRetained {

@@ -22,6 +22,23 @@ pub struct WalkReport {
     pub guards: Vec<GuardLocation>,
     /// What the walk did.
     pub stats: WalkStats,
+    /// Who holds each block asked for with [`crate::walk_locating`], in
+    /// address order; blocks not live at the walk are left out. Empty for
+    /// [`crate::walk`].
+    pub located: Vec<LocatedBlock>,
+}
+
+/// Who holds one block the caller asked about ([`crate::walk_locating`]):
+/// how a profiler joins its own per-block data (sampled stacks) to the walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedBlock {
+    /// The block's start (the address its allocation returned).
+    pub start: usize,
+    /// Its size in bytes.
+    pub size: usize,
+    /// The task or root that retains it, [`Holder::Shared`] when several
+    /// roots reach it, `None` when none does (unattributed).
+    pub holder: Option<Holder>,
 }
 
 /// Bytes and blocks.
