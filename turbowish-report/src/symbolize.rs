@@ -37,7 +37,9 @@ pub(crate) fn sites(
     let mut frames: HashMap<usize, Frames> = HashMap::new();
     for sample in samples {
         for &ip in &sample.frames {
-            frames.entry(ip).or_insert_with(|| Frames::new(ip, resolve(ip)));
+            frames
+                .entry(ip)
+                .or_insert_with(|| Frames::new(ip, resolve(ip)));
         }
     }
 
@@ -458,7 +460,9 @@ mod tests {
         "clone3",
     ];
 
-    fn one_function_per_address(functions: &[&str]) -> (Vec<usize>, HashMap<usize, Vec<SourceLine>>) {
+    fn one_function_per_address(
+        functions: &[&str],
+    ) -> (Vec<usize>, HashMap<usize, Vec<SourceLine>>) {
         let ips: Vec<usize> = (1..=functions.len()).map(|i| 0x1000 * i).collect();
         let table = ips
             .iter()
@@ -510,14 +514,22 @@ mod tests {
             ]),
             _ => line("tokio::runtime::scheduler::multi_thread::worker::run"),
         });
-        assert_eq!(shown(&out), ["app::remember_session", "app::serve::{{closure}}"]);
+        assert_eq!(
+            shown(&out),
+            ["app::remember_session", "app::serve::{{closure}}"]
+        );
         assert_eq!(out.locations.len(), 1);
         assert_eq!(out.locations[0].address, 0x30);
     }
 
     #[test]
     fn the_task_cell_ends_at_the_caller_of_spawn() {
-        let samples = [sample(88, 1.0, Owner::Task(1), &[0x10, 0x20, 0x30, 0x40, 0x50, 0x60])];
+        let samples = [sample(
+            88,
+            1.0,
+            Owner::Task(1),
+            &[0x10, 0x20, 0x30, 0x40, 0x50, 0x60],
+        )];
         let out = sites(&samples, to_ref, |ip| match ip {
             0x10 => line("alloc::boxed::Box<T>::pin"),
             0x20 => line("turbowish_trace::task::Traced<F>::new"),
@@ -538,7 +550,12 @@ mod tests {
 
     #[test]
     fn a_plain_tokio_task_ends_at_the_task_core() {
-        let samples = [sample(8, 1.0, Owner::TokioTask(3), &[0x10, 0x20, 0x30, 0x40])];
+        let samples = [sample(
+            8,
+            1.0,
+            Owner::TokioTask(3),
+            &[0x10, 0x20, 0x30, 0x40],
+        )];
         let out = sites(&samples, to_ref, |ip| match ip {
             0x10 => line("<hashbrown::raw::RawTable<T,A>>::reserve_rehash"),
             0x20 => line("std::collections::hash::map::HashMap<K,V,S>::insert"),
