@@ -7,8 +7,9 @@ mod cli_support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cli_support::{check_all_commands, decode_pprof, run, run_ok, text, xml_escape};
 use turbowish_alloc::TurboWish;
@@ -46,6 +47,9 @@ fn handle_request(n: usize) -> (Vec<u64>, String, Box<[u64; 64]>) {
     (items, body, Box::new([n as u64; 64]))
 }
 
+/// Tasks holding their memory: the cache filler and three handlers.
+static READY: AtomicUsize = AtomicUsize::new(0);
+
 /// Locks `from`, then (once both tasks hold their first lock) `to`.
 async fn transfer(from: Arc<Mutex<u64>>, to: Arc<Mutex<u64>>) {
     let _debit = async { from.lock().await }.traced("debit").await;
@@ -66,6 +70,7 @@ fn service_snapshot(dir: &Path) -> PathBuf {
             "cache-filler",
             async {
                 let held = fill_cache();
+                READY.fetch_add(1, Ordering::SeqCst);
                 std::future::pending::<()>().await;
                 drop(held);
             }
@@ -74,6 +79,7 @@ fn service_snapshot(dir: &Path) -> PathBuf {
         for n in 0..3 {
             turbowish_trace::spawn("request-handler", async move {
                 let held = async { handle_request(n) }.traced("handle").await;
+                READY.fetch_add(1, Ordering::SeqCst);
                 std::future::pending::<()>().await;
                 drop(held);
             });
@@ -82,7 +88,15 @@ fn service_snapshot(dir: &Path) -> PathBuf {
         let b = Arc::new(Mutex::new_named("accounts[2]", 100));
         turbowish_trace::spawn("transfer-a", transfer(a.clone(), b.clone()));
         turbowish_trace::spawn("transfer-b", transfer(b, a));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Wait (on a loaded machine, as long as it takes) for every task to
+        // hold its memory and for the transfers to deadlock.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while READY.load(Ordering::SeqCst) < 4
+            || turbowish_trace::cycles(&turbowish_trace::resources()).is_empty()
+        {
+            assert!(Instant::now() < deadline, "the service did not settle");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     });
     let path = turbowish_report::snapshot_to_dir(dir).unwrap();
     runtime.shutdown_background();
