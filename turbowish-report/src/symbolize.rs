@@ -22,55 +22,45 @@ pub(crate) struct Sites {
 
 /// Groups `samples` into sites.
 ///
-/// Each distinct address is passed to `resolve` once. Frames of the
-/// allocation machinery at the top of a stack (the global allocator,
-/// `__rust_alloc`, `alloc::alloc`, `RawVec`) are dropped so that a site
-/// starts at the code that asked for memory, and stacks that differ only
-/// there are one site. Estimates are sums of the samples' weights (blocks)
-/// and weight × size (bytes), rounded once per site and per owner × site.
+/// Each distinct address is passed to `resolve` once. Stacks are cut to
+/// what a reader needs (see [`Frames`]): they start at the innermost frame
+/// that is not the standard library's or the allocator's, and end just
+/// inside the task's poll entry, so stacks that differ only there are one
+/// site. Estimates are sums of the samples' weights (blocks) and
+/// weight × size (bytes), rounded once per site and per owner × site.
 /// Sites come biggest first; locations in order of first use by them.
 pub(crate) fn sites(
     samples: &[Sample],
     owner: impl Fn(Owner) -> OwnerRef,
     mut resolve: impl FnMut(usize) -> Vec<SourceLine>,
 ) -> Sites {
-    let mut lines: HashMap<usize, Vec<SourceLine>> = HashMap::new();
+    let mut frames: HashMap<usize, Frames> = HashMap::new();
     for sample in samples {
         for &ip in &sample.frames {
-            lines.entry(ip).or_insert_with(|| resolve(ip));
+            frames
+                .entry(ip)
+                .or_insert_with(|| Frames::new(ip, resolve(ip)));
         }
     }
 
-    let mut by_stack: HashMap<&[usize], Estimate> = HashMap::new();
-    let mut by_owner: HashMap<(OwnerRef, &[usize]), Estimate> = HashMap::new();
+    let mut by_stack: HashMap<Vec<usize>, Estimate> = HashMap::new();
+    let mut by_owner: HashMap<(OwnerRef, Vec<usize>), Estimate> = HashMap::new();
     for sample in samples {
-        let skip = sample
-            .frames
-            .iter()
-            .take_while(|ip| is_allocator(&lines[ip]))
-            .count();
-        // A stack of nothing but allocator frames keeps them: better an
-        // allocator site than an empty one.
-        let stack = if skip == sample.frames.len() {
-            &sample.frames[..]
-        } else {
-            &sample.frames[skip..]
-        };
-        by_stack.entry(stack).or_default().add(sample);
+        let stack = trim(&sample.frames, &frames);
         by_owner
-            .entry((owner(sample.owner), stack))
+            .entry((owner(sample.owner), stack.clone()))
             .or_default()
             .add(sample);
+        by_stack.entry(stack).or_default().add(sample);
     }
 
-    let mut stacks: Vec<(&[usize], Estimate)> = by_stack.into_iter().collect();
-    stacks.sort_by(|a, b| b.1.bytes.total_cmp(&a.1.bytes).then_with(|| a.0.cmp(b.0)));
+    let mut stacks: Vec<(Vec<usize>, Estimate)> = by_stack.into_iter().collect();
+    stacks.sort_by(|a, b| b.1.bytes.total_cmp(&a.1.bytes).then_with(|| a.0.cmp(&b.0)));
     let mut out = Sites::default();
     let mut location_ids: HashMap<usize, u32> = HashMap::new();
-    let mut site_ids: HashMap<&[usize], u32> = HashMap::new();
+    let mut site_ids: HashMap<Vec<usize>, u32> = HashMap::new();
     for (stack, estimate) in stacks {
         let id = out.sites.len() as u32;
-        site_ids.insert(stack, id);
         let stack_ids = stack
             .iter()
             .map(|&ip| {
@@ -79,12 +69,13 @@ pub(crate) fn sites(
                     out.locations.push(CodeLocation {
                         id,
                         address: ip as u64,
-                        lines: lines[&ip].clone(),
+                        lines: frames[&ip].lines.clone(),
                     });
                     id
                 })
             })
             .collect();
+        site_ids.insert(stack, id);
         out.sites.push(Site {
             id,
             stack: stack_ids,
@@ -97,7 +88,7 @@ pub(crate) fn sites(
         .into_iter()
         .map(|((owner, stack), e)| OwnerSite {
             owner,
-            site: site_ids[stack],
+            site: site_ids[&stack],
             live_bytes: e.bytes.round() as u64,
             live_blocks: e.blocks.round() as u64,
         })
@@ -147,29 +138,153 @@ impl Estimate {
     }
 }
 
-/// Whether an address lies wholly in allocation machinery: every source
-/// line at it (inlined ones included) is. One user line makes it the site.
-fn is_allocator(lines: &[SourceLine]) -> bool {
-    !lines.is_empty() && lines.iter().all(|l| is_allocator_fn(&l.function))
+/// What a site shows of one return address, decided once per address so
+/// that a location reads the same in every site that uses it.
+///
+/// What is left out, and why:
+/// - the standard library and the allocator innermost (`__rust_alloc`,
+///   `alloc::alloc`, `RawVec`, `Vec`/`String`/`Box`/`HashMap` growth,
+///   `turbowish_alloc`, `backtrace`): a stack starts at the first frame of
+///   other code, whose line is the call that asked for memory. A stack of
+///   nothing but such frames keeps them: they are then all that names it;
+/// - the task's poll entry (`<turbowish_trace::task::Traced<F> as
+///   Future>::poll`, or tokio's `Core<T,S>::poll` for a task TurboWish did
+///   not spawn) and every frame outer than it: the runtime's worker loop,
+///   the thread's start. The owner (the task) roots the stack instead;
+/// - in a stack through `turbowish_trace::spawn` (the task's own cell,
+///   charged to the task; tokio's and the registry's spawn bookkeeping):
+///   every frame outer than the one that called `spawn`, that is the
+///   spawner's runtime and thread;
+/// - `turbowish_trace::frame::Frame` poll wrappers: the user's async block
+///   or fn they wrap follows them anyway;
+/// - address 0, the unwinder's end-of-stack marker.
+#[derive(Debug)]
+struct Frames {
+    /// The lines shown, innermost (inlined) first.
+    lines: Vec<SourceLine>,
+    /// Whether the address is kept at all (an unknown address is).
+    keep: bool,
+    /// Whether every line shown is library or allocator code.
+    library: bool,
+    /// Whether the task's poll entry is here: outer frames are cut.
+    entry: bool,
+    /// Whether `turbowish_trace::spawn` is here: frames outer than its
+    /// caller are cut.
+    spawn: bool,
 }
 
-fn is_allocator_fn(function: &str) -> bool {
+impl Frames {
+    fn new(ip: usize, raw: Vec<SourceLine>) -> Frames {
+        if ip == 0 {
+            return Frames {
+                lines: Vec::new(),
+                keep: false,
+                library: false,
+                entry: false,
+                spawn: false,
+            };
+        }
+        if raw.is_empty() {
+            return Frames {
+                lines: raw,
+                keep: true,
+                library: false,
+                entry: false,
+                spawn: false,
+            };
+        }
+        let entry_at = raw.iter().position(|l| is_task_entry(&l.function));
+        let mut lines: Vec<SourceLine> = raw[..entry_at.unwrap_or(raw.len())]
+            .iter()
+            .filter(|l| !is_frame_wrapper(&l.function))
+            .cloned()
+            .collect();
+        let library = lines.iter().all(|l| is_library(&l.function));
+        if !library {
+            // Inlined library code at the call: the user line is the site.
+            let user = lines
+                .iter()
+                .position(|l| !is_library(&l.function))
+                .unwrap_or(0);
+            lines.drain(..user);
+        }
+        Frames {
+            keep: !lines.is_empty(),
+            library: library && !lines.is_empty(),
+            spawn: lines.iter().any(|l| is_spawn(&l.function)),
+            lines,
+            entry: entry_at.is_some(),
+        }
+    }
+}
+
+/// The addresses of `raw` (innermost first) a site shows.
+fn trim(raw: &[usize], frames: &HashMap<usize, Frames>) -> Vec<usize> {
+    let mut stack = Vec::with_capacity(raw.len());
+    let mut spawned = false;
+    for ip in raw {
+        let f = &frames[ip];
+        if f.keep {
+            stack.push(*ip);
+            if spawned && !f.spawn {
+                break;
+            }
+        }
+        if f.entry {
+            break;
+        }
+        spawned |= f.spawn;
+    }
+    let library = stack.iter().take_while(|ip| frames[ip].library).count();
+    if library < stack.len() {
+        stack.drain(..library);
+    }
+    stack
+}
+
+/// Standard library or allocation machinery: `std`, `core`, `alloc`
+/// (hashbrown behind `HashMap`), the allocator shims, TurboWish's allocator
+/// and the unwinder. Trait methods count when their type is the library's
+/// or a primitive (`<u8 as alloc::vec::spec_from_elem::SpecFromElem>`) and
+/// the trait is the library's.
+fn is_library(function: &str) -> bool {
     const PREFIXES: &[&str] = &[
+        "alloc::",
+        "core::",
+        "std::",
+        "hashbrown::",
         "turbowish_alloc::",
-        "alloc::alloc::",
-        "alloc::raw_vec::",
-        "std::alloc::",
-        "std::sys::alloc::",
-        "core::alloc::",
-        "__rust_",
-        "__rustc::",
+        "backtrace::",
+        "__rust",
         "__rdl_",
         "__rg_",
     ];
+    let library = |name: &str| PREFIXES.iter().any(|p| name.starts_with(p));
     let name = function.trim_start_matches('<');
-    PREFIXES.iter().any(|p| name.starts_with(p))
-        || function.contains(" as core::alloc::global::GlobalAlloc>")
-        || function.contains(" as core::alloc::Allocator>")
+    if library(name) {
+        return true;
+    }
+    match name.split_once(" as ") {
+        Some((ty, rest)) => !ty.contains("::") && library(rest),
+        None => false,
+    }
+}
+
+/// A task's poll entry: TurboWish's task root, or tokio's task core for
+/// tasks TurboWish did not spawn.
+fn is_task_entry(function: &str) -> bool {
+    (function.starts_with("<turbowish_trace::task::Traced<") && function.ends_with(">::poll"))
+        || (function.starts_with("tokio::runtime::task::core::Core<")
+            && function.contains(">::poll"))
+}
+
+/// `turbowish_trace::spawn`, `spawn_on` or `spawn_local`.
+fn is_spawn(function: &str) -> bool {
+    function.starts_with("turbowish_trace::task::spawn")
+}
+
+fn is_frame_wrapper(function: &str) -> bool {
+    function.starts_with("<turbowish_trace::frame::Frame<") && function.ends_with(">::poll")
 }
 
 #[cfg(test)]
@@ -299,6 +414,202 @@ mod tests {
             .collect();
         // An unknown frame is not known to be the allocator's: it stays.
         assert_eq!(stacks, [vec![0x99, 0xa0], vec![0x10, 0x11]]);
+    }
+
+    /// The lines of a fake address: `lines[0]` innermost (inlined into
+    /// the others).
+    fn inlined(functions: &[&str]) -> Vec<SourceLine> {
+        functions.iter().flat_map(|f| line(f)).collect()
+    }
+
+    /// The functions a one-site snapshot shows, innermost first.
+    fn shown(out: &Sites) -> Vec<String> {
+        assert_eq!(out.sites.len(), 1);
+        out.sites[0]
+            .stack
+            .iter()
+            .flat_map(|&id| &out.locations[id as usize].lines)
+            .map(|l| l.function.clone())
+            .collect()
+    }
+
+    /// A `Box::new` in a TurboWish task of a debug build, frame by frame as
+    /// the allocator records it (one function per address), down to the
+    /// worker thread's start and the unwinder's 0.
+    const DEBUG_BOX_IN_TASK: &[&str] = &[
+        "__rustc::__rust_alloc",
+        "alloc::alloc::alloc",
+        "alloc::alloc::Global::alloc_impl",
+        "<alloc::alloc::Global as core::alloc::Allocator>::allocate",
+        "alloc::boxed::box_new_uninit",
+        "alloc::boxed::Box<T>::new",
+        "app::handle_request",
+        "app::serve::{{closure}}::{{closure}}",
+        "<turbowish_trace::frame::Frame<F> as core::future::future::Future>::poll",
+        "app::serve::{{closure}}",
+        "<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll",
+        "tokio::runtime::task::core::Core<T,S>::poll::{{closure}}",
+        "tokio::loom::std::unsafe_cell::UnsafeCell<T>::with_mut",
+        "tokio::runtime::task::core::Core<T,S>::poll",
+        "tokio::runtime::task::harness::poll_future::{{closure}}",
+        "std::panicking::catch_unwind::do_call",
+        "tokio::runtime::scheduler::multi_thread::worker::run",
+        "std::sys::backtrace::__rust_begin_short_backtrace",
+        "<std::sys::thread::unix::Thread>::new::thread_start",
+        "start_thread",
+        "clone3",
+    ];
+
+    fn one_function_per_address(
+        functions: &[&str],
+    ) -> (Vec<usize>, HashMap<usize, Vec<SourceLine>>) {
+        let ips: Vec<usize> = (1..=functions.len()).map(|i| 0x1000 * i).collect();
+        let table = ips
+            .iter()
+            .zip(functions)
+            .map(|(&ip, f)| (ip, line(f)))
+            .collect();
+        (ips, table)
+    }
+
+    #[test]
+    fn a_debug_stack_starts_at_user_code_and_ends_inside_the_task() {
+        let (mut ips, table) = one_function_per_address(DEBUG_BOX_IN_TASK);
+        ips.push(0);
+        let samples = [sample(512, 1.0, Owner::Task(1), &ips)];
+        let out = sites(&samples, to_ref, |ip| {
+            table.get(&ip).cloned().unwrap_or_default()
+        });
+        assert_eq!(
+            shown(&out),
+            [
+                "app::handle_request",
+                "app::serve::{{closure}}::{{closure}}",
+                "app::serve::{{closure}}",
+            ]
+        );
+        // Only the shown addresses become locations.
+        assert_eq!(out.locations.len(), 3);
+    }
+
+    #[test]
+    fn a_release_stack_keeps_the_user_lines_of_an_inlined_entry_address() {
+        // Optimised: `Vec::push` and the user's futures are inlined into
+        // `Traced::poll`; only the growth path is a call of its own.
+        let samples = [sample(64, 1.0, Owner::Task(1), &[0x10, 0x20, 0x30, 0x40])];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => line("__rustc::__rust_realloc"),
+            0x20 => inlined(&[
+                "alloc::raw_vec::finish_grow",
+                "alloc::raw_vec::RawVecInner<A>::grow_amortized",
+                "alloc::raw_vec::RawVecInner<A>::grow_one",
+            ]),
+            0x30 => inlined(&[
+                "alloc::vec::Vec<T,A>::push",
+                "app::remember_session",
+                "app::serve::{{closure}}",
+                "<turbowish_trace::frame::Frame<F> as core::future::future::Future>::poll",
+                "<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll",
+                "tokio::runtime::task::core::Core<T,S>::poll",
+            ]),
+            _ => line("tokio::runtime::scheduler::multi_thread::worker::run"),
+        });
+        assert_eq!(
+            shown(&out),
+            ["app::remember_session", "app::serve::{{closure}}"]
+        );
+        assert_eq!(out.locations.len(), 1);
+        assert_eq!(out.locations[0].address, 0x30);
+    }
+
+    #[test]
+    fn the_task_cell_ends_at_the_caller_of_spawn() {
+        let samples = [sample(
+            88,
+            1.0,
+            Owner::Task(1),
+            &[0x10, 0x20, 0x30, 0x40, 0x50, 0x60],
+        )];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => line("alloc::boxed::Box<T>::pin"),
+            0x20 => line("turbowish_trace::task::Traced<F>::new"),
+            0x30 => line("turbowish_trace::task::spawn"),
+            0x40 => line("app::main::{{closure}}"),
+            0x50 => line("tokio::runtime::runtime::Runtime::block_on"),
+            _ => line("app::main"),
+        });
+        assert_eq!(
+            shown(&out),
+            [
+                "turbowish_trace::task::Traced<F>::new",
+                "turbowish_trace::task::spawn",
+                "app::main::{{closure}}",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plain_tokio_task_ends_at_the_task_core() {
+        let samples = [sample(
+            8,
+            1.0,
+            Owner::TokioTask(3),
+            &[0x10, 0x20, 0x30, 0x40],
+        )];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => line("<hashbrown::raw::RawTable<T,A>>::reserve_rehash"),
+            0x20 => line("std::collections::hash::map::HashMap<K,V,S>::insert"),
+            0x30 => line("app::index::{{closure}}"),
+            _ => line("tokio::runtime::task::core::Core<T,S>::poll::{{closure}}"),
+        });
+        assert_eq!(shown(&out), ["app::index::{{closure}}"]);
+    }
+
+    #[test]
+    fn library_code_without_user_frames_is_kept_and_other_crates_name_sites() {
+        // Only the allocator and std: all that names the site.
+        let samples = [sample(8, 1.0, Owner::Untracked, &[0x10, 0x20])];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => line("alloc::alloc::alloc"),
+            _ => line("std::thread::spawn"),
+        });
+        assert_eq!(shown(&out), ["alloc::alloc::alloc", "std::thread::spawn"]);
+        // A library other than std's is the code that asked for memory.
+        let samples = [sample(8, 1.0, Owner::Untracked, &[0x10, 0x20, 0x30])];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => line("alloc::alloc::alloc"),
+            0x20 => line("tokio::sync::mpsc::list::Tx<T>::find_block"),
+            _ => line("app::main"),
+        });
+        assert_eq!(
+            shown(&out),
+            ["tokio::sync::mpsc::list::Tx<T>::find_block", "app::main"]
+        );
+    }
+
+    #[test]
+    fn library_frames_are_told_from_user_frames() {
+        for f in [
+            "__rustc::__rust_alloc",
+            "<turbowish_alloc::TurboWish as core::alloc::global::GlobalAlloc>::alloc",
+            "<alloc::alloc::Global as core::alloc::Allocator>::allocate",
+            "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
+            "<alloc::vec::Vec<T,A> as alloc::vec::spec_extend::SpecExtend<&T,core::slice::iter::Iter<T>>>::spec_extend",
+            "alloc::string::String::push_str",
+            "hashbrown::raw::RawTable<T,A>::reserve_rehash",
+            "backtrace::backtrace::trace_unsynchronized",
+        ] {
+            assert!(is_library(f), "{f}");
+        }
+        for f in [
+            "app::handle_request",
+            "<app::Cache as core::clone::Clone>::clone",
+            "<app::Cache>::remember",
+            "tokio::sync::mpsc::list::Tx<T>::find_block",
+            "turbowish_trace::task::spawn",
+        ] {
+            assert!(!is_library(f), "{f}");
+        }
     }
 
     #[test]

@@ -261,7 +261,8 @@ fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
 }
 
 impl SnapshotDiff {
-    /// The diff as text, at most `top` tasks and `top` sites.
+    /// The diff as text, at most `top` tasks and `top` sites, each site
+    /// with its innermost 12 frames (the JSON form has every frame).
     pub fn render(&self, top: usize) -> String {
         let mut out = String::new();
         let elapsed = self.new.taken_at_ms.abs_diff(self.old.taken_at_ms) as f64 / 1000.0;
@@ -336,8 +337,17 @@ impl SnapshotDiff {
                     human_bytes(g.new_live_bytes),
                     g.live_blocks,
                 );
-                for frame in &row.frames {
+                // The innermost frames name the site; a thread's whole
+                // stack (outside tasks) would bury the next one.
+                for frame in row.frames.iter().take(MAX_FRAMES) {
                     let _ = writeln!(out, "        {frame}");
+                }
+                if row.frames.len() > MAX_FRAMES {
+                    let _ = writeln!(
+                        out,
+                        "        ({} outer frames; --json has them all)",
+                        row.frames.len() - MAX_FRAMES
+                    );
                 }
             }
             more(&mut out, self.sites.len(), top, "sites");
@@ -345,6 +355,9 @@ impl SnapshotDiff {
         out
     }
 }
+
+/// Frames shown per site by [`SnapshotDiff::render`].
+const MAX_FRAMES: usize = 12;
 
 fn more(out: &mut String, len: usize, top: usize, what: &str) {
     if len > top {
