@@ -74,6 +74,11 @@ pub fn snapshot() -> Snapshot {
         .collect();
     let owner = |owner| convert::owner(owner, |tokio_id| task_by_tokio_id.get(&tokio_id).copied());
     let sites = symbolize::sites(&samples, owner, symbolize::resolve);
+    // The symboliser caches parsed debug info (tens of MiB in a release
+    // build with debug info): a snapshot every few minutes would keep it
+    // resident for nothing, charged to `internal`. Re-parsing per snapshot
+    // costs time on the snapshot thread only.
+    backtrace::clear_symbol_cache();
     let walk = walk.map(|walk| {
         let site_of = site_finder(&samples, &sites.sites, &sites.locations);
         convert::walk(&walk, owner, |start| site_of.get(&start).copied())
