@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use turbowish_trace::TaskKind;
 
 use crate::convert;
-use crate::schema::{CodeLocation, ProcessInfo, RecordUsage, Site, Snapshot, FORMAT_VERSION};
+use crate::schema::{ProcessInfo, RecordUsage, Snapshot, FORMAT_VERSION};
 use crate::symbolize;
 
 /// Captures a heap snapshot of this process: per-task memory, buckets,
@@ -80,7 +80,7 @@ pub fn snapshot() -> Snapshot {
     // costs time on the snapshot thread only.
     backtrace::clear_symbol_cache();
     let walk = walk.map(|walk| {
-        let site_of = site_finder(&samples, &sites.sites, &sites.locations);
+        let site_of = site_finder(&samples, &sites.site_of);
         convert::walk(&walk, owner, |start| site_of.get(&start).copied())
     });
 
@@ -112,31 +112,17 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
-/// Each sample's site, weight and size, by block start. A site's stack is a
-/// suffix of its samples' frames (the allocator's frames at the top
-/// dropped), so each sample's longest suffix that is a site's stack is its
-/// site.
+/// The site and weight of each sampled block, by address, for the walk's
+/// per-site retained figures.
 fn site_finder(
     samples: &[turbowish_alloc::Sample],
-    sites: &[Site],
-    locations: &[CodeLocation],
+    site_of: &HashMap<usize, u32>,
 ) -> HashMap<usize, (u32, f64, usize)> {
-    let stacks: HashMap<Vec<usize>, u32> = sites
-        .iter()
-        .map(|site| {
-            let ips = site
-                .stack
-                .iter()
-                .map(|&l| locations.get(l as usize).map_or(0, |l| l.address as usize))
-                .collect();
-            (ips, site.id)
-        })
-        .collect();
     samples
         .iter()
         .filter_map(|s| {
-            (0..=s.frames.len())
-                .find_map(|skip| stacks.get(&s.frames[skip..]))
+            site_of
+                .get(&s.address)
                 .map(|&site| (s.address, (site, s.weight, s.size)))
         })
         .collect()

@@ -18,6 +18,9 @@ pub(crate) struct Sites {
     pub(crate) locations: Vec<CodeLocation>,
     pub(crate) sites: Vec<Site>,
     pub(crate) owner_sites: Vec<OwnerSite>,
+    /// Each sample's site, by the sampled block's address: what the heap
+    /// walk's per-site retained figures are grouped by.
+    pub(crate) site_of: HashMap<usize, u32>,
 }
 
 /// Groups `samples` into sites.
@@ -45,8 +48,10 @@ pub(crate) fn sites(
 
     let mut by_stack: HashMap<Vec<usize>, Estimate> = HashMap::new();
     let mut by_owner: HashMap<(OwnerRef, Vec<usize>), Estimate> = HashMap::new();
+    let mut sample_stacks = Vec::with_capacity(samples.len());
     for sample in samples {
         let stack = trim(&sample.frames, &frames);
+        sample_stacks.push((sample.address, stack.clone()));
         by_owner
             .entry((owner(sample.owner), stack.clone()))
             .or_default()
@@ -84,6 +89,10 @@ pub(crate) fn sites(
             samples: estimate.samples,
         });
     }
+    out.site_of = sample_stacks
+        .into_iter()
+        .map(|(address, stack)| (address, site_ids[&stack]))
+        .collect();
     out.owner_sites = by_owner
         .into_iter()
         .map(|((owner, stack), e)| OwnerSite {

@@ -93,7 +93,7 @@ impl fmt::Display for SnapshotError {
             }
             SnapshotError::Rename { from, to, source } => write!(
                 f,
-                "{}: cannot rename to {}: {source}",
+                "{}: cannot publish as {}: {source}",
                 from.display(),
                 to.display()
             ),
@@ -185,14 +185,25 @@ fn write_file(
             source,
         });
     }
-    // The name was free when chosen; check again just before the rename,
-    // which would replace (not follow) whatever appeared meanwhile.
+    // Publish under the first free name with link(2), which fails if the
+    // name exists (a symlink included, never followed): no window in which
+    // a file appearing at the name could be replaced. File systems without
+    // hard links fall back to check-then-rename.
     let mut final_path = final_path;
     let mut attempts = 0;
-    while exists(&final_path).map_err(|source| SnapshotError::Dir {
-        dir: dir.to_owned(),
-        source,
-    })? {
+    loop {
+        match publish(&temp_path, &final_path) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                let _ = std::fs::remove_file(&temp_path);
+                return Err(SnapshotError::Rename {
+                    from: temp_path,
+                    to: final_path,
+                    source,
+                });
+            }
+        }
         attempts += 1;
         if attempts >= MAX_ATTEMPTS {
             let _ = std::fs::remove_file(&temp_path);
@@ -201,14 +212,6 @@ fn write_file(
             });
         }
         final_path = dir.join(file_name(pid, SEQ.fetch_add(1, Ordering::Relaxed)));
-    }
-    if let Err(source) = std::fs::rename(&temp_path, &final_path) {
-        let _ = std::fs::remove_file(&temp_path);
-        return Err(SnapshotError::Rename {
-            from: temp_path,
-            to: final_path,
-            source,
-        });
     }
     // Make the rename itself durable; a directory that cannot be synced
     // (some file systems refuse) still holds a complete file.
@@ -269,6 +272,26 @@ fn exists(path: &Path) -> io::Result<bool> {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Gives the complete temporary file its final name, unless that name is
+/// taken (`AlreadyExists`). On success the temporary name is gone.
+fn publish(temp: &Path, target: &Path) -> io::Result<()> {
+    match std::fs::hard_link(temp, target) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(temp);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        // No hard links here (some FUSE or FAT file systems): the name is
+        // checked, then renamed to, with a window between the two.
+        Err(_) => {
+            if exists(target)? {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            std::fs::rename(temp, target)
+        }
     }
 }
 

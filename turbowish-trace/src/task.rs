@@ -179,10 +179,12 @@ impl<F: Future> Future for Traced<F> {
         drop(busy);
         match poll {
             Poll::Ready(output) => {
-                // Drop the future's state now, still inside the task's
-                // context, and record the end.
-                this.future = None;
+                // Record the end, then drop the future's state now, still
+                // inside the task's context. In that order: once the root
+                // cell is freed its address can be reused, and a heap walk
+                // must not take the new block for this task's root.
                 entry.set_state(TaskState::Completed);
+                this.future = None;
                 Poll::Ready(output)
             }
             Poll::Pending => {
@@ -220,11 +222,13 @@ impl<F> Drop for Traced<F> {
         if let Some(future) = self.future.take() {
             // Dropped before completing: aborted, cancelled by runtime
             // shutdown, or unwinding from a panic in its poll.
-            let _in_task = context::enter(&entry.tag);
-            drop(future);
+            // The end first, as in `poll`: the cell's address is free for
+            // reuse once the future is dropped.
             if entry.state() != TaskState::Panicked {
                 entry.set_state(TaskState::Aborted);
             }
+            let _in_task = context::enter(&entry.tag);
+            drop(future);
         }
         registry::finished(&self.entry);
     }

@@ -817,3 +817,31 @@ fn roots_register_and_unregister() {
     assert!(turbowish_trace::unroot(id));
     assert!(!turbowish_trace::unroot(id));
 }
+
+/// A cycle through blocks the index does not list (allocated after the
+/// heap view was taken, say) is traced through once, not forever.
+#[test]
+fn cycle_outside_the_index_ends() {
+    struct Node {
+        next: std::sync::RwLock<Option<Arc<Node>>>,
+        payload: Vec<u8>,
+    }
+    impl Trace for Node {
+        fn trace(&self, tracer: &mut turbowish_trace::Tracer<'_>) {
+            tracer.field("next", &self.next);
+            tracer.field("payload", &self.payload);
+        }
+    }
+    let _serial = serial();
+    let payload = record(7, || vec![1u8; 40]);
+    let node = Arc::new(Node {
+        next: std::sync::RwLock::new(None),
+        payload,
+    });
+    *node.next.write().unwrap() = Some(Arc::clone(&node));
+    // The payload is listed; the node's own `Arc` block is not.
+    let index = index();
+    let report = walk_with(&index, &[WalkRoot::named("cycle", &node)]);
+    assert_eq!(report.roots[0].retained, amount(40, 1));
+    *node.next.write().unwrap() = None;
+}

@@ -225,7 +225,7 @@ pub(crate) trait Sink {
 
 /// Where in the graph a `Trace` impl is reporting from: directly under a
 /// root, or inside a block (by index).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Position {
     Root(u32),
     Block(u32),

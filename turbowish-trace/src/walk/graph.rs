@@ -4,7 +4,7 @@
 //! words — and its out-edges are kept, so attribution (in `attribute`) can
 //! traverse the graph from each root without tracing anything again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::index::BlockIndex;
 use super::scan;
@@ -73,6 +73,12 @@ pub(super) struct Graph<'i> {
     root_name: String,
     path: Vec<&'static str>,
     queue: Vec<u32>,
+    /// Addresses outside the index already traced through, per position:
+    /// a cycle through blocks the index lacks (allocated after the view
+    /// was taken, or never registered) would otherwise recurse forever.
+    /// Keyed by position too, so that another root (or block) reaching the
+    /// same address still records its own edges behind it.
+    outside: HashSet<(Position, usize)>,
     /// Resources held now, by record address: what guard marks found by
     /// the scanner may name.
     held: HashMap<usize, (u64, String)>,
@@ -110,6 +116,7 @@ impl<'i> Graph<'i> {
             root_name: String::new(),
             path: Vec::new(),
             queue: Vec::new(),
+            outside: HashSet::new(),
             held,
             blocks_scanned: 0,
             bytes_scanned: 0,
@@ -212,8 +219,12 @@ impl Sink for Graph<'_> {
     fn enter(&mut self, block: &BlockReport) -> Option<Position> {
         let Some(i) = self.index.index_of(block.addr) else {
             // Not a live block (a static, a dangling pointer of an empty
-            // collection): nothing to count, but trace through it.
-            return Some(self.position);
+            // collection, a block newer than the view): nothing to count,
+            // but trace through it, once from here.
+            return self
+                .outside
+                .insert((self.position, block.addr))
+                .then_some(self.position);
         };
         let i = i as u32;
         if self.position == Position::Block(i) {
