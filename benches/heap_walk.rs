@@ -9,51 +9,30 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion};
 use turbowish_alloc::TurboWish;
 
-const SIZES: [usize; 4] = [16, 64, 256, 4096];
+mod support {
+    pub(crate) mod pairs;
+}
+use support::pairs::{pair_group, pairs};
 
 static COUNTING: TurboWish = TurboWish::system();
 /// The one heap-walk allocator of the process: the registry belongs to the
 /// first that allocates.
 static HEAP_WALK: TurboWish = TurboWish::system().heap_walk();
 
-/// Times `iters` alloc+free pairs.
-fn pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        // SAFETY: `layout` has a non-zero size; the block is freed with the
-        // same allocator and layout.
-        unsafe {
-            let p = alloc.alloc(layout);
-            black_box(p);
-            alloc.dealloc(p, layout);
-        }
-    }
-    start.elapsed()
-}
-
 fn bench_pairs(c: &mut Criterion) {
-    let mut group = c.benchmark_group("heap_walk_pair");
-    group.throughput(Throughput::Elements(1));
-    group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(3));
-    for size in SIZES {
-        let layout = Layout::from_size_align(size, 8).unwrap();
-        group.bench_with_input(BenchmarkId::new("System", size), &layout, |b, &l| {
-            b.iter_custom(|n| pairs(&System, l, n))
-        });
-        group.bench_with_input(BenchmarkId::new("counting", size), &layout, |b, &l| {
-            b.iter_custom(|n| pairs(&COUNTING, l, n))
-        });
-        group.bench_with_input(BenchmarkId::new("heap_walk", size), &layout, |b, &l| {
-            b.iter_custom(|n| pairs(&HEAP_WALK, l, n))
-        });
-    }
-    group.finish();
+    pair_group(
+        c,
+        "heap_walk_pair",
+        &[
+            ("System", &|l, n| pairs(&System, l, n)),
+            ("counting", &|l, n| pairs(&COUNTING, l, n)),
+            ("heap_walk", &|l, n| pairs(&HEAP_WALK, l, n)),
+        ],
+    );
 }
 
 fn bench_view(c: &mut Criterion) {

@@ -1,0 +1,48 @@
+//! Alloc+free pair timing shared by the single-thread allocator benches
+//! (`sampling`, `heap_walk`): each contender is timed by the same
+//! monomorphic loop, so only the allocator differs.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+
+/// Block sizes every pair bench measures.
+const SIZES: [usize; 4] = [16, 64, 256, 4096];
+
+/// Times `iters` alloc+free pairs of `layout` through `alloc`.
+pub(crate) fn pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: `layout` has a non-zero size; the block is freed with the
+        // same allocator and layout.
+        unsafe {
+            let p = alloc.alloc(layout);
+            black_box(p);
+            alloc.dealloc(p, layout);
+        }
+    }
+    start.elapsed()
+}
+
+/// A timing function for one contender: `pairs` on one allocator.
+pub(crate) type Contender<'a> = (&'a str, &'a dyn Fn(Layout, u64) -> Duration);
+
+/// Benchmarks every contender at every size in one group (the dynamic call
+/// is per batch of `iters` pairs, not per pair).
+pub(crate) fn pair_group(c: &mut Criterion, group: &str, contenders: &[Contender<'_>]) {
+    let mut group = c.benchmark_group(group);
+    group.throughput(Throughput::Elements(1));
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    for size in SIZES {
+        let layout = Layout::from_size_align(size, 8).expect("valid layout");
+        for (name, time) in contenders {
+            group.bench_with_input(BenchmarkId::new(*name, size), &layout, |b, &l| {
+                b.iter_custom(|n| time(l, n))
+            });
+        }
+    }
+    group.finish();
+}
