@@ -6,7 +6,8 @@
 //! itself, prints the chains and deadlocks it finds, and exits 0 (the hung
 //! tasks are abandoned with their runtime), so it runs in CI.
 //!
-//! Run: `cargo run --example deadlock`
+//! Run: `cargo run --example deadlock` (with `TURBOWISH_DIR` set it also
+//! writes a snapshot there of the first story, deadlocked).
 //!
 //! With `--hang` (or `TURBOWISH_DEADLOCK_HANG=1`) it runs only the first
 //! story, blocks every tokio worker as well, installs the `SIGUSR1`
@@ -40,7 +41,9 @@ fn accounts(n: usize) -> Vec<Arc<Mutex<u64>>> {
 }
 
 /// Runs `story` on a fresh runtime, waits, then reports what TurboWish sees.
-fn run(title: &str, story: impl FnOnce()) -> usize {
+/// With `snapshot` and `TURBOWISH_DIR` set, also writes a snapshot there
+/// while the tasks still wait (as `tests/examples_snapshots.rs` asks).
+fn run(title: &str, snapshot: bool, story: impl FnOnce()) -> usize {
     println!("== {title}");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -61,6 +64,10 @@ fn run(title: &str, story: impl FnOnce()) -> usize {
             println!("chain: {chain}");
         }
         println!("no deadlock");
+    }
+    if let Some(dir) = std::env::var_os("TURBOWISH_DIR").filter(|_| snapshot) {
+        let path = turbowish::report::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
+        println!("snapshot: {}", path.display());
     }
     println!();
     // The deadlocked tasks never finish: abandon them with the runtime.
@@ -111,36 +118,41 @@ fn main() {
     if hang_requested {
         hang();
     }
-    let two = run("two transfers, opposite lock order", || {
+    let two = run("two transfers, opposite lock order", true, || {
         let a = accounts(2);
         turbowish::trace::spawn("transfer-a", transfer(a[0].clone(), a[1].clone(), 10));
         turbowish::trace::spawn("transfer-b", transfer(a[1].clone(), a[0].clone(), 20));
     });
-    let three = run("three transfers in a ring", || {
+    let three = run("three transfers in a ring", false, || {
         let a = accounts(3);
         for (i, name) in ["ring-1", "ring-2", "ring-3"].into_iter().enumerate() {
             let (from, to) = (a[i].clone(), a[(i + 1) % 3].clone());
             turbowish::trace::spawn(name, transfer(from, to, 5));
         }
     });
-    let chain = run("a slow holder and a queue: a chain, not a deadlock", || {
-        let a = accounts(1);
-        let held = a[0].clone();
-        turbowish::trace::spawn("slow-report", async move {
-            let _guard = async { held.lock().await }.traced("build_report").await;
-            // Waits on something TurboWish does not track.
-            std::future::pending::<()>().await;
-        });
-        for i in 0..2 {
-            let queued = a[0].clone();
-            turbowish::trace::spawn(format!("request-{i}"), async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let _ = async { queued.lock().await }.traced("load_balance").await;
+    let chain = run(
+        "a slow holder and a queue: a chain, not a deadlock",
+        false,
+        || {
+            let a = accounts(1);
+            let held = a[0].clone();
+            turbowish::trace::spawn("slow-report", async move {
+                let _guard = async { held.lock().await }.traced("build_report").await;
+                // Waits on something TurboWish does not track.
+                std::future::pending::<()>().await;
             });
-        }
-    });
+            for i in 0..2 {
+                let queued = a[0].clone();
+                turbowish::trace::spawn(format!("request-{i}"), async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let _ = async { queued.lock().await }.traced("load_balance").await;
+                });
+            }
+        },
+    );
     let chess = run(
         "a chess game whose UI and validator wait on each other",
+        false,
         || {
             let (move_tx, mut move_rx) = mpsc::channel_named::<String>("player move", 4);
             let (board_tx, mut board_rx) = mpsc::channel_named::<String>("board update", 4);

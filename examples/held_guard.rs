@@ -10,7 +10,8 @@
 //! that they name the holder's frame, and lets the reload finish: the
 //! chains are gone.
 //!
-//! Run: `cargo run --example held_guard`
+//! Run: `cargo run --example held_guard` (with `TURBOWISH_DIR` set it also
+//! writes a snapshot there while the requests queue).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +94,14 @@ fn main() {
             },
             if no_deadlock { "no" } else { "YES" },
         );
+
+        // With `TURBOWISH_DIR` set (as `tests/examples_snapshots.rs` does), keep
+        // a snapshot of this moment for the `turbowish` CLI.
+        if let Some(dir) = std::env::var_os("TURBOWISH_DIR") {
+            let path =
+                turbowish::report::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
+            println!("snapshot: {}", path.display());
+        }
 
         finish_fetch.send(()).expect("reload waits");
         reloader.await.expect("reload task");

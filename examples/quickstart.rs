@@ -2,7 +2,8 @@
 //! different ways, with TurboWish installed. It lets the service run for a
 //! moment, then prints the per-task live-bytes table.
 //!
-//! Run: `cargo run --release --example quickstart`
+//! Run: `cargo run --release --example quickstart` (with `TURBOWISH_DIR`
+//! set it also writes a snapshot there for the `turbowish` CLI).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,6 +94,13 @@ async fn main() {
          leaky-logger keeps were formatted by the request handlers, so they show\n\
          up under request-handler although those tasks have finished."
     );
+
+    // With `TURBOWISH_DIR` set (as `tests/examples_snapshots.rs` does), keep
+    // a snapshot of this moment, the tasks still holding their memory.
+    if let Some(dir) = std::env::var_os("TURBOWISH_DIR") {
+        let path = turbowish::report::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
+        println!("snapshot: {}", path.display());
+    }
 
     shutdown_tx.send_replace(true);
     for task in [cache, pool, logger] {

@@ -1,8 +1,10 @@
 //! The deadlock example, hung with every tokio worker blocked, answers
 //! `SIGUSR1` with a snapshot that contains the deadlock.
 //!
-//! Runs `target/<profile>/examples/deadlock`, which `cargo test
-//! --all-targets` (and `cargo build --example deadlock`) builds.
+//! Runs `target/<profile>/examples/deadlock`, which
+//! `support::example_binary` first brings up to date.
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use turbowish::report::schema::TaskState;
 use turbowish::report::Snapshot;
+
+use support::example_binary;
 
 #[test]
 fn hung_deadlock_example_answers_sigusr1_with_the_cycle() {
@@ -44,10 +48,7 @@ fn hung_deadlock_example_answers_sigusr1_with_the_cycle() {
         match said.recv_timeout(left) {
             Ok(line) if line.starts_with("hung:") => break,
             Ok(_) => {}
-            Err(e) => panic!(
-                "{} did not say it hung ({e}): is it stale? rebuild it with `cargo build --example deadlock`",
-                example.display()
-            ),
+            Err(e) => panic!("{} did not say it hung ({e})", example.display()),
         }
     }
 
@@ -81,19 +82,6 @@ fn hung_deadlock_example_answers_sigusr1_with_the_cycle() {
 
     drop(child);
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// An example binary of this package, next to this test's directory.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example {name}` (or run `cargo test --all-targets`)",
-        path.display()
-    );
-    path
 }
 
 fn wait_for_file(dir: &Path, timeout: Duration) -> PathBuf {

@@ -2,13 +2,17 @@
 //! diff of its two snapshots names `session-cache` growing in
 //! `remember_session`, and it leaves both snapshots for the CLI.
 //!
-//! Runs `target/<profile>/examples/leaky_service`, which `cargo test
-//! --all-targets` (and `cargo build --example leaky_service`) builds.
+//! Runs `target/<profile>/examples/leaky_service`, which
+//! `support::example_binary` first brings up to date.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
 use turbowish::report::Snapshot;
+
+use support::example_binary;
 
 #[test]
 fn leaky_service_names_the_leaking_task_and_function() {
@@ -63,17 +67,4 @@ fn leaky_service_names_the_leaking_task_and_function() {
     assert!(live(&new) >= live(&old) + 2000 * 4096, "{stdout}");
 
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// An example binary of this package, next to this test's directory.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example {name}` (or run `cargo test --all-targets`)",
-        path.display()
-    );
-    path
 }

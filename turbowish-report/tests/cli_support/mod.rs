@@ -1,7 +1,8 @@
 //! Shared by the `cli_*` tests: the fixture generator, a runner for the
 //! built `turbowish` binary, a pprof decoder built from pprof's
 //! `profile.proto`, and `check_all_commands`, the assertions that must hold
-//! for any snapshot (fixtures here, snapshots of the real examples later).
+//! for any snapshot (fixtures here, the examples' snapshots in the root
+//! package's `tests/examples_snapshots.rs`, which includes this module).
 
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
@@ -15,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 
 use turbowish_report::{human_bytes, FoldedStacks, Snapshot};
 
-/// The directory of the checked-in fixtures.
+/// The directory of the checked-in fixtures (for this package's tests).
 pub(crate) fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -25,9 +26,31 @@ pub(crate) fn fixture(name: &str) -> PathBuf {
     fixture_dir().join(name)
 }
 
+/// The built `turbowish` binary. Cargo names it to this package's tests;
+/// another package's tests (the root's `examples_snapshots`) find it in
+/// their own target directory, where `cargo test --workspace --all-targets`
+/// builds it.
+pub(crate) fn turbowish_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_turbowish") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = profile_dir.join(format!("turbowish{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo test --workspace --all-targets` (or `cargo build -p turbowish-report --bin turbowish`)",
+        path.display()
+    );
+    path
+}
+
 /// Runs `turbowish` with `args`, feeding `stdin`.
 pub(crate) fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_turbowish"))
+    let mut child = Command::new(turbowish_binary())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -315,10 +338,10 @@ pub(crate) fn decode_pprof(gz: &[u8]) -> Pprof {
     flate2::read::GzDecoder::new(gz)
         .read_to_end(&mut raw)
         .expect("gzip");
-    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/proto");
-    let pool = protox::compile([proto_dir.join("profile.proto")], [&proto_dir])
-        .expect("profile.proto compiles");
-    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(pool).expect("pool");
+    let pool = protox::Compiler::with_file_resolver(ProfileProto)
+        .open_file("profile.proto")
+        .expect("profile.proto compiles")
+        .descriptor_pool();
     let desc = pool
         .get_message_by_name("perftools.profiles.Profile")
         .expect("Profile message");
@@ -410,6 +433,21 @@ pub(crate) fn decode_pprof(gz: &[u8]) -> Pprof {
         locations,
         mappings: list(&msg, "mapping").len(),
         string_table: strings,
+    }
+}
+
+/// Serves `tests/proto/profile.proto` from the test binary itself, so the
+/// decoder works for tests of any package that includes this module.
+struct ProfileProto;
+
+impl protox::file::FileResolver for ProfileProto {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match name {
+            "profile.proto" => {
+                protox::file::File::from_source(name, include_str!("../proto/profile.proto"))
+            }
+            _ => Err(protox::Error::file_not_found(name)),
+        }
     }
 }
 
