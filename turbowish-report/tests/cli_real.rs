@@ -3,6 +3,8 @@
 //! every allocation sampled), and one written by the `signal` example.
 
 mod cli_support;
+#[path = "../../tests/support/mod.rs"]
+mod examples;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -232,7 +234,7 @@ fn every_command_reads_a_real_service_snapshot() {
 #[test]
 fn every_command_reads_the_signal_examples_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(example_binary("signal"))
+    let out = Command::new(examples::example_binary("signal"))
         .env("TURBOWISH_DIR", dir.path())
         .output()
         .unwrap();
@@ -264,18 +266,4 @@ fn every_command_reads_the_signal_examples_snapshot() {
         assert!(live >= kib * 1024 && live < kib * 1024 + 4096, "{row}");
         assert!(row.contains(&human_bytes(live)), "{row}");
     }
-}
-
-/// An example binary of the workspace, built next to this test's profile
-/// directory by `cargo test --all-targets` (or `cargo build --example`).
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example {name}` (or run `cargo test --workspace --all-targets`)",
-        path.display()
-    );
-    path
 }
