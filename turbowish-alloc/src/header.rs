@@ -5,13 +5,14 @@
 //! ```text
 //!  inner block (from A)                       user block (what the caller sees)
 //!  |<------------- prefix ------------->|<------------ layout.size() ------------>|
-//!  [ padding (align - 8 bytes, if any) ][ Header: tag u32, flags u32 ][ user bytes ... ]
+//!  [ padding (align - 8 bytes, if any) ][ Header: one u64 word ][ user bytes ... ]
 //!                                        ^ user - 8                    ^ user
 //! ```
 //!
 //! The prefix is `max(8, align)`: a multiple of the alignment, so the user
 //! pointer keeps the inner block's alignment, and never less than the 8-byte
-//! header. It depends only on the layout, so `dealloc` and `realloc` recompute
+//! header. The header word holds the tag in its low 32 bits and the flags
+//! in its high 32 bits. It depends only on the layout, so `dealloc` and `realloc` recompute
 //! it from the layout they are given and need no offset stored in the block.
 //!
 //! An 8-byte header (rather than 16) matters for speed: glibc's malloc has 8
@@ -157,13 +158,20 @@ pub(crate) unsafe fn inner_from_user(user: *mut u8, align: usize) -> *mut u8 {
 ///
 /// `user` must be a user pointer of a live block of ours; its header bytes
 /// (the 8 bytes before it) are owned by TurboWish.
+///
+/// The header is written, and read, as one 8-byte word. Written as two
+/// 4-byte fields (which the compiler does once `flags` is computed at run
+/// time, as sampling made it), the free's 8-byte load of it cannot be
+/// forwarded from the two pending stores and stalls: measured, a 16-byte
+/// alloc+free pair went from 6.5 to 8.8 ns with no more instructions.
 #[inline(always)]
 pub(crate) unsafe fn write(user: *mut u8, header: Header) {
     debug_assert!(user as usize % HEADER_SIZE == 0);
+    let word = u64::from(header.tag) | u64::from(header.flags) << 32;
     // SAFETY: the prefix is at least HEADER_SIZE bytes and a multiple of 8,
     // and the inner block is at least 8-aligned, so `user - 8` is an aligned,
-    // writable Header slot inside the inner block.
-    unsafe { user.sub(HEADER_SIZE).cast::<Header>().write(header) }
+    // writable 8-byte slot inside the inner block.
+    unsafe { user.sub(HEADER_SIZE).cast::<u64>().write(word) }
 }
 
 /// Reads the header in front of `user`.
@@ -175,7 +183,11 @@ pub(crate) unsafe fn write(user: *mut u8, header: Header) {
 pub(crate) unsafe fn read(user: *const u8) -> Header {
     debug_assert!(user as usize % HEADER_SIZE == 0);
     // SAFETY: see `write`; the header was written when the block was handed out.
-    unsafe { user.sub(HEADER_SIZE).cast::<Header>().read() }
+    let word = unsafe { user.sub(HEADER_SIZE).cast::<u64>().read() };
+    Header {
+        tag: word as u32,
+        flags: (word >> 32) as u32,
+    }
 }
 
 #[cfg(test)]
