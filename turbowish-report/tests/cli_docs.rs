@@ -32,22 +32,30 @@ fn cli_md_examples_are_current() {
         }
     }
     for (command, expected) in examples {
-        let Some(args) = runnable(&command) else {
+        // `...; echo "exit $?"` documents the exit status too.
+        let (run, shows_status) = match command.strip_suffix("; echo \"exit $?\"") {
+            Some(run) => (run, true),
+            None => (command.as_str(), false),
+        };
+        let Some(args) = runnable(run) else {
             continue;
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_turbowish"));
         let out = cmd.args(&args).current_dir(fixture_dir()).output().unwrap();
-        let found = text(&out.stderr) + &text(&out.stdout);
+        let mut found = text(&out.stderr) + &text(&out.stdout);
+        if shows_status {
+            found.push_str(&format!("exit {}\n", out.status.code().unwrap_or(-1)));
+        }
         assert!(
             found == expected,
             "CLI.md is stale for `{command}`:\n--- found\n{found}--- documented\n{expected}"
         );
         checked += 1;
     }
-    // The report, task, no-samples, three heap-walk, DOT, two folded, diff
-    // and directory examples.
-    assert_eq!(checked, 11, "examples checked");
+    // The report, task, no-samples, three heap-walk, chains, DOT, two
+    // folded, two diff, and the five bad-input examples.
+    assert_eq!(checked, 16, "examples checked");
 }
 
 /// The arguments of a documented command that only reads fixtures and

@@ -447,6 +447,21 @@ fn diff_refuses_other_executables_and_flags_reversed_time() {
 
     let out = run_ok(&["diff", &p("service.json"), &p("no-samples.json")]);
     assert!(text(&out.stdout).contains("(no sites: a snapshot was taken with sampling off)"));
+
+    // Sampling on, but nothing sampled live: not blamed on sampling.
+    let mut empty = Snapshot::load(std::path::Path::new(&p("service.json"))).unwrap();
+    empty.sites.clear();
+    empty.owner_sites.clear();
+    empty.locations.clear();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-live-samples.json");
+    empty.to_writer(std::fs::File::create(&path).unwrap()).unwrap();
+    let out = run_ok(&["diff", &p("service.json"), path.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).contains("(no sites: one of the snapshots has no live sampled block)"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

@@ -40,6 +40,9 @@ pub struct SnapshotDiff {
     pub sites: Vec<SiteGrowth>,
     /// Whether both snapshots carry sampled sites.
     pub sampled: bool,
+    /// Whether either snapshot was taken with sampling off (so it has no
+    /// sites by design, rather than by chance).
+    pub sampling_off: bool,
 }
 
 /// Which snapshot a side of a [`SnapshotDiff`] is.
@@ -154,6 +157,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot, force: bool) -> Result<SnapshotDiff,
             Vec::new()
         },
         sampled,
+        sampling_off: old.sample_interval == 0 || new.sample_interval == 0,
     })
 }
 
@@ -322,8 +326,10 @@ impl SnapshotDiff {
         }
 
         out.push_str("\ngrowth by allocation site (estimated), innermost frame first:\n");
-        if !self.sampled {
+        if !self.sampled && self.sampling_off {
             out.push_str("  (no sites: a snapshot was taken with sampling off)\n");
+        } else if !self.sampled {
+            out.push_str("  (no sites: one of the snapshots has no live sampled block)\n");
         } else if self.sites.is_empty() {
             out.push_str("  (no change)\n");
         } else {
