@@ -455,7 +455,9 @@ fn diff_refuses_other_executables_and_flags_reversed_time() {
     empty.locations.clear();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no-live-samples.json");
-    empty.to_writer(std::fs::File::create(&path).unwrap()).unwrap();
+    empty
+        .to_writer(std::fs::File::create(&path).unwrap())
+        .unwrap();
     let out = run_ok(&["diff", &p("service.json"), path.to_str().unwrap()]);
     assert!(
         text(&out.stdout).contains("(no sites: one of the snapshots has no live sampled block)"),
