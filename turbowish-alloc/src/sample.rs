@@ -54,7 +54,11 @@ pub struct Sample {
     pub weight: f64,
     /// The task that allocated it.
     pub owner: Owner,
-    /// Return addresses, innermost first, TurboWish's own frames removed.
+    /// Return addresses, innermost first. TurboWish's sampling frames are
+    /// removed; the first frame is the allocation entry point the
+    /// allocator's code is inlined into (`__rust_alloc`, `__rust_realloc`,
+    /// ..., or the caller of `GlobalAlloc::alloc` when it is called
+    /// directly), then the code that allocated.
     pub frames: Vec<usize>,
 }
 
@@ -124,8 +128,8 @@ pub fn samples() -> Vec<Sample> {
 #[inline(never)]
 pub(crate) fn on_due(configured: u64, user: usize, size: usize, tag: u32) -> bool {
     if shard::is_busy() {
-        // TurboWish's own allocation: never sampled. The countdown stays run
-        // out, so the caller's next allocation is sampled instead.
+        // TurboWish's own allocation: never sampled (`sample_due` does not
+        // even count it; this is a second line of defence).
         return false;
     }
     let was = shard::enter_busy();
