@@ -54,11 +54,12 @@ pub struct Sample {
     pub weight: f64,
     /// The task that allocated it.
     pub owner: Owner,
-    /// Return addresses, innermost first. TurboWish's sampling frames are
-    /// removed; the first frame is the allocation entry point the
-    /// allocator's code is inlined into (`__rust_alloc`, `__rust_realloc`,
-    /// ..., or the caller of `GlobalAlloc::alloc` when it is called
-    /// directly), then the code that allocated.
+    /// Return addresses, innermost first. The unwinder's and the sampler's
+    /// frames are removed, not the allocator's entry point: the first frame
+    /// is TurboWish's `GlobalAlloc` method (`alloc`, `realloc`, ...) or,
+    /// where that is inlined (release builds), the shim it is inlined
+    /// into (`__rust_alloc`, `__rust_realloc`, ...); the code that
+    /// allocated follows.
     pub frames: Vec<usize>,
 }
 

@@ -248,7 +248,8 @@ pub(crate) fn on_free(tag: u32, size: usize) {
 
 /// Counts `size` bytes off this thread's sampling countdown; true when the
 /// countdown has run out and the allocation may be sampled (see
-/// `crate::sample::on_due`). One subtract, store and compare.
+/// `crate::sample::on_due`). A test of the re-entrancy flag, then one
+/// subtract, store and compare.
 #[inline(always)]
 pub(crate) fn sample_due(size: usize) -> bool {
     let local = local();
