@@ -110,6 +110,7 @@ pub fn heap_view() -> Option<HeapView> {
         PAUSED.store(false, Ordering::SeqCst);
         wait_frees_done();
         drain_deferred();
+        VIEW_THREAD.store(0, Ordering::Relaxed);
         VIEW_ACTIVE.store(false, Ordering::Release);
         return None;
     }
@@ -191,6 +192,7 @@ impl Drop for HeapView {
         // drops; later ones free directly.
         wait_frees_done();
         drain_deferred();
+        VIEW_THREAD.store(0, Ordering::Relaxed);
         VIEW_ACTIVE.store(false, Ordering::Release);
     }
 }
@@ -387,7 +389,8 @@ static FREE_CHUNKS: AtomicU64 = AtomicU64::new(0);
 static PAUSED: AtomicBool = AtomicBool::new(false);
 /// Set while a view exists (one at a time).
 static VIEW_ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The thread that took the current view (`pthread_self`), for
+/// The thread that took the current view (`pthread_self`; 0 while none
+/// holds it, or just before the taker stores itself), for
 /// `after_fork_child`.
 static VIEW_THREAD: AtomicUsize = AtomicUsize::new(0);
 /// Top of the stack of deferred frees (an entry index, 0: empty).
@@ -524,9 +527,16 @@ fn set_up(owner: *const (), release: ReleaseFn) -> bool {
         return false;
     }
     ASYMMETRIC.store(register_membarrier(), Ordering::Relaxed);
+    // Under the re-entrancy guard: libc may allocate to record the
+    // handler, and that allocation must not come back here (it would wait
+    // for this set-up to finish). Should registration fail, a child forked
+    // during a free may wait for it forever, as before.
+    let was = shard::enter_busy();
     // SAFETY: a handler with the signature pthread_atfork expects, which
-    // only touches atomics. Registered once: set-up runs once.
+    // only touches atomics and this thread's `Local`. Registered once:
+    // set-up runs once.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    shard::leave_busy(was);
     ENTRIES.store(base.cast(), Ordering::Release);
     OWNER.store(owner.cast_mut(), Ordering::Release);
     RELEASE.store(release as *mut (), Ordering::Release);

@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use turbowish_alloc::{heap_view, TurboWish};
 
@@ -59,7 +59,7 @@ fn view_in_child() -> libc::c_int {
     if pid == 0 {
         // SAFETY: plain system calls in the child.
         unsafe { libc::alarm(2) };
-        let block = Box::new([7u8; 100]);
+        let block = std::hint::black_box(Box::new([7u8; 100]));
         let code = match heap_view() {
             Some(view) => {
                 let found = view.find(block.as_ptr() as usize).is_some();
@@ -97,8 +97,11 @@ fn assert_exited_0(status: libc::c_int, what: &str) {
 #[test]
 fn a_view_in_a_forked_child_does_not_wait_for_the_parents_threads() {
     // A thread parked inside a registered free while the process forks.
-    let parked = thread::spawn(|| drop(Box::new([0u8; PARK_SIZE])));
+    // (`black_box`: an unused box's allocation may be optimised away.)
+    let parked = thread::spawn(|| drop(std::hint::black_box(Box::new([0u8; PARK_SIZE]))));
+    let started = Instant::now();
     while !PARKED.load(Ordering::SeqCst) {
+        assert!(started.elapsed() < Duration::from_secs(10), "never parked");
         thread::sleep(Duration::from_millis(1));
     }
     assert_exited_0(view_in_child(), "fork during a free");

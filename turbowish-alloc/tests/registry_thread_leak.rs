@@ -8,10 +8,31 @@
 //! before the block, `{tag: u32, flags: u32}`, low 31 bits): when entries
 //! are recycled, the indices of fresh blocks stay small.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+
 use turbowish_alloc::TurboWish;
 
+/// `System`, exposing the provenance of every block it returns, so that
+/// the test may read a header (which lies outside the user's block).
+struct Exposing;
+
+// SAFETY: forwards to `System`.
+unsafe impl GlobalAlloc for Exposing {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for this function.
+        let block = unsafe { System.alloc(layout) };
+        let _ = block.expose_provenance();
+        block
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as for this function.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
 #[global_allocator]
-static A: TurboWish = TurboWish::system().heap_walk().sample_interval(0);
+static A: TurboWish<Exposing> = TurboWish::new(Exposing).heap_walk().sample_interval(0);
 
 /// Threads per phase; each would keep up to 128 entries if leaked.
 const THREADS: usize = 400;
@@ -22,9 +43,11 @@ const BOUND: u32 = 8192;
 
 /// The registry index of a block (0: not registered).
 fn index_of(block: &u64) -> u32 {
+    let flags_at = block as *const u64 as usize - 4;
     // SAFETY: every block of the global TurboWish allocator (align <= 8)
-    // is preceded by its 8-byte header, whose second half is `flags`.
-    let flags = unsafe { (block as *const u64).cast::<u32>().sub(1).read() };
+    // is preceded by its 8-byte header, whose second half is `flags`,
+    // inside the inner block, whose provenance `Exposing` exposed.
+    let flags = unsafe { std::ptr::with_exposed_provenance::<u32>(flags_at).read() };
     flags & !(1 << 31)
 }
 

@@ -25,7 +25,7 @@ fn internal_allocations_do_not_move_a_sample_to_the_next_allocation() {
     // The next allocation is a single byte: sampled with probability about
     // 1 / 65,536 (and the same every run: each thread's sampler is seeded
     // by its rank).
-    let small = Box::new(1u8);
+    let small = std::hint::black_box(Box::new(1u8));
     let address = &*small as *const u8 as usize;
     let sample = samples().into_iter().find(|s| s.address == address);
     assert!(
