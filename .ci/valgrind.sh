@@ -2,7 +2,8 @@
 # Runs the turbowish-alloc stress test (turbowish-alloc/tests/stress.rs) under
 # valgrind memcheck with a reduced operation count, then the heap-walk tests
 # (turbowish-alloc/tests/heap_walk.rs: views taken while threads churn) and
-# the sampling stress test for one second each.
+# the sampling stress test for one second each, and the registry test of
+# frees after a thread's exit hook (turbowish-alloc/tests/registry_exit_frees.rs).
 #
 #   .ci/valgrind.sh                           # 100,000 ops per thread
 #   TURBOWISH_STRESS_OPS=20000 .ci/valgrind.sh
@@ -60,3 +61,7 @@ bin="$(test_binary sampling_stress)"
 echo "valgrind memcheck: $bin with TURBOWISH_SAMPLING_SECS=1" >&2
 TURBOWISH_SAMPLING_SECS=1 valgrind --error-exitcode=1 --leak-check=no --fair-sched=yes \
     "$bin"
+
+bin="$(test_binary registry_exit_frees)"
+echo "valgrind memcheck: $bin" >&2
+valgrind --error-exitcode=1 --leak-check=no --fair-sched=yes "$bin"

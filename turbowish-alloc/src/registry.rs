@@ -54,8 +54,16 @@ pub fn heap_walk_enabled() -> bool {
 }
 
 /// Pauses frees and returns every live block, sorted by start; `None`
-/// unless in heap-walk mode, or while another view exists (a second caller
-/// does not wait: it could be the thread holding the first view).
+/// unless in heap-walk mode, while another view exists (a second caller
+/// does not wait: it could be the thread holding the first view), or when
+/// frees cannot be paused safely (the `membarrier` system call the pause
+/// relies on worked at start-up but fails now, e.g. under a seccomp filter
+/// installed later).
+///
+/// In a child process forked while another thread of the parent held a
+/// view, that view is gone: frees run normally in the child and
+/// `heap_view` works again there. (A view moved to another thread than the
+/// one that took it counts as held by the thread that took it.)
 ///
 /// While the view lives, frees from any thread are deferred (queued without
 /// allocating and without blocking), so no block in the view goes back to
@@ -88,8 +96,24 @@ pub fn heap_view() -> Option<HeapView> {
     if !heap_walk_enabled() || VIEW_ACTIVE.swap(true, Ordering::AcqRel) {
         return None;
     }
+    // SAFETY: pthread_self has no preconditions.
+    VIEW_THREAD.store(unsafe { libc::pthread_self() } as usize, Ordering::Relaxed);
     PAUSED.store(true, Ordering::SeqCst);
-    barrier_all();
+    if !barrier_all() {
+        // membarrier worked when asymmetric mode was chosen but fails now
+        // (a seccomp filter installed since, say): frees pay only a
+        // compiler fence, so without the barrier a free may still read
+        // `PAUSED` unset after the counters below read zero, and release a
+        // block the view lists. No safe view: undo the pause. Frees that
+        // did see it queued their blocks; free them now (a free that
+        // queues after the drain leaves its block to the next one).
+        PAUSED.store(false, Ordering::SeqCst);
+        wait_frees_done();
+        drain_deferred();
+        VIEW_THREAD.store(0, Ordering::Relaxed);
+        VIEW_ACTIVE.store(false, Ordering::Release);
+        return None;
+    }
     wait_frees_done();
     // From here on no registered block goes back to the inner allocator.
     let was = shard::enter_busy();
@@ -160,33 +184,44 @@ impl HeapView {
 impl Drop for HeapView {
     fn drop(&mut self) {
         PAUSED.store(false, Ordering::SeqCst);
-        barrier_all();
+        // Should the barrier fail (see `heap_view`), a free that still reads
+        // `PAUSED` set only queues its block after the drain: it waits for
+        // the next one, which is no harm.
+        let _ = barrier_all();
         // A free that saw `PAUSED` set is done queueing once its counter
         // drops; later ones free directly.
         wait_frees_done();
-        let mut index = DEFERRED.swap(0, Ordering::Acquire);
-        let release = RELEASE.load(Ordering::Acquire);
-        let owner = OWNER.load(Ordering::Acquire);
-        while index != 0 {
-            let entry = entry(index);
-            let next = entry.next.load(Ordering::Relaxed);
-            let user = entry.ptr.load(Ordering::Relaxed);
-            let size = entry.size.load(Ordering::Relaxed);
-            let align = 1usize << ((entry.meta.load(Ordering::Relaxed) >> 32) as u8);
-            entry.ptr.store(0, Ordering::Relaxed);
-            // SAFETY: `release` was stored by the allocator that owns the
-            // registry (`OWNER`), with its type; the entry is a block of
-            // that allocator, allocated with this size and alignment, whose
-            // free was deferred and happens exactly once, here.
-            unsafe {
-                let release: ReleaseFn = core::mem::transmute::<*mut (), ReleaseFn>(release);
-                let layout = Layout::from_size_align_unchecked(size, align);
-                release(owner.cast_const(), user as *mut u8, layout);
-            }
-            put_index(shard::local(), index);
-            index = next;
-        }
+        drain_deferred();
+        VIEW_THREAD.store(0, Ordering::Relaxed);
         VIEW_ACTIVE.store(false, Ordering::Release);
+    }
+}
+
+/// Frees the blocks whose frees were deferred while frees were paused.
+/// Runs once `PAUSED` is unset again; a free that queues meanwhile pushes
+/// onto the emptied stack, never onto the list taken here.
+fn drain_deferred() {
+    let mut index = DEFERRED.swap(0, Ordering::Acquire);
+    let release = RELEASE.load(Ordering::Acquire);
+    let owner = OWNER.load(Ordering::Acquire);
+    while index != 0 {
+        let entry = entry(index);
+        let next = entry.next.load(Ordering::Relaxed);
+        let user = entry.ptr.load(Ordering::Relaxed);
+        let size = entry.size.load(Ordering::Relaxed);
+        let align = 1usize << ((entry.meta.load(Ordering::Relaxed) >> 32) as u8);
+        entry.ptr.store(0, Ordering::Relaxed);
+        // SAFETY: `release` was stored by the allocator that owns the
+        // registry (`OWNER`), with its type; the entry is a block of
+        // that allocator, allocated with this size and alignment, whose
+        // free was deferred and happens exactly once, here.
+        unsafe {
+            let release: ReleaseFn = core::mem::transmute::<*mut (), ReleaseFn>(release);
+            let layout = Layout::from_size_align_unchecked(size, align);
+            release(owner.cast_const(), user as *mut u8, layout);
+        }
+        put_index(shard::local(), index);
+        index = next;
     }
 }
 
@@ -211,10 +246,17 @@ pub(crate) fn register(
     sampled: bool,
 ) -> u32 {
     let local = shard::local();
-    let index = local.reg_free.get();
-    if index == 0 || local.busy() || OWNER.load(Ordering::Relaxed).cast_const() != owner {
+    // The length, not the head, says whether the list can be taken from:
+    // 1..=CHUNK entries. An empty list (0) and the markers `UNHOOKED` and
+    // `EXITED` go to the cold path.
+    let len = local.reg_free_len.get();
+    if len.wrapping_sub(1) >= CHUNK
+        || local.busy()
+        || OWNER.load(Ordering::Relaxed).cast_const() != owner
+    {
         return register_cold(local, owner, release, user, layout, tag, sampled);
     }
+    let index = local.reg_free.get();
     let entry = entry(index);
     local.reg_free.set(entry.next.load(Ordering::Relaxed));
     local.reg_free_len.set(local.reg_free_len.get() - 1);
@@ -260,8 +302,15 @@ pub(crate) fn resize(
         return None;
     }
     let result = resize();
-    if let Some((user, tag, sampled)) = result {
-        publish(entry(index), user, layout, tag, sampled);
+    match result {
+        Some((user, tag, sampled)) => publish(entry(index), user, layout, tag, sampled),
+        // The block stays, but its sample is gone (the caller cleared the
+        // header's bit): the entry must not claim one either.
+        None => {
+            entry(index)
+                .meta
+                .fetch_and(!META_SAMPLED, Ordering::Relaxed);
+        }
     }
     gate.leave();
     Some(result.map(|(user, _, _)| user))
@@ -286,6 +335,14 @@ pub(crate) fn thread_exit(local: &Local) {
 /// `reg_free_len` of an exited thread: above [`CHUNK`], so its frees take
 /// the cold path, which gives their indices straight back.
 const EXITED: u32 = u32::MAX / 2;
+
+/// `reg_free_len` of a thread that has not used the registry yet: above
+/// [`CHUNK`], so its first registration or free takes the cold path, which
+/// makes sure the thread has an exit hook (`thread_exit`) before it keeps
+/// any index. Without one, a thread that never claims a shard (one that
+/// only frees blocks other threads allocated, or any thread while tagging
+/// is disabled) would take its indices with it when it exits.
+pub(crate) const UNHOOKED: u32 = u32::MAX / 2 + 1;
 
 /// Entries the registry holds at most (index 0 is never used): 512 MiB of
 /// address space, resident only as far as used.
@@ -332,6 +389,10 @@ static FREE_CHUNKS: AtomicU64 = AtomicU64::new(0);
 static PAUSED: AtomicBool = AtomicBool::new(false);
 /// Set while a view exists (one at a time).
 static VIEW_ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The thread that took the current view (`pthread_self`; 0 while none
+/// holds it, or just before the taker stores itself), for
+/// `after_fork_child`.
+static VIEW_THREAD: AtomicUsize = AtomicUsize::new(0);
 /// Top of the stack of deferred frees (an entry index, 0: empty).
 static DEFERRED: AtomicU32 = AtomicU32::new(0);
 /// Frees in progress on threads without a shard to count them in.
@@ -386,21 +447,21 @@ fn register_cold(
     if local.busy() || !set_up(owner, release) {
         return 0;
     }
+    hook_exit(local);
     let index = if local.exiting() {
         // Keep nothing in a thread that is going away: one index straight
         // from the pool.
         match take_chunk() {
             Some((head, len)) => {
-                let rest = entry(head).next.load(Ordering::Relaxed);
-                if rest != 0 {
-                    push_chunk(rest, len - 1);
+                if len > 1 {
+                    push_chunk(entry(head).next.load(Ordering::Relaxed), len - 1);
                 }
                 head
             }
             None => return 0,
         }
     } else {
-        if local.reg_free.get() == 0 {
+        if local.reg_free_len.get() == 0 {
             if local.reg_spare.get() != 0 {
                 swap_lists(local);
             } else {
@@ -420,6 +481,21 @@ fn register_cold(
     };
     publish(entry(index), user, layout, tag, sampled);
     index
+}
+
+/// Before a thread first keeps registry indices: makes sure it has an exit
+/// hook that gives them back ([`thread_exit`], run when its shard is
+/// released), claiming a shard for it if it has none yet. A thread that
+/// cannot get one is treated as exiting: it keeps no index.
+#[cold]
+fn hook_exit(local: &Local) {
+    if local.reg_free_len.get() != UNHOOKED {
+        return;
+    }
+    shard::claim_for_exit_hook(local);
+    local
+        .reg_free_len
+        .set(if local.exiting() { EXITED } else { 0 });
 }
 
 /// Makes sure the registry is set up and owned by `owner`; false if it is
@@ -451,6 +527,16 @@ fn set_up(owner: *const (), release: ReleaseFn) -> bool {
         return false;
     }
     ASYMMETRIC.store(register_membarrier(), Ordering::Relaxed);
+    // Under the re-entrancy guard: libc may allocate to record the
+    // handler, and that allocation must not come back here (it would wait
+    // for this set-up to finish). Should registration fail, a child forked
+    // during a free may wait for it forever, as before.
+    let was = shard::enter_busy();
+    // SAFETY: a handler with the signature pthread_atfork expects, which
+    // only touches atomics and this thread's `Local`. Registered once:
+    // set-up runs once.
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    shard::leave_busy(was);
     ENTRIES.store(base.cast(), Ordering::Release);
     OWNER.store(owner.cast_mut(), Ordering::Release);
     RELEASE.store(release as *mut (), Ordering::Release);
@@ -524,8 +610,12 @@ fn put_index(local: &Local, index: u32) {
 #[cold]
 #[inline(never)]
 fn put_index_cold(local: &Local, index: u32) {
+    hook_exit(local);
     if local.exiting() {
         // (`thread_exit` left the length at `EXITED`, which leads here.)
+        // A chunk of one: its link must end it, not point into the list
+        // the entry was last on.
+        entry(index).next.store(0, Ordering::Relaxed);
         push_chunk(index, 1);
         return;
     }
@@ -597,12 +687,31 @@ impl Gate {
 }
 
 /// The view's side of the handshake: after `PAUSED` changed, every thread
-/// has either seen it or shows its free in progress.
-fn barrier_all() {
-    if ASYMMETRIC.load(Ordering::Relaxed) && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) {
-        return;
+/// has either seen it or shows its free in progress. False if that could
+/// not be ensured: in asymmetric mode frees rely on the membarrier, so a
+/// failing one cannot be replaced by a fence on this side alone.
+fn barrier_all() -> bool {
+    if ASYMMETRIC.load(Ordering::Relaxed) {
+        return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
     }
     fence(Ordering::SeqCst);
+    true
+}
+
+/// `pthread_atfork` child handler. The child has only the forking thread:
+/// the frees other threads were in when it forked never finish there, so
+/// their counters must not keep a view waiting; and a view another thread
+/// held is never dropped there, so frees must not stay paused.
+unsafe extern "C" fn after_fork_child() {
+    shard::clear_in_free_of_others();
+    SLOW_FREES.store(0, Ordering::SeqCst);
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as usize;
+    if VIEW_ACTIVE.load(Ordering::Acquire) && VIEW_THREAD.load(Ordering::Relaxed) != me {
+        // Blocks already queued stay queued until the next view's drop.
+        PAUSED.store(false, Ordering::SeqCst);
+        VIEW_ACTIVE.store(false, Ordering::Release);
+    }
 }
 
 fn wait_frees_done() {

@@ -54,7 +54,12 @@ pub struct Sample {
     pub weight: f64,
     /// The task that allocated it.
     pub owner: Owner,
-    /// Return addresses, innermost first, TurboWish's own frames removed.
+    /// Return addresses, innermost first. The unwinder's and the sampler's
+    /// frames are removed, not the allocator's entry point: the first frame
+    /// is TurboWish's `GlobalAlloc` method (`alloc`, `realloc`, ...) or,
+    /// where that is inlined (release builds), the shim it is inlined
+    /// into (`__rust_alloc`, `__rust_realloc`, ...); the code that
+    /// allocated follows.
     pub frames: Vec<usize>,
 }
 
@@ -124,8 +129,8 @@ pub fn samples() -> Vec<Sample> {
 #[inline(never)]
 pub(crate) fn on_due(configured: u64, user: usize, size: usize, tag: u32) -> bool {
     if shard::is_busy() {
-        // TurboWish's own allocation: never sampled. The countdown stays run
-        // out, so the caller's next allocation is sampled instead.
+        // TurboWish's own allocation: never sampled (`sample_due` does not
+        // even count it; this is a second line of defence).
         return false;
     }
     let was = shard::enter_busy();

@@ -177,7 +177,7 @@ thread_local! {
             sample_ready: Cell::new(false),
             sample_rng: Cell::new(0),
             reg_free: Cell::new(0),
-            reg_free_len: Cell::new(0),
+            reg_free_len: Cell::new(crate::registry::UNHOOKED),
             reg_spare: Cell::new(0),
             reg_spare_len: Cell::new(0),
         }
@@ -248,10 +248,18 @@ pub(crate) fn on_free(tag: u32, size: usize) {
 
 /// Counts `size` bytes off this thread's sampling countdown; true when the
 /// countdown has run out and the allocation may be sampled (see
-/// `crate::sample::on_due`). One subtract, store and compare.
+/// `crate::sample::on_due`). A test of the re-entrancy flag, then one
+/// subtract, store and compare.
 #[inline(always)]
 pub(crate) fn sample_due(size: usize) -> bool {
     let local = local();
+    if local.busy.get() {
+        // TurboWish's own allocation: never sampled, and not counted
+        // either, or the sample it would have earned would move to the
+        // thread's next allocation, whatever its size, with a weight
+        // computed for that size.
+        return false;
+    }
     let left = local.sample_left.get().wrapping_sub(size as i64);
     local.sample_left.set(left);
     left <= 0
@@ -299,6 +307,28 @@ impl Local {
         }
         // SAFETY: a claimed shard lives in the static SHARDS array.
         Some(&unsafe { &*shard }.in_free)
+    }
+}
+
+/// In a child process just forked: zeroes the "freeing a registered block"
+/// counters of every shard but the calling thread's. The threads that
+/// raised them do not exist in the child, so their frees never finish.
+pub(crate) fn clear_in_free_of_others() {
+    let mine = local().in_free().map(|c| c as *const AtomicU32);
+    let high = SHARDS_HIGH.load(Ordering::SeqCst);
+    for shard in &SHARDS[..high] {
+        if Some(&shard.in_free as *const AtomicU32) != mine {
+            shard.in_free.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Claims a shard for the calling thread if it never had one, so that its
+/// exit runs `release_shard` (and so `crate::registry::thread_exit`).
+/// Afterwards the thread has a shard or is `exiting` (none was free).
+pub(crate) fn claim_for_exit_hook(local: &Local) {
+    if local.shard.get().is_null() {
+        claim_shard(local);
     }
 }
 
