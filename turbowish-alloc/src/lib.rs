@@ -218,10 +218,10 @@ impl<A: GlobalAlloc> TurboWish<A> {
     /// `header::inner_layout(layout)`.
     #[inline(always)]
     unsafe fn finish_alloc(&self, inner: *mut u8, layout: Layout) -> *mut u8 {
-        let tag = shard::on_alloc(layout.size());
+        let (tag, due) = shard::on_alloc_sampled(layout.size(), self.sample_interval != 0);
         // SAFETY: guaranteed by the caller.
         let user = unsafe { header::user_from_inner(inner, layout.align()) };
-        let mut flags = self.sample(user, layout.size(), tag);
+        let mut flags = self.sample(due, user, layout.size(), tag);
         if self.heap_walk {
             flags |= self.register(user, layout, tag, flags);
         }
@@ -230,13 +230,13 @@ impl<A: GlobalAlloc> TurboWish<A> {
         user
     }
 
-    /// Runs the sampling countdown for a fresh block and returns the header
-    /// flags it earns ([`SAMPLED`] or nothing). With sampling configured
-    /// off this is a constant 0.
+    /// Samples a fresh block whose allocation ran the countdown out (`due`)
+    /// and returns the header flags it earns ([`SAMPLED`] or nothing). With
+    /// sampling configured off this is a constant 0.
     #[inline(always)]
-    fn sample(&self, user: *mut u8, size: usize, tag: u32) -> u32 {
+    fn sample(&self, due: bool, user: *mut u8, size: usize, tag: u32) -> u32 {
         if self.sample_interval != 0
-            && shard::sample_due(size)
+            && due
             && sample::on_due(self.sample_interval, user as usize, size, tag)
         {
             SAMPLED
@@ -350,11 +350,11 @@ impl<A: GlobalAlloc> TurboWish<A> {
         // Like jemalloc: a realloc is a free by the block's owner plus an
         // allocation by whoever is running now.
         shard::on_free(old.tag, layout.size());
-        let tag = shard::on_alloc(new_size);
+        let (tag, due) = shard::on_alloc_sampled(new_size, self.sample_interval != 0);
         // SAFETY: `inner` is a live block of `new_inner`.
         let user = unsafe { header::user_from_inner(inner, layout.align()) };
         // (The registry index, if any, stays.)
-        let flags = (old.flags & !SAMPLED) | self.sample(user, new_size, tag);
+        let flags = (old.flags & !SAMPLED) | self.sample(due, user, new_size, tag);
         let header = Header { tag, flags };
         // SAFETY: `user` is the user pointer of the live block `inner`.
         unsafe { header::write(user, header) };
@@ -459,8 +459,8 @@ pub fn tokio_task_number(id: tokio::task::Id) -> u64 {
 /// Switches tagging on or off at run time (on by default).
 ///
 /// While off, blocks still get a header (so a block allocated while off can
-/// be freed while on, and the other way round) but no allocation is counted,
-/// and freeing a block allocated while off moves no counter. Freeing a block
+/// be freed while on, and the other way round) but no allocation is counted
+/// or sampled, and freeing a block allocated while off moves no counter. Freeing a block
 /// allocated while on still is counted, so the live counts stay exact. An
 /// allocation then costs the header and one relaxed atomic load more than
 /// the inner allocator.

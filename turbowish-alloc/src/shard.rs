@@ -246,20 +246,45 @@ pub(crate) fn on_free(tag: u32, size: usize) {
     }
 }
 
-/// Counts `size` bytes off this thread's sampling countdown; true when the
-/// countdown has run out and the allocation may be sampled (see
-/// `crate::sample::on_due`). A test of the re-entrancy flag, then one
-/// subtract, store and compare.
+/// [`on_alloc`] and the sampling countdown in one visit to the thread's
+/// state: returns the tag and whether the countdown ran out (the allocation
+/// may be sampled, see `crate::sample::on_due`). With `sampling` false (an
+/// allocator built with `sample_interval(0)`) the countdown compiles away.
+///
+/// Allocations made while tagging is off are not sampled either, and do
+/// not run the countdown: switched off, TurboWish records nothing new.
+/// Nor are TurboWish's own (made under the re-entrancy guard): counting
+/// them would move the sample they earned to the thread's next allocation,
+/// whatever its size, with a weight computed for that size.
 #[inline(always)]
-pub(crate) fn sample_due(size: usize) -> bool {
-    let local = local();
-    if local.busy.get() {
-        // TurboWish's own allocation: never sampled, and not counted
-        // either, or the sample it would have earned would move to the
-        // thread's next allocation, whatever its size, with a weight
-        // computed for that size.
-        return false;
+pub(crate) fn on_alloc_sampled(size: usize, sampling: bool) -> (u32, bool) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return (OFF, false);
     }
+    let local = local();
+    let shard = local.hot.get();
+    if shard.is_null() {
+        let tag = on_alloc_cold(local, size);
+        let due = sampling && !local.busy.get() && count_down(local, size);
+        return (tag, due);
+    }
+    // SAFETY: as in `on_alloc`.
+    let shard = unsafe { &*shard };
+    let key = local.current_key();
+    let tag = if key != local.batch_key.get() {
+        switch_and_alloc(local, shard, key, size)
+    } else {
+        shard.add_alloc(size as u64);
+        local.batch_slot.get()
+    };
+    // A non-null `hot` means the thread is not busy (see `Local::set_busy`).
+    (tag, sampling && count_down(local, size))
+}
+
+/// Counts `size` bytes off the thread's sampling countdown; true when it
+/// has run out. One subtract, store and compare.
+#[inline(always)]
+fn count_down(local: &Local, size: usize) -> bool {
     let left = local.sample_left.get().wrapping_sub(size as i64);
     local.sample_left.set(left);
     left <= 0
