@@ -61,8 +61,7 @@ fn snapshot_walk_section_guards_and_cli() {
         });
 
         let leaker = turbowish_trace::spawn("leaker", async {
-            let leaked: &'static mut [u8; LEAKED] = Box::leak(Box::new([7u8; LEAKED]));
-            leaked[1] = 2;
+            leak_box();
             turbowish_trace::current_task().unwrap().0
         });
         let leaker_id = leaker.await.unwrap();
@@ -138,14 +137,18 @@ fn check_walk(snap: &Snapshot, leaker_id: u64) {
     assert_eq!(buffer.blocks, 1);
     let site = &snap.sites[buffer.site as usize];
     assert_eq!(site.id, buffer.site);
-    let in_this_file = site.stack.iter().any(|&l| {
-        snap.locations[l as usize].lines.iter().any(|line| {
-            line.file
-                .as_deref()
-                .is_some_and(|f| f.ends_with("snapshot_walk.rs"))
-        })
-    });
-    assert!(in_this_file, "site {site:?}");
+    // Release test builds carry no debug info: the allocating closure is
+    // inlined into the task's poll entry and no line names it there.
+    if cfg!(debug_assertions) {
+        let in_this_file = site.stack.iter().any(|&l| {
+            snap.locations[l as usize].lines.iter().any(|line| {
+                line.file
+                    .as_deref()
+                    .is_some_and(|f| f.ends_with("snapshot_walk.rs"))
+            })
+        });
+        assert!(in_this_file, "site {site:?}");
+    }
     let sum: u64 = holder.sites.iter().map(|s| s.bytes).sum();
     assert!(sum <= holder.retained.bytes, "{holder:?}");
 
@@ -267,4 +270,16 @@ fn check_cli(snap: &Snapshot, json: &[u8]) {
         "{row}"
     );
     assert!(text.contains("reachable from no task or root"), "{text}");
+}
+
+/// Leaks a box in a plain function, so that its address is never stored in
+/// the task's future cell: a stale copy there, in memory the allocator
+/// hands out again (to a later task's cell, say), would be a conservative
+/// edge to it, which is the scanner's documented false positive, not the
+/// leak this test is about.
+#[inline(never)]
+fn leak_box() {
+    let leaked: &'static mut [u8; LEAKED] = Box::leak(Box::new([7u8; LEAKED]));
+    leaked[1] = 2;
+    std::hint::black_box(&leaked[1]);
 }
