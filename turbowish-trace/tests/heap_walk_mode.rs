@@ -202,27 +202,28 @@ fn walk_locating_names_each_blocks_holder() {
         let report =
             turbowish_trace::walk_locating(&[leaked, kept + 1, kept]).expect("heap-walk mode");
         let keeper = task(&report, "keeper").id;
+        // Listed in address order; `kept + 1` starts no block and is left out.
+        let starts: Vec<usize> = report.located.iter().map(|l| l.start).collect();
+        assert_eq!(starts, [kept.min(leaked), kept.max(leaked)]);
+        let find = |start| report.located.iter().find(|l| l.start == start).unwrap();
         assert_eq!(
-            report.located,
-            [
-                LocatedBlock {
-                    start: kept.min(leaked),
-                    size: if kept < leaked { 3_333 } else { 1_234 },
-                    holder: (kept < leaked).then(|| Holder::Task {
-                        id: keeper,
-                        name: "keeper".into()
-                    }),
-                },
-                LocatedBlock {
-                    start: kept.max(leaked),
-                    size: if kept < leaked { 1_234 } else { 3_333 },
-                    holder: (kept > leaked).then(|| Holder::Task {
-                        id: keeper,
-                        name: "keeper".into()
-                    }),
-                },
-            ]
+            *find(kept),
+            LocatedBlock {
+                start: kept,
+                size: 3_333,
+                holder: Some(Holder::Task {
+                    id: keeper,
+                    name: "keeper".into()
+                }),
+            }
         );
+        // The leak is reachable from no root, so it is unattributed
+        // (`None`), unless a stale copy of its address in memory some root
+        // reaches makes a conservative edge to it: the scanner's documented
+        // false positive, seen here (in about one run in eight) when other
+        // tests ran first in this process. `leaked_box_is_unattributed_with_
+        // its_task` checks the unattributed case; here its size is exact.
+        assert_eq!(find(leaked).size, 1_234);
         assert!(turbowish_trace::walk().unwrap().located.is_empty());
         tx.send(()).unwrap();
         assert_eq!(handle.await.unwrap(), 3_333);
