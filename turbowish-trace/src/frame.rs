@@ -210,9 +210,9 @@ pub(crate) fn fill_path(path: &mut FramePath) {
     })
 }
 
-/// A short frame path kept in resource records (see [`current_path`]); the
-/// outermost frames are dropped first when it is deeper than
-/// [`RECORDED_FRAMES`].
+/// A short frame path kept in resource records: the innermost 6 frame
+/// names at the moment of the acquisition or wait (the outermost are
+/// dropped first when the path is deeper).
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct FramePath {
     names: [&'static str; RECORDED_FRAMES],

@@ -18,6 +18,80 @@ use super::{acquire_recorded, cooperate};
 pub use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
 pub use tokio::sync::mpsc::Permit;
 
+/// The methods both receivers share, written once: their inner tokio
+/// receivers have the same API but no common trait.
+macro_rules! receiver_methods {
+    () => {
+        /// Receives the next value, waiting (recorded: this task waits for
+        /// the senders' tasks) while the channel is empty. `None` once every
+        /// sender is gone.
+        #[track_caller]
+        pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
+            let location = Location::caller();
+            async move {
+                self.end.mark(location);
+                acquire_recorded(
+                    self.end.state(),
+                    || Record::now(location, Access::Receive, false),
+                    &mut self.inner,
+                    |inner| ready_or_closed(inner.try_recv()),
+                    |inner| inner.recv(),
+                )
+                .await
+            }
+        }
+
+        /// Receives up to `limit` values into `buffer`, waiting (recorded
+        /// like `recv`) while the channel is empty; returns how many were
+        /// received, 0 once every sender is gone (or `limit` is 0).
+        #[track_caller]
+        pub fn recv_many<'a>(
+            &'a mut self,
+            buffer: &'a mut Vec<T>,
+            limit: usize,
+        ) -> impl Future<Output = usize> + 'a {
+            let location = Location::caller();
+            async move {
+                self.end.mark(location);
+                acquire_recorded(
+                    self.end.state(),
+                    || Record::now(location, Access::Receive, false),
+                    (&mut self.inner, buffer),
+                    |(inner, buffer)| drain_ready(|| inner.try_recv(), buffer, limit),
+                    |(inner, buffer)| inner.recv_many(buffer, limit),
+                )
+                .await
+            }
+        }
+
+        /// Receives without waiting.
+        pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+            self.inner.try_recv()
+        }
+
+        /// Closes the channel for senders; buffered values can still be
+        /// read.
+        pub fn close(&mut self) {
+            self.inner.close();
+        }
+
+        /// Whether the channel is closed (every sender gone, or `close`).
+        pub fn is_closed(&self) -> bool {
+            self.inner.is_closed()
+        }
+
+        /// Values buffered now.
+        pub fn len(&self) -> usize {
+            self.inner.len()
+        }
+
+        /// Whether no value is buffered.
+        pub fn is_empty(&self) -> bool {
+            self.inner.is_empty()
+        }
+    };
+}
+
 /// A bounded channel of `buffer` messages, named after its creation place.
 ///
 /// ```
@@ -181,72 +255,7 @@ pub struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
-    /// Receives the next value, waiting (recorded: this task waits for the
-    /// senders' tasks) while the channel is empty. `None` once every sender
-    /// is gone.
-    #[track_caller]
-    pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
-        let location = Location::caller();
-        async move {
-            self.end.mark(location);
-            acquire_recorded(
-                self.end.state(),
-                || Record::now(location, Access::Receive, false),
-                &mut self.inner,
-                |inner| ready_or_closed(inner.try_recv()),
-                |inner| inner.recv(),
-            )
-            .await
-        }
-    }
-
-    /// Receives up to `limit` values into `buffer`, waiting (recorded like
-    /// [`Receiver::recv`]) while the channel is empty; returns how many
-    /// were received, 0 once every sender is gone (or `limit` is 0).
-    #[track_caller]
-    pub fn recv_many<'a>(
-        &'a mut self,
-        buffer: &'a mut Vec<T>,
-        limit: usize,
-    ) -> impl Future<Output = usize> + 'a {
-        let location = Location::caller();
-        async move {
-            self.end.mark(location);
-            acquire_recorded(
-                self.end.state(),
-                || Record::now(location, Access::Receive, false),
-                (&mut self.inner, buffer),
-                |(inner, buffer)| drain_ready(|| inner.try_recv(), buffer, limit),
-                |(inner, buffer)| inner.recv_many(buffer, limit),
-            )
-            .await
-        }
-    }
-
-    /// Receives without waiting.
-    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        self.inner.try_recv()
-    }
-
-    /// Closes the channel for senders; buffered values can still be read.
-    pub fn close(&mut self) {
-        self.inner.close();
-    }
-
-    /// Whether the channel is closed (every sender gone, or [`Receiver::close`]).
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-
-    /// Values buffered now.
-    pub fn len(&self) -> usize {
-        self.inner.len()
-    }
-
-    /// Whether no value is buffered.
-    pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
-    }
+    receiver_methods!();
 
     /// Free slots now.
     pub fn capacity(&self) -> usize {
@@ -325,72 +334,7 @@ pub struct UnboundedReceiver<T> {
 }
 
 impl<T> UnboundedReceiver<T> {
-    /// Receives the next value, waiting (recorded) while the channel is
-    /// empty.
-    #[track_caller]
-    pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
-        let location = Location::caller();
-        async move {
-            self.end.mark(location);
-            acquire_recorded(
-                self.end.state(),
-                || Record::now(location, Access::Receive, false),
-                &mut self.inner,
-                |inner| ready_or_closed(inner.try_recv()),
-                |inner| inner.recv(),
-            )
-            .await
-        }
-    }
-
-    /// Receives up to `limit` values into `buffer`, waiting (recorded)
-    /// while the channel is empty; returns how many were received, 0 once
-    /// every sender is gone (or `limit` is 0).
-    #[track_caller]
-    pub fn recv_many<'a>(
-        &'a mut self,
-        buffer: &'a mut Vec<T>,
-        limit: usize,
-    ) -> impl Future<Output = usize> + 'a {
-        let location = Location::caller();
-        async move {
-            self.end.mark(location);
-            acquire_recorded(
-                self.end.state(),
-                || Record::now(location, Access::Receive, false),
-                (&mut self.inner, buffer),
-                |(inner, buffer)| drain_ready(|| inner.try_recv(), buffer, limit),
-                |(inner, buffer)| inner.recv_many(buffer, limit),
-            )
-            .await
-        }
-    }
-
-    /// Receives without waiting.
-    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        self.inner.try_recv()
-    }
-
-    /// Closes the channel for senders; buffered values can still be read.
-    pub fn close(&mut self) {
-        self.inner.close();
-    }
-
-    /// Whether the channel is closed (every sender gone, or
-    /// [`UnboundedReceiver::close`]).
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-
-    /// Values buffered now.
-    pub fn len(&self) -> usize {
-        self.inner.len()
-    }
-
-    /// Whether no value is buffered.
-    pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
-    }
+    receiver_methods!();
 }
 
 /// What a `recv_many` that need not wait returns: the count of values
