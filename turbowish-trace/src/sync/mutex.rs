@@ -8,10 +8,8 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::acquire_recorded;
-use super::owned::{erase, Owned};
-use super::resource::{
-    Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState, Waiting,
-};
+use super::owned::{erase, Owned, Recorded};
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
 
 /// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
 /// waiters (task, frame path, location, since when) appear in
@@ -208,9 +206,6 @@ impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 /// mutex alive, and can move into another task.
 pub struct OwnedMutexGuard<T: 'static> {
     inner: Owned<Mutex<T>, tokio::sync::MutexGuard<'static, T>>,
-    /// Lets the heap walker find the guard in a task's opaque state.
-    _mark: GuardMark,
-    slot: HolderSlot,
 }
 
 impl<T: 'static> OwnedMutexGuard<T> {
@@ -219,18 +214,21 @@ impl<T: 'static> OwnedMutexGuard<T> {
         inner: tokio::sync::MutexGuard<'static, T>,
         location: &'static Location<'static>,
     ) -> OwnedMutexGuard<T> {
-        let slot = mutex.state.hold(location, Access::Exclusive, true);
         OwnedMutexGuard {
-            _mark: GuardMark::new(&mutex.state),
             // SAFETY: `inner` locks `mutex.inner`.
-            inner: unsafe { Owned::new(mutex, inner) },
-            slot,
+            inner: unsafe { Owned::new(mutex, inner, location, Access::Exclusive) },
         }
     }
 
     /// The mutex this guard locks.
     pub fn mutex(this: &Self) -> &Arc<Mutex<T>> {
         this.inner.owner()
+    }
+}
+
+impl<T> Recorded for Mutex<T> {
+    fn state(&self) -> &ResourceState {
+        &self.state
     }
 }
 
@@ -244,12 +242,6 @@ impl<T> Deref for OwnedMutexGuard<T> {
 impl<T> DerefMut for OwnedMutexGuard<T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.inner
-    }
-}
-
-impl<T> Drop for OwnedMutexGuard<T> {
-    fn drop(&mut self) {
-        self.inner.owner().state.release(self.slot);
     }
 }
 

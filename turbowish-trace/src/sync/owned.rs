@@ -6,23 +6,46 @@
 
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::panic::Location;
 use std::sync::Arc;
 
-/// `guard`, which borrows from `*owner`, kept alive with it.
+use super::resource::{Access, GuardMark, HolderSlot, ResourceState};
+
+/// A resource whose owned guards are recorded: its record table.
+pub(crate) trait Recorded {
+    fn state(&self) -> &ResourceState;
+}
+
+/// `guard`, which borrows from `*owner`, kept alive with it, and recorded
+/// as a movable holder of the resource from creation to drop. Every owned
+/// guard type is this, plus its own `Deref` and accessors.
 #[derive(Debug)]
-pub(crate) struct Owned<O, G> {
+pub(crate) struct Owned<O: Recorded, G> {
     /// Dropped by hand, before `owner`.
     guard: ManuallyDrop<G>,
     owner: Arc<O>,
+    /// Lets the heap walker find the guard in a task's opaque state.
+    _mark: GuardMark,
+    slot: HolderSlot,
 }
 
-impl<O, G> Owned<O, G> {
+impl<O: Recorded, G> Owned<O, G> {
+    /// Records the calling task as holding `owner` with `access`.
+    ///
     /// # Safety
     ///
     /// `guard` may borrow (under an erased `'static` lifetime, see
     /// [`erase`]) from nothing but `*owner`.
-    pub(crate) unsafe fn new(owner: Arc<O>, guard: G) -> Owned<O, G> {
+    pub(crate) unsafe fn new(
+        owner: Arc<O>,
+        guard: G,
+        location: &'static Location<'static>,
+        access: Access,
+    ) -> Owned<O, G> {
+        let state = owner.state();
         Owned {
+            slot: state.hold(location, access, true),
+            _mark: GuardMark::new(state),
             guard: ManuallyDrop::new(guard),
             owner,
         }
@@ -33,21 +56,22 @@ impl<O, G> Owned<O, G> {
     }
 }
 
-impl<O, G> Deref for Owned<O, G> {
+impl<O: Recorded, G> Deref for Owned<O, G> {
     type Target = G;
     fn deref(&self) -> &G {
         &self.guard
     }
 }
 
-impl<O, G> DerefMut for Owned<O, G> {
+impl<O: Recorded, G> DerefMut for Owned<O, G> {
     fn deref_mut(&mut self) -> &mut G {
         &mut self.guard
     }
 }
 
-impl<O, G> Drop for Owned<O, G> {
+impl<O: Recorded, G> Drop for Owned<O, G> {
     fn drop(&mut self) {
+        self.owner.state().release(self.slot);
         // SAFETY: dropped once, here, while `self.owner` (dropped after
         // this body) still keeps alive what the guard borrows.
         unsafe { ManuallyDrop::drop(&mut self.guard) };

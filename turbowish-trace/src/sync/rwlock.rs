@@ -9,8 +9,8 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::acquire_recorded;
-use super::owned::{erase, Owned};
-use super::resource::{Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState};
+use super::owned::{erase, Owned, Recorded};
+use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// An async reader-writer lock with the API of `tokio::sync::RwLock`, whose
 /// readers, writer and waiters appear in [`crate::resources`].
@@ -270,12 +270,15 @@ impl<T> Drop for RwLockWriteGuard<'_, T> {
     }
 }
 
+impl<T> Recorded for RwLock<T> {
+    fn state(&self) -> &ResourceState {
+        &self.state
+    }
+}
+
 /// Owned read guard of an [`RwLock`] (see [`RwLock::read_owned`]).
 pub struct OwnedRwLockReadGuard<T: 'static> {
     inner: Owned<RwLock<T>, tokio::sync::RwLockReadGuard<'static, T>>,
-    /// Lets the heap walker find the guard in a task's opaque state.
-    _mark: GuardMark,
-    slot: HolderSlot,
 }
 
 impl<T: 'static> OwnedRwLockReadGuard<T> {
@@ -284,12 +287,9 @@ impl<T: 'static> OwnedRwLockReadGuard<T> {
         inner: tokio::sync::RwLockReadGuard<'static, T>,
         location: &'static Location<'static>,
     ) -> OwnedRwLockReadGuard<T> {
-        let slot = lock.state.hold(location, Access::Shared, true);
         OwnedRwLockReadGuard {
-            _mark: GuardMark::new(&lock.state),
             // SAFETY: `inner` reads `lock.inner`.
-            inner: unsafe { Owned::new(lock, inner) },
-            slot,
+            inner: unsafe { Owned::new(lock, inner, location, Access::Shared) },
         }
     }
 
@@ -306,12 +306,6 @@ impl<T> Deref for OwnedRwLockReadGuard<T> {
     }
 }
 
-impl<T> Drop for OwnedRwLockReadGuard<T> {
-    fn drop(&mut self) {
-        self.inner.owner().state.release(self.slot);
-    }
-}
-
 impl<T: fmt::Debug> fmt::Debug for OwnedRwLockReadGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self.inner, f)
@@ -321,9 +315,6 @@ impl<T: fmt::Debug> fmt::Debug for OwnedRwLockReadGuard<T> {
 /// Owned write guard of an [`RwLock`] (see [`RwLock::write_owned`]).
 pub struct OwnedRwLockWriteGuard<T: 'static> {
     inner: Owned<RwLock<T>, tokio::sync::RwLockWriteGuard<'static, T>>,
-    /// Lets the heap walker find the guard in a task's opaque state.
-    _mark: GuardMark,
-    slot: HolderSlot,
 }
 
 impl<T: 'static> OwnedRwLockWriteGuard<T> {
@@ -332,12 +323,9 @@ impl<T: 'static> OwnedRwLockWriteGuard<T> {
         inner: tokio::sync::RwLockWriteGuard<'static, T>,
         location: &'static Location<'static>,
     ) -> OwnedRwLockWriteGuard<T> {
-        let slot = lock.state.hold(location, Access::Exclusive, true);
         OwnedRwLockWriteGuard {
-            _mark: GuardMark::new(&lock.state),
             // SAFETY: `inner` writes `lock.inner`.
-            inner: unsafe { Owned::new(lock, inner) },
-            slot,
+            inner: unsafe { Owned::new(lock, inner, location, Access::Exclusive) },
         }
     }
 
@@ -357,12 +345,6 @@ impl<T> Deref for OwnedRwLockWriteGuard<T> {
 impl<T> DerefMut for OwnedRwLockWriteGuard<T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.inner
-    }
-}
-
-impl<T> Drop for OwnedRwLockWriteGuard<T> {
-    fn drop(&mut self) {
-        self.inner.owner().state.release(self.slot);
     }
 }
 
