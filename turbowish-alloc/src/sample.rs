@@ -18,10 +18,13 @@
 //! lock-striped table keyed by address. Allocations made meanwhile are
 //! charged to `internal` and never sampled, so the table's locks are never
 //! taken twice by one thread. A sampled block carries `SAMPLED` in its
-//! header, so frees of other blocks never look at the table.
+//! header, so frees of other blocks never look at the table. Fork handlers
+//! take every stripe across a `fork()`, so a child never inherits a stripe
+//! locked by a thread it does not have.
 
+use core::cell::UnsafeCell;
 use core::hash::{BuildHasherDefault, Hasher};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -101,17 +104,19 @@ pub fn samples() -> Vec<Sample> {
     // The guard keeps the allocations below (which happen while a stripe is
     // locked) out of the sampler, which would lock the stripe again.
     let was = shard::enter_busy();
+    guard_against_fork();
     let mut out = Vec::new();
-    for stripe in &TABLE {
-        let map = lock(stripe);
-        out.reserve(map.len());
-        out.extend(map.iter().map(|(&address, entry)| Sample {
-            address,
-            size: entry.size,
-            weight: entry.weight,
-            owner: entry.owner,
-            frames: entry.frames[..usize::from(entry.depth)].to_vec(),
-        }));
+    for stripe in 0..STRIPES {
+        with_stripe(stripe, |map| {
+            out.reserve(map.len());
+            out.extend(map.iter().map(|(&address, entry)| Sample {
+                address,
+                size: entry.size,
+                weight: entry.weight,
+                owner: entry.owner,
+                frames: entry.frames[..usize::from(entry.depth)].to_vec(),
+            }));
+        });
     }
     out.sort_unstable_by_key(|s| s.address);
     shard::leave_busy(was);
@@ -154,17 +159,17 @@ pub(crate) fn on_due(configured: u64, user: usize, size: usize, tag: u32) -> boo
 #[inline(never)]
 pub(crate) fn forget(user: usize) {
     let was = shard::enter_busy();
-    let mut map = lock(stripe_of(user));
-    map.remove(&user);
-    // Give back the storage of a stripe that a burst of samples grew, once
-    // it is a quarter full: that leaves room for as many samples again as
-    // it holds before it must grow, so no thrashing. (Small stripes keep
-    // their storage: freeing and reallocating it with every sample would
-    // fragment the inner allocator, see `Entry`.)
-    if map.capacity() > 64 && map.len() * 4 <= map.capacity() {
-        map.shrink_to_fit();
-    }
-    drop(map);
+    with_stripe(stripe_of(user), |map| {
+        map.remove(&user);
+        // Give back the storage of a stripe that a burst of samples grew,
+        // once it is a quarter full: that leaves room for as many samples
+        // again as it holds before it must grow, so no thrashing. (Small
+        // stripes keep their storage: freeing and reallocating it with
+        // every sample would fragment the inner allocator, see `Entry`.)
+        if map.capacity() > 64 && map.len() * 4 <= map.capacity() {
+            map.shrink_to_fit();
+        }
+    });
     shard::leave_busy(was);
 }
 
@@ -289,6 +294,7 @@ fn set_up(local: &Local) {
     let thread = THREADS.fetch_add(1, Ordering::Relaxed);
     local.sample_rng.set(splitmix64(thread) | 1);
     local.sample_ready.set(true);
+    guard_against_fork();
     if !WARM.swap(true, Ordering::AcqRel) {
         let mut raw = [0usize; MAX_FRAMES + CUT_ROOM];
         capture(&mut raw);
@@ -381,13 +387,34 @@ fn insert(user: usize, size: usize, weight: f64, tag: u32, frames: &[usize]) {
         frames: [0; MAX_FRAMES],
     };
     entry.frames[..frames.len()].copy_from_slice(frames);
-    lock(stripe_of(user)).insert(user, entry);
+    with_stripe(stripe_of(user), |map| map.insert(user, entry));
 }
 
-fn stripe_of(user: usize) -> &'static Mutex<Map> {
+fn stripe_of(user: usize) -> usize {
     // Blocks are at least 8-aligned; Fibonacci hashing spreads the rest.
     let index = ((user >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15_u64 as usize)) >> 58;
-    &TABLE[index % STRIPES]
+    index % STRIPES
+}
+
+/// Runs `f` on stripe `index`'s map, locked.
+///
+/// A thread between its own `fork_prepare` and `fork_parent` already holds
+/// every stripe (another library's fork handler may free a sampled block
+/// then): it uses the guard it holds instead of locking the stripe again,
+/// which would wait forever.
+fn with_stripe<R>(index: usize, f: impl FnOnce(&mut Map) -> R) -> R {
+    let me = core::ptr::from_ref(shard::local()).cast_mut();
+    if FORK_HOLDER.load(Ordering::Acquire) == me {
+        // SAFETY: this thread published itself as `FORK_HOLDER` after
+        // filling `FORK_HOLD` in `fork_prepare`, and only it empties the
+        // cell (in `fork_parent`/`fork_child`, after this call returns):
+        // nobody else touches the cell meanwhile.
+        let held = unsafe { &mut *FORK_HOLD.0.get() };
+        if let Some(guards) = held {
+            return f(&mut guards[index]);
+        }
+    }
+    f(&mut lock(&TABLE[index]))
 }
 
 /// A stripe's map. A panic while it was held (which would only come from an
@@ -396,6 +423,85 @@ fn lock(stripe: &Mutex<Map>) -> MutexGuard<'_, Map> {
     stripe
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+// ------------------------------------------------------------------ fork
+//
+// `fork()` copies only the calling thread. Had another thread held a stripe
+// then (sampling or freeing a sampled block), the child would find that
+// stripe locked by a thread it does not have, and its first sample or free
+// of a sampled block there would wait forever. So, as glibc does for
+// malloc's own arenas, the forking thread takes every stripe before the
+// fork (the maps are then consistent) and lets go of them on both sides
+// after it.
+
+/// Every stripe's guard, held across a `fork()` by the forking thread.
+struct ForkHold(UnsafeCell<Option<[MutexGuard<'static, Map>; STRIPES]>>);
+
+// SAFETY: only the forking thread touches the cell: it fills it in
+// `fork_prepare` and empties it in `fork_parent`/`fork_child`, all run by
+// that thread around its `fork()`. A second thread forking at the same
+// time waits in its own `fork_prepare` for the first stripe, which the
+// first forker holds until it has emptied the cell.
+unsafe impl Sync for ForkHold {}
+
+static FORK_HOLD: ForkHold = ForkHold(UnsafeCell::new(None));
+
+/// The `Local` of the thread that holds every stripe across its `fork()`,
+/// or null.
+static FORK_HOLDER: AtomicPtr<Local> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Whether the fork handlers are registered.
+static FORK_GUARDED: AtomicBool = AtomicBool::new(false);
+
+/// Registers the fork handlers once per process. Runs under the
+/// re-entrancy guard: libc allocates to record them.
+fn guard_against_fork() {
+    if FORK_GUARDED.load(Ordering::Relaxed) || FORK_GUARDED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    debug_assert!(shard::is_busy());
+    // SAFETY: three handlers with the signature pthread_atfork expects;
+    // each touches only the stripes, the cell above and this thread's
+    // `Local`. A failure (ENOMEM) leaves forks as unguarded as before.
+    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+}
+
+extern "C" fn fork_prepare() {
+    // The forker must not sample while it holds every stripe: its sample
+    // would lock one of them again. `fork_parent`/`fork_child` undo this.
+    let was = shard::enter_busy();
+    let guards = core::array::from_fn(|index| lock(&TABLE[index]));
+    FORK_WAS_BUSY.store(was, Ordering::Relaxed);
+    // SAFETY: this thread holds every stripe now, so no other thread is
+    // between its own prepare and parent/child handlers: the cell is ours.
+    unsafe { *FORK_HOLD.0.get() = Some(guards) };
+    FORK_HOLDER.store(
+        core::ptr::from_ref(shard::local()).cast_mut(),
+        Ordering::Release,
+    );
+}
+
+extern "C" fn fork_parent() {
+    release_fork_hold();
+}
+
+extern "C" fn fork_child() {
+    // The child's only thread is the forker's copy: the guards it holds
+    // are its own, so dropping them unlocks the stripes as in the parent.
+    release_fork_hold();
+}
+
+/// Whether the forker was already busy before `fork_prepare`.
+static FORK_WAS_BUSY: AtomicBool = AtomicBool::new(false);
+
+fn release_fork_hold() {
+    FORK_HOLDER.store(core::ptr::null_mut(), Ordering::Release);
+    // SAFETY: run by the thread that filled the cell in `fork_prepare` (or
+    // by its copy in the child), which still holds every stripe.
+    let guards = unsafe { (*FORK_HOLD.0.get()).take() };
+    drop(guards);
+    shard::leave_busy(FORK_WAS_BUSY.load(Ordering::Relaxed));
 }
 
 /// The table's keys are block addresses: a multiplicative hash is enough,

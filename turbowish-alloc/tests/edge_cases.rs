@@ -39,7 +39,7 @@ use std::sync::Arc;
 use turbowish_alloc::{context, stats, Counters, Owner, TaskTag, TurboWish};
 
 mod common;
-use common::{row, serial};
+use common::{in_forked_child, row, serial};
 
 #[global_allocator]
 static A: TurboWish = TurboWish::system();
@@ -421,75 +421,6 @@ fn thread_exit_allocations() {
     let _serial = serial();
     if let Err(message) = in_forked_child(thread_exit_scenario) {
         panic!("thread-exit scenario failed in the child: {message}");
-    }
-}
-
-/// Runs `f` in a forked child and returns `Ok` if it returned normally and
-/// the child exited with status 0, else the panic message or wait status.
-///
-/// In the child only the calling thread exists, so the shared buckets move
-/// only through `f`: nothing else (the test harness's threads) allocates.
-fn in_forked_child(f: impl FnOnce()) -> Result<(), String> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid out-pointer for two descriptors.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe failed");
-    let [read_fd, write_fd] = fds;
-    // SAFETY: the child runs only `f` (which touches memory it inherited,
-    // the allocator and threads it spawns itself), reports through the pipe
-    // and leaves with `_exit`: no atexit handlers, no unwinding into the
-    // test harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let code = match outcome {
-            Ok(()) => 0,
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| payload.downcast_ref::<&str>().copied())
-                    .unwrap_or("non-string panic payload");
-                let mut rest = message.as_bytes();
-                while !rest.is_empty() {
-                    // SAFETY: `rest` is valid for reads of its length;
-                    // `write_fd` is the pipe's write end, open in the child.
-                    let n = unsafe { libc::write(write_fd, rest.as_ptr().cast(), rest.len()) };
-                    if n <= 0 {
-                        break;
-                    }
-                    rest = &rest[n as usize..];
-                }
-                1
-            }
-        };
-        // SAFETY: ends the child at once, as a forked child should.
-        unsafe { libc::_exit(code) };
-    }
-    // SAFETY: the parent's copy of the write end is ours to close; closing
-    // it lets the read below see end-of-file when the child exits.
-    unsafe { libc::close(write_fd) };
-    // SAFETY: `read_fd` is the pipe's read end, owned by nothing else.
-    let mut pipe = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(read_fd) };
-    let mut message = String::new();
-    std::io::Read::read_to_string(&mut pipe, &mut message).expect("read the child's report");
-    let mut status = 0;
-    loop {
-        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if rc == pid {
-            break;
-        }
-        assert_eq!(
-            std::io::Error::last_os_error().raw_os_error(),
-            Some(libc::EINTR),
-            "waitpid failed"
-        );
-    }
-    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        Ok(())
-    } else {
-        Err(format!("child status {status:#x}: {message}"))
     }
 }
 
