@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tracking_allocator::{AllocationGroupId, AllocationRegistry, AllocationTracker};
-use turbowish_alloc::TurboWish;
+use turbowish_alloc::{context, TaskTag, TurboWish};
+
+mod support {
+    pub(crate) mod fence;
+}
 
 const SIZES: [usize; 4] = [16, 64, 256, 4096];
 
@@ -38,25 +42,50 @@ static STATS_ALLOC: stats_alloc::StatsAlloc<System> = stats_alloc::StatsAlloc::s
 static TRACKING: tracking_allocator::Allocator<System> = tracking_allocator::Allocator::system();
 static DHAT: dhat::Alloc = dhat::Alloc;
 
+/// Where the timed thread runs: outside any task (TurboWish asks tokio's
+/// `try_id()` on every allocation, finds none and charges `untracked`), or
+/// inside a task context entered with `context::enter` (what every poll of
+/// a traced task does: the allocation is charged to that task).
+#[derive(Clone, Copy)]
+enum Site {
+    NoTask,
+    InTask,
+}
+
 /// Times `iters` alloc+free pairs on each of `threads` threads started
 /// together; returns wall time divided so that the figure is per pair per
 /// thread (equal to the single-thread figure when threads scale perfectly).
 fn pairs<A: GlobalAlloc + Sync>(alloc: &A, layout: Layout, iters: u64, threads: usize) -> Duration {
+    pairs_at(Site::NoTask, alloc, layout, iters, threads)
+}
+
+fn pairs_at<A: GlobalAlloc + Sync>(
+    site: Site,
+    alloc: &A,
+    layout: Layout,
+    iters: u64,
+    threads: usize,
+) -> Duration {
+    // Per thread: enter the task (if any), arrange the heap, then time.
     let run = |alloc: &A| {
-        for _ in 0..iters {
-            // SAFETY: `layout` has a non-zero size; the block is freed with
-            // the same allocator and layout.
-            unsafe {
-                let p = alloc.alloc(layout);
-                black_box(p);
-                alloc.dealloc(p, layout);
+        let tag = matches!(site, Site::InTask).then(TaskTag::new);
+        let _entered = tag.as_ref().map(context::enter);
+        support::fence::fenced(alloc, layout, || {
+            let start = Instant::now();
+            for _ in 0..iters {
+                // SAFETY: `layout` has a non-zero size; the block is freed
+                // with the same allocator and layout.
+                unsafe {
+                    let p = alloc.alloc(layout);
+                    black_box(p);
+                    alloc.dealloc(p, layout);
+                }
             }
-        }
+            start.elapsed()
+        })
     };
     if threads == 1 {
-        let start = Instant::now();
-        run(alloc);
-        return start.elapsed();
+        return run(alloc);
     }
     let barrier = Barrier::new(threads);
     std::thread::scope(|s| {
@@ -64,9 +93,7 @@ fn pairs<A: GlobalAlloc + Sync>(alloc: &A, layout: Layout, iters: u64, threads: 
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    let start = Instant::now();
-                    run(alloc);
-                    start.elapsed()
+                    run(alloc)
                 })
             })
             .collect();
@@ -96,6 +123,11 @@ fn bench_alloc(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new("TurboWish", size), &layout, |b, &l| {
                 b.iter_custom(|n| pairs(&TURBOWISH, l, n, threads))
             });
+            group.bench_with_input(
+                BenchmarkId::new("TurboWish_in_task", size),
+                &layout,
+                |b, &l| b.iter_custom(|n| pairs_at(Site::InTask, &TURBOWISH, l, n, threads)),
+            );
             group.bench_with_input(BenchmarkId::new("TurboWish_off", size), &layout, |b, &l| {
                 turbowish_alloc::set_enabled(false);
                 b.iter_custom(|n| pairs(&TURBOWISH, l, n, threads));

@@ -13,6 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use turbowish_alloc::TurboWish;
 
 mod support {
+    pub(crate) mod fence;
     pub(crate) mod pairs;
 }
 use support::pairs::{pair_group, pairs};

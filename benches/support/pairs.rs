@@ -11,8 +11,13 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 /// Block sizes every pair bench measures.
 const SIZES: [usize; 4] = [16, 64, 256, 4096];
 
-/// Times `iters` alloc+free pairs of `layout` through `alloc`.
+/// Times `iters` alloc+free pairs of `layout` through `alloc`, on a heap
+/// arranged alike for every contender (see `fence`).
 pub(crate) fn pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
+    super::fence::fenced(alloc, layout, || time_pairs(alloc, layout, iters))
+}
+
+fn time_pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         // SAFETY: `layout` has a non-zero size; the block is freed with the

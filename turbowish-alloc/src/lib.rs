@@ -6,6 +6,8 @@ mod registry;
 mod sample;
 mod shard;
 mod stats;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod unwind;
 
 pub mod context;
 

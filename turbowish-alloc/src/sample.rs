@@ -144,7 +144,7 @@ pub(crate) fn on_due(configured: u64, user: usize, size: usize, tag: u32) -> boo
     let sampled = decide(local, interval, size);
     if sampled {
         let mut raw = [0usize; MAX_FRAMES + CUT_ROOM];
-        let frames = capture(&mut raw);
+        let frames = capture(&mut raw, Unwind::Fastest);
         insert(user, size, weight(size, interval), tag, frames);
     }
     shard::leave_busy(was);
@@ -295,9 +295,16 @@ fn set_up(local: &Local) {
     local.sample_rng.set(splitmix64(thread) | 1);
     local.sample_ready.set(true);
     guard_against_fork();
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        crate::unwind::set_up();
+        crate::unwind::set_up_thread(local);
+    }
     if !WARM.swap(true, Ordering::AcqRel) {
+        // Both unwinders: libgcc's is the fallback of the fast one.
         let mut raw = [0usize; MAX_FRAMES + CUT_ROOM];
-        capture(&mut raw);
+        capture(&mut raw, Unwind::Libgcc);
+        capture(&mut raw, Unwind::Fastest);
     }
 }
 
@@ -328,6 +335,16 @@ fn weight(size: usize, interval: u64) -> f64 {
     1.0 / p
 }
 
+/// Which unwinder [`capture`] uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unwind {
+    /// The fast one where it can give the whole stack (x86_64 Linux, see
+    /// `crate::unwind`), else libgcc's.
+    Fastest,
+    /// libgcc's `_Unwind_Backtrace` (through `backtrace`), always.
+    Libgcc,
+}
+
 /// Room for the frames [`capture`] cuts off besides [`MAX_FRAMES`] kept.
 const CUT_ROOM: usize = 16;
 
@@ -345,7 +362,13 @@ const CUT_UNKNOWN: usize = usize::MAX;
 /// first, and returns them with the frames of the unwinder, of `capture`
 /// and of its caller cut off.
 #[inline(never)]
-fn capture(raw: &mut Frames) -> &[usize] {
+fn capture(raw: &mut Frames, unwind: Unwind) -> &[usize] {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if let Unwind::Fastest = unwind {
+        if let Some(depth) = crate::unwind::capture(shard::local(), &mut raw[..MAX_FRAMES]) {
+            return &raw[..depth];
+        }
+    }
     let mut cut = CUT.load(Ordering::Relaxed);
     let measuring = cut == CUT_UNKNOWN;
     let this = capture as *const () as usize;

@@ -160,6 +160,10 @@ pub(crate) struct Local {
     pub(crate) reg_free_len: Cell<u32>,
     pub(crate) reg_spare: Cell<u32>,
     pub(crate) reg_spare_len: Cell<u32>,
+    /// This thread's stack, lowest and highest address (0, 0: unknown), for
+    /// the sampler's fast unwinder.
+    pub(crate) stack_low: Cell<usize>,
+    pub(crate) stack_high: Cell<usize>,
 }
 
 thread_local! {
@@ -180,6 +184,8 @@ thread_local! {
             reg_free_len: Cell::new(crate::registry::UNHOOKED),
             reg_spare: Cell::new(0),
             reg_spare_len: Cell::new(0),
+            stack_low: Cell::new(0),
+            stack_high: Cell::new(0),
         }
     };
 }
@@ -1057,6 +1063,8 @@ mod tests {
             reg_free_len: Cell::new(0),
             reg_spare: Cell::new(0),
             reg_spare_len: Cell::new(0),
+            stack_low: Cell::new(0),
+            stack_high: Cell::new(0),
         }
     }
 
