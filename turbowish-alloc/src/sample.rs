@@ -11,10 +11,12 @@
 //!
 //! The hot path pays one subtract and compare on a thread-local countdown.
 //! Everything else happens in [`on_due`], under the re-entrancy guard: the
-//! environment override is read, the unwinder warmed up, the return
-//! addresses captured (raw, unsynchronised: never symbolised here, and never
-//! through `backtrace`'s global lock, which deadlocks an allocator that
-//! allocates while holding it, dhat-rs#38), and the sample inserted into a
+//! environment override is read, the unwinders warmed up, the return
+//! addresses captured (raw: never symbolised here; through
+//! `crate::unwind`'s cached rules where it applies, else libgcc's
+//! unwinder, unsynchronised: never through `backtrace`'s global lock, which
+//! deadlocks an allocator that allocates while holding it, dhat-rs#38),
+//! and the sample inserted into a
 //! lock-striped table keyed by address. Allocations made meanwhile are
 //! charged to `internal` and never sampled, so the table's locks are never
 //! taken twice by one thread. A sampled block carries `SAMPLED` in its
