@@ -70,19 +70,7 @@ fn pairs_at<A: GlobalAlloc + Sync>(
     let run = |alloc: &A| {
         let tag = matches!(site, Site::InTask).then(TaskTag::new);
         let _entered = tag.as_ref().map(context::enter);
-        support::fence::fenced(alloc, layout, || {
-            let start = Instant::now();
-            for _ in 0..iters {
-                // SAFETY: `layout` has a non-zero size; the block is freed
-                // with the same allocator and layout.
-                unsafe {
-                    let p = alloc.alloc(layout);
-                    black_box(p);
-                    alloc.dealloc(p, layout);
-                }
-            }
-            start.elapsed()
-        })
+        support::fence::fenced(alloc, layout, || time_pairs(alloc, layout, iters))
     };
     if threads == 1 {
         return run(alloc);
@@ -103,6 +91,23 @@ fn pairs_at<A: GlobalAlloc + Sync>(
             .max()
             .unwrap()
     })
+}
+
+/// The timed loop, one copy per allocator type, out of line so that every
+/// contender's loop is compiled alike whatever surrounds it.
+#[inline(never)]
+fn time_pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: `layout` has a non-zero size; the block is freed with the
+        // same allocator and layout.
+        unsafe {
+            let p = alloc.alloc(layout);
+            black_box(p);
+            alloc.dealloc(p, layout);
+        }
+    }
+    start.elapsed()
 }
 
 fn bench_alloc(c: &mut Criterion) {

@@ -17,6 +17,8 @@ pub(crate) fn pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Du
     super::fence::fenced(alloc, layout, || time_pairs(alloc, layout, iters))
 }
 
+/// Out of line, so that every contender's loop is compiled alike.
+#[inline(never)]
 fn time_pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
