@@ -14,8 +14,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use turbowish_alloc::TurboWish;
 
 mod support {
-    pub(crate) mod fence;
     pub(crate) mod pairs;
+    pub(crate) mod timed;
 }
 use support::pairs::{pair_group, pairs};
 

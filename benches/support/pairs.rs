@@ -3,8 +3,7 @@
 //! monomorphic loop, so only the allocator differs.
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 
@@ -12,25 +11,11 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 const SIZES: [usize; 4] = [16, 64, 256, 4096];
 
 /// Times `iters` alloc+free pairs of `layout` through `alloc`, on a heap
-/// arranged alike for every contender (see `fence`).
+/// arranged alike for every contender (see `timed`).
 pub(crate) fn pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
-    super::fence::fenced(alloc, layout, || time_pairs(alloc, layout, iters))
-}
-
-/// Out of line, so that every contender's loop is compiled alike.
-#[inline(never)]
-fn time_pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        // SAFETY: `layout` has a non-zero size; the block is freed with the
-        // same allocator and layout.
-        unsafe {
-            let p = alloc.alloc(layout);
-            black_box(p);
-            alloc.dealloc(p, layout);
-        }
-    }
-    start.elapsed()
+    super::timed::fenced(alloc, layout, || {
+        super::timed::time_pairs(alloc, layout, iters)
+    })
 }
 
 /// A timing function for one contender: `pairs` on one allocator.
