@@ -498,6 +498,8 @@ extern "C" fn fork_prepare() {
     let was = shard::enter_busy();
     let guards = core::array::from_fn(|index| lock(&TABLE[index]));
     FORK_WAS_BUSY.store(was, Ordering::Relaxed);
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    crate::unwind::hold_forks();
     // SAFETY: this thread holds every stripe now, so no other thread is
     // between its own prepare and parent/child handlers: the cell is ours.
     unsafe { *FORK_HOLD.0.get() = Some(guards) };
@@ -521,6 +523,8 @@ extern "C" fn fork_child() {
 static FORK_WAS_BUSY: AtomicBool = AtomicBool::new(false);
 
 fn release_fork_hold() {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    crate::unwind::release_forks();
     FORK_HOLDER.store(core::ptr::null_mut(), Ordering::Release);
     // SAFETY: run by the thread that filled the cell in `fork_prepare` (or
     // by its copy in the child), which still holds every stripe.

@@ -20,7 +20,7 @@
 //!   the thread's stack (found once per thread with
 //!   `pthread_getattr_np`): everything the unwinder asks for outside that
 //!   range is refused, so a wrong rule ends the capture, never faults;
-//! * borrows one of a few preallocated caches (a thread that finds all in
+//! * borrows one of a few caches made at set-up (a thread that finds all in
 //!   use falls back), so capturing allocates nothing.
 //!
 //! Whenever this path cannot give a complete stack (an object loaded or
@@ -30,7 +30,7 @@
 //! worst the old cost.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, Unwinder};
@@ -83,8 +83,9 @@ static SLOTS: [CacheSlot; CACHES] = [const {
 /// allocator, as with the libgcc path.
 const SKIP: usize = 3;
 
-/// Builds the unwinder from the objects loaded now. Runs once, under the
-/// re-entrancy guard (it allocates). Later calls return at once.
+/// Builds the unwinder from the objects loaded now, and its caches. Runs
+/// once, under the re-entrancy guard (it allocates). Later calls return at
+/// once.
 pub(crate) fn set_up() {
     if STATE
         .compare_exchange(UNSET, BUILDING, Ordering::AcqRel, Ordering::Acquire)
@@ -103,6 +104,13 @@ pub(crate) fn set_up() {
     let mut unwinder = Fast::new();
     for module in found.modules {
         unwinder.add_module(module);
+    }
+    // All caches now, on this one thread: building one puts a large
+    // temporary (gimli's unwind context, tens of KiB) on the stack, which
+    // a capture on a thread with a small stack must not risk.
+    for slot in &SLOTS {
+        slot.cache
+            .store(Box::into_raw(Box::new(Cache::new_in())), Ordering::Release);
     }
     let loaded = Box::new(Loaded {
         unwinder,
@@ -192,12 +200,9 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
     let slot = SLOTS.iter().find(|slot| {
         !slot.taken.load(Ordering::Relaxed) && !slot.taken.swap(true, Ordering::Acquire)
     })?;
-    let mut cache = slot.cache.load(Ordering::Relaxed);
-    if cache.is_null() {
-        // Under the re-entrancy guard (the caller's): charged to `internal`.
-        cache = Box::into_raw(Box::new(Cache::new_in()));
-        slot.cache.store(cache, Ordering::Relaxed);
-    }
+    // Made by `set_up` before it published READY, which the caller saw.
+    let cache = slot.cache.load(Ordering::Acquire);
+    debug_assert!(!cache.is_null());
     // SAFETY: the slot is taken by this thread until the store below, so
     // nobody else touches its cache; a cache, once made, is never freed.
     let result = f(unsafe { &mut *cache });
@@ -210,15 +215,54 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
 /// new one's frames would not be found: either turns this path off for
 /// good (the libgcc path sees the loader's current list each time).
 fn objects_unchanged(loaded: &Loaded) -> bool {
+    // dl_iterate_phdr holds the loader's lock while it runs, and a child
+    // forked meanwhile would find that lock taken by a thread it does not
+    // have (its own first capture then waits forever: seen in
+    // `tests/sampling_fork.rs`). So the count of threads inside it is kept,
+    // and the fork handler waits for it to reach zero (see `hold_forks`).
+    ITERATING.fetch_add(1, Ordering::SeqCst);
+    if FORKING.load(Ordering::SeqCst) {
+        ITERATING.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
     let mut counts = (0u64, 0u64);
     // SAFETY: `counts_only` has the signature dl_iterate_phdr expects and
     // treats `data` as the tuple passed here, which outlives the call.
     unsafe { libc::dl_iterate_phdr(Some(counts_only), (&raw mut counts).cast()) };
+    ITERATING.fetch_sub(1, Ordering::SeqCst);
     if counts == (loaded.adds, loaded.subs) {
         return true;
     }
     STATE.store(OFF, Ordering::Release);
     false
+}
+
+/// Threads inside `objects_unchanged`'s dl_iterate_phdr.
+static ITERATING: AtomicUsize = AtomicUsize::new(0);
+/// Set by a thread that is about to fork: no new dl_iterate_phdr from here.
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+/// Before a `fork()` (from the sampler's fork handler): keeps captures out
+/// of the loader's lock and waits for those inside to leave, so the child
+/// never inherits that lock taken. Captures meanwhile use libgcc's walk.
+/// Dekker with `objects_unchanged`: each side writes its flag, then reads
+/// the other's, all SeqCst.
+pub(crate) fn hold_forks() {
+    FORKING.store(true, Ordering::SeqCst);
+    let mut spins = 0u32;
+    while ITERATING.load(Ordering::SeqCst) != 0 {
+        spins = spins.wrapping_add(1);
+        if spins % 64 == 0 {
+            std::thread::yield_now();
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// After a `fork()`, in parent and child: undoes [`hold_forks`].
+pub(crate) fn release_forks() {
+    FORKING.store(false, Ordering::SeqCst);
 }
 
 /// The objects seen by [`collect`], and the loader's counts then.
