@@ -716,15 +716,7 @@ unsafe extern "C" fn after_fork_child() {
 
 fn wait_frees_done() {
     shard::wait_frees_done();
-    let mut spins = 0u32;
-    while SLOW_FREES.load(Ordering::SeqCst) != 0 {
-        spins = spins.wrapping_add(1);
-        if spins % 64 == 0 {
-            std::thread::yield_now();
-        } else {
-            core::hint::spin_loop();
-        }
-    }
+    shard::spin_until(|| SLOW_FREES.load(Ordering::SeqCst) == 0);
 }
 
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;

@@ -369,14 +369,21 @@ pub(crate) fn claim_for_exit_hook(local: &Local) {
 pub(crate) fn wait_frees_done() {
     let high = SHARDS_HIGH.load(Ordering::SeqCst);
     for shard in &SHARDS[..high] {
-        let mut spins = 0u32;
-        while shard.in_free.load(Ordering::SeqCst) != 0 {
-            spins = spins.wrapping_add(1);
-            if spins % 64 == 0 {
-                std::thread::yield_now();
-            } else {
-                core::hint::spin_loop();
-            }
+        spin_until(|| shard.in_free.load(Ordering::SeqCst) == 0);
+    }
+}
+
+/// Waits until `done()` holds, for a wait that other threads end within a
+/// few instructions: spins, and every 64 tries lets the others run (the
+/// thread awaited may have been preempted).
+pub(crate) fn spin_until(mut done: impl FnMut() -> bool) {
+    let mut spins = 0u32;
+    while !done() {
+        spins = spins.wrapping_add(1);
+        if spins % 64 == 0 {
+            std::thread::yield_now();
+        } else {
+            core::hint::spin_loop();
         }
     }
 }

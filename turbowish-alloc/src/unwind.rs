@@ -249,15 +249,7 @@ static FORKING: AtomicBool = AtomicBool::new(false);
 /// the other's, all SeqCst.
 pub(crate) fn hold_forks() {
     FORKING.store(true, Ordering::SeqCst);
-    let mut spins = 0u32;
-    while ITERATING.load(Ordering::SeqCst) != 0 {
-        spins = spins.wrapping_add(1);
-        if spins % 64 == 0 {
-            std::thread::yield_now();
-        } else {
-            core::hint::spin_loop();
-        }
-    }
+    crate::shard::spin_until(|| ITERATING.load(Ordering::SeqCst) == 0);
 }
 
 /// After a `fork()`, in parent and child: undoes [`hold_forks`].
