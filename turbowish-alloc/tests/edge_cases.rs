@@ -39,7 +39,7 @@ use std::sync::Arc;
 use turbowish_alloc::{context, stats, Counters, Owner, TaskTag, TurboWish};
 
 mod common;
-use common::{in_forked_child, row, serial};
+use common::{fork_between, in_forked_child, row, serial};
 
 #[global_allocator]
 static A: TurboWish = TurboWish::system();
@@ -538,17 +538,8 @@ fn fork_while_another_thread_allocates() {
         std::thread::yield_now();
     }
 
-    let mut failures = Vec::new();
-    for round in 0..30 {
-        // Let the hammer run a little between forks.
-        let seen = rounds.load(Ordering::Relaxed);
-        while rounds.load(Ordering::Relaxed) < seen + 200 {
-            std::thread::yield_now();
-        }
-        if let Err(message) = in_forked_child(|| forked_child(&mut inherited, &parent)) {
-            failures.push(format!("round {round}: {message}"));
-        }
-    }
+    // The hammer runs 200 rounds between forks.
+    let failures = fork_between(30, &rounds, 200, || forked_child(&mut inherited, &parent));
 
     stop.store(true, Ordering::Relaxed);
     hammer_thread.join().unwrap();

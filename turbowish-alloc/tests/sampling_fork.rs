@@ -16,7 +16,7 @@ use std::sync::Arc;
 use turbowish_alloc::{context, samples, Owner, TaskTag, TurboWish};
 
 mod common;
-use common::in_forked_child;
+use common::fork_between;
 
 #[global_allocator]
 static A: TurboWish = TurboWish::system().sample_interval(1);
@@ -42,17 +42,8 @@ fn a_child_forked_while_others_sample_can_sample_and_free() {
         })
         .collect();
 
-    let mut failures = Vec::new();
-    for fork in 0..FORKS {
-        // Let the samplers run between forks.
-        let seen = rounds.load(Ordering::Relaxed);
-        while rounds.load(Ordering::Relaxed) < seen + 50 {
-            std::thread::yield_now();
-        }
-        if let Err(message) = in_forked_child(|| child(&mut inherited, &inherited_tag)) {
-            failures.push(format!("fork {fork}: {message}"));
-        }
-    }
+    // The samplers run 50 rounds between forks.
+    let failures = fork_between(FORKS, &rounds, 50, || child(&mut inherited, &inherited_tag));
     stop.store(true, Ordering::Relaxed);
     for sampler in samplers {
         sampler.join().unwrap();

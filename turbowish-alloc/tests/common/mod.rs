@@ -26,6 +26,29 @@ pub(crate) fn row(tag: &TaskTag) -> Counters {
     stats().counters(Owner::Task(tag.id()))
 }
 
+/// Forks `forks` times, each time after `rounds` (a busy thread's progress
+/// counter) has moved on by `gap`, and runs `child` in the child; returns
+/// one line per child that failed (see [`in_forked_child`]).
+pub(crate) fn fork_between(
+    forks: usize,
+    rounds: &std::sync::atomic::AtomicU64,
+    gap: u64,
+    mut child: impl FnMut(),
+) -> Vec<String> {
+    use std::sync::atomic::Ordering;
+    let mut failures = Vec::new();
+    for fork in 0..forks {
+        let seen = rounds.load(Ordering::Relaxed);
+        while rounds.load(Ordering::Relaxed) < seen + gap {
+            std::thread::yield_now();
+        }
+        if let Err(message) = in_forked_child(&mut child) {
+            failures.push(format!("fork {fork}: {message}"));
+        }
+    }
+    failures
+}
+
 /// How long a forked child may run (see [`in_forked_child`]).
 pub(crate) const CHILD_DEADLINE_SECS: u32 = 60;
 
