@@ -1,6 +1,8 @@
 //! Allocator hot-path overhead: one `alloc` + `dealloc` pair of 16, 64, 256
 //! and 4096 bytes, calling `GlobalAlloc` on each allocator instance directly,
-//! on one thread and on two threads at once.
+//! on one thread and on two threads at once. Besides TurboWish and its
+//! peers, two floors (`support::floor`): a bare header + thread-local
+//! counter, and the same plus tokio's `try_id()` per allocation.
 //!
 //! Run: `cargo bench --bench alloc`. The figures are in
 //! `turbowish-alloc/README.md`.
@@ -18,7 +20,11 @@ mod support {
     // `timed::time_pairs` is unused here: see this file's `time_pairs`.
     #[allow(dead_code)]
     pub(crate) mod timed;
+    // `FloorRegistry` is for the heap-walk bench.
+    #[allow(dead_code)]
+    pub(crate) mod floor;
 }
+use support::floor::{Floor, FloorTokio};
 
 const SIZES: [usize; 4] = [16, 64, 256, 4096];
 
@@ -142,6 +148,14 @@ fn bench_alloc(c: &mut Criterion) {
                 turbowish_alloc::set_enabled(false);
                 b.iter_custom(|n| pairs(&TURBOWISH, l, n, threads));
                 turbowish_alloc::set_enabled(true);
+            });
+            // The least any tagging allocator of this kind can cost: what
+            // TurboWish's figure should be read against (`support::floor`).
+            group.bench_with_input(BenchmarkId::new("floor", size), &layout, |b, &l| {
+                b.iter_custom(|n| pairs(&Floor, l, n, threads))
+            });
+            group.bench_with_input(BenchmarkId::new("floor_tokio", size), &layout, |b, &l| {
+                b.iter_custom(|n| pairs(&FloorTokio, l, n, threads))
             });
             group.bench_with_input(BenchmarkId::new("stats_alloc", size), &layout, |b, &l| {
                 b.iter_custom(|n| pairs(&STATS_ALLOC, l, n, threads))

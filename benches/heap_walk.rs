@@ -1,6 +1,8 @@
 //! Heap-walk mode: one `alloc` + `dealloc` pair of 16, 64, 256 and 4096
 //! bytes through TurboWish in heap-walk mode, against TurboWish counting
-//! (both sampling at the default interval) and `System`, calling
+//! (both sampling at the default interval), `System` and a floor (the
+//! least a per-task tagging allocator with a block registry costs, see
+//! `support::floor`), calling
 //! `GlobalAlloc` on each instance directly, on one thread; and the time to
 //! build (and drop) a heap view of 1,000,000 live blocks.
 //!
@@ -14,9 +16,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use turbowish_alloc::TurboWish;
 
 mod support {
+    #[allow(dead_code)]
+    pub(crate) mod floor;
     pub(crate) mod pairs;
     pub(crate) mod timed;
 }
+use support::floor::FloorRegistry;
 use support::pairs::{pair_group, pairs};
 
 static COUNTING: TurboWish = TurboWish::system();
@@ -32,6 +37,8 @@ fn bench_pairs(c: &mut Criterion) {
             ("System", &|l, n| pairs(&System, l, n)),
             ("counting", &|l, n| pairs(&COUNTING, l, n)),
             ("heap_walk", &|l, n| pairs(&HEAP_WALK, l, n)),
+            // The least a registry of this kind costs (`support::floor`).
+            ("floor_registry", &|l, n| pairs(&FloorRegistry, l, n)),
         ],
     );
 }
