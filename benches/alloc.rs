@@ -8,17 +8,14 @@
 //! `turbowish-alloc/README.md`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
 use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tracking_allocator::{AllocationGroupId, AllocationRegistry, AllocationTracker};
 use turbowish_alloc::{context, TaskTag, TurboWish};
 
 mod support {
-    // `timed::time_pairs` is unused here: see this file's `time_pairs`.
-    #[allow(dead_code)]
     pub(crate) mod timed;
     // `FloorRegistry` is for the heap-walk bench.
     #[allow(dead_code)]
@@ -63,25 +60,34 @@ enum Site {
 /// Times `iters` alloc+free pairs on each of `threads` threads started
 /// together; returns wall time divided so that the figure is per pair per
 /// thread (equal to the single-thread figure when threads scale perfectly).
-fn pairs<A: GlobalAlloc + Sync>(alloc: &A, layout: Layout, iters: u64, threads: usize) -> Duration {
-    pairs_at(Site::NoTask, alloc, layout, iters, threads)
+/// The allocator is named by a closure returning its static (see
+/// `support::timed::time_pairs`).
+fn pairs<A: GlobalAlloc + Sync + 'static>(
+    instance: impl Fn() -> &'static A + Copy + Sync,
+    layout: Layout,
+    iters: u64,
+    threads: usize,
+) -> Duration {
+    pairs_at(Site::NoTask, instance, layout, iters, threads)
 }
 
-fn pairs_at<A: GlobalAlloc + Sync>(
+fn pairs_at<A: GlobalAlloc + Sync + 'static>(
     site: Site,
-    alloc: &A,
+    instance: impl Fn() -> &'static A + Copy + Sync,
     layout: Layout,
     iters: u64,
     threads: usize,
 ) -> Duration {
     // Per thread: enter the task (if any), arrange the heap, then time.
-    let run = |alloc: &A| {
+    let run = || {
         let tag = matches!(site, Site::InTask).then(TaskTag::new);
         let _entered = tag.as_ref().map(context::enter);
-        support::timed::fenced(alloc, layout, || time_pairs(alloc, layout, iters))
+        support::timed::fenced(instance(), layout, || {
+            support::timed::time_pairs(instance, layout, iters)
+        })
     };
     if threads == 1 {
-        return run(alloc);
+        return run();
     }
     let barrier = Barrier::new(threads);
     std::thread::scope(|s| {
@@ -89,7 +95,7 @@ fn pairs_at<A: GlobalAlloc + Sync>(
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    run(alloc)
+                    run()
                 })
             })
             .collect();
@@ -99,26 +105,6 @@ fn pairs_at<A: GlobalAlloc + Sync>(
             .max()
             .unwrap()
     })
-}
-
-/// The timed loop, one copy per allocator type, out of line so that every
-/// contender's loop is compiled alike whatever surrounds it. (Its twin in
-/// `support::timed` would do, but the place of the loop in the binary
-/// moved TurboWish's 16-byte figure by 1 ns: this file's copy is the one
-/// the published figures were measured with.)
-#[inline(never)]
-fn time_pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        // SAFETY: `layout` has a non-zero size; the block is freed with the
-        // same allocator and layout.
-        unsafe {
-            let p = alloc.alloc(layout);
-            black_box(p);
-            alloc.dealloc(p, layout);
-        }
-    }
-    start.elapsed()
 }
 
 fn bench_alloc(c: &mut Criterion) {
@@ -134,42 +120,42 @@ fn bench_alloc(c: &mut Criterion) {
         for size in SIZES {
             let layout = Layout::from_size_align(size, 8).unwrap();
             group.bench_with_input(BenchmarkId::new("System", size), &layout, |b, &l| {
-                b.iter_custom(|n| pairs(&System, l, n, threads))
+                b.iter_custom(|n| pairs(|| &System, l, n, threads))
             });
             group.bench_with_input(BenchmarkId::new("TurboWish", size), &layout, |b, &l| {
-                b.iter_custom(|n| pairs(&TURBOWISH, l, n, threads))
+                b.iter_custom(|n| pairs(|| &TURBOWISH, l, n, threads))
             });
             group.bench_with_input(
                 BenchmarkId::new("TurboWish_in_task", size),
                 &layout,
-                |b, &l| b.iter_custom(|n| pairs_at(Site::InTask, &TURBOWISH, l, n, threads)),
+                |b, &l| b.iter_custom(|n| pairs_at(Site::InTask, || &TURBOWISH, l, n, threads)),
             );
             group.bench_with_input(BenchmarkId::new("TurboWish_off", size), &layout, |b, &l| {
                 turbowish_alloc::set_enabled(false);
-                b.iter_custom(|n| pairs(&TURBOWISH, l, n, threads));
+                b.iter_custom(|n| pairs(|| &TURBOWISH, l, n, threads));
                 turbowish_alloc::set_enabled(true);
             });
             // The least any tagging allocator of this kind can cost: what
             // TurboWish's figure should be read against (`support::floor`).
             group.bench_with_input(BenchmarkId::new("floor", size), &layout, |b, &l| {
-                b.iter_custom(|n| pairs(&Floor, l, n, threads))
+                b.iter_custom(|n| pairs(|| &Floor, l, n, threads))
             });
             group.bench_with_input(BenchmarkId::new("floor_tokio", size), &layout, |b, &l| {
-                b.iter_custom(|n| pairs(&FloorTokio, l, n, threads))
+                b.iter_custom(|n| pairs(|| &FloorTokio, l, n, threads))
             });
             group.bench_with_input(BenchmarkId::new("stats_alloc", size), &layout, |b, &l| {
-                b.iter_custom(|n| pairs(&STATS_ALLOC, l, n, threads))
+                b.iter_custom(|n| pairs(|| &STATS_ALLOC, l, n, threads))
             });
             group.bench_with_input(
                 BenchmarkId::new("tracking_allocator", size),
                 &layout,
-                |b, &l| b.iter_custom(|n| pairs(&TRACKING, l, n, threads)),
+                |b, &l| b.iter_custom(|n| pairs(|| &TRACKING, l, n, threads)),
             );
             if threads == 1 {
                 // dhat serialises every call on one global mutex; its
                 // two-thread figure would only measure that lock.
                 group.bench_with_input(BenchmarkId::new("dhat", size), &layout, |b, &l| {
-                    b.iter_custom(|n| pairs(&DHAT, l, n, threads))
+                    b.iter_custom(|n| pairs(|| &DHAT, l, n, threads))
                 });
             }
         }

@@ -34,11 +34,11 @@ fn bench_pairs(c: &mut Criterion) {
         c,
         "heap_walk_pair",
         &[
-            ("System", &|l, n| pairs(&System, l, n)),
-            ("counting", &|l, n| pairs(&COUNTING, l, n)),
-            ("heap_walk", &|l, n| pairs(&HEAP_WALK, l, n)),
+            ("System", &|l, n| pairs(|| &System, l, n)),
+            ("counting", &|l, n| pairs(|| &COUNTING, l, n)),
+            ("heap_walk", &|l, n| pairs(|| &HEAP_WALK, l, n)),
             // The least a registry of this kind costs (`support::floor`).
-            ("floor_registry", &|l, n| pairs(&FloorRegistry, l, n)),
+            ("floor_registry", &|l, n| pairs(|| &FloorRegistry, l, n)),
         ],
     );
 }

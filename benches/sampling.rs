@@ -26,9 +26,9 @@ fn bench_sampling(c: &mut Criterion) {
         c,
         "sampling_pair",
         &[
-            ("System", &|l, n| pairs(&System, l, n)),
-            ("counting", &|l, n| pairs(&COUNTING, l, n)),
-            ("sampling", &|l, n| pairs(&SAMPLING, l, n)),
+            ("System", &|l, n| pairs(|| &System, l, n)),
+            ("counting", &|l, n| pairs(|| &COUNTING, l, n)),
+            ("sampling", &|l, n| pairs(|| &SAMPLING, l, n)),
         ],
     );
 }

@@ -10,11 +10,16 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 /// Block sizes every pair bench measures.
 const SIZES: [usize; 4] = [16, 64, 256, 4096];
 
-/// Times `iters` alloc+free pairs of `layout` through `alloc`, on a heap
-/// arranged alike for every contender (see `timed`).
-pub(crate) fn pairs<A: GlobalAlloc>(alloc: &A, layout: Layout, iters: u64) -> Duration {
-    super::timed::fenced(alloc, layout, || {
-        super::timed::time_pairs(alloc, layout, iters)
+/// Times `iters` alloc+free pairs of `layout` through the allocator
+/// `instance` returns (a closure naming its static, see
+/// `timed::time_pairs`), on a heap arranged alike for every contender.
+pub(crate) fn pairs<A: GlobalAlloc + 'static>(
+    instance: impl Fn() -> &'static A + Copy,
+    layout: Layout,
+    iters: u64,
+) -> Duration {
+    super::timed::fenced(instance(), layout, || {
+        super::timed::time_pairs(instance, layout, iters)
     })
 }
 
