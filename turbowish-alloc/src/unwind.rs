@@ -23,14 +23,23 @@
 //! * borrows one of a few caches made at set-up (a thread that finds all in
 //!   use falls back), so capturing allocates nothing.
 //!
-//! Whenever this path cannot give a complete stack (an object loaded or
-//! unloaded since set-up, a frame without unwind information, a signal
-//! handler on an alternate stack, no cache free) it returns `None` and
-//! the caller captures with libgcc as before: never a wrong stack, at
-//! worst the old cost.
+//! Each capture first asks the loader whether any object was loaded or
+//! unloaded since the unwinder was built (`dlpi_adds`/`dlpi_subs`). If so,
+//! the unwinder is rebuilt from the objects loaded now (glibc's NSS alone
+//! loads libraries on a program's first host-name lookup), and that one
+//! sample is captured by libgcc; the unwinder it replaces is kept, never
+//! freed, as another thread may still be walking with it, so rebuilds are
+//! capped at [`MAX_REBUILDS`] (a program that keeps loading and unloading
+//! objects then stays on libgcc).
+//!
+//! Whenever this path cannot give a complete stack (a rebuild pending or
+//! refused, a frame without unwind information, a signal handler on an
+//! alternate stack, no cache free) it returns `None` and the caller
+//! captures with libgcc as before: never a wrong stack, at worst the old
+//! cost.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, Unwinder};
@@ -38,8 +47,8 @@ use framehop::{ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, U
 use crate::shard::Local;
 
 /// Section data: the loaded object's own bytes, which stay mapped as long
-/// as it is loaded (an unload since set-up turns this path off, see
-/// [`objects_unchanged`]).
+/// as it is loaded (a capture walks only with an unwinder built from the
+/// objects loaded at that moment, see [`loader_counts`]).
 type Data = &'static [u8];
 type Fast = UnwinderX86_64<Data, MustNotAllocateDuringUnwind>;
 type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
@@ -83,6 +92,15 @@ static SLOTS: [CacheSlot; CACHES] = [const {
 /// allocator, as with the libgcc path.
 const SKIP: usize = 3;
 
+/// Rebuilds of the unwinder allowed after loads and unloads. Each one
+/// keeps the unwinder it replaces (a few hundred bytes an object), and
+/// framehop tells cached rules apart by a 16-bit generation that every
+/// object added advances: the cap bounds the first and keeps the second far
+/// from wrapping around.
+pub(crate) const MAX_REBUILDS: u32 = 32;
+
+static REBUILDS: AtomicU32 = AtomicU32::new(0);
+
 /// Builds the unwinder from the objects loaded now, and its caches. Runs
 /// once, under the re-entrancy guard (it allocates). Later calls return at
 /// once.
@@ -93,32 +111,30 @@ pub(crate) fn set_up() {
     {
         return;
     }
-    let mut found = Found::default();
-    // SAFETY: `collect` has the signature dl_iterate_phdr expects and
-    // treats `data` as the `Found` passed here, which outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(collect), (&raw mut found).cast()) };
-    if found.modules.is_empty() {
-        STATE.store(OFF, Ordering::Release);
-        return;
-    }
-    let mut unwinder = Fast::new();
-    for module in found.modules {
-        unwinder.add_module(module);
-    }
+    let loaded = match build() {
+        Ok(loaded) => loaded,
+        // A fork is under way: the next thread to set up tries again.
+        Err(Refused::Forking) => return STATE.store(UNSET, Ordering::Release),
+        Err(Refused::NoObjects) => return STATE.store(OFF, Ordering::Release),
+    };
     // All caches now, on this one thread: building one puts a large
     // temporary (gimli's unwind context, tens of KiB) on the stack, which
-    // a capture on a thread with a small stack must not risk.
+    // a capture on a thread with a small stack must not risk. They serve
+    // every later unwinder too: framehop keys cached rules by the
+    // unwinder's generation.
     for slot in &SLOTS {
         slot.cache
             .store(Box::into_raw(Box::new(Cache::new_in())), Ordering::Release);
     }
-    let loaded = Box::new(Loaded {
-        unwinder,
-        adds: found.adds,
-        subs: found.subs,
-    });
     LOADED.store(Box::into_raw(loaded), Ordering::Release);
     STATE.store(READY, Ordering::Release);
+}
+
+/// How many times the unwinder has been rebuilt after objects were loaded
+/// or unloaded.
+#[cfg(test)]
+pub(crate) fn rebuilds() -> u32 {
+    REBUILDS.load(Ordering::Relaxed)
 }
 
 /// Sets this thread's stack bounds for [`capture`] (once per thread, under
@@ -151,12 +167,21 @@ pub(crate) fn capture(local: &Local, out: &mut [usize]) -> Option<usize> {
     if STATE.load(Ordering::Acquire) != READY || out.is_empty() {
         return None;
     }
-    // SAFETY: READY is stored after LOADED, and LOADED is never freed.
+    // SAFETY: READY is stored after LOADED, and no unwinder stored there
+    // is ever freed (see `rebuild`).
     let loaded = unsafe { &*LOADED.load(Ordering::Acquire) };
     let (low, high) = (local.stack_low.get() as u64, local.stack_high.get() as u64);
-    if !(low < rsp && rsp < high && objects_unchanged(loaded)) {
+    if !(low < rsp && rsp < high) {
         // Unknown bounds, or running on another stack (a signal handler's).
         return None;
+    }
+    match loader_counts() {
+        Some(counts) if counts == (loaded.adds, loaded.subs) => {}
+        Some(_) => {
+            rebuild();
+            return None;
+        }
+        None => return None,
     }
     let mut read_stack = |address: u64| -> Result<u64, ()> {
         if address % 8 != 0 || address < rsp || address > high - 8 {
@@ -210,34 +235,106 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
     Some(result)
 }
 
-/// Whether no object was loaded or unloaded since the unwinder was built.
-/// An unloaded object's sections would be read after they were unmapped, a
-/// new one's frames would not be found: either turns this path off for
-/// good (the libgcc path sees the loader's current list each time).
-fn objects_unchanged(loaded: &Loaded) -> bool {
-    // dl_iterate_phdr holds the loader's lock while it runs, and a child
-    // forked meanwhile would find that lock taken by a thread it does not
-    // have (its own first capture then waits forever: seen in
-    // `tests/sampling_fork.rs`). So the count of threads inside it is kept,
-    // and the fork handler waits for it to reach zero (see `hold_forks`).
+/// The loader's counts of objects added and removed over the process's
+/// life (`dlpi_adds`, `dlpi_subs`): equal to an unwinder's, they say that
+/// it was built from the objects loaded now. `None` while a fork is under
+/// way.
+fn loader_counts() -> Option<(u64, u64)> {
+    let mut counts = (0u64, 0u64);
+    // SAFETY: `counts_only` has the signature dl_iterate_phdr expects and
+    // treats `data` as the tuple passed here, which outlives the call.
+    unsafe { iterate_objects(counts_only, (&raw mut counts).cast()) }.then_some(counts)
+}
+
+/// Why no unwinder could be built.
+enum Refused {
+    /// A fork is under way (see [`hold_forks`]); try again later.
+    Forking,
+    /// No loaded object has unwind information framehop can use.
+    NoObjects,
+}
+
+/// An unwinder for the objects loaded now. Allocates: call it under the
+/// re-entrancy guard.
+fn build() -> Result<Box<Loaded>, Refused> {
+    let mut found = Found::default();
+    // SAFETY: `collect` has the signature dl_iterate_phdr expects and
+    // treats `data` as the `Found` passed here, which outlives the call.
+    if !unsafe { iterate_objects(collect, (&raw mut found).cast()) } {
+        return Err(Refused::Forking);
+    }
+    if found.modules.is_empty() {
+        return Err(Refused::NoObjects);
+    }
+    let mut unwinder = Fast::new();
+    for module in found.modules {
+        unwinder.add_module(module);
+    }
+    Ok(Box::new(Loaded {
+        unwinder,
+        adds: found.adds,
+        subs: found.subs,
+    }))
+}
+
+/// Replaces the unwinder after objects were loaded or unloaded (called by
+/// the capture that noticed, under the re-entrancy guard). One thread
+/// rebuilds; captures meanwhile use libgcc. The unwinder replaced is not
+/// freed: another thread may be walking with it now, and telling when none
+/// is would cost every capture two more atomic operations; hence the cap.
+#[cold]
+#[inline(never)]
+fn rebuild() {
+    if STATE
+        .compare_exchange(READY, BUILDING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    if REBUILDS.load(Ordering::Relaxed) >= MAX_REBUILDS {
+        return STATE.store(OFF, Ordering::Release);
+    }
+    match build() {
+        Ok(loaded) => {
+            REBUILDS.fetch_add(1, Ordering::Relaxed);
+            LOADED.store(Box::into_raw(loaded), Ordering::Release);
+            STATE.store(READY, Ordering::Release);
+        }
+        // The next capture after the fork notices the change again.
+        Err(Refused::Forking) => STATE.store(READY, Ordering::Release),
+        Err(Refused::NoObjects) => STATE.store(OFF, Ordering::Release),
+    }
+}
+
+/// Calls dl_iterate_phdr with `callback` and `data`, unless a fork is under
+/// way (then returns false without calling it).
+///
+/// dl_iterate_phdr holds the loader's lock while it runs, and a child
+/// forked meanwhile would find that lock taken by a thread it does not have
+/// (its own first capture then waits forever: seen in
+/// `tests/sampling_fork.rs`). So the count of threads inside it is kept,
+/// and the fork handler waits for it to reach zero (see [`hold_forks`]).
+///
+/// # Safety
+///
+/// `callback` must treat `data` as what the caller passes, which must
+/// outlive the call.
+unsafe fn iterate_objects(
+    callback: unsafe extern "C" fn(*mut libc::dl_phdr_info, usize, *mut c_void) -> c_int,
+    data: *mut c_void,
+) -> bool {
     ITERATING.fetch_add(1, Ordering::SeqCst);
     if FORKING.load(Ordering::SeqCst) {
         ITERATING.fetch_sub(1, Ordering::SeqCst);
         return false;
     }
-    let mut counts = (0u64, 0u64);
-    // SAFETY: `counts_only` has the signature dl_iterate_phdr expects and
-    // treats `data` as the tuple passed here, which outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(counts_only), (&raw mut counts).cast()) };
+    // SAFETY: guaranteed by the caller.
+    unsafe { libc::dl_iterate_phdr(Some(callback), data) };
     ITERATING.fetch_sub(1, Ordering::SeqCst);
-    if counts == (loaded.adds, loaded.subs) {
-        return true;
-    }
-    STATE.store(OFF, Ordering::Release);
-    false
+    true
 }
 
-/// Threads inside `objects_unchanged`'s dl_iterate_phdr.
+/// Threads inside [`iterate_objects`]' dl_iterate_phdr.
 static ITERATING: AtomicUsize = AtomicUsize::new(0);
 /// Set by a thread that is about to fork: no new dl_iterate_phdr from here.
 static FORKING: AtomicBool = AtomicBool::new(false);
@@ -245,7 +342,7 @@ static FORKING: AtomicBool = AtomicBool::new(false);
 /// Before a `fork()` (from the sampler's fork handler): keeps captures out
 /// of the loader's lock and waits for those inside to leave, so the child
 /// never inherits that lock taken. Captures meanwhile use libgcc's walk.
-/// Dekker with `objects_unchanged`: each side writes its flag, then reads
+/// Dekker with `iterate_objects`: each side writes its flag, then reads
 /// the other's, all SeqCst.
 pub(crate) fn hold_forks() {
     FORKING.store(true, Ordering::SeqCst);
@@ -272,7 +369,7 @@ unsafe extern "C" fn counts_only(
     data: *mut c_void,
 ) -> c_int {
     // SAFETY: dl_iterate_phdr passes a valid `info`; `data` is the tuple
-    // `objects_unchanged` passed.
+    // `loader_counts` passed.
     unsafe {
         let info = &*info;
         *data.cast::<(u64, u64)>() = (info.dlpi_adds, info.dlpi_subs);
@@ -288,7 +385,7 @@ unsafe extern "C" fn collect(
 ) -> c_int {
     // SAFETY: dl_iterate_phdr passes a valid `info` whose program headers
     // are `dlpi_phnum` entries at `dlpi_phdr`; `data` is the `Found` that
-    // `set_up` passed.
+    // `build` passed.
     let (info, found) = unsafe { (&*info, &mut *data.cast::<Found>()) };
     found.adds = info.dlpi_adds;
     found.subs = info.dlpi_subs;
@@ -412,9 +509,14 @@ fn thread_stack() -> Option<(usize, usize)> {
 mod tests {
     use super::*;
 
+    /// Tests here that load objects would make a concurrent capture of
+    /// another test rebuild and fall back: one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// The fast unwinder and libgcc's agree on every frame they both see.
     #[test]
     fn agrees_with_libgcc() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         set_up();
         let local = crate::shard::local();
         set_up_thread(local);
@@ -430,6 +532,53 @@ mod tests {
         // (libgcc ends with a null frame where the fast one just ends.)
         let slow_end = slow.len() - slow.iter().rev().take_while(|&&ip| ip == 0).count();
         assert_eq!(&slow[start..slow_end], &fast[1..], "libgcc {slow:x?}");
+    }
+
+    /// Loading an object makes the next capture rebuild the unwinder (and
+    /// fall back, once); captures after it take the fast path again, and
+    /// so after an unload.
+    #[test]
+    fn rebuilds_after_objects_are_loaded_and_unloaded() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        set_up();
+        set_up_thread(crate::shard::local());
+        let mut out = [0usize; 64];
+        assert!(through_two_frames(&mut out).is_some(), "fast path before");
+
+        // Libraries every glibc installs and no Rust test binary links.
+        let handle = ["libthread_db.so.1", "libBrokenLocale.so.1", "libanl.so.1"]
+            .iter()
+            .find_map(|name| {
+                let name = std::ffi::CString::new(*name).unwrap();
+                // SAFETY: a NUL-terminated name; these libraries run no
+                // code of consequence when loaded.
+                let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW) };
+                (!handle.is_null()).then_some(handle)
+            })
+            .expect("one of glibc's libraries loads");
+        let before = rebuilds();
+        assert!(
+            through_two_frames(&mut out).is_none(),
+            "the load is noticed"
+        );
+        assert_eq!(rebuilds(), before + 1);
+        let n = through_two_frames(&mut out).expect("fast path after the load");
+        assert!(n >= 3, "{:x?}", &out[..n]);
+
+        let counts = loader_counts().unwrap();
+        // SAFETY: `handle` came from dlopen and is closed once.
+        assert_eq!(unsafe { libc::dlclose(handle) }, 0);
+        if loader_counts().unwrap() != counts {
+            assert!(
+                through_two_frames(&mut out).is_none(),
+                "the unload is noticed"
+            );
+            assert_eq!(rebuilds(), before + 2);
+        }
+        assert!(
+            through_two_frames(&mut out).is_some(),
+            "fast path after the unload"
+        );
     }
 
     /// Recurses `depth` times, then captures the stack with both unwinders
