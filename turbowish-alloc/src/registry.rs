@@ -70,7 +70,7 @@ pub fn heap_walk_enabled() -> bool {
 /// the inner allocator, and its memory stays readable; dropping the view
 /// frees them. Allocations go on; blocks allocated while the view is built
 /// may or may not be in it. Blocks freed while the view lives still count as
-/// live in [`crate::stats`] until it is dropped.
+/// live in [`crate::stats()`] until it is dropped.
 ///
 /// TurboWish's own bookkeeping blocks (allocated under its re-entrancy
 /// guard, such as the view's own list) are not registered, nor are blocks
