@@ -517,6 +517,8 @@ extern "C" fn fork_child() {
     // The child's only thread is the forker's copy: the guards it holds
     // are its own, so dropping them unlocks the stripes as in the parent.
     release_fork_hold();
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    crate::unwind::in_child();
 }
 
 /// Whether the forker was already busy before `fork_prepare`.

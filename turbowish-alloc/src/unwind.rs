@@ -21,7 +21,8 @@
 //!   `pthread_getattr_np`): everything the unwinder asks for outside that
 //!   range is refused, so a wrong rule ends the capture, never faults;
 //! * borrows one of a few caches made at set-up (a thread that finds all in
-//!   use falls back), so capturing allocates nothing.
+//!   use falls back), so a capture allocates nothing (but for a rebuild,
+//!   below).
 //!
 //! Each capture first asks the loader whether any object was loaded or
 //! unloaded since the unwinder was built (`dlpi_adds`/`dlpi_subs`). If so,
@@ -31,6 +32,11 @@
 //! freed, as another thread may still be walking with it, so rebuilds are
 //! capped at [`MAX_REBUILDS`] (a program that keeps loading and unloading
 //! objects then stays on libgcc).
+//!
+//! The counts are read before the walk, so an object unloaded by another
+//! thread during a walk could be read after it is unmapped; the walk reads
+//! only the unwind sections of objects holding return addresses on its own
+//! stack, which no correct program unloads while they run.
 //!
 //! Whenever this path cannot give a complete stack (a rebuild pending or
 //! refused, a frame without unwind information, a signal handler on an
@@ -56,6 +62,9 @@ type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
 /// The unwinder and the loader's object counts it was built at.
 struct Loaded {
     unwinder: Fast,
+    /// How many objects `unwinder` knows (for tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    objects: usize,
     adds: u64,
     subs: u64,
 }
@@ -92,11 +101,13 @@ static SLOTS: [CacheSlot; CACHES] = [const {
 /// allocator, as with the libgcc path.
 const SKIP: usize = 3;
 
-/// Rebuilds of the unwinder allowed after loads and unloads. Each one
-/// keeps the unwinder it replaces (a few hundred bytes an object), and
-/// framehop tells cached rules apart by a 16-bit generation that every
-/// object added advances: the cap bounds the first and keeps the second far
-/// from wrapping around.
+/// Rebuilds of the unwinder allowed after loads and unloads, over the
+/// process's life. Each one keeps the unwinder it replaces (a few hundred
+/// bytes an object). framehop also tells cached rules apart by a 16-bit
+/// generation that every object added advances (process-wide, shared with
+/// any other framehop user): a wrap-around could let a rule cached for an
+/// old object at the same address be used. With the cap, a process loading
+/// under about 2,000 objects stays clear of that.
 pub(crate) const MAX_REBUILDS: u32 = 32;
 
 static REBUILDS: AtomicU32 = AtomicU32::new(0);
@@ -113,7 +124,7 @@ pub(crate) fn set_up() {
     }
     let loaded = match build() {
         Ok(loaded) => loaded,
-        // A fork is under way: the next thread to set up tries again.
+        // A fork is under way: a later capture (or thread) tries again.
         Err(Refused::Forking) => return STATE.store(UNSET, Ordering::Release),
         Err(Refused::NoObjects) => return STATE.store(OFF, Ordering::Release),
     };
@@ -133,8 +144,15 @@ pub(crate) fn set_up() {
 /// How many times the unwinder has been rebuilt after objects were loaded
 /// or unloaded.
 #[cfg(test)]
-pub(crate) fn rebuilds() -> u32 {
+fn rebuilds() -> u32 {
     REBUILDS.load(Ordering::Relaxed)
+}
+
+/// How many objects the unwinder in use knows.
+#[cfg(test)]
+fn objects() -> usize {
+    // SAFETY: as in `capture`: published unwinders are never freed.
+    unsafe { LOADED.load(Ordering::Acquire).as_ref() }.map_or(0, |l| l.objects)
 }
 
 /// Sets this thread's stack bounds for [`capture`] (once per thread, under
@@ -164,7 +182,14 @@ pub(crate) fn capture(local: &Local, out: &mut [usize]) -> Option<usize> {
             options(nomem, nostack, preserves_flags),
         );
     }
-    if STATE.load(Ordering::Acquire) != READY || out.is_empty() {
+    let mut state = STATE.load(Ordering::Acquire);
+    if state == UNSET {
+        // Set-up was refused by a fork under way: try again (this thread
+        // is under the re-entrancy guard, as set-up needs).
+        set_up();
+        state = STATE.load(Ordering::Acquire);
+    }
+    if state != READY || out.is_empty() {
         return None;
     }
     // SAFETY: READY is stored after LOADED, and no unwinder stored there
@@ -178,7 +203,7 @@ pub(crate) fn capture(local: &Local, out: &mut [usize]) -> Option<usize> {
     match loader_counts() {
         Some(counts) if counts == (loaded.adds, loaded.subs) => {}
         Some(_) => {
-            rebuild();
+            rebuild(loaded);
             return None;
         }
         None => return None,
@@ -267,11 +292,13 @@ fn build() -> Result<Box<Loaded>, Refused> {
         return Err(Refused::NoObjects);
     }
     let mut unwinder = Fast::new();
+    let objects = found.modules.len();
     for module in found.modules {
         unwinder.add_module(module);
     }
     Ok(Box::new(Loaded {
         unwinder,
+        objects,
         adds: found.adds,
         subs: found.subs,
     }))
@@ -284,12 +311,16 @@ fn build() -> Result<Box<Loaded>, Refused> {
 /// is would cost every capture two more atomic operations; hence the cap.
 #[cold]
 #[inline(never)]
-fn rebuild() {
+fn rebuild(stale: &Loaded) {
     if STATE
         .compare_exchange(READY, BUILDING, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
         return;
+    }
+    if !core::ptr::eq(LOADED.load(Ordering::Acquire), stale) {
+        // Another thread that noticed the same change rebuilt already.
+        return STATE.store(READY, Ordering::Release);
     }
     if REBUILDS.load(Ordering::Relaxed) >= MAX_REBUILDS {
         return STATE.store(OFF, Ordering::Release);
@@ -352,6 +383,21 @@ pub(crate) fn hold_forks() {
 /// After a `fork()`, in parent and child: undoes [`hold_forks`].
 pub(crate) fn release_forks() {
     FORKING.store(false, Ordering::SeqCst);
+}
+
+/// After a `fork()`, in the child: a rebuild or set-up that another thread
+/// of the parent had under way has no thread to finish it here. With an
+/// unwinder published, go back to it (a capture notices the change again
+/// and rebuilds); without one, set-up starts over.
+pub(crate) fn in_child() {
+    if STATE.load(Ordering::Acquire) == BUILDING {
+        let back = if LOADED.load(Ordering::Acquire).is_null() {
+            UNSET
+        } else {
+            READY
+        };
+        STATE.store(back, Ordering::Release);
+    }
 }
 
 /// The objects seen by [`collect`], and the loader's counts then.
@@ -518,8 +564,58 @@ mod tests {
     fn agrees_with_libgcc() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         set_up();
-        let local = crate::shard::local();
-        set_up_thread(local);
+        set_up_thread(crate::shard::local());
+        assert_agrees();
+    }
+
+    /// Loading an object makes the next capture rebuild the unwinder with
+    /// it (and fall back, once); captures after it take the fast path again
+    /// and still agree with libgcc; and so after an unload.
+    #[test]
+    fn rebuilds_after_objects_are_loaded_and_unloaded() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        set_up();
+        set_up_thread(crate::shard::local());
+        let mut out = [0usize; 64];
+        assert!(through_two_frames(&mut out).is_some(), "fast path before");
+        let (before, objects_before) = (rebuilds(), objects());
+
+        // Libraries every glibc installs, that no Rust test binary links
+        // and that load on their own.
+        let handle = ["libBrokenLocale.so.1", "libanl.so.1"]
+            .iter()
+            .find_map(|name| {
+                let name = std::ffi::CString::new(*name).unwrap();
+                // SAFETY: a NUL-terminated name; these libraries run no
+                // code of consequence when loaded.
+                let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW) };
+                (!handle.is_null()).then_some(handle)
+            })
+            .expect("one of glibc's libraries loads");
+        assert!(
+            through_two_frames(&mut out).is_none(),
+            "the load is noticed"
+        );
+        assert_eq!(rebuilds(), before + 1);
+        assert_eq!(objects(), objects_before + 1, "the new object is known");
+        assert_agrees();
+
+        let counts = loader_counts().unwrap();
+        // SAFETY: `handle` came from dlopen and is closed once.
+        assert_eq!(unsafe { libc::dlclose(handle) }, 0);
+        assert_ne!(loader_counts().unwrap(), counts, "the library unloads");
+        assert!(
+            through_two_frames(&mut out).is_none(),
+            "the unload is noticed"
+        );
+        assert_eq!(rebuilds(), before + 2);
+        assert_eq!(objects(), objects_before);
+        assert_agrees();
+    }
+
+    /// Captures with both unwinders from nested calls and checks the fast
+    /// one applies and gives libgcc's frames.
+    fn assert_agrees() {
         let (fast, slow) = nested(3);
         assert!(fast.len() >= 5, "fast stack too short: {fast:x?}");
         // The fast capture's first frame is the return into the innermost
@@ -532,53 +628,6 @@ mod tests {
         // (libgcc ends with a null frame where the fast one just ends.)
         let slow_end = slow.len() - slow.iter().rev().take_while(|&&ip| ip == 0).count();
         assert_eq!(&slow[start..slow_end], &fast[1..], "libgcc {slow:x?}");
-    }
-
-    /// Loading an object makes the next capture rebuild the unwinder (and
-    /// fall back, once); captures after it take the fast path again, and
-    /// so after an unload.
-    #[test]
-    fn rebuilds_after_objects_are_loaded_and_unloaded() {
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        set_up();
-        set_up_thread(crate::shard::local());
-        let mut out = [0usize; 64];
-        assert!(through_two_frames(&mut out).is_some(), "fast path before");
-
-        // Libraries every glibc installs and no Rust test binary links.
-        let handle = ["libthread_db.so.1", "libBrokenLocale.so.1", "libanl.so.1"]
-            .iter()
-            .find_map(|name| {
-                let name = std::ffi::CString::new(*name).unwrap();
-                // SAFETY: a NUL-terminated name; these libraries run no
-                // code of consequence when loaded.
-                let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW) };
-                (!handle.is_null()).then_some(handle)
-            })
-            .expect("one of glibc's libraries loads");
-        let before = rebuilds();
-        assert!(
-            through_two_frames(&mut out).is_none(),
-            "the load is noticed"
-        );
-        assert_eq!(rebuilds(), before + 1);
-        let n = through_two_frames(&mut out).expect("fast path after the load");
-        assert!(n >= 3, "{:x?}", &out[..n]);
-
-        let counts = loader_counts().unwrap();
-        // SAFETY: `handle` came from dlopen and is closed once.
-        assert_eq!(unsafe { libc::dlclose(handle) }, 0);
-        if loader_counts().unwrap() != counts {
-            assert!(
-                through_two_frames(&mut out).is_none(),
-                "the unload is noticed"
-            );
-            assert_eq!(rebuilds(), before + 2);
-        }
-        assert!(
-            through_two_frames(&mut out).is_some(),
-            "fast path after the unload"
-        );
     }
 
     /// Recurses `depth` times, then captures the stack with both unwinders
