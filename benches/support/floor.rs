@@ -1,4 +1,4 @@
-//! Lower bounds for any tagging allocator built like TurboWish: two
+//! Lower bounds for any tagging allocator built like TurboWish: three
 //! allocators that do only the part every design of its kind must do, so
 //! the bench shows how much of TurboWish's cost is its own and how much is
 //! the price of the job.
@@ -18,8 +18,10 @@
 //!   list, its index in the header. Lower than any real registry, which must
 //!   also take frees from other threads and be readable by a walker.
 //!
-//! Neither is a usable allocator (the counter is never read, the tag never
-//! resolved); they exist to be timed.
+//! None is a usable allocator (the counter is never read, the tag never
+//! resolved, alignments above 8 are refused with a null); they exist to be
+//! timed. Their methods are `#[inline(always)]`, as TurboWish's are, so
+//! that both are compiled into the timed loop alike.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, UnsafeCell};
@@ -43,16 +45,17 @@ pub(crate) struct Floor;
 pub(crate) struct FloorTokio;
 
 // SAFETY: both forward to `System` with the size grown by an 8-byte prefix
-// at alignment 8 (the benches ask for alignment 8, asserted), return its
-// null unchanged, and free with the same grown layout.
+// at alignment 8, refuse (null) a layout that alignment would not serve or
+// whose grown size would overflow, return `System`'s null unchanged, and
+// free with the same grown layout.
 unsafe impl GlobalAlloc for Floor {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: guaranteed by this function's caller.
         unsafe { alloc_tagged(layout, TAG.with(Cell::get), |_| 0) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: guaranteed by this function's caller.
         unsafe { dealloc_tagged(ptr, layout) }
@@ -61,13 +64,13 @@ unsafe impl GlobalAlloc for Floor {
 
 // SAFETY: as for `Floor`.
 unsafe impl GlobalAlloc for FloorTokio {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: guaranteed by this function's caller.
         unsafe { alloc_tagged(layout, tokio_tag(), |_| 0) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: guaranteed by this function's caller.
         unsafe { dealloc_tagged(ptr, layout) }
@@ -81,7 +84,7 @@ pub(crate) struct FloorRegistry;
 // SAFETY: as for `Floor`; the registry is only touched by the thread that
 // owns it (the bench frees every block on the thread that allocated it).
 unsafe impl GlobalAlloc for FloorRegistry {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let register = |user: *mut u8| {
             REGISTRY.with(|registry| {
@@ -101,7 +104,7 @@ unsafe impl GlobalAlloc for FloorRegistry {
         unsafe { alloc_tagged(layout, tokio_tag(), register) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from `alloc`, which wrote the header with the
         // index (or 0) in its high half.
@@ -192,12 +195,14 @@ fn tokio_tag() -> u32 {
 ///
 /// # Safety
 ///
-/// As for `GlobalAlloc::alloc`; `layout.align()` must be at most 8.
+/// As for `GlobalAlloc::alloc`.
 #[inline(always)]
 unsafe fn alloc_tagged(layout: Layout, tag: u32, high: impl FnOnce(*mut u8) -> u32) -> *mut u8 {
-    debug_assert!(layout.align() <= 8);
-    // SAFETY: the size stays below `isize::MAX` for the benches' layouts
-    // (at most 4 KiB), and 8 is a power of two.
+    if layout.align() > 8 || layout.size() > isize::MAX as usize - 15 {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: the grown size, rounded up to 8, stays below `isize::MAX`
+    // (checked above), and 8 is a power of two.
     let inner = unsafe { Layout::from_size_align_unchecked(layout.size() + 8, 8) };
     // SAFETY: `inner` has a non-zero size.
     let block = unsafe { System.alloc(inner) };

@@ -148,12 +148,11 @@ impl<A> TurboWish<A> {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for TurboWish<A> {
     // `alloc` and `dealloc` are always inlined into their caller (the
     // `__rust_alloc` shim, or a direct caller): with plain `#[inline]`
-    // LLVM sometimes kept them out of line, depending on where the caller
-    // sat, and the out-of-line copies spilled registers around the inner
-    // call: the same 16-byte pair took 9.3 ns in one bench binary and
-    // 7.7 ns in another. Always inlined, both read 7.7–7.9 ns. The cold
-    // paths stay out of line (`#[cold]` functions), so the inlined body is
-    // small.
+    // LLVM kept them out of line in two of the bench binaries, and the
+    // out-of-line copies spilled registers around the inner call: a
+    // 16-byte pair took 9.1–9.3 ns there, against 7.8–7.9 ns always
+    // inlined in the same binaries. The cold paths stay out of line
+    // (`#[cold]` functions), so the inlined body is small.
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(inner_layout) = header::inner_layout(layout) else {

@@ -61,10 +61,10 @@ pub struct Sample {
     pub owner: Owner,
     /// Return addresses, innermost first. The unwinder's and the sampler's
     /// frames are removed, not the allocator's entry point: the first frame
-    /// is TurboWish's `GlobalAlloc` method (`alloc`, `realloc`, ...) or,
-    /// where that is inlined (release builds), the shim it is inlined
-    /// into (`__rust_alloc`, `__rust_realloc`, ...); the code that
-    /// allocated follows.
+    /// is TurboWish's `GlobalAlloc` method where it is not inlined
+    /// (`realloc`, `alloc_zeroed` in debug builds) or else the shim it is
+    /// inlined into (`__rust_alloc`, `__rust_realloc`, ...; `alloc` and
+    /// `dealloc` always are); the code that allocated follows.
     pub frames: Vec<usize>,
 }
 
