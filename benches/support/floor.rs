@@ -58,7 +58,7 @@ unsafe impl GlobalAlloc for Floor {
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: guaranteed by this function's caller.
-        unsafe { dealloc_tagged(ptr, layout) }
+        unsafe { dealloc_tagged(ptr, layout, |_| {}) }
     }
 }
 
@@ -73,7 +73,7 @@ unsafe impl GlobalAlloc for FloorTokio {
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: guaranteed by this function's caller.
-        unsafe { dealloc_tagged(ptr, layout) }
+        unsafe { dealloc_tagged(ptr, layout, |_| {}) }
     }
 }
 
@@ -106,19 +106,20 @@ unsafe impl GlobalAlloc for FloorRegistry {
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc`, which wrote the header with the
-        // index (or 0) in its high half.
-        let index = (unsafe { ptr.sub(8).cast::<u64>().read() } >> 32) as u32;
-        if index != 0 {
-            REGISTRY.with(|registry| {
-                // SAFETY: as in `alloc`.
-                let registry = unsafe { &mut *registry.get() };
-                registry.entries[index as usize].start = 0;
-                registry.give(index);
-            });
-        }
+        let unregister = |header: u64| {
+            // `alloc` put the entry's index (or 0) in the header's high half.
+            let index = (header >> 32) as u32;
+            if index != 0 {
+                REGISTRY.with(|registry| {
+                    // SAFETY: as in `alloc`.
+                    let registry = unsafe { &mut *registry.get() };
+                    registry.entries[index as usize].start = 0;
+                    registry.give(index);
+                });
+            }
+        };
         // SAFETY: guaranteed by this function's caller.
-        unsafe { FloorTokio.dealloc(ptr, layout) }
+        unsafe { dealloc_tagged(ptr, layout, unregister) }
     }
 }
 
@@ -219,18 +220,19 @@ unsafe fn alloc_tagged(layout: Layout, tag: u32, high: impl FnOnce(*mut u8) -> u
     user
 }
 
-/// Reads the header of the block at `ptr` and frees it.
+/// Reads the header of the block at `ptr`, hands it to `header` and frees
+/// the block.
 ///
 /// # Safety
 ///
 /// `ptr` must come from `alloc_tagged` with the same `layout`.
 #[inline(always)]
-unsafe fn dealloc_tagged(ptr: *mut u8, layout: Layout) {
+unsafe fn dealloc_tagged(ptr: *mut u8, layout: Layout, header: impl FnOnce(u64)) {
     // SAFETY: `ptr` is 8 bytes into its block (see `alloc_tagged`).
     let block = unsafe { ptr.sub(8) };
-    // SAFETY: the header was written by `alloc_tagged`. Read through
+    // SAFETY: the header was written by `alloc_tagged`. Read once, through
     // `black_box` so that the read is timed, as a real free must read it.
-    black_box(unsafe { block.cast::<u64>().read() });
+    header(black_box(unsafe { block.cast::<u64>().read() }));
     LIVE.with(|live| live.set(live.get() - layout.size() as i64));
     // SAFETY: `block` was allocated by `System` with this grown layout.
     unsafe {
