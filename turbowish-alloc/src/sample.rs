@@ -114,7 +114,7 @@ pub fn samples() -> Vec<Sample> {
             out.extend(map.iter().map(|(&address, entry)| Sample {
                 address,
                 size: entry.size,
-                weight: entry.weight,
+                weight: weight(entry.size, entry.interval),
                 owner: entry.owner,
                 frames: entry.frames[..usize::from(entry.depth)].to_vec(),
             }));
@@ -147,7 +147,7 @@ pub(crate) fn on_due(configured: u64, user: usize, size: usize, tag: u32) -> boo
     if sampled {
         let mut raw = [0usize; MAX_FRAMES + CUT_ROOM];
         let frames = capture(&mut raw, Unwind::Fastest);
-        insert(user, size, weight(size, interval), tag, frames);
+        insert(user, size, interval, tag, frames);
     }
     shard::leave_busy(was);
     sampled
@@ -184,7 +184,9 @@ pub(crate) fn forget(user: usize) {
 #[derive(Debug)]
 struct Entry {
     size: usize,
-    weight: f64,
+    /// The interval it was sampled at: its weight is worked out when it is
+    /// read (an `exp_m1` and two divisions, ~12 ns a sample, saved).
+    interval: u64,
     owner: Owner,
     depth: u8,
     frames: [usize; MAX_FRAMES],
@@ -403,10 +405,10 @@ fn capture(raw: &mut Frames, unwind: Unwind) -> &[usize] {
     &raw[start..depth.min(start + MAX_FRAMES)]
 }
 
-fn insert(user: usize, size: usize, weight: f64, tag: u32, frames: &[usize]) {
+fn insert(user: usize, size: usize, interval: u64, tag: u32, frames: &[usize]) {
     let mut entry = Entry {
         size,
-        weight,
+        interval,
         owner: crate::stats::owner_of_tag(tag),
         depth: frames.len() as u8,
         frames: [0; MAX_FRAMES],

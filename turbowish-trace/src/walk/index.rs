@@ -1,5 +1,16 @@
 //! [`BlockIndex`]: the live blocks a walk may read, sorted by address, so
-//! that any address maps to its block in O(log n).
+//! that any address maps to its block.
+//!
+//! A conservative scan asks for every word it reads, so lookups are the
+//! walk's inner loop. A plain binary search over a million starts is twenty
+//! dependent steps (35 ns, a third of a conservative walk's time). The
+//! index instead splits the sorted blocks into *regions* (runs of blocks
+//! with no gap of [`REGION_GAP`] or more between them: a heap arena, the
+//! area where large blocks are mapped) and cuts each region into equal
+//! *buckets*, about one per block, each knowing the first block that starts
+//! in it. A lookup finds its region (a handful, binary searched), its
+//! bucket by a shift, and searches only the few blocks that start in that
+//! bucket, plus the one before, which may reach into it.
 
 use turbowish_alloc::Owner;
 
@@ -22,6 +33,11 @@ pub struct Block {
 pub struct BlockIndex {
     starts: Vec<usize>,
     blocks: Vec<Block>,
+    regions: Vec<Region>,
+    /// Every region's bucket bounds, one run per region: entry `k` of a
+    /// region's run is the number of blocks (in all regions) that start
+    /// before the region's `base + (k << shift)`.
+    buckets: Vec<u32>,
     /// One past the last byte of the highest block: a quick filter for
     /// words that cannot be pointers into the heap.
     low: usize,
@@ -40,6 +56,8 @@ pub enum IndexError {
     },
     /// A block runs past the end of the address space.
     OutOfRange(Block),
+    /// More blocks than an index holds (`u32::MAX`).
+    TooMany(usize),
 }
 
 impl std::fmt::Display for IndexError {
@@ -56,6 +74,9 @@ impl std::fmt::Display for IndexError {
                     "block {:#x}+{} runs past the address space",
                     b.start, b.size
                 )
+            }
+            IndexError::TooMany(n) => {
+                write!(f, "{n} blocks: an index holds at most {}", u32::MAX)
             }
         }
     }
@@ -87,11 +108,18 @@ impl BlockIndex {
                 });
             }
         }
+        if u32::try_from(blocks.len()).is_err() {
+            return Err(IndexError::TooMany(blocks.len()));
+        }
         let low = blocks.first().map_or(usize::MAX, |b| b.start);
         let high = blocks.last().map_or(0, |b| b.start + b.size);
+        let starts: Vec<usize> = blocks.iter().map(|b| b.start).collect();
+        let (regions, buckets) = regions_of(&blocks, &starts);
         Ok(BlockIndex {
-            starts: blocks.iter().map(|b| b.start).collect(),
+            starts,
             blocks,
+            regions,
+            buckets,
             low,
             high,
         })
@@ -114,13 +142,33 @@ impl BlockIndex {
 
     /// The index of the block containing `addr` (its start or any byte
     /// inside; a zero-sized block contains nothing).
-    #[inline]
+    #[inline(always)]
     pub fn index_of(&self, addr: usize) -> Option<usize> {
+        // Most words a conservative scan reads are not heap addresses at
+        // all: rejected here, inline, without a call.
         if addr < self.low || addr >= self.high {
             return None;
         }
-        let after = self.starts.partition_point(|&s| s <= addr);
-        let i = after.checked_sub(1)?;
+        self.lookup(addr)
+    }
+
+    /// The block containing `addr`, which lies in `low..high`.
+    fn lookup(&self, addr: usize) -> Option<usize> {
+        // The last region starting at or below `addr` (there is one: the
+        // first starts at `low`).
+        let r = self.regions.partition_point(|r| r.base <= addr) - 1;
+        let region = &self.regions[r];
+        if addr >= region.end {
+            return None;
+        }
+        let bucket = region.first as usize + ((addr - region.base) >> region.shift);
+        // The block containing `addr` is the last one starting at or below
+        // it: one of those starting in this bucket, or else the last one
+        // before the bucket (which may reach into it).
+        let before = self.buckets[bucket] as usize;
+        let through = self.buckets[bucket + 1] as usize;
+        let i = before + self.starts[before..through].partition_point(|&s| s <= addr);
+        let i = i.checked_sub(1)?;
         let block = &self.blocks[i];
         (addr - block.start < block.size).then_some(i)
     }
@@ -129,6 +177,63 @@ impl BlockIndex {
     pub fn find(&self, addr: usize) -> Option<&Block> {
         self.index_of(addr).map(|i| &self.blocks[i])
     }
+}
+
+/// A gap between blocks this large starts a new region: 256 MiB, far
+/// above the spacing of blocks within an arena, far below the distance
+/// between arenas (or between the heap and the mapped area).
+const REGION_GAP: usize = 256 << 20;
+
+/// A run of blocks cut into buckets of `1 << shift` bytes from `base`.
+#[derive(Debug, Clone)]
+struct Region {
+    /// Start of its first block.
+    base: usize,
+    /// One past the last byte of its last block.
+    end: usize,
+    shift: u32,
+    /// Where its run starts in `BlockIndex::buckets`.
+    first: u32,
+}
+
+/// Regions and bucket bounds of sorted, disjoint `blocks` (see
+/// [`BlockIndex::buckets`]).
+fn regions_of(blocks: &[Block], starts: &[usize]) -> (Vec<Region>, Vec<u32>) {
+    let mut regions = Vec::new();
+    let mut buckets = Vec::with_capacity(blocks.len() * 2 + 2);
+    let mut first = 0;
+    while first < blocks.len() {
+        // The region's blocks: `first..last`.
+        let mut end = blocks[first].start + blocks[first].size;
+        let mut last = first + 1;
+        while last < blocks.len() && blocks[last].start - end < REGION_GAP {
+            end = blocks[last].start + blocks[last].size;
+            last += 1;
+        }
+        let base = blocks[first].start;
+        // About one bucket per block: the span over the count, rounded
+        // down to a power of two (at least 8 bytes, the finest spacing of
+        // distinct blocks).
+        let per_block = ((end - base) / (last - first)).max(8);
+        let shift = usize::BITS - 1 - per_block.leading_zeros();
+        let count = (((end - base).max(1) - 1) >> shift) + 1;
+        regions.push(Region {
+            base,
+            end,
+            shift,
+            first: buckets.len() as u32,
+        });
+        let mut next = first;
+        for k in 0..=count {
+            let bound = base.saturating_add(k << shift);
+            while next < last && starts[next] < bound {
+                next += 1;
+            }
+            buckets.push(next as u32);
+        }
+        first = last;
+    }
+    (regions, buckets)
 }
 
 #[cfg(test)]
@@ -179,5 +284,59 @@ mod tests {
             IndexError::OutOfRange(block(usize::MAX - 4, 8))
         );
         assert!(index(Vec::new()).unwrap().is_empty());
+    }
+
+    /// The bucketed lookup agrees with a plain search over the sorted
+    /// blocks, for dense runs, sparse ones, several regions, zero-sized
+    /// blocks and addresses between, inside and around all of them.
+    #[test]
+    fn agrees_with_a_plain_search() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |bound: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % bound
+        };
+        for round in 0..200 {
+            let mut blocks = Vec::new();
+            let mut at: usize = 0x1000 + next(1 << 20) as usize;
+            let count = 1 + next(if round % 10 == 0 { 5000 } else { 300 }) as usize;
+            for _ in 0..count {
+                let size = match next(10) {
+                    0 => 0,
+                    1 => next(1 << 20) as usize,
+                    _ => 8 + next(200) as usize,
+                };
+                blocks.push(block(at, size));
+                at += size
+                    + match next(50) {
+                        0 => REGION_GAP + next(1 << 40) as usize,
+                        1 => next(1 << 24) as usize,
+                        _ => next(64) as usize,
+                    };
+            }
+            let index = index(blocks.clone()).unwrap();
+            let plain = |addr: usize| {
+                let i = blocks.partition_point(|b| b.start <= addr).checked_sub(1)?;
+                (addr - blocks[i].start < blocks[i].size).then_some(i)
+            };
+            let mut probes = vec![0, usize::MAX, at, at + 1];
+            for b in &blocks {
+                for addr in [b.start.wrapping_sub(1), b.start, b.start + b.size / 2] {
+                    probes.push(addr);
+                }
+                probes.push(b.start + b.size.max(1) - 1);
+                probes.push(b.start + b.size);
+                probes.push(b.start + next(1 << 30) as usize);
+            }
+            for addr in probes {
+                assert_eq!(
+                    index.index_of(addr),
+                    plain(addr),
+                    "round {round} addr {addr:#x}"
+                );
+            }
+        }
     }
 }

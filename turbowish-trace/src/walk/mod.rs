@@ -121,7 +121,7 @@ pub fn walk() -> Option<WalkReport> {
 /// [`walk`], also telling who holds each block starting at one of `starts`
 /// (sorted or not), in [`WalkReport::located`]: which task retains each
 /// sampled block, say, to break a task's retained memory down by
-/// allocation site. Costs O(log n) per address on top of the walk.
+/// allocation site. Costs one index lookup per address on top of the walk.
 ///
 /// ```
 /// // Not in heap-walk mode here, so there is no heap to walk.
