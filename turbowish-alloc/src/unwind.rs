@@ -48,7 +48,9 @@ use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
-use framehop::{ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, Unwinder};
+use framehop::{
+    ExplicitModuleSectionInfo, FrameAddress, Module, MustNotAllocateDuringUnwind, Unwinder,
+};
 
 use crate::shard::Local;
 
@@ -82,17 +84,34 @@ static LOADED: AtomicPtr<Loaded> = AtomicPtr::new(core::ptr::null_mut());
 /// same moment; a thread that finds none free uses libgcc for that sample.
 const CACHES: usize = 8;
 
+/// framehop caches each rule in a direct-mapped table of 509 entries keyed
+/// by address, so two frames of one stack whose addresses are equal modulo
+/// 509 evict each other on every capture of that stack, and each capture
+/// parses both frames' DWARF again. With ~12 frames that happens to one
+/// stack in eight; when it hit the sampling bench (after an unrelated
+/// change moved code), a sample went from ~165 ns to ~750 ns. Each slot
+/// therefore has `WAYS` caches, and a frame uses the one a second,
+/// independent hash of its address picks: two frames now collide only if
+/// both hashes agree, eight times less often, for 8 × ~12 KiB per slot.
+const WAYS: usize = 8;
+
 struct CacheSlot {
     taken: AtomicBool,
-    cache: AtomicPtr<Cache>,
+    ways: [AtomicPtr<Cache>; WAYS],
 }
 
 static SLOTS: [CacheSlot; CACHES] = [const {
     CacheSlot {
         taken: AtomicBool::new(false),
-        cache: AtomicPtr::new(core::ptr::null_mut()),
+        ways: [const { AtomicPtr::new(core::ptr::null_mut()) }; WAYS],
     }
 }; CACHES];
+
+/// The way (see [`WAYS`]) that caches the rule for `address`: the top bits
+/// of a Fibonacci hash, unrelated to framehop's `address % 509`.
+fn way_of(address: u64) -> usize {
+    (address.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - WAYS.trailing_zeros())) as usize
+}
 
 /// Frames of every fast capture that are not the program's: the first is
 /// inside [`capture`], the second its return into `crate::sample::capture`,
@@ -133,9 +152,8 @@ pub(crate) fn set_up() {
     // a capture on a thread with a small stack must not risk. They serve
     // every later unwinder too: framehop keys cached rules by the
     // unwinder's generation.
-    for slot in &SLOTS {
-        slot.cache
-            .store(Box::into_raw(Box::new(Cache::new_in())), Ordering::Release);
+    for way in SLOTS.iter().flat_map(|slot| &slot.ways) {
+        way.store(Box::into_raw(Box::new(Cache::new_in())), Ordering::Release);
     }
     LOADED.store(Box::into_raw(loaded), Ordering::Release);
     STATE.store(READY, Ordering::Release);
@@ -217,25 +235,28 @@ pub(crate) fn capture(local: &Local, out: &mut [usize]) -> Option<usize> {
         // mapped and readable.
         Ok(unsafe { (address as *const u64).read() })
     };
-    with_cache(|cache| {
-        let regs = UnwindRegsX86_64::new(rip, rsp, rbp);
-        let mut frames = loaded
-            .unwinder
-            .iter_frames(rip, regs, cache, &mut read_stack);
+    with_caches(|ways| {
+        // framehop's `iter_frames`, one frame at a time, so that each frame
+        // can use its own way's cache.
+        let mut regs = UnwindRegsX86_64::new(rip, rsp, rbp);
+        let mut frame = FrameAddress::InstructionPointer(rip);
         let mut index = 0;
         let mut written = 0;
         loop {
-            match frames.next() {
-                Ok(Some(frame)) => {
-                    if index >= SKIP {
-                        out[written] = frame.address() as usize;
-                        written += 1;
-                        if written == out.len() {
-                            return Some(written);
-                        }
-                    }
-                    index += 1;
+            if index >= SKIP {
+                out[written] = frame.address() as usize;
+                written += 1;
+                if written == out.len() {
+                    return Some(written);
                 }
+            }
+            index += 1;
+            let cache = &mut *ways[way_of(frame.address_for_lookup())];
+            match loaded
+                .unwinder
+                .unwind_frame(frame, &mut regs, cache, &mut read_stack)
+            {
+                Ok(Some(ret)) => frame = FrameAddress::from_return_address(ret)?,
                 Ok(None) => return Some(written),
                 Err(_) => return None,
             }
@@ -244,18 +265,22 @@ pub(crate) fn capture(local: &Local, out: &mut [usize]) -> Option<usize> {
     .flatten()
 }
 
-/// Runs `f` with a cache no other thread uses meanwhile; `None` if all are
-/// taken.
-fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
+/// Runs `f` with a slot's caches, which no other thread uses meanwhile;
+/// `None` if all slots are taken.
+fn with_caches<R>(f: impl FnOnce(&mut [&mut Cache; WAYS]) -> R) -> Option<R> {
     let slot = SLOTS.iter().find(|slot| {
         !slot.taken.load(Ordering::Relaxed) && !slot.taken.swap(true, Ordering::Acquire)
     })?;
-    // Made by `set_up` before it published READY, which the caller saw.
-    let cache = slot.cache.load(Ordering::Acquire);
-    debug_assert!(!cache.is_null());
-    // SAFETY: the slot is taken by this thread until the store below, so
-    // nobody else touches its cache; a cache, once made, is never freed.
-    let result = f(unsafe { &mut *cache });
+    let mut ways = slot.ways.each_ref().map(|way| {
+        // Made by `set_up` before it published READY, which the caller saw.
+        let cache = way.load(Ordering::Acquire);
+        debug_assert!(!cache.is_null());
+        // SAFETY: the slot is taken by this thread until the store below,
+        // so nobody else touches its caches; a cache, once made, is never
+        // freed, and each way is a distinct cache.
+        unsafe { &mut *cache }
+    });
+    let result = f(&mut ways);
     slot.taken.store(false, Ordering::Release);
     Some(result)
 }
@@ -553,6 +578,18 @@ fn thread_stack() -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Return addresses framehop's cache files in one slot (equal modulo
+    /// 509) go to different ways, so they no longer evict each other.
+    #[test]
+    fn ways_split_what_framehop_files_together() {
+        for base in [0x55e0_1234_5678u64, 0x7f3a_0000_1000, 0x40_1000] {
+            let ways: std::collections::BTreeSet<usize> =
+                (0..16).map(|k| way_of(base + 509 * k)).collect();
+            assert!(ways.len() >= 5, "{base:#x}: {ways:?}");
+            assert!(ways.iter().all(|&w| w < WAYS));
+        }
+    }
     use super::*;
 
     /// Tests here that load objects would make a concurrent capture of
