@@ -20,9 +20,9 @@
 //!   the thread's stack (found once per thread with
 //!   `pthread_getattr_np`): everything the unwinder asks for outside that
 //!   range is refused, so a wrong rule ends the capture, never faults;
-//! * borrows one of a few caches made at set-up (a thread that finds all in
-//!   use falls back), so a capture allocates nothing (but for a rebuild,
-//!   below).
+//! * borrows one of a few slots of caches made at set-up (a thread that
+//!   finds all in use falls back), so a capture allocates nothing (but for
+//!   a rebuild, below).
 //!
 //! Each capture first asks the loader whether any object was loaded or
 //! unloaded since the unwinder was built (`dlpi_adds`/`dlpi_subs`). If so,
@@ -79,21 +79,26 @@ const OFF: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNSET);
 static LOADED: AtomicPtr<Loaded> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Caches lent to capturing threads. Samples are rare (one per 512 KiB
-/// allocated by default), so a handful covers the threads sampling at the
-/// same moment; a thread that finds none free uses libgcc for that sample.
+/// Cache slots lent to capturing threads (each slot [`WAYS`] caches).
+/// Samples are rare (one per 512 KiB allocated by default), so a handful
+/// covers the threads sampling at the same moment; a thread that finds
+/// none free uses libgcc for that sample.
 const CACHES: usize = 8;
 
 /// framehop caches each rule in a direct-mapped table of 509 entries keyed
 /// by address, so two frames of one stack whose addresses are equal modulo
 /// 509 evict each other on every capture of that stack, and each capture
 /// parses both frames' DWARF again. With ~12 frames that happens to one
-/// stack in eight; when it hit the sampling bench (after an unrelated
-/// change moved code), a sample went from ~165 ns to ~750 ns. Each slot
+/// stack in eight, and to most stacks of 30 frames or more; when it hit
+/// the sampling bench (after an unrelated change moved code), a sample
+/// from the bench's stack went from ~300 ns to ~750 ns. Each slot
 /// therefore has `WAYS` caches, and a frame uses the one a second,
 /// independent hash of its address picks: two frames now collide only if
-/// both hashes agree, eight times less often, for 8 × ~12 KiB per slot.
-const WAYS: usize = 8;
+/// both hashes agree, four times less often. A framehop cache is ~33 KB
+/// (its rule table and gimli's scratch context), so the slots take about
+/// 1 MiB, made at set-up and charged to `internal`.
+const WAYS: usize = 4;
+const _: () = assert!(WAYS.is_power_of_two() && WAYS > 1);
 
 struct CacheSlot {
     taken: AtomicBool,
@@ -271,16 +276,21 @@ fn with_caches<R>(f: impl FnOnce(&mut [&mut Cache; WAYS]) -> R) -> Option<R> {
     let slot = SLOTS.iter().find(|slot| {
         !slot.taken.load(Ordering::Relaxed) && !slot.taken.swap(true, Ordering::Acquire)
     })?;
-    let mut ways = slot.ways.each_ref().map(|way| {
-        // Made by `set_up` before it published READY, which the caller saw.
-        let cache = way.load(Ordering::Acquire);
-        debug_assert!(!cache.is_null());
-        // SAFETY: the slot is taken by this thread until the store below,
-        // so nobody else touches its caches; a cache, once made, is never
-        // freed, and each way is a distinct cache.
-        unsafe { &mut *cache }
-    });
-    let result = f(&mut ways);
+    // The borrows of the caches end with this block, before the slot is
+    // given back.
+    let result = {
+        let mut ways = slot.ways.each_ref().map(|way| {
+            // Made by `set_up` before it published READY, which the caller
+            // saw.
+            let cache = way.load(Ordering::Acquire);
+            debug_assert!(!cache.is_null());
+            // SAFETY: the slot is taken by this thread until the store
+            // below, so nobody else touches its caches; a cache, once made,
+            // is never freed, and each way is a distinct cache.
+            unsafe { &mut *cache }
+        });
+        f(&mut ways)
+    };
     slot.taken.store(false, Ordering::Release);
     Some(result)
 }
@@ -579,6 +589,8 @@ fn thread_stack() -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
 
+    use super::*;
+
     /// Return addresses framehop's cache files in one slot (equal modulo
     /// 509) go to different ways, so they no longer evict each other.
     #[test]
@@ -586,11 +598,10 @@ mod tests {
         for base in [0x55e0_1234_5678u64, 0x7f3a_0000_1000, 0x40_1000] {
             let ways: std::collections::BTreeSet<usize> =
                 (0..16).map(|k| way_of(base + 509 * k)).collect();
-            assert!(ways.len() >= 5, "{base:#x}: {ways:?}");
+            assert_eq!(ways.len(), WAYS, "{base:#x}: {ways:?}");
             assert!(ways.iter().all(|&w| w < WAYS));
         }
     }
-    use super::*;
 
     /// Tests here that load objects would make a concurrent capture of
     /// another test rebuild and fall back: one at a time.
