@@ -80,10 +80,12 @@ static STATE: AtomicU8 = AtomicU8::new(UNSET);
 static LOADED: AtomicPtr<Loaded> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Cache slots lent to capturing threads (each slot [`WAYS`] caches).
-/// Samples are rare (one per 512 KiB allocated by default), so a handful
-/// covers the threads sampling at the same moment; a thread that finds
-/// none free uses libgcc for that sample.
-const CACHES: usize = 8;
+/// Samples are rare (one per 512 KiB allocated by default) and a capture
+/// takes well under a microsecond: even at 10 GiB/s allocated, captures
+/// keep one slot busy under 1% of the time, so four cover the threads
+/// sampling at the same moment; a thread that finds none free uses libgcc
+/// for that sample.
+const CACHES: usize = 4;
 
 /// framehop caches each rule in a direct-mapped table of 509 entries keyed
 /// by address, so two frames of one stack whose addresses are equal modulo
@@ -96,7 +98,7 @@ const CACHES: usize = 8;
 /// independent hash of its address picks: two frames now collide only if
 /// both hashes agree, four times less often. A framehop cache is ~33 KB
 /// (its rule table and gimli's scratch context), so the slots take about
-/// 1 MiB, made at set-up and charged to `internal`.
+/// 0.5 MiB, made at set-up and charged to `internal`.
 const WAYS: usize = 4;
 const _: () = assert!(WAYS.is_power_of_two() && WAYS > 1);
 
