@@ -119,7 +119,10 @@ pub fn heap_view() -> Option<HeapView> {
     let was = shard::enter_busy();
     let high = NEXT.load(Ordering::Acquire).min(CAPACITY);
     let entries = entries();
-    let mut blocks = Vec::with_capacity(high as usize / 2);
+    // Sorted as (start, size, meta) triples, 24 bytes, not as the
+    // 40-byte `LiveBlock`s they become: the sort is most of the view's
+    // time, and moves less this way (1M blocks: 41 -> 37 ms).
+    let mut raw = Vec::with_capacity(high as usize / 2);
     for entry in &entries[1..high as usize] {
         let start = entry.ptr.load(Ordering::Acquire);
         if start == 0 {
@@ -127,15 +130,22 @@ pub fn heap_view() -> Option<HeapView> {
         }
         // Published before `ptr` (see `publish`), and not changed while
         // frees are paused: a consistent entry.
-        let meta = entry.meta.load(Ordering::Relaxed);
-        blocks.push(LiveBlock {
+        raw.push((
             start,
-            size: entry.size.load(Ordering::Relaxed),
+            entry.size.load(Ordering::Relaxed),
+            entry.meta.load(Ordering::Relaxed),
+        ));
+    }
+    raw.sort_unstable_by_key(|&(start, _, _)| start);
+    let blocks = raw
+        .into_iter()
+        .map(|(start, size, meta)| LiveBlock {
+            start,
+            size,
             owner: crate::stats::owner_of_tag(meta as u32),
             sampled: meta & META_SAMPLED != 0,
-        });
-    }
-    blocks.sort_unstable_by_key(|b| b.start);
+        })
+        .collect();
     shard::leave_busy(was);
     Some(HeapView { blocks })
 }
