@@ -7,6 +7,9 @@
 //!   scanned.
 //! * `precise`: a named root `Vec<String>` of a million strings, traced
 //!   through `Trace`.
+//! * `shared_by_1000_tasks`: 1,000 opaque task cells that all point at
+//!   one structure of 100,001 blocks (an `Arc`'d cache, say): the cost of
+//!   working out what each task retains and shares.
 //!
 //! The block index is built by hand from the known allocations (the
 //! allocator's heap view, which `walk()` uses, lives in heap-walk mode);
@@ -82,6 +85,50 @@ fn bench_walk(c: &mut Criterion) {
         b.iter(|| {
             let report = walk_with(&index, &[WalkRoot::named("strings", &strings)]);
             assert_eq!(report.roots[0].retained.blocks, BLOCKS as u64 + 1);
+            black_box(report)
+        })
+    });
+
+    // Many tasks sharing one large structure (say, an `Arc` of a cache):
+    // every task's cell points at the structure's root buffer.
+    const TASKS: usize = 1_000;
+    const SHARED: usize = 100_000;
+    let shared: Vec<Box<[usize; 8]>> = (0..SHARED).map(|i| Box::new([i; 8])).collect();
+    let task_cells: Vec<Box<[usize; 2]>> = (0..TASKS)
+        .map(|i| Box::new([shared.as_ptr() as usize, i]))
+        .collect();
+    let mut blocks: Vec<Block> = shared
+        .iter()
+        .map(|c| Block {
+            start: &**c as *const _ as usize,
+            size: 64,
+            owner: Owner::Untracked,
+        })
+        .chain(task_cells.iter().map(|c| Block {
+            start: &**c as *const _ as usize,
+            size: 16,
+            owner: Owner::Untracked,
+        }))
+        .collect();
+    blocks.push(Block {
+        start: shared.as_ptr() as usize,
+        size: shared.capacity() * size_of::<usize>(),
+        owner: Owner::Untracked,
+    });
+    // SAFETY: the blocks are `shared`'s boxes and buffer and the task
+    // cells, alive until the end of this function.
+    let index = unsafe { BlockIndex::new(blocks) }.expect("disjoint blocks");
+    let roots: Vec<WalkRoot<'_>> = task_cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| WalkRoot::task_cell(i as u64, "task", &**c as *const _ as usize, 0))
+        .collect();
+    group.throughput(Throughput::Elements(TASKS as u64));
+    group.bench_function("shared_by_1000_tasks", |b| {
+        b.iter(|| {
+            let report = walk_with(&index, &roots);
+            assert_eq!(report.tasks[0].retained.blocks, 1);
+            assert_eq!(report.tasks[0].shared.blocks, SHARED as u64 + 1);
             black_box(report)
         })
     });

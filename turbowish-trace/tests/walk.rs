@@ -845,3 +845,111 @@ fn cycle_outside_the_index_ends() {
     assert_eq!(report.roots[0].retained, amount(40, 1));
     *node.next.write().unwrap() = None;
 }
+
+/// Retained and shared figures of many roots over random graphs (cycles,
+/// hubs shared by many roots, pointers into other roots' cells, TurboWish
+/// blocks) agree with a brute-force model: each root's reach computed on
+/// its own, a block retained by the one root that reaches it, shared by
+/// every root when several do, unattributed when none does.
+#[test]
+fn retained_and_shared_agree_with_a_brute_force_model() {
+    let _serial = serial();
+    const CELLS: usize = 400;
+    const WORDS: usize = 4;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |bound: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % bound as u64) as usize
+    };
+    for round in 0..40 {
+        let cells: Vec<Box<[usize; WORDS]>> = (0..CELLS).map(|_| Box::new([0; WORDS])).collect();
+        let addr = |i: usize| &*cells[i] as *const [usize; WORDS] as usize;
+        let roots = 1 + next(40);
+        // A few hubs that many cells point to, so that sharing is common.
+        let hubs: Vec<usize> = (0..4).map(|_| next(CELLS)).collect();
+        // TurboWish blocks (never a root's own cell).
+        let internal: Vec<bool> = (0..CELLS).map(|i| i >= roots && next(30) == 0).collect();
+        let mut edges = vec![Vec::new(); CELLS];
+        for (i, cell) in cells.iter().enumerate() {
+            let words = cell.as_ptr().cast_mut();
+            for w in 0..WORDS {
+                let target = match next(10) {
+                    0..=3 => continue,
+                    4 => hubs[next(hubs.len())],
+                    5 => next(roots),
+                    _ => next(CELLS),
+                };
+                // SAFETY: `w` is in bounds of the live box; nothing else
+                // reads it meanwhile.
+                unsafe { words.add(w).write(addr(target)) };
+                edges[i].push(target);
+            }
+        }
+        let blocks = (0..CELLS)
+            .map(|i| Block {
+                start: addr(i),
+                size: 8 * WORDS,
+                owner: if internal[i] {
+                    Owner::Internal
+                } else {
+                    Owner::Untracked
+                },
+            })
+            .collect();
+        // SAFETY: the blocks are `cells`' boxes, alive until the walk
+        // returns.
+        let index = unsafe { BlockIndex::new(blocks) }.unwrap();
+        // Roots are the tasks whose cells are cells 0..roots.
+        let walk_roots: Vec<WalkRoot<'_>> = (0..roots)
+            .map(|r| WalkRoot::task_cell(r as u64, format!("task {r}"), addr(r), 0))
+            .collect();
+        let report = walk_with(&index, &walk_roots);
+
+        // The model: a root enters its own cell, and no other root's cell
+        // nor any TurboWish block.
+        let reach = |r: usize| {
+            let mut seen = vec![false; CELLS];
+            let mut stack = vec![r];
+            while let Some(i) = stack.pop() {
+                let other_root = i < roots && i != r;
+                if seen[i] || other_root || internal[i] {
+                    continue;
+                }
+                seen[i] = true;
+                stack.extend(&edges[i]);
+            }
+            seen
+        };
+        let reaches: Vec<Vec<bool>> = (0..roots).map(reach).collect();
+        let reached_by = |i: usize| reaches.iter().filter(|seen| seen[i]).count();
+        let mut unattributed = 0;
+        for i in 0..CELLS {
+            if reached_by(i) == 0 {
+                unattributed += 8 * WORDS as u64;
+            }
+        }
+        for (r, task) in report.tasks.iter().enumerate() {
+            let (mut retained, mut shared) = (amount(0, 0), amount(0, 0));
+            for i in (0..CELLS).filter(|&i| reaches[r][i]) {
+                let sum = if reached_by(i) == 1 {
+                    &mut retained
+                } else {
+                    &mut shared
+                };
+                sum.bytes += 8 * WORDS as u64;
+                sum.blocks += 1;
+            }
+            assert_eq!(task.id, r as u64);
+            assert_eq!(
+                (task.retained, task.shared),
+                (retained, shared),
+                "round {round}, task {r} of {roots}"
+            );
+        }
+        let dark: u64 = report.unattributed.iter().map(|u| u.amount.bytes).sum();
+        assert_eq!(dark, unattributed, "round {round}");
+        drop(cells);
+    }
+}

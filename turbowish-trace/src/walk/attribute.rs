@@ -1,12 +1,24 @@
 //! Attribution: which root(s) reach each block, and the report built from
 //! that.
 //!
-//! Two traversals of the graph per root. The first marks each block with
-//! the one root that reaches it, or `MULTI` once a second root does; the
-//! second sums, per root, the blocks it reaches that are its alone
-//! (retained) and those it shares. Cost: O(sum over roots of the blocks
-//! each reaches), so a large structure shared by many roots is traversed
-//! once per root (tracing and scanning happened once, in discovery).
+//! First each block is marked with the one root that reaches it, or
+//! `MULTI` once a second root does. Roots are taken one after another, and
+//! a root's traversal does not go past a block already `MULTI`: whatever
+//! that block reaches, the two roots that reached it reached too. So a
+//! block is expanded at most twice over all roots (when it gets its first
+//! root, and when it gets its second), and marking costs O(blocks + edges)
+//! however many roots share what.
+//!
+//! Then a root's *retained* figures are the sum over the blocks marked
+//! with it (one pass over all blocks), and its *shared* figures the sum
+//! over the `MULTI` blocks it reaches. Those are found from the root's
+//! *frontier*: the `MULTI` blocks its own blocks (or the root itself)
+//! point to; everything `MULTI` it reaches lies beyond them, through
+//! `MULTI` blocks only. Roots with the same frontier (a thousand tasks
+//! holding the same `Arc`) share one traversal, so the common case costs
+//! one traversal of the shared structure, not one per root. (Until these
+//! were done this way, each root traversed everything it reached twice: a
+//! thousand tasks sharing 100,001 blocks took 640 ms to attribute.)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -52,20 +64,11 @@ pub(super) fn attribute(
             barrier[*i as usize] = r as u32;
         }
     }
-    let mut owner = vec![NONE; blocks.len()];
-    let mut seen = vec![0u32; blocks.len()];
-    let mut stack = Vec::new();
     let roots = kinds.len() as u32;
-
+    let mut owner = vec![NONE; blocks.len()];
+    let mut stack = Vec::new();
     for r in 0..roots {
-        traverse(graph, r, r + 1, &barrier, &mut seen, &mut stack, |i| {
-            let o = &mut owner[i as usize];
-            *o = match *o {
-                NONE => r,
-                o if o == r => r,
-                _ => MULTI,
-            };
-        });
+        mark(graph, r, &barrier, &mut owner, &mut stack);
     }
 
     // Unlocated estimates under a block count for whoever reaches the block.
@@ -77,27 +80,67 @@ pub(super) fn attribute(
             Position::Block(b) => *unlocated_under.entry(b).or_default() += u.estimated as u64,
         }
     }
-    for r in 0..roots {
-        let (own, shared, unlocated) = &mut retained[r as usize];
-        traverse(
-            graph,
-            r,
-            roots + r + 1,
-            &barrier,
-            &mut seen,
-            &mut stack,
-            |i| {
-                let size = blocks[i as usize].size;
-                if owner[i as usize] == MULTI {
-                    shared.add(size);
-                } else {
-                    own.add(size);
-                }
-                if let Some(bytes) = unlocated_under.get(&i) {
-                    *unlocated += bytes;
-                }
-            },
+    let under = |i: u32| unlocated_under.get(&i).copied().unwrap_or(0);
+
+    // Retained: the blocks marked with one root. Frontiers: the `MULTI`
+    // blocks that a root, or a block marked with it, points to. (A `MULTI`
+    // block is never a barrier: no two roots enter one.)
+    let mut frontier: Vec<Vec<u32>> = graph
+        .root_edges
+        .iter()
+        .map(|edges| {
+            edges
+                .iter()
+                .copied()
+                .filter(|&c| owner[c as usize] == MULTI)
+                .collect()
+        })
+        .collect();
+    for (i, &o) in owner.iter().enumerate() {
+        if o == NONE || o == MULTI {
+            continue;
+        }
+        let (own, _, unlocated) = &mut retained[o as usize];
+        own.add(blocks[i].size);
+        *unlocated += under(i as u32);
+        frontier[o as usize].extend(
+            graph
+                .children(i as u32)
+                .filter(|&c| owner[c as usize] == MULTI),
         );
+    }
+
+    // Shared: what lies beyond each frontier, once per distinct frontier.
+    let mut seen = vec![0u32; blocks.len()];
+    let mut epoch = 0;
+    let mut beyond: HashMap<Vec<u32>, (Amount, u64)> = HashMap::new();
+    for (r, mut front) in frontier.into_iter().enumerate() {
+        if front.is_empty() {
+            continue;
+        }
+        front.sort_unstable();
+        front.dedup();
+        let (shared, unlocated) = *beyond.entry(front).or_insert_with_key(|front| {
+            epoch += 1;
+            let mut sum = (Amount::default(), 0u64);
+            stack.clear();
+            stack.extend_from_slice(front);
+            while let Some(i) = stack.pop() {
+                if seen[i as usize] == epoch {
+                    continue;
+                }
+                seen[i as usize] = epoch;
+                sum.0.add(blocks[i as usize].size);
+                sum.1 += under(i);
+                // Past a `MULTI` block lie only `MULTI` blocks, and the
+                // anchors of roots (marked with their root) that other
+                // roots do not enter.
+                stack.extend(graph.children(i).filter(|&c| owner[c as usize] == MULTI));
+            }
+            sum
+        });
+        retained[r].1 = shared;
+        retained[r].2 += unlocated;
     }
 
     let holder = |position: Position| -> Option<Holder> {
@@ -230,26 +273,25 @@ pub(super) fn attribute(
     report
 }
 
-/// Depth-first traversal of everything root `r` reaches, calling `visit`
-/// once per block; `epoch` marks this traversal in `seen`. Blocks whose
-/// `barrier` is neither `NONE` nor `r` are not entered.
-fn traverse(
-    graph: &Graph<'_>,
-    r: u32,
-    epoch: u32,
-    barrier: &[u32],
-    seen: &mut [u32],
-    stack: &mut Vec<u32>,
-    mut visit: impl FnMut(u32),
-) {
+/// Marks the blocks root `r` reaches (see the module docs): a block no
+/// earlier root reached becomes `r`'s, one another root reached becomes
+/// `MULTI`; a block already `r`'s or `MULTI` is not expanded again. Blocks
+/// whose `barrier` is neither `NONE` nor `r` are not entered.
+fn mark(graph: &Graph<'_>, r: u32, barrier: &[u32], owner: &mut [u32], stack: &mut Vec<u32>) {
     stack.clear();
     stack.extend_from_slice(&graph.root_edges[r as usize]);
     while let Some(i) = stack.pop() {
-        if seen[i as usize] == epoch || (barrier[i as usize] != NONE && barrier[i as usize] != r) {
+        let b = barrier[i as usize];
+        if b != NONE && b != r {
             continue;
         }
-        seen[i as usize] = epoch;
-        visit(i);
+        let o = &mut owner[i as usize];
+        *o = match *o {
+            NONE => r,
+            MULTI => continue,
+            o if o == r => continue,
+            _ => MULTI,
+        };
         stack.extend(graph.children(i));
     }
 }
