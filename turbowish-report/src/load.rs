@@ -27,8 +27,8 @@ pub enum LoadError {
         /// What the system said.
         source: std::io::Error,
     },
-    /// The path names something that is not a regular file (a directory, a
-    /// socket...).
+    /// The path names something that is neither a regular file nor a FIFO
+    /// (a directory, a device, a socket...).
     NotAFile {
         /// The path.
         origin: String,
@@ -131,8 +131,18 @@ impl Snapshot {
             origin: origin.clone(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
+        let file = open_nonblocking(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
+        if is_fifo(&meta) {
+            // A pipe (`<(cat snapshot.json)`): read it to its end, limited
+            // like standard input. Opened without blocking, so a FIFO with
+            // no writer does not hang the open; read blocking, so a slow
+            // writer is waited for (with no writer at all, the read ends
+            // at once, empty).
+            set_blocking(&file).map_err(io)?;
+            let bytes = read_limited(file, &origin)?;
+            return Snapshot::from_slice(&bytes, &origin);
+        }
         if !meta.is_file() {
             return Err(LoadError::NotAFile { origin });
         }
@@ -239,6 +249,49 @@ impl Snapshot {
     pub fn to_writer(&self, writer: impl std::io::Write) -> Result<(), serde_json::Error> {
         serde_json::to_writer(writer, self)
     }
+}
+
+/// Opens `path` for reading without waiting for a writer if it is a FIFO.
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
+#[cfg(unix)]
+fn is_fifo(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_fifo()
+}
+
+#[cfg(not(unix))]
+fn is_fifo(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Clears `O_NONBLOCK` (see [`open_nonblocking`]).
+#[cfg(unix)]
+fn set_blocking(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: `fd` is an open descriptor owned by `file`, which outlives
+    // both calls; F_GETFL/F_SETFL only read and set its status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_blocking(_file: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn read_limited(reader: impl Read, origin: &str) -> Result<Vec<u8>, LoadError> {

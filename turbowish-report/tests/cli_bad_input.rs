@@ -159,6 +159,7 @@ fn usage_errors_exit_2() {
         vec!["report"],
         vec!["report", "a", "--sort", "size"],
         vec!["report", "a", "--top", "many"],
+        vec!["report", "a", "--top", "0"],
         vec!["flamegraph", "a"],
         vec!["export", "--format", "svg", "a", "-o", "b"],
         vec!["frobnicate"],
@@ -168,4 +169,114 @@ fn usage_errors_exit_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
     }
+}
+
+/// A FIFO with no writer is an empty snapshot, not a hang; one with a
+/// writer (as `<(cat snapshot.json)` gives) is read like standard input.
+#[cfg(unix)]
+#[test]
+fn fifos_are_read_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path and a mode.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let p = fifo.to_str().unwrap();
+    let e = assert_one_line_error(&run(&["report", p], b""), "fifo without writer");
+    assert!(e.contains("the file is empty"), "{e}");
+
+    let writer = {
+        let fifo = fifo.clone();
+        let bytes = std::fs::read(fixture("service.json")).unwrap();
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    let out = run(&["report", p], b"");
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("TASK"));
+}
+
+/// Output paths naming a symbolic link or a FIFO are refused, not
+/// replaced by a regular file.
+#[cfg(unix)]
+#[test]
+fn special_output_paths_are_refused() {
+    let good = fixture("service.json");
+    let good = good.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("link.svg");
+    std::os::unix::fs::symlink(dir.path().join("elsewhere.svg"), &link).unwrap();
+    let fifo = dir.path().join("fifo");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path and a mode.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    for (target, problem) in [(&link, "is a symbolic link"), (&fifo, "not a regular file")] {
+        let t = target.to_str().unwrap();
+        for args in [
+            vec!["flamegraph", good, "-o", t],
+            vec!["chains", good, "--dot", t],
+            vec!["export", "--format", "pprof", good, "-o", t],
+        ] {
+            let out = run(&args, b"");
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("turbowish: {t}: cannot write: {problem}")),
+                "{stderr}"
+            );
+        }
+    }
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!dir.path().join("elsewhere.svg").exists());
+}
+
+/// Names are data: a very long one does not break the table (the
+/// formatter refuses column widths from 65,536 on), and control characters
+/// reach neither the terminal nor the SVG.
+#[test]
+fn long_names_and_control_characters_are_harmless() {
+    let mut snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("service.json")).unwrap()).unwrap();
+    let long = format!("{}\u{1b}[31m\u{1}", "x".repeat(70_000));
+    snap["tasks"][0]["name"] = serde_json::Value::String(long);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.json");
+    std::fs::write(&path, serde_json::to_vec(&snap).unwrap()).unwrap();
+    let p = path.to_str().unwrap();
+    for args in [
+        vec!["report", p],
+        vec!["report", p, "--sort", "name"],
+        vec!["chains", p],
+    ] {
+        let out = run(&args, b"");
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            !out.stdout.iter().any(|&b| b == 0x1b || b == 0x01),
+            "{args:?}"
+        );
+    }
+    let svg = dir.path().join("out.svg");
+    let out = run(
+        &[
+            "flamegraph",
+            p,
+            "-o",
+            svg.to_str().unwrap(),
+            "--title",
+            "a\u{1}b",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = std::fs::read(&svg).unwrap();
+    assert!(!text
+        .iter()
+        .any(|&b| b < 0x20 && b != b'\n' && b != b'\t' && b != b'\r'));
 }

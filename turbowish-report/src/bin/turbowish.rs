@@ -50,7 +50,8 @@ struct ReportArgs {
     sort: Sort,
     /// Show at most N rows (the rest summed in one line) or, with `--task`,
     /// N allocation sites.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     top: usize,
     /// Show the top allocation sites of the tasks with this name, else of
     /// the task with this id (or of the bucket with this name).
@@ -115,7 +116,8 @@ struct DiffArgs {
     #[arg(long)]
     force: bool,
     /// Show at most N tasks and N sites.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     top: usize,
     /// Print JSON (all rows) instead of text.
     #[arg(long)]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use super::names::task_ref;
+use super::names::{printable, task_ref};
 use crate::schema::{Access, Link, Party, Resource, ResourceKind, Snapshot, TaskRef};
 
 /// The chains and cycles of a snapshot in plain text: deadlocks first, each
@@ -73,7 +73,7 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
             i + 1,
             party_name(&link.waiter),
             secs(link.waiter.since_ms),
-            link.resource_label,
+            printable(&link.resource_label),
             access(link.waiter.access),
         );
         party_place(out, &link.waiter, "       ");
@@ -85,11 +85,15 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
             let _ = writeln!(
                 out,
                 "     {}{created} is held by nobody TurboWish saw",
-                link.resource_label
+                printable(&link.resource_label)
             );
             continue;
         }
-        let _ = writeln!(out, "     {}{created} is held by", link.resource_label);
+        let _ = writeln!(
+            out,
+            "     {}{created} is held by",
+            printable(&link.resource_label)
+        );
         for holder in &link.holders {
             let _ = writeln!(
                 out,
@@ -118,7 +122,11 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
 }
 
 fn party_name(p: &Party) -> String {
-    format!("task \"{}\" ({})", p.task_name, task_ref(p.task))
+    format!(
+        "task \"{}\" ({})",
+        printable(&p.task_name),
+        task_ref(p.task)
+    )
 }
 
 /// Where a party acquired or waits, and in which frames.

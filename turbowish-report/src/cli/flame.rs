@@ -99,7 +99,7 @@ impl FoldedStacks {
             .map(|(stack, bytes)| format!("{stack} {bytes}"))
             .collect();
         let mut options = inferno::flamegraph::Options::default();
-        options.title = title.to_owned();
+        options.title = frame_name(title);
         options.count_name = "bytes".to_owned();
         options.name_type = "Frame:".to_owned();
         // Same input, same picture: colours by name, not at random.
@@ -123,11 +123,15 @@ impl fmt::Display for FoldedStacks {
 
 /// A frame name that cannot break the folded format: `;` separates frames
 /// (Rust names have it in array types, `[u8; 4]`) and a line is one stack.
+/// A name as one frame of a folded stack: no `;` (it would split the
+/// stack) and no control character (a line break would split the line,
+/// and XML 1.0 allows none of the others, even escaped, so the SVG would
+/// not parse).
 fn frame_name(name: &str) -> String {
     name.chars()
         .map(|c| match c {
             ';' => ',',
-            '\n' | '\r' => ' ',
+            c if c.is_control() => ' ',
             c => c,
         })
         .collect()
@@ -141,6 +145,7 @@ mod tests {
     fn frame_names_cannot_split_stacks_or_lines() {
         assert_eq!(frame_name("f<[u8; 4]>"), "f<[u8, 4]>");
         assert_eq!(frame_name("a\nb\rc"), "a b c");
+        assert_eq!(frame_name("bad\u{1}name\u{1b}[31m"), "bad name [31m");
     }
 
     #[test]

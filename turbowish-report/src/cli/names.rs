@@ -155,6 +155,25 @@ pub(crate) fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// A name from a snapshot as shown on a terminal: control characters
+/// (an escape sequence in a task's name, a NUL, a line break) are shown
+/// escaped (`\u{1b}`), not sent to the terminal.
+pub(crate) fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +189,11 @@ mod tests {
         assert_eq!(delta(10, 4), -6);
         assert_eq!(percent(1, 0), 0.0);
         assert_eq!(percent(1, 4), 25.0);
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(printable("cache-filler"), "cache-filler");
+        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\u{a}");
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use super::names::{percent, Names};
+use super::names::{percent, printable, Names};
 use crate::human_bytes;
 use crate::schema::{
     Amount, Counters, OwnerRef, ResourceKind, Snapshot, TaskState, TaskWalk, WalkHolder,
@@ -268,6 +268,11 @@ fn add_amount(sum: &mut Amount, a: &Amount) {
     sum.blocks = sum.blocks.saturating_add(a.blocks);
 }
 
+/// The widest a name column grows: a longer name overflows its column
+/// (pushing the rest of its row right) rather than widening every row,
+/// and the formatter refuses widths from 65,536 on anyway.
+const MAX_NAME_WIDTH: usize = 60;
+
 impl fmt::Display for MemoryReport {
     /// The table, a blank line, and the summary paragraph.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -278,7 +283,7 @@ impl fmt::Display for MemoryReport {
             .map(|r| r.name.chars().count())
             .max()
             .unwrap_or(0)
-            .max(5);
+            .clamp(5, MAX_NAME_WIDTH);
         let walked = self.summary.unattributed.is_some();
         write!(
             f,
@@ -317,7 +322,7 @@ impl fmt::Display for MemoryReport {
             line(
                 f,
                 width,
-                &row.name,
+                &printable(&row.name),
                 &tasks,
                 &row.memory,
                 walk,
@@ -747,11 +752,15 @@ impl fmt::Display for TaskSites {
     /// A header with the exact counters, then the sites with their stacks.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let who = match self.task_ids.len() {
-            0 => format!("bucket \"{}\"", self.name),
-            1 => format!("task \"{}\" (#{})", self.name, self.task_ids[0]),
+            0 => format!("bucket \"{}\"", printable(&self.name)),
+            1 => format!("task \"{}\" (#{})", printable(&self.name), self.task_ids[0]),
             n => {
                 let ids: Vec<String> = self.task_ids.iter().map(|id| format!("#{id}")).collect();
-                format!("task \"{}\" ({n} tasks: {})", self.name, ids.join(", "))
+                format!(
+                    "task \"{}\" ({n} tasks: {})",
+                    printable(&self.name),
+                    ids.join(", ")
+                )
             }
         };
         writeln!(
@@ -850,7 +859,7 @@ impl fmt::Display for RetainedSummary {
                 .map(|c| c.type_name.chars().count())
                 .max()
                 .unwrap_or(0)
-                .max(4);
+                .clamp(4, MAX_NAME_WIDTH);
             writeln!(f, "retained types (as `Trace` named them):")?;
             writeln!(
                 f,

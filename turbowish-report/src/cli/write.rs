@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Writes `bytes` to `path` atomically, readable by the owner only (mode
 /// 0600 on Unix): a reader sees the old file or the whole new one, and a
-/// failed write leaves no partial file behind.
+/// failed write leaves no partial file behind. A `path` that names a
+/// symbolic link, a device or a FIFO is refused (an error of kind
+/// `InvalidInput`), not replaced.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("turbowish-doc-{}", std::process::id()));
@@ -18,6 +20,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // The rename would put a regular file in place of whatever is there:
+    // a device, a FIFO, a symlink (not followed, replaced). Refuse those.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a symbolic link (not followed, not replaced)",
+            ));
+        }
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file (use - for standard output)",
+            ));
+        }
+        _ => {}
+    }
     let tmp = temp_path(path);
     let result = write_new(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
@@ -87,6 +106,36 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_and_special_files_are_refused_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = std::env::temp_dir().join(format!("turbowish-special-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let real = dir.join("real");
+        std::fs::write(&real, b"keep").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let fifo = dir.join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path and a mode; mkfifo touches nothing else.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        for target in [&link, &fifo] {
+            let err = write_atomic(target, b"new").unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{target:?}");
+        }
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(std::fs::read(&real).unwrap(), b"keep");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
