@@ -280,3 +280,26 @@ fn long_names_and_control_characters_are_harmless() {
         .iter()
         .any(|&b| b < 0x20 && b != b'\n' && b != b'\t' && b != b'\r'));
 }
+
+/// An output path naming the snapshot being read is refused: the
+/// snapshot stays as it was.
+#[test]
+fn output_over_the_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap.json");
+    std::fs::copy(fixture("service.json"), &path).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let p = path.to_str().unwrap();
+    for args in [
+        vec!["flamegraph", p, "-o", p],
+        vec!["chains", p, "--dot", p],
+        vec!["export", "--format", "pprof", p, "-o", p],
+    ] {
+        let e = assert_one_line_error(&run(&args, b""), &format!("{args:?}"));
+        assert_eq!(
+            e,
+            format!("turbowish: {p}: cannot write: it is the snapshot being read\n")
+        );
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}

@@ -222,7 +222,7 @@ fn chains(args: ChainsArgs) -> Result<u8, Failure> {
         ));
     }
     if let Some(path) = &args.dot {
-        write_output(path, chains_dot(&snap).as_bytes())?;
+        write_output_from(&args.snapshot, path, chains_dot(&snap).as_bytes())?;
     }
     if args.json {
         print_json(&serde_json::json!({ "chains": snap.chains, "cycles": snap.cycles }))?;
@@ -253,7 +253,7 @@ fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
         });
         stacks.to_svg(&title).map_err(Failure::input)?
     };
-    write_output(&args.output, &bytes)?;
+    write_output_from(&args.snapshot, &args.output, &bytes)?;
     Ok(0)
 }
 
@@ -287,10 +287,42 @@ fn export(args: ExportArgs) -> Result<u8, Failure> {
                     "turbowish: note: the snapshot has no sampled allocation sites; each task is one sample of its live memory, without a stack"
                 );
             }
-            write_output(&args.output, &pprof_gz(&snap))?;
+            write_output_from(&args.snapshot, &args.output, &pprof_gz(&snap))?;
         }
     }
     Ok(0)
+}
+
+/// [`write_output`] of what was made from the snapshot at `input`, which it
+/// must not replace (`-o` given the snapshot's own name by mistake).
+fn write_output_from(input: &Path, path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    if same_file(input, path) {
+        return Err(Failure {
+            message: format!(
+                "{}: cannot write: it is the snapshot being read",
+                path.display()
+            ),
+            code: 2,
+        });
+    }
+    write_output(path, bytes)
+}
+
+/// Whether two paths name one existing file (`-` names none).
+fn same_file(a: &Path, b: &Path) -> bool {
+    if a == Path::new("-") || b == Path::new("-") {
+        return false;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            (a.dev(), a.ino()) == (b.dev(), b.ino())
+        }
+        #[cfg(not(unix))]
+        (Ok(_), Ok(_)) => a.canonicalize().ok() == b.canonicalize().ok(),
+        _ => false,
+    }
 }
 
 /// Writes a file atomically (mode 0600), or to standard output for `-`.
