@@ -304,3 +304,40 @@ fn sampled_blocks_in_a_view() {
     drop(big);
     assert_eq!(row(&tag).live_blocks, 0);
 }
+
+/// Resident memory of this process, in bytes (`/proc/self/statm`).
+#[cfg(target_os = "linux")]
+fn resident() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
+}
+
+/// A view's drop that frees a lot at once gives the memory back: 128 MiB
+/// of 64 KiB blocks, each with a small block kept after it (so nothing
+/// merges into the top of the heap and glibc would keep it all), freed
+/// while a view lives.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_large_drain_gives_memory_back() {
+    let _serial = serial();
+    let tag = TaskTag::new();
+    let _in_task = context::enter(&tag);
+    let view = heap_view().expect("heap-walk mode");
+    let mut kept = Vec::with_capacity(2048);
+    let mut big = Vec::with_capacity(2048);
+    for i in 0..2048u64 {
+        big.push(vec![i as u8 | 1; 64 << 10]);
+        kept.push(Box::new(i));
+    }
+    drop(big);
+    let before = resident();
+    drop(view);
+    let after = resident();
+    assert!(
+        before.saturating_sub(after) > 64 << 20,
+        "resident {before} -> {after} bytes"
+    );
+    drop(kept);
+}
