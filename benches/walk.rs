@@ -8,8 +8,10 @@
 //! * `precise`: a named root `Vec<String>` of a million strings, traced
 //!   through `Trace`.
 //! * `shared_by_1000_tasks`: 1,000 opaque task cells that all point at
-//!   one structure of 100,001 blocks (an `Arc`'d cache, say): the cost of
-//!   working out what each task retains and shares.
+//!   one structure of 100,001 blocks (an `Arc`'d cache, say), each also
+//!   sharing a small value with each neighbour, so that no two point into
+//!   shared memory at the same places: the cost of working out what each
+//!   task retains and shares.
 //!
 //! The block index is built by hand from the known allocations (the
 //! allocator's heap view, which `walk()` uses, lives in heap-walk mode);
@@ -94,8 +96,15 @@ fn bench_walk(c: &mut Criterion) {
     const TASKS: usize = 1_000;
     const SHARED: usize = 100_000;
     let shared: Vec<Box<[usize; 8]>> = (0..SHARED).map(|i| Box::new([i; 8])).collect();
-    let task_cells: Vec<Box<[usize; 2]>> = (0..TASKS)
-        .map(|i| Box::new([shared.as_ptr() as usize, i]))
+    // Besides the structure, each task shares a small value with its
+    // neighbour (task i holds values i - 1 and i): no two tasks point into
+    // shared memory at the same places.
+    let pairs: Vec<Box<[usize; 2]>> = (0..TASKS).map(|i| Box::new([i, 0])).collect();
+    let task_cells: Vec<Box<[usize; 4]>> = (0..TASKS)
+        .map(|i| {
+            let value = |j: usize| &*pairs[j % TASKS] as *const [usize; 2] as usize;
+            Box::new([shared.as_ptr() as usize, i, value(i + TASKS - 1), value(i)])
+        })
         .collect();
     let mut blocks: Vec<Block> = shared
         .iter()
@@ -106,6 +115,11 @@ fn bench_walk(c: &mut Criterion) {
         })
         .chain(task_cells.iter().map(|c| Block {
             start: &**c as *const _ as usize,
+            size: 32,
+            owner: Owner::Untracked,
+        }))
+        .chain(pairs.iter().map(|c| Block {
+            start: &**c as *const _ as usize,
             size: 16,
             owner: Owner::Untracked,
         }))
@@ -115,8 +129,8 @@ fn bench_walk(c: &mut Criterion) {
         size: shared.capacity() * size_of::<usize>(),
         owner: Owner::Untracked,
     });
-    // SAFETY: the blocks are `shared`'s boxes and buffer and the task
-    // cells, alive until the end of this function.
+    // SAFETY: the blocks are `shared`'s boxes and buffer, the task cells
+    // and the pairs' values, alive until the end of this function.
     let index = unsafe { BlockIndex::new(blocks) }.expect("disjoint blocks");
     let roots: Vec<WalkRoot<'_>> = task_cells
         .iter()
@@ -128,7 +142,8 @@ fn bench_walk(c: &mut Criterion) {
         b.iter(|| {
             let report = walk_with(&index, &roots);
             assert_eq!(report.tasks[0].retained.blocks, 1);
-            assert_eq!(report.tasks[0].shared.blocks, SHARED as u64 + 1);
+            // The structure, its buffer, and the two values it shares.
+            assert_eq!(report.tasks[0].shared.blocks, SHARED as u64 + 3);
             black_box(report)
         })
     });
