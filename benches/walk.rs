@@ -9,9 +9,9 @@
 //!   through `Trace`.
 //! * `shared_by_1000_tasks`: 1,000 opaque task cells that all point at
 //!   one structure of 100,001 blocks (an `Arc`'d cache, say), each also
-//!   sharing a small value with each neighbour, so that no two point into
-//!   shared memory at the same places: the cost of working out what each
-//!   task retains and shares.
+//!   sharing a small value with each neighbour (values that point at the
+//!   structure too), so that no two point into shared memory at the same
+//!   places: the cost of working out what each task retains and shares.
 //!
 //! The block index is built by hand from the known allocations (the
 //! allocator's heap view, which `walk()` uses, lives in heap-walk mode);
@@ -98,8 +98,12 @@ fn bench_walk(c: &mut Criterion) {
     let shared: Vec<Box<[usize; 8]>> = (0..SHARED).map(|i| Box::new([i; 8])).collect();
     // Besides the structure, each task shares a small value with its
     // neighbour (task i holds values i - 1 and i): no two tasks point into
-    // shared memory at the same places.
-    let pairs: Vec<Box<[usize; 2]>> = (0..TASKS).map(|i| Box::new([i, 0])).collect();
+    // shared memory at the same places. Each value points at the
+    // structure too (a handle, say): the structure's buffer is a hub that
+    // 1,000 differently shared values point to.
+    let pairs: Vec<Box<[usize; 2]>> = (0..TASKS)
+        .map(|i| Box::new([i, shared.as_ptr() as usize]))
+        .collect();
     let task_cells: Vec<Box<[usize; 4]>> = (0..TASKS)
         .map(|i| {
             let value = |j: usize| &*pairs[j % TASKS] as *const [usize; 2] as usize;

@@ -4,7 +4,10 @@
 //! First each block is marked with the one root that reaches it, or
 //! `MULTI` once a second root does. Roots are taken one after another, and
 //! a root's traversal does not go past a block already `MULTI`: whatever
-//! that block reaches, the two roots that reached it reached too. So a
+//! that block reaches, the two roots that reached it reached too, but for
+//! the later root's own anchor (its cell, which only it enters), and that
+//! the later root reaches directly: every root with an anchor has an edge
+//! to it (`walk_inner` records one for each). So a
 //! block is expanded at most twice over all roots (when it gets its first
 //! root, and when it gets its second), and marking costs O(blocks + edges)
 //! however many roots share what.
@@ -16,16 +19,16 @@
 //! with it, points to), through `MULTI` blocks only. The set of roots
 //! reaching each `MULTI` block is worked out once for all roots: the
 //! `MULTI` blocks are condensed into strongly connected components, whose
-//! root sets flow from sources to sinks, interned, with unions memoised
+//! root sets flow from sources to sinks, interned
 //! (`shared_by_root_sets`). Should the distinct sets grow past a budget
 //! (a few elements per block), each distinct frontier is traversed
 //! instead (`shared_by_frontier`).
 //!
 //! Every root used to traverse all it reached, twice: a thousand tasks
 //! sharing a structure of 100,001 blocks (each also sharing a value with
-//! its neighbours) took 605 ms to attribute, 265 ms with a traversal per
-//! distinct frontier, and takes 5.1 ms with root sets (`cargo bench
-//! --bench walk -- shared_by`).
+//! its neighbours, values that point at the structure too) took 614 ms to
+//! attribute, and takes 9.5 ms with root sets (`cargo bench --bench walk
+//! -- shared_by`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -281,9 +284,10 @@ fn attribute_with(
 /// and each component's root set is the union of the sets flowing into
 /// it (from the roots whose frontier holds one of its blocks, and from
 /// the components that point to it), taken sources first. Sets are
-/// interned and unions memoised, so the common shapes (a large structure
-/// every root reaches, values shared by pairs) cost about one pass over
-/// the graph. `None` once the distinct sets hold more than `budget`
+/// interned, and a component into which one set flows and which adds no
+/// root takes that set as it is, so the common shapes (a large structure
+/// every root reaches, values shared by pairs, hubs) cost about one pass
+/// over the graph. `None` once the distinct sets hold more than `budget`
 /// elements in all (then [`shared_by_frontier`] does it).
 fn shared_by_root_sets(
     graph: &Graph<'_>,
@@ -321,23 +325,44 @@ fn shared_by_root_sets(
     seeds.dedup();
 
     let mut sets = RootSets::new(budget);
-    let mut pending = vec![EMPTY_SET; count as usize];
+    // The sets flowing into each component, merged once when it is
+    // reached: merging them one edge at a time would intern every partial
+    // union (a hub that k differently shared values point to: k²/2
+    // elements).
+    let mut incoming: Vec<Vec<u32>> = vec![Vec::new(); count as usize];
     let mut of_comp = vec![EMPTY_SET; count as usize];
     let mut next_seed = seeds.len();
     // Tarjan numbers components sinks first: sources first is downwards.
     for c in (0..count).rev() {
         let from = seeds[..next_seed].partition_point(|&(sc, _)| sc < c);
-        let own: Vec<u32> = seeds[from..next_seed].iter().map(|&(_, r)| r).collect();
+        let own = &seeds[from..next_seed];
         next_seed = from;
-        let own = sets.intern(own)?;
-        let set = sets.union(pending[c as usize], own)?;
+        let mut into = std::mem::take(&mut incoming[c as usize]);
+        into.sort_unstable();
+        into.dedup();
+        let set = match (into.as_slice(), own.is_empty()) {
+            ([], _) => sets.intern(own.iter().map(|&(_, r)| r).collect())?,
+            // One set flows in and the component adds no root: the common
+            // case inside a structure, taken without copying.
+            (&[one], true) => one,
+            (many, _) => {
+                let mut roots: Vec<u32> = many
+                    .iter()
+                    .flat_map(|&id| sets.get(id).iter().copied())
+                    .chain(own.iter().map(|&(_, r)| r))
+                    .collect();
+                roots.sort_unstable();
+                roots.dedup();
+                sets.intern(roots)?
+            }
+        };
         of_comp[c as usize] = set;
         let span = first[c as usize] as usize..first[c as usize + 1] as usize;
         for &m in &members[span] {
             for w in graph.children(m).filter(|&w| is_multi(w)) {
                 let cw = comp[w as usize];
                 if cw != c {
-                    pending[cw as usize] = sets.union(pending[cw as usize], set)?;
+                    incoming[cw as usize].push(set);
                 }
             }
         }
@@ -432,12 +457,11 @@ fn components(graph: &Graph<'_>, owner: &[u32]) -> (Vec<u32>, u32) {
 /// The empty root set's id in [`RootSets`].
 const EMPTY_SET: u32 = 0;
 
-/// Interned sets of roots (sorted, without repeats), with memoised
-/// unions; refuses to hold more than a budget of elements in all.
+/// Interned sets of roots (sorted, without repeats); refuses to hold more
+/// than a budget of elements in all.
 struct RootSets {
     sets: Vec<Vec<u32>>,
     ids: HashMap<Vec<u32>, u32>,
-    unions: HashMap<(u32, u32), u32>,
     elements: usize,
     budget: usize,
 }
@@ -447,7 +471,6 @@ impl RootSets {
         RootSets {
             sets: vec![Vec::new()],
             ids: HashMap::new(),
-            unions: HashMap::new(),
             elements: 0,
             budget,
         }
@@ -476,44 +499,6 @@ impl RootSets {
         let id = self.sets.len() as u32;
         self.sets.push(roots.clone());
         self.ids.insert(roots, id);
-        Some(id)
-    }
-
-    fn union(&mut self, a: u32, b: u32) -> Option<u32> {
-        if a == b || b == EMPTY_SET {
-            return Some(a);
-        }
-        if a == EMPTY_SET {
-            return Some(b);
-        }
-        let key = (a.min(b), a.max(b));
-        if let Some(&id) = self.unions.get(&key) {
-            return Some(id);
-        }
-        let (x, y) = (self.get(a), self.get(b));
-        let mut merged = Vec::with_capacity(x.len() + y.len());
-        let (mut i, mut j) = (0, 0);
-        while i < x.len() && j < y.len() {
-            match x[i].cmp(&y[j]) {
-                std::cmp::Ordering::Less => {
-                    merged.push(x[i]);
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    merged.push(y[j]);
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    merged.push(x[i]);
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        merged.extend_from_slice(&x[i..]);
-        merged.extend_from_slice(&y[j..]);
-        let id = self.intern(merged)?;
-        self.unions.insert(key, id);
         Some(id)
     }
 }
@@ -655,6 +640,28 @@ mod tests {
                     }
                 }
             }
+            // Estimates of memory no block describes, under roots and
+            // blocks: they count for every root that reaches them.
+            let mut under = vec![0u64; n];
+            let mut at_root = vec![0u64; roots];
+            for _ in 0..next(8) {
+                let estimated = 1 + next(1000);
+                let position = if next(3) == 0 {
+                    let r = next(roots);
+                    at_root[r] += estimated as u64;
+                    Position::Root(r as u32)
+                } else {
+                    let b = next(n);
+                    under[b] += estimated as u64;
+                    Position::Block(b as u32)
+                };
+                graph.unlocated.push(crate::walk::graph::Unlocated {
+                    position,
+                    type_id: crate::walk::graph::NIL,
+                    estimated,
+                    used: usize::MAX,
+                });
+            }
             let kinds: Vec<RootKind> = (0..roots)
                 .map(|r| RootKind::Task {
                     id: r as u64,
@@ -691,7 +698,9 @@ mod tests {
                 .collect();
             for (r, task) in by_sets.tasks.iter().enumerate() {
                 let (mut own, mut shared) = (Amount::default(), Amount::default());
+                let mut unlocated = at_root[r];
                 for i in (0..n).filter(|&i| reach[r][i]) {
+                    unlocated += under[i];
                     let by = reach.iter().filter(|s| s[i]).count();
                     let size = index.blocks()[i].size;
                     if by == 1 {
@@ -701,8 +710,8 @@ mod tests {
                     }
                 }
                 assert_eq!(
-                    (task.retained, task.shared),
-                    (own, shared),
+                    (task.retained, task.shared, task.unlocated_bytes),
+                    (own, shared, unlocated),
                     "round {round} root {r}"
                 );
             }
