@@ -98,12 +98,14 @@ pub fn task_table(rows: &[TaskInfo], top: usize) -> String {
         });
     }
 
+    // Capped: a longer name overflows its column rather than widening every
+    // row (and the formatter refuses widths from 65,536 on).
     let width = groups
         .iter()
         .map(|g| g.name.chars().count())
         .max()
         .unwrap_or(0)
-        .max(5);
+        .clamp(5, 60);
     let mut out = String::new();
     let _ = writeln!(
         out,

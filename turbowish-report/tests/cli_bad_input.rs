@@ -171,7 +171,7 @@ fn usage_errors_exit_2() {
     }
 }
 
-/// A FIFO with no writer is an empty snapshot, not a hang; one with a
+/// A FIFO with no writer is an empty snapshot, not a hang; a pipe with a
 /// writer (as `<(cat snapshot.json)` gives) is read like standard input.
 #[cfg(unix)]
 #[test]
@@ -185,14 +185,17 @@ fn fifos_are_read_not_waited_on() {
     let e = assert_one_line_error(&run(&["report", p], b""), "fifo without writer");
     assert!(e.contains("the file is empty"), "{e}");
 
-    let writer = {
-        let fifo = fifo.clone();
-        let bytes = std::fs::read(fixture("service.json")).unwrap();
-        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
-    };
-    let out = run(&["report", p], b"");
-    writer.join().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    // A pipe, as bash's process substitution hands one over (`/dev/fd/N`).
+    let command = format!(
+        "'{}' report <(cat '{}')",
+        cli_support::turbowish_binary().display(),
+        fixture("service.json").display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &command])
+        .output()
+        .expect("bash runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("TASK"));
 }
 
@@ -247,10 +250,13 @@ fn long_names_and_control_characters_are_harmless() {
     let path = dir.path().join("long.json");
     std::fs::write(&path, serde_json::to_vec(&snap).unwrap()).unwrap();
     let p = path.to_str().unwrap();
+    let good = fixture("service.json");
+    let good = good.to_str().unwrap();
     for args in [
         vec!["report", p],
         vec!["report", p, "--sort", "name"],
-        vec!["chains", p],
+        vec!["diff", good, p],
+        vec!["diff", p, good],
     ] {
         let out = run(&args, b"");
         assert!(

@@ -195,7 +195,7 @@ fn report(args: ReportArgs) -> Result<u8, Failure> {
         return if args.json {
             print_json(&sites)
         } else {
-            print(sites.to_string().as_bytes())
+            print_text(&sites.to_string())
         };
     }
     let sort = match args.sort {
@@ -209,7 +209,7 @@ fn report(args: ReportArgs) -> Result<u8, Failure> {
     if args.json {
         print_json(&table)
     } else {
-        print(table.to_string().as_bytes())
+        print_text(&table.to_string())
     }
 }
 
@@ -227,7 +227,7 @@ fn chains(args: ChainsArgs) -> Result<u8, Failure> {
     if args.json {
         print_json(&serde_json::json!({ "chains": snap.chains, "cycles": snap.cycles }))?;
     } else if !dot_to_stdout {
-        print(chains_text(&snap).as_bytes())?;
+        print_text(&chains_text(&snap))?;
     }
     // Scripts test for a deadlock by the exit status.
     Ok(if snap.cycles.is_empty() { 0 } else { 3 })
@@ -274,7 +274,7 @@ fn diff_cmd(args: DiffArgs) -> Result<u8, Failure> {
     if args.json {
         print_json(&d)
     } else {
-        print(d.render(args.top).as_bytes())
+        print_text(&d.render(args.top))
     }
 }
 
@@ -341,6 +341,31 @@ fn print_json(value: &impl serde::Serialize) -> Result<u8, Failure> {
     })?;
     text.push(b'\n');
     print(&text)
+}
+
+/// Writes text for a terminal to standard output: control characters
+/// (other than line breaks and tabs) and bidirectional-text controls that
+/// came in with names from the snapshot are shown escaped (`\u{1b}`), so
+/// a snapshot cannot drive the terminal or reorder what it shows.
+fn print_text(text: &str) -> Result<u8, Failure> {
+    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return print(text.as_bytes());
+    }
+    let mut safe = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            safe.extend(c.escape_unicode());
+        } else {
+            safe.push(c);
+        }
+    }
+    print(safe.as_bytes())
+}
+
+/// Unicode's explicit bidirectional formatting characters.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Writes to standard output; a closed pipe (`| head`) is not an error.

@@ -121,17 +121,16 @@ impl fmt::Display for FoldedStacks {
     }
 }
 
-/// A frame name that cannot break the folded format: `;` separates frames
-/// (Rust names have it in array types, `[u8; 4]`) and a line is one stack.
-/// A name as one frame of a folded stack: no `;` (it would split the
-/// stack) and no control character (a line break would split the line,
-/// and XML 1.0 allows none of the others, even escaped, so the SVG would
-/// not parse).
+/// A name as one frame of a folded stack: no `;` (it separates frames, and
+/// Rust names have it in array types, `[u8; 4]`), no control character (a
+/// line break would split the line, and XML 1.0 allows none of the others,
+/// even escaped, so the SVG would not parse), and neither of the two
+/// noncharacters XML also refuses.
 fn frame_name(name: &str) -> String {
     name.chars()
         .map(|c| match c {
             ';' => ',',
-            c if c.is_control() => ' ',
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => ' ',
             c => c,
         })
         .collect()

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Writes `bytes` to `path` atomically, readable by the owner only (mode
 /// 0600 on Unix): a reader sees the old file or the whole new one, and a
 /// failed write leaves no partial file behind. A `path` that names a
-/// symbolic link, a device or a FIFO is refused (an error of kind
-/// `InvalidInput`), not replaced.
+/// directory, a symbolic link, a device or a FIFO is refused (an error of
+/// kind `InvalidInput`), not replaced.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("turbowish-doc-{}", std::process::id()));
@@ -29,7 +29,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
                 "is a symbolic link (not followed, not replaced)",
             ));
         }
-        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+        Ok(meta) if meta.is_dir() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a directory",
+            ));
+        }
+        Ok(meta) if !meta.is_file() => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "not a regular file (use - for standard output)",
@@ -82,7 +88,7 @@ mod tests {
     fn a_failed_write_leaves_nothing_behind() {
         let dir = std::env::temp_dir().join(format!("turbowish-write-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("target-is-a-dir")).unwrap();
-        // Renaming a file over a directory fails after the data is written.
+        // A directory is refused before anything is written.
         let err = write_atomic(&dir.join("target-is-a-dir"), b"data");
         assert!(err.is_err());
         let names: Vec<_> = std::fs::read_dir(&dir)
