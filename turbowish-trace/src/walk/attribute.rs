@@ -394,64 +394,89 @@ fn shared_by_root_sets(
 /// goes from a higher number to a lower one, and how many there are.
 /// Other blocks get `NONE`.
 fn components(graph: &Graph<'_>, owner: &[u32]) -> (Vec<u32>, u32) {
-    const UNSEEN: u32 = u32::MAX;
     let is_multi = |i: u32| owner[i as usize] == MULTI;
     let n = owner.len();
-    let mut comp = vec![NONE; n];
-    let mut order = vec![UNSEEN; n];
-    let mut low = vec![0u32; n];
-    let mut on_stack = vec![false; n];
-    let mut stack: Vec<u32> = Vec::new();
+    let mut t = Tarjan {
+        comp: vec![NONE; n],
+        order: vec![UNSEEN; n],
+        low: vec![0; n],
+        on_stack: vec![false; n],
+        stack: Vec::new(),
+        next: 0,
+        count: 0,
+    };
     let mut calls = Vec::new();
-    let (mut next, mut count) = (0u32, 0u32);
     for start in (0..n as u32).filter(|&i| is_multi(i)) {
-        if order[start as usize] != UNSEEN {
+        if t.order[start as usize] != UNSEEN {
             continue;
         }
-        order[start as usize] = next;
-        low[start as usize] = next;
-        next += 1;
-        stack.push(start);
-        on_stack[start as usize] = true;
+        t.open(start);
         calls.push((start, graph.children(start)));
         while let Some((v, children)) = calls.last_mut() {
             let v = *v;
             match children.find(|&w| is_multi(w)) {
-                // Unseen: number it and descend (the "call").
-                Some(w) if order[w as usize] == UNSEEN => {
-                    order[w as usize] = next;
-                    low[w as usize] = next;
-                    next += 1;
-                    stack.push(w);
-                    on_stack[w as usize] = true;
+                Some(w) if t.order[w as usize] == UNSEEN => {
+                    t.open(w);
                     calls.push((w, graph.children(w)));
                 }
                 Some(w) => {
-                    if on_stack[w as usize] {
-                        low[v as usize] = low[v as usize].min(order[w as usize]);
+                    if t.on_stack[w as usize] {
+                        t.low[v as usize] = t.low[v as usize].min(t.order[w as usize]);
                     }
                 }
                 None => {
                     calls.pop();
                     if let Some(&(u, _)) = calls.last() {
-                        low[u as usize] = low[u as usize].min(low[v as usize]);
+                        t.low[u as usize] = t.low[u as usize].min(t.low[v as usize]);
                     }
-                    if low[v as usize] == order[v as usize] {
-                        loop {
-                            let x = stack.pop().expect("v is on the stack");
-                            on_stack[x as usize] = false;
-                            comp[x as usize] = count;
-                            if x == v {
-                                break;
-                            }
-                        }
-                        count += 1;
-                    }
+                    t.close(v);
                 }
             }
         }
     }
-    (comp, count)
+    (t.comp, t.count)
+}
+
+/// `order` of a block [`components`] has not reached yet.
+const UNSEEN: u32 = u32::MAX;
+
+/// The state of [`components`]' depth-first search.
+struct Tarjan {
+    comp: Vec<u32>,
+    order: Vec<u32>,
+    low: Vec<u32>,
+    on_stack: Vec<bool>,
+    stack: Vec<u32>,
+    next: u32,
+    count: u32,
+}
+
+impl Tarjan {
+    /// Numbers `v` on first reaching it.
+    fn open(&mut self, v: u32) {
+        self.order[v as usize] = self.next;
+        self.low[v as usize] = self.next;
+        self.next += 1;
+        self.stack.push(v);
+        self.on_stack[v as usize] = true;
+    }
+
+    /// Once `v`'s edges are all followed: if it is its component's first
+    /// block, the blocks above it on the stack are that component.
+    fn close(&mut self, v: u32) {
+        if self.low[v as usize] != self.order[v as usize] {
+            return;
+        }
+        loop {
+            let x = self.stack.pop().expect("v is on the stack");
+            self.on_stack[x as usize] = false;
+            self.comp[x as usize] = self.count;
+            if x == v {
+                break;
+            }
+        }
+        self.count += 1;
+    }
 }
 
 /// The empty root set's id in [`RootSets`].
@@ -582,13 +607,7 @@ mod tests {
     /// anchor, and TurboWish blocks.
     #[test]
     fn root_sets_and_frontier_traversals_agree_with_brute_force() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move |bound: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % bound as u64) as usize
-        };
+        let mut next = super::super::test_rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..300 {
             let n = 1 + next(150);
             let roots = 1 + next(12);

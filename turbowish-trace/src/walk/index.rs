@@ -298,29 +298,23 @@ mod tests {
     /// blocks and addresses between, inside and around all of them.
     #[test]
     fn agrees_with_a_plain_search() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move |bound: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % bound
-        };
+        let mut next = super::super::test_rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..200 {
             let mut blocks = Vec::new();
-            let mut at: usize = 0x1000 + next(1 << 20) as usize;
-            let count = 1 + next(if round % 10 == 0 { 5000 } else { 300 }) as usize;
+            let mut at: usize = 0x1000 + next(1 << 20);
+            let count = 1 + next(if round % 10 == 0 { 5000 } else { 300 });
             for _ in 0..count {
                 let size = match next(10) {
                     0 => 0,
-                    1 => next(1 << 20) as usize,
-                    _ => 8 + next(200) as usize,
+                    1 => next(1 << 20),
+                    _ => 8 + next(200),
                 };
                 blocks.push(block(at, size));
                 at += size
                     + match next(50) {
-                        0 => REGION_GAP + next(1 << 40) as usize,
-                        1 => next(1 << 24) as usize,
-                        _ => next(64) as usize,
+                        0 => REGION_GAP + next(1 << 40),
+                        1 => next(1 << 24),
+                        _ => next(64),
                     };
             }
             let index = index(blocks.clone()).unwrap();
@@ -335,7 +329,7 @@ mod tests {
                 }
                 probes.push(b.start + b.size.max(1) - 1);
                 probes.push(b.start + b.size);
-                probes.push(b.start + next(1 << 30) as usize);
+                probes.push(b.start + next(1 << 30));
             }
             for addr in probes {
                 assert_eq!(

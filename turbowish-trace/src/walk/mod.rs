@@ -335,3 +335,16 @@ impl std::fmt::Debug for Entry<'_> {
         }
     }
 }
+
+/// A xorshift generator for the randomized unit tests of this module: a
+/// closure giving numbers below its argument, the same ones on every run.
+#[cfg(test)]
+fn test_rng(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut x = seed;
+    move |bound| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % bound as u64) as usize
+    }
+}
