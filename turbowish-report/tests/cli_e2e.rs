@@ -213,7 +213,10 @@ fn report_task_shows_sites_by_name_and_id() {
         "no such task",
     );
     assert!(
-        err.contains("no task named or numbered \"nobody\""),
+        err.starts_with(&format!(
+            "turbowish: {}: no task named or numbered \"nobody\"",
+            p("service.json")
+        )),
         "{err}"
     );
 }

@@ -191,7 +191,8 @@ fn load(path: &Path) -> Result<Snapshot, Failure> {
 fn report(args: ReportArgs) -> Result<u8, Failure> {
     let snap = load(&args.snapshot)?;
     if let Some(query) = &args.task {
-        let sites = task_sites(&snap, query, args.top).map_err(Failure::input)?;
+        let sites = task_sites(&snap, query, args.top)
+            .map_err(|e| Failure::input(format!("{}: {e}", args.snapshot.display())))?;
         return if args.json {
             print_json(&sites)
         } else {
@@ -251,7 +252,9 @@ fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
                 snap.process.executable, snap.process.pid
             )
         });
-        stacks.to_svg(&title).map_err(Failure::input)?
+        stacks
+            .to_svg(&title)
+            .map_err(|e| Failure::input(format!("{}: {e}", args.snapshot.display())))?
     };
     write_output_from(&args.snapshot, &args.output, &bytes)?;
     Ok(0)
