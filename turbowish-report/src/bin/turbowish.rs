@@ -167,7 +167,10 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match cli.command {
         Command::Report(args) => report(args),
         Command::Chains(args) => chains(args),
@@ -180,6 +183,39 @@ fn main() -> ExitCode {
         Err(failure) => {
             eprintln!("turbowish: {}", failure.message);
             ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Help and version go out as clap writes them; a usage error becomes one
+/// line, like every other error: clap's message with its hints (possible
+/// values, a suggestion) folded in, without its "For more information"
+/// trailer.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            let text = e.render().to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            let mut line = String::new();
+            for part in parts {
+                if !line.is_empty() {
+                    line.push_str(if line.ends_with(':') { " " } else { "; " });
+                }
+                line.push_str(part);
+            }
+            eprintln!(
+                "turbowish: {}",
+                line.strip_prefix("error: ").unwrap_or(&line)
+            );
+            ExitCode::from(2)
         }
     }
 }
