@@ -37,19 +37,8 @@ fn bench_walk(c: &mut Criterion) {
         .map(|i| Box::new([i.wrapping_mul(0x9E37_79B9_7F4A_7C15); 8]))
         .collect();
     let root: Vec<usize> = cells.iter().map(|c| &**c as *const _ as usize).collect();
-    let mut blocks: Vec<Block> = root
-        .iter()
-        .map(|&start| Block {
-            start,
-            size: 64,
-            owner: Owner::Untracked,
-        })
-        .collect();
-    blocks.push(Block {
-        start: root.as_ptr() as usize,
-        size: root.capacity() * size_of::<usize>(),
-        owner: Owner::Untracked,
-    });
+    let mut blocks: Vec<Block> = boxed(&cells).collect();
+    blocks.push(buffer(&root));
     let scanned = (BLOCKS * 64 + root.capacity() * size_of::<usize>()) as u64;
     // SAFETY: the blocks are `cells`' boxes and `root`'s buffer, alive
     // until the end of this function.
@@ -69,17 +58,9 @@ fn bench_walk(c: &mut Criterion) {
     let strings: Vec<String> = (0..BLOCKS).map(|i| format!("string number {i}")).collect();
     let mut blocks: Vec<Block> = strings
         .iter()
-        .map(|s| Block {
-            start: s.as_ptr() as usize,
-            size: s.capacity(),
-            owner: Owner::Untracked,
-        })
+        .map(|s| untracked(s.as_ptr() as usize, s.capacity()))
         .collect();
-    blocks.push(Block {
-        start: strings.as_ptr() as usize,
-        size: strings.capacity() * size_of::<String>(),
-        owner: Owner::Untracked,
-    });
+    blocks.push(buffer(&strings));
     // SAFETY: the blocks are `strings`' buffers, alive until the end.
     let index = unsafe { BlockIndex::new(blocks) }.expect("disjoint blocks");
     group.throughput(Throughput::Elements(BLOCKS as u64 + 1));
@@ -110,29 +91,11 @@ fn bench_walk(c: &mut Criterion) {
             Box::new([shared.as_ptr() as usize, i, value(i + TASKS - 1), value(i)])
         })
         .collect();
-    let mut blocks: Vec<Block> = shared
-        .iter()
-        .map(|c| Block {
-            start: &**c as *const _ as usize,
-            size: 64,
-            owner: Owner::Untracked,
-        })
-        .chain(task_cells.iter().map(|c| Block {
-            start: &**c as *const _ as usize,
-            size: 32,
-            owner: Owner::Untracked,
-        }))
-        .chain(pairs.iter().map(|c| Block {
-            start: &**c as *const _ as usize,
-            size: 16,
-            owner: Owner::Untracked,
-        }))
+    let mut blocks: Vec<Block> = boxed(&shared)
+        .chain(boxed(&task_cells))
+        .chain(boxed(&pairs))
         .collect();
-    blocks.push(Block {
-        start: shared.as_ptr() as usize,
-        size: shared.capacity() * size_of::<usize>(),
-        owner: Owner::Untracked,
-    });
+    blocks.push(buffer(&shared));
     // SAFETY: the blocks are `shared`'s boxes and buffer, the task cells
     // and the pairs' values, alive until the end of this function.
     let index = unsafe { BlockIndex::new(blocks) }.expect("disjoint blocks");
@@ -153,6 +116,27 @@ fn bench_walk(c: &mut Criterion) {
     });
     group.finish();
     drop(cells);
+}
+
+/// A block allocated outside any task.
+fn untracked(start: usize, size: usize) -> Block {
+    Block {
+        start,
+        size,
+        owner: Owner::Untracked,
+    }
+}
+
+/// The blocks of `boxes`' values.
+fn boxed<T>(boxes: &[Box<T>]) -> impl Iterator<Item = Block> + '_ {
+    boxes
+        .iter()
+        .map(|b| untracked(&**b as *const T as usize, size_of::<T>()))
+}
+
+/// The block of `vec`'s buffer.
+fn buffer<T>(vec: &Vec<T>) -> Block {
+    untracked(vec.as_ptr() as usize, vec.capacity() * size_of::<T>())
 }
 
 criterion_group!(benches, bench_walk);

@@ -22,26 +22,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // The rename would put a regular file in place of whatever is there:
     // a device, a FIFO, a symlink (not followed, replaced). Refuse those.
-    match std::fs::symlink_metadata(path) {
+    let refused = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "is a symbolic link (not followed, not replaced)",
-            ));
+            Some("is a symbolic link (not followed, not replaced)")
         }
-        Ok(meta) if meta.is_dir() => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "is a directory",
-            ));
-        }
-        Ok(meta) if !meta.is_file() => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file (use - for standard output)",
-            ));
-        }
-        _ => {}
+        Ok(meta) if meta.is_dir() => Some("is a directory"),
+        Ok(meta) if !meta.is_file() => Some("not a regular file (use - for standard output)"),
+        _ => None,
+    };
+    if let Some(why) = refused {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
     }
     let tmp = temp_path(path);
     let result = write_new(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
@@ -84,9 +74,17 @@ fn temp_path(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// An empty directory of its own for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("turbowish-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn a_failed_write_leaves_nothing_behind() {
-        let dir = std::env::temp_dir().join(format!("turbowish-write-{}", std::process::id()));
+        let dir = scratch("write");
         std::fs::create_dir_all(dir.join("target-is-a-dir")).unwrap();
         // A directory is refused before anything is written.
         let err = write_atomic(&dir.join("target-is-a-dir"), b"data");
@@ -103,8 +101,7 @@ mod tests {
     #[test]
     fn replaced_files_get_mode_0600() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("turbowish-mode-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("mode");
         let path = dir.join("out");
         std::fs::write(&path, b"old").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -119,8 +116,7 @@ mod tests {
     #[test]
     fn symlinks_and_special_files_are_refused_not_replaced() {
         use std::os::unix::fs::FileTypeExt;
-        let dir = std::env::temp_dir().join(format!("turbowish-special-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("special");
         let real = dir.join("real");
         std::fs::write(&real, b"keep").unwrap();
         let link = dir.join("link");
