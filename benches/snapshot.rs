@@ -1,4 +1,4 @@
-//! Cost of `turbowish_report::snapshot()` in a process with 100 live
+//! Cost of `turbowish_capture::snapshot()` in a process with 100 live
 //! TurboWish tasks (each holding a few blocks), a few locks with holders
 //! and waiters, and sampling as the allocator has it.
 //!
@@ -42,11 +42,11 @@ fn bench_snapshot(c: &mut Criterion) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     });
-    let tasks = turbowish::report::snapshot().tasks.len();
+    let tasks = turbowish::capture::snapshot().tasks.len();
     assert!(tasks >= TASKS, "{tasks} task rows");
 
     c.bench_function("snapshot_100_tasks", |b| {
-        b.iter(turbowish::report::snapshot)
+        b.iter(turbowish::capture::snapshot)
     });
     runtime.shutdown_background();
 }

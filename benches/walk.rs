@@ -24,7 +24,7 @@ use std::mem::size_of;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use turbowish::alloc::Owner;
-use turbowish::trace::{walk_with, Block, BlockIndex, WalkRoot};
+use turbowish::trace::walk::{walk_with, Block, BlockIndex, WalkRoot};
 
 const BLOCKS: usize = 1_000_000;
 
@@ -123,7 +123,7 @@ fn untracked(start: usize, size: usize) -> Block {
     Block {
         start,
         size,
-        owner: Owner::Untracked,
+        owner: Owner::Main,
     }
 }
 

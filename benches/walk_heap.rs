@@ -40,7 +40,7 @@ fn bench_walk(c: &mut Criterion) {
     group.throughput(Throughput::Bytes((BLOCKS * 64 + BLOCKS * 8) as u64));
     group.bench_function("walk", |b| {
         b.iter(|| {
-            let report = turbowish::trace::walk().expect("heap-walk mode");
+            let report = turbowish::trace::walk::walk().expect("heap-walk mode");
             let holder = report.tasks.iter().find(|t| t.name == "holder").unwrap();
             assert!(holder.retained.blocks > BLOCKS as u64);
             black_box(report)

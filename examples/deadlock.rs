@@ -54,19 +54,19 @@ fn run(title: &str, snapshot: bool, story: impl FnOnce()) -> usize {
         story();
         tokio::time::sleep(Duration::from_millis(300)).await;
     });
-    let graph = turbowish::trace::resources();
-    let cycles = turbowish::trace::cycles(&graph);
+    let graph = turbowish::trace::sync::resources();
+    let cycles = turbowish::trace::chains::cycles(&graph);
     for cycle in &cycles {
         println!("{cycle}");
     }
     if cycles.is_empty() {
-        for chain in turbowish::trace::chains(&graph) {
+        for chain in turbowish::trace::chains::chains(&graph) {
             println!("chain: {chain}");
         }
         println!("no deadlock");
     }
     if let Some(dir) = std::env::var_os("TURBOWISH_DIR").filter(|_| snapshot) {
-        let path = turbowish::report::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
+        let path = turbowish::capture::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
         println!("snapshot: {}", path.display());
     }
     println!();
@@ -78,7 +78,7 @@ fn run(title: &str, snapshot: bool, story: impl FnOnce()) -> usize {
 /// The first story, left hung with every worker blocked too, answering
 /// `SIGUSR1` with a snapshot.
 fn hang() -> ! {
-    let trigger = turbowish::report::install_signal_handler().expect("SIGUSR1 trigger");
+    let trigger = turbowish::capture::install_signal_handler().expect("SIGUSR1 trigger");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

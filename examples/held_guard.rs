@@ -65,8 +65,8 @@ fn main() {
             .collect();
         tokio::time::sleep(Duration::from_millis(200)).await;
 
-        let graph = turbowish::trace::resources();
-        let chains = turbowish::trace::chains(&graph);
+        let graph = turbowish::trace::sync::resources();
+        let chains = turbowish::trace::chains::chains(&graph);
         // Identical chains (eight requests queued the same way) print once.
         let mut texts: Vec<(String, usize)> = Vec::new();
         for chain in &chains {
@@ -84,7 +84,7 @@ fn main() {
             let text = c.to_string();
             text.contains("config-reload") && text.contains("fetch_remote")
         });
-        let no_deadlock = turbowish::trace::cycles(&graph).is_empty();
+        let no_deadlock = turbowish::trace::chains::cycles(&graph).is_empty();
         println!(
             "holder named with its frame: {}; deadlock: {}",
             if names_frame && chains.len() == 8 {
@@ -99,7 +99,7 @@ fn main() {
         // a snapshot of this moment for the `turbowish` CLI.
         if let Some(dir) = std::env::var_os("TURBOWISH_DIR") {
             let path =
-                turbowish::report::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
+                turbowish::capture::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
             println!("snapshot: {}", path.display());
         }
 
@@ -109,7 +109,7 @@ fn main() {
         for request in requests {
             served += usize::from(request.await.expect("request task"));
         }
-        let left = turbowish::trace::chains(&turbowish::trace::resources()).len();
+        let left = turbowish::trace::chains::chains(&turbowish::trace::sync::resources()).len();
         println!("after the reload: {served} requests served, {left} chains left");
         assert!(names_frame && chains.len() == 8 && no_deadlock && left == 0);
     });

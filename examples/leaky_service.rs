@@ -18,8 +18,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use turbowish::report::schema::OwnerRef;
-use turbowish::report::{diff, human_bytes, snapshot_to_dir, Snapshot};
+use turbowish::capture::snapshot_to_dir;
+use turbowish::snapshot::format::human_bytes;
+use turbowish::snapshot::schema::Owner;
+use turbowish::snapshot::Snapshot;
+use turbowish_report::diff::diff;
 
 /// One sample per 64 KiB allocated on average: enough to find sites that
 /// grow by megabytes, cheap enough for production.
@@ -176,7 +179,7 @@ fn bytes_by_stack(snap: &Snapshot, name: &str) -> HashMap<Vec<String>, u64> {
         .collect();
     let mut out = HashMap::new();
     for os in &snap.owner_sites {
-        let OwnerRef::Task(id) = os.owner else {
+        let Owner::Task(id) = os.owner else {
             continue;
         };
         if !ids.contains(&id) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Barrier};
+use turbowish::snapshot::table::{MemoryReport, SortKey};
 
 #[global_allocator]
 static ALLOC: turbowish::TurboWish = turbowish::TurboWish::system();
@@ -85,10 +86,10 @@ async fn main() {
     }
 
     ready.wait().await;
-    let tasks = turbowish::trace::tasks();
+    let snapshot = turbowish::capture::snapshot();
     println!("TurboWish: live memory by task\n");
-    let table = turbowish::report::task_table(&tasks, 10);
-    print!("{table}");
+    let report = MemoryReport::new(&snapshot, SortKey::Live, 10);
+    print!("{}", report.table());
     println!(
         "\nBytes are charged to the task that allocated them: the log lines that\n\
          leaky-logger keeps were formatted by the request handlers, so they show\n\
@@ -96,9 +97,10 @@ async fn main() {
     );
 
     // With `TURBOWISH_DIR` set (as `tests/examples_snapshots.rs` does), keep
-    // a snapshot of this moment, the tasks still holding their memory.
+    // the snapshot of this moment, the tasks still holding their memory.
     if let Some(dir) = std::env::var_os("TURBOWISH_DIR") {
-        let path = turbowish::report::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
+        let path = turbowish::capture::write_to_dir(&snapshot, dir.as_ref())
+            .expect("a snapshot in $TURBOWISH_DIR");
         println!("snapshot: {}", path.display());
     }
 

@@ -14,7 +14,9 @@ static ALLOC: turbowish::TurboWish = turbowish::TurboWish::system();
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir =
         std::env::var_os("TURBOWISH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
-    let trigger = turbowish::report::SignalConfig::new().dir(&dir).install()?;
+    let trigger = turbowish::capture::SignalConfig::new()
+        .dir(&dir)
+        .install()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -39,28 +41,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = trigger
         .wait_for_snapshot(before, Duration::from_secs(30))
         .ok_or("no snapshot within 30 s")?;
-    let snapshot = turbowish::report::Snapshot::load(&path)?;
+    let snapshot = turbowish::snapshot::Snapshot::load(&path)?;
 
     println!("snapshot: {}", path.display());
     println!(
         "process {}: {} tasks, {} live in {} blocks",
         snapshot.process.pid,
         snapshot.tasks.len(),
-        turbowish::report::human_bytes(snapshot.totals.live_bytes),
+        turbowish::snapshot::format::human_bytes(snapshot.totals.live_bytes),
         snapshot.totals.live_blocks
     );
     for task in &snapshot.tasks {
         println!(
             "  {:<10} {:>10}",
             task.name,
-            turbowish::report::human_bytes(task.memory.live_bytes)
+            turbowish::snapshot::format::human_bytes(task.memory.live_bytes)
         );
     }
     for bucket in &snapshot.buckets {
         println!(
             "  {:<22} {:>10}",
             bucket.name,
-            turbowish::report::human_bytes(bucket.memory.live_bytes)
+            turbowish::snapshot::format::human_bytes(bucket.memory.live_bytes)
         );
     }
     runtime.shutdown_background();

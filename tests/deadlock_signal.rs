@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use turbowish::report::schema::TaskState;
-use turbowish::report::Snapshot;
+use turbowish::snapshot::schema::TaskState;
+use turbowish::snapshot::Snapshot;
 
 use support::example_binary;
 

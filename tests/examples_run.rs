@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use turbowish::report::Snapshot;
+use turbowish::snapshot::Snapshot;
 
 use support::example_binary;
 

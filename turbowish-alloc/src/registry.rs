@@ -97,7 +97,7 @@ pub fn heap_walk_enabled() -> bool {
 ///     let inside = block.as_ptr() as usize + 12;
 ///     let found = view.find(inside).expect("a live block");
 ///     assert_eq!((found.start, found.size), (block.as_ptr() as usize, 40));
-///     assert_eq!(found.owner, Owner::Untracked);
+///     assert_eq!(found.owner, Owner::Main);
 /// }
 /// ```
 pub fn heap_view() -> Option<HeapView> {

@@ -35,7 +35,8 @@ pub enum Owner {
     /// Allocations outside any task: `main`, plain threads, before `main`,
     /// and thread exit. (`spawn_blocking` closures run as tokio tasks, so
     /// with the `tokio` feature they get a [`Owner::TokioTask`] row.)
-    Untracked,
+    /// Shown as `main (outside tasks)`.
+    Main,
     /// TurboWish's own allocations, and allocations made re-entrantly while
     /// TurboWish was running code that allocates.
     Internal,
@@ -407,7 +408,7 @@ impl Sum {
 /// batch holds the allocation).
 pub(crate) fn owner_of_tag(tag: u32) -> Owner {
     match tag {
-        record::OFF | record::UNTRACKED => Owner::Untracked,
+        record::OFF | record::UNTRACKED => Owner::Main,
         record::INTERNAL => Owner::Internal,
         record::OVERFLOW => Owner::Overflow,
         _ => owner_of(crate::shard::owner_settled(tag)),
@@ -419,7 +420,7 @@ fn owner_of(key: u64) -> Owner {
         Owner::Task(key & !HANDLE_BIT)
     } else if key & BUCKET_BIT != 0 {
         match (key & !BUCKET_BIT) as u32 {
-            UNTRACKED => Owner::Untracked,
+            UNTRACKED => Owner::Main,
             INTERNAL => Owner::Internal,
             OVERFLOW => Owner::Overflow,
             _ => Owner::Overflow,

@@ -16,7 +16,7 @@
 //! * (e) `thread_exit_allocations`: allocations in a Rust thread-local
 //!   destructor, in a pthread key destructor that runs after TurboWish has
 //!   released the thread's shard, and in the body of a thread that exits,
-//!   all work and are charged to `Owner::Untracked`, which returns exactly to
+//!   all work and are charged to `Owner::Main`, which returns exactly to
 //!   its baseline once they are freed. Run in a forked child, where no
 //!   thread of the test harness can move the shared `untracked` bucket;
 //! * (f) `fork_while_another_thread_allocates`: `fork()` while another thread
@@ -25,7 +25,7 @@
 //!   the parent, checks its counts and exits 0;
 //! * (g) `allocation_before_main`: a function in `.init_array` allocates a
 //!   `Box` before `main` (and before the Rust runtime is set up); it works,
-//!   is counted under `Owner::Untracked` and its header names that bucket.
+//!   is counted under `Owner::Main` and its header names that bucket.
 //!
 //! The tests are serialised with a mutex: (d) switches tagging off for the
 //! whole process.
@@ -391,9 +391,9 @@ fn thread_exit_scenario() {
     free_exiting_thread_blocks();
     assert!(STATS_IN_KEY_DTOR.load(Ordering::SeqCst) > 0);
 
-    let base = stats().counters(Owner::Untracked);
+    let base = stats().counters(Owner::Main);
     run_exiting_thread();
-    let after = stats().counters(Owner::Untracked);
+    let after = stats().counters(Owner::Main);
     let kept = (TLS_DTOR_KEEP + KEY_DTOR_KEEP + BODY_KEEP) as u64;
     assert_eq!(
         (after.live_bytes, after.live_blocks),
@@ -403,7 +403,7 @@ fn thread_exit_scenario() {
     assert!(after.total_blocks >= base.total_blocks + 3 + 100 + 2);
 
     free_exiting_thread_blocks();
-    let end = stats().counters(Owner::Untracked);
+    let end = stats().counters(Owner::Main);
     assert_eq!(
         (end.live_bytes, end.live_blocks),
         (base.live_bytes, base.live_blocks),
@@ -562,9 +562,9 @@ static EARLY_BLOCKS_DELTA: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Runs from `.init_array`, before `main` and before the Rust runtime is set
 /// up. Only this thread exists, so the `untracked` delta is exact.
 extern "C" fn before_main() {
-    let before = stats().counters(Owner::Untracked);
+    let before = stats().counters(Owner::Main);
     let early = Box::into_raw(Box::new([0x5A_u8; EARLY_SIZE])).cast::<u8>();
-    let after = stats().counters(Owner::Untracked);
+    let after = stats().counters(Owner::Main);
     EARLY_LIVE_DELTA.store(
         after.live_bytes.wrapping_sub(before.live_bytes),
         Ordering::SeqCst,
@@ -592,7 +592,7 @@ fn allocation_before_main() {
     assert_eq!(EARLY_BLOCKS_DELTA.load(Ordering::SeqCst), 1);
 
     let s = stats();
-    let untracked = s.task(Owner::Untracked).expect("untracked bucket row");
+    let untracked = s.task(Owner::Main).expect("untracked bucket row");
     assert!(untracked.counters.live_bytes >= EARLY_SIZE as u64);
     // The block's header (the 8 bytes in front of it, documented on
     // `TurboWish`) names the untracked bucket's slot.

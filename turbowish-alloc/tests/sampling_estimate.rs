@@ -139,7 +139,7 @@ fn exact_at_interval_1() {
     let all = samples();
     let first_a = a[0].as_ptr() as usize;
     let sample = all.iter().find(|s| s.address == first_a).expect("sampled");
-    assert_eq!(sample.owner, Owner::Untracked);
+    assert_eq!(sample.owner, Owner::Main);
     // Every function at each frame, inlined ones included.
     let mut names: Vec<String> = Vec::new();
     for &ip in &sample.frames {

@@ -580,7 +580,7 @@ impl Balance {
             }
         }
         Balance {
-            untracked: Live::of(stats.task(Owner::Untracked)),
+            untracked: Live::of(stats.task(Owner::Main)),
             overflow: Live::of(stats.task(Owner::Overflow)),
             internal: Live::of(stats.task(Owner::Internal)),
             tasks,

@@ -1,6 +1,6 @@
 //! The examples in CLI.md are real output: every `$ turbowish ...` line of
 //! its `console` blocks that reads only the fixtures and writes to standard
-//! output is run in `tests/fixtures`, and its output must match the lines
+//! output is run in `turbowish-snapshot/tests/fixtures`, and its output must match the lines
 //! that follow it in the block.
 
 mod cli_support;

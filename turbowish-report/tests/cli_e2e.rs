@@ -7,7 +7,8 @@ mod cli_support;
 use cli_support::{
     assert_one_line_error, check_all_commands, decode_pprof, fixture, fixtures, run, run_ok, text,
 };
-use turbowish_report::{human_bytes, Snapshot};
+use turbowish_snapshot::format::human_bytes;
+use turbowish_snapshot::Snapshot;
 
 fn p(name: &str) -> String {
     fixture(name).to_str().unwrap().to_owned()

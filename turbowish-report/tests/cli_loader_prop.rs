@@ -5,7 +5,7 @@
 mod cli_support;
 
 use proptest::prelude::*;
-use turbowish_report::Snapshot;
+use turbowish_snapshot::Snapshot;
 
 fn fixture_bytes() -> Vec<u8> {
     std::fs::read(cli_support::fixture("service.json")).unwrap()
@@ -13,7 +13,7 @@ fn fixture_bytes() -> Vec<u8> {
 
 fn check(bytes: &[u8]) {
     match Snapshot::from_slice(bytes, "damaged.json") {
-        Ok(snap) => assert!(turbowish_report::SUPPORTED_VERSIONS.contains(&snap.format_version)),
+        Ok(snap) => assert!(turbowish_snapshot::SUPPORTED_VERSIONS.contains(&snap.format_version)),
         Err(e) => {
             let msg = e.to_string();
             assert!(msg.starts_with("damaged.json"), "{msg}");

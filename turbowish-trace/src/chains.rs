@@ -1,4 +1,4 @@
-//! Wait-for analysis over [`crate::resources`]: *chains* (a waiter, the
+//! Wait-for analysis over [`crate::sync::resources`]: *chains* (a waiter, the
 //! resource it waits for, the holder, what that holder waits for, …) and
 //! *cycles* (a chain that returns to its start: a deadlock). Pure functions
 //! of a resource list, so a snapshot read later analyses the same way.
@@ -97,8 +97,8 @@ impl<'a> Graph<'a> {
 /// one, unless it already appears inside a longer chain.
 ///
 /// ```
-/// let graph = turbowish_trace::resources();
-/// for chain in turbowish_trace::chains(&graph) {
+/// let graph = turbowish_trace::sync::resources();
+/// for chain in turbowish_trace::chains::chains(&graph) {
 ///     println!("{chain}");
 /// }
 /// ```

@@ -46,7 +46,8 @@ pub trait TracedExt: Future + Sized {
     ///
     /// ```
     /// use std::future::Future;
-    /// use turbowish_trace::{current_frames, TracedExt};
+    /// use turbowish_trace::frame::current_frames;
+    /// use turbowish_trace::TracedExt;
     ///
     /// let fut = async { current_frames().to_string() }.traced("load_user");
     /// let mut fut = std::pin::pin!(fut);

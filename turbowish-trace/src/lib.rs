@@ -9,35 +9,24 @@ compile_error!(
 // Lets `#[derive(Trace)]`'s `::turbowish_trace::` paths work inside this crate.
 extern crate self as turbowish_trace;
 
-mod chains;
-mod frame;
+pub mod chains;
+pub mod frame;
 #[cfg(all(feature = "tokio-unstable", tokio_unstable))]
 mod hooks;
 mod registry;
 mod roots;
-mod task;
-mod trace;
-mod walk;
-
 pub mod sync;
+pub mod task;
+mod trace;
+pub mod walk;
 
-pub use chains::{chains, cycles, Chain, ChainEnd, Cycle, Link};
-pub use frame::{current_frames, Frame, FramePath, Frames, TracedExt, MAX_FRAMES};
-pub use registry::{
-    current_task, registry_len, tasks, TaskInfo, TaskKind, TaskState, LARGE_FUTURE_BYTES,
-};
-pub use roots::{root, unroot, RootId};
-pub use sync::resources;
-pub use task::{spawn, spawn_local, spawn_on, Traced};
+pub use frame::TracedExt;
+pub use task::{spawn, spawn_local, spawn_on};
 pub use trace::{Trace, Tracer};
 pub use turbowish_alloc::context;
 #[cfg(feature = "derive")]
 pub use turbowish_trace_derive::Trace;
-pub use walk::{
-    walk, walk_locating, walk_with, Amount, Block, BlockIndex, GuardLocation, Holder, IndexError,
-    LocatedBlock, RootRetained, TaskRetained, TypeCensus, Unattributed, WalkReport, WalkRoot,
-    WalkStats,
-};
+pub use walk::root;
 
 #[cfg(all(feature = "tokio-unstable", tokio_unstable))]
 pub use hooks::install_hooks;

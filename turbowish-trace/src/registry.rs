@@ -239,8 +239,9 @@ pub fn current_task() -> Option<(u64, Cow<'static, str>)> {
 /// TurboWish task.
 #[derive(Debug, Clone)]
 pub struct TaskInfo {
-    /// What kind of row this is.
-    pub kind: TaskKind,
+    /// Whose row this is: a TurboWish task ([`Owner::Task`]), another
+    /// tokio task, or one of the buckets.
+    pub owner: Owner,
     /// The task's name; for other rows a description such as
     /// `tokio task 42` or `main (outside tasks)`.
     pub name: String,
@@ -262,22 +263,6 @@ pub struct TaskInfo {
     pub root_address: Option<usize>,
     /// Allocation counters of the bytes this task allocated.
     pub memory: Counters,
-}
-
-/// The kind of a [`TaskInfo`] row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskKind {
-    /// Spawned through TurboWish; the value is its TurboWish id.
-    Traced(u64),
-    /// A tokio task not spawned through TurboWish (a library's, say),
-    /// attributed by its tokio id.
-    Tokio(u64),
-    /// Allocations outside any task: `main`, plain threads, `spawn_blocking`.
-    Untracked,
-    /// TurboWish's own allocations.
-    Internal,
-    /// Tasks that found the allocator's record table full.
-    Overflow,
 }
 
 impl TaskInfo {
@@ -306,7 +291,7 @@ impl TaskInfo {
 ///     kept
 /// });
 /// tokio::task::yield_now().await;
-/// let report = turbowish_trace::tasks();
+/// let report = turbowish_trace::task::tasks();
 /// assert!(report.iter().any(|t| t.name == "keeper"));
 /// # job.await.unwrap();
 /// # }
@@ -339,27 +324,19 @@ pub fn tasks() -> Vec<TaskInfo> {
             continue;
         }
         rows.push(match row.owner {
-            Owner::Task(id) => other_row(
-                TaskKind::Traced(id),
-                format!("task #{id} (ended)"),
-                row.counters,
-            ),
+            Owner::Task(id) => {
+                other_row(Owner::Task(id), format!("task #{id} (ended)"), row.counters)
+            }
             Owner::TokioTask(id) => other_row(
-                TaskKind::Tokio(id),
+                Owner::TokioTask(id),
                 format!("tokio task {id}"),
                 row.counters,
             ),
-            Owner::Untracked => other_row(
-                TaskKind::Untracked,
-                "main (outside tasks)".into(),
-                row.counters,
-            ),
-            Owner::Internal => other_row(
-                TaskKind::Internal,
-                "internal (turbowish)".into(),
-                row.counters,
-            ),
-            Owner::Overflow => other_row(TaskKind::Overflow, "overflow".into(), row.counters),
+            Owner::Main => other_row(Owner::Main, "main (outside tasks)".into(), row.counters),
+            Owner::Internal => {
+                other_row(Owner::Internal, "internal (turbowish)".into(), row.counters)
+            }
+            Owner::Overflow => other_row(Owner::Overflow, "overflow".into(), row.counters),
         });
     }
     rows.sort_by(|a, b| {
@@ -381,7 +358,7 @@ fn add_counters(sum: &mut Counters, c: &Counters) {
 
 fn entry_info(entry: &TaskEntry, memory: Counters) -> TaskInfo {
     TaskInfo {
-        kind: TaskKind::Traced(entry.id),
+        owner: Owner::Task(entry.id),
         name: entry.name.to_string(),
         location: Some(entry.location),
         state: Some(entry.state()),
@@ -395,14 +372,14 @@ fn entry_info(entry: &TaskEntry, memory: Counters) -> TaskInfo {
     }
 }
 
-fn other_row(kind: TaskKind, name: String, memory: Counters) -> TaskInfo {
+fn other_row(owner: Owner, name: String, memory: Counters) -> TaskInfo {
     TaskInfo {
-        kind,
+        owner,
         name,
         location: None,
         state: None,
-        tokio_id: match kind {
-            TaskKind::Tokio(id) => Some(id),
+        tokio_id: match owner {
+            Owner::TokioTask(id) => Some(id),
             _ => None,
         },
         created_at: None,

@@ -31,7 +31,7 @@ use crate::trace::Trace;
 /// static CACHE: LazyLock<Cache> = LazyLock::new(|| Cache { entries: Mutex::new(Vec::new()) });
 ///
 /// let id = turbowish_trace::root("cache", &*CACHE);
-/// assert!(turbowish_trace::unroot(id));
+/// assert!(turbowish_trace::walk::unroot(id));
 /// ```
 pub fn root<T: Trace + Sync>(name: impl Into<Cow<'static, str>>, value: &'static T) -> RootId {
     let _internal = turbowish_alloc::internal();

@@ -1,5 +1,6 @@
-//! Spawning through TurboWish: the [`Traced`] task wrapper and the spawn
-//! functions.
+//! Tasks: spawning through TurboWish (the [`Traced`] wrapper and the spawn
+//! functions) and the per-task memory report of the running process
+//! ([`tasks`]).
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -14,13 +15,20 @@ use tokio::task::JoinHandle;
 use turbowish_alloc::{context, TaskTag};
 
 use crate::frame::{FramePath, TaskScope};
-use crate::registry::{self, TaskEntry, TaskState};
+use crate::registry::{self, TaskEntry};
+
+pub use crate::registry::{
+    current_task, registry_len, tasks, TaskInfo, TaskState, LARGE_FUTURE_BYTES,
+};
+/// Who owns a row of memory: the allocator's name for it, used by the task
+/// registry, the resource records and the snapshot alike.
+pub use turbowish_alloc::Owner;
 
 /// Spawns `future` on the current tokio runtime as a task named `name`,
 /// like `tokio::spawn` (same return type; panics outside a runtime, as
 /// `tokio::spawn` does).
 ///
-/// The task's allocations are charged to it, it appears in [`crate::tasks`]
+/// The task's allocations are charged to it, it appears in [`tasks`]
 /// under its name and spawn location, and its future lives in a heap cell
 /// TurboWish owns (the task's root).
 ///
@@ -107,7 +115,7 @@ fn spawning<T>(spawn: impl FnOnce() -> T) -> T {
 /// use std::future::Future;
 /// use std::task::{Context, Poll, Waker};
 ///
-/// let task = turbowish_trace::Traced::new("job", std::panic::Location::caller(), async { 7 });
+/// let task = turbowish_trace::task::Traced::new("job", std::panic::Location::caller(), async { 7 });
 /// let mut task = std::pin::pin!(task);
 /// let poll = task.as_mut().poll(&mut Context::from_waker(Waker::noop()));
 /// assert_eq!(poll, Poll::Ready(7));
@@ -141,7 +149,7 @@ impl<F: Future> Traced<F> {
         }
     }
 
-    /// The TurboWish id of this task (its row in [`crate::tasks`]).
+    /// The TurboWish id of this task (its row in [`tasks`]).
     pub fn id(&self) -> u64 {
         self.entry.id
     }

@@ -20,7 +20,7 @@ fn waiters(name: &str) -> Vec<Party> {
 }
 
 fn resource(name: &str) -> (Vec<Party>, Vec<Party>) {
-    turbowish_trace::resources()
+    turbowish_trace::sync::resources()
         .into_iter()
         .find(|r| r.name == name)
         .map(|r| (r.holders, r.waiters))
@@ -186,7 +186,7 @@ async fn holder_parked_in_names_the_future_it_waits_in() {
         }
     });
     until(|| waiters("parity/parked").len() == 1).await;
-    let text = turbowish_trace::chains(&turbowish_trace::resources())
+    let text = turbowish_trace::chains::chains(&turbowish_trace::sync::resources())
         .iter()
         .map(|c| c.to_string())
         .find(|t| t.contains("parity/parked"))

@@ -25,7 +25,9 @@ use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 use turbowish_alloc::Counters;
-use turbowish_trace::{tasks, TaskInfo, TaskKind, TaskState, TracedExt};
+use turbowish_trace::task::Owner;
+use turbowish_trace::task::{tasks, TaskInfo, TaskState};
+use turbowish_trace::TracedExt;
 
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
@@ -270,7 +272,7 @@ fn spawn_blocking_is_charged_to_the_blocking_task() {
         let rows = tasks();
         let blocking_row = rows
             .iter()
-            .find(|t| t.kind == TaskKind::Tokio(blocking_id))
+            .find(|t| t.owner == Owner::TokioTask(blocking_id))
             .unwrap_or_else(|| panic!("no row for blocking task {blocking_id}: {rows:?}"));
         assert_eq!(blocking_row.name, format!("tokio task {blocking_id}"));
         assert_eq!(blocking_row.tokio_id, Some(blocking_id));
@@ -292,7 +294,7 @@ fn spawn_blocking_is_charged_to_the_blocking_task() {
         drop(bytes);
         let blocking_live = tasks()
             .iter()
-            .find(|t| t.kind == TaskKind::Tokio(blocking_id))
+            .find(|t| t.owner == Owner::TokioTask(blocking_id))
             .map_or(0, |t| t.memory.live_bytes);
         assert_eq!(blocking_live, 0);
     });

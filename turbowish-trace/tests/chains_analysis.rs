@@ -28,8 +28,9 @@
 use std::panic::Location;
 use std::time::Duration;
 
+use turbowish_trace::chains::{chains, cycles, ChainEnd, Cycle, Link};
+use turbowish_trace::frame::FramePath;
 use turbowish_trace::sync::{Access, Party, ResourceInfo, ResourceKind, TaskRef};
-use turbowish_trace::{chains, cycles, ChainEnd, Cycle, FramePath, Link};
 
 /// Task ids used in the graphs, with names `"A"`, `"B"`, ….
 const A: u64 = 1;
@@ -44,7 +45,7 @@ fn task_name(id: u64) -> String {
 
 fn party(task: u64, access: Access) -> Party {
     Party {
-        task: TaskRef::Traced(task),
+        task: TaskRef::Task(task),
         task_name: task_name(task),
         frames: FramePath::default(),
         location: Location::caller(),
@@ -92,7 +93,7 @@ fn mutex(id: u64, name: &str, holder: Option<u64>, waiters: &[u64]) -> ResourceI
 }
 
 fn traced(id: u64) -> TaskRef {
-    TaskRef::Traced(id)
+    TaskRef::Task(id)
 }
 
 fn waiters(links: &[Link]) -> Vec<TaskRef> {

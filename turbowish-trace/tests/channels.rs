@@ -6,8 +6,10 @@
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
+use turbowish_trace::chains::{chains, cycles, ChainEnd};
+use turbowish_trace::spawn_on;
+use turbowish_trace::sync::resources;
 use turbowish_trace::sync::{mpsc, oneshot, Access, ResourceInfo, TaskRef};
-use turbowish_trace::{chains, cycles, resources, spawn_on, ChainEnd};
 
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();

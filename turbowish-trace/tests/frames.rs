@@ -30,7 +30,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 
-use turbowish_trace::{current_frames, current_task, tasks, TaskState, Traced, TracedExt};
+use turbowish_trace::frame::current_frames;
+use turbowish_trace::task::{current_task, tasks, TaskState, Traced};
+use turbowish_trace::TracedExt;
 
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
@@ -323,8 +325,8 @@ fn deep_nesting_is_counted() {
         }
     }
     let extra = 8;
-    let ((names, hidden), _) = drive(nest(turbowish_trace::MAX_FRAMES + extra));
-    assert_eq!(names, vec!["level"; turbowish_trace::MAX_FRAMES]);
+    let ((names, hidden), _) = drive(nest(turbowish_trace::frame::MAX_FRAMES + extra));
+    assert_eq!(names, vec!["level"; turbowish_trace::frame::MAX_FRAMES]);
     assert_eq!(hidden, extra);
     assert!(current_frames().is_empty());
 }
@@ -360,7 +362,7 @@ fn traced_without_tokio() {
         .into_iter()
         .find(|t| t.name == "frames-job")
         .expect("the job is listed");
-    assert_eq!(row.kind, turbowish_trace::TaskKind::Traced(id));
+    assert_eq!(row.owner, turbowish_trace::task::Owner::Task(id));
     assert_eq!(row.state, Some(TaskState::Idle));
     assert_eq!(row.polls, 1);
     assert_eq!(row.tokio_id, None);

@@ -27,7 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use turbowish_alloc::{Owner, TurboWish};
-use turbowish_trace::{Holder, LocatedBlock, TaskRetained, Trace, WalkReport};
+use turbowish_trace::walk::{Holder, LocatedBlock, TaskRetained, WalkReport};
+use turbowish_trace::Trace;
 
 #[global_allocator]
 static A: TurboWish = TurboWish::system().heap_walk();
@@ -60,7 +61,7 @@ fn task_retains_what_its_future_holds() {
             names.len()
         });
         tokio::task::yield_now().await;
-        let report = turbowish_trace::walk().expect("heap-walk mode");
+        let report = turbowish_trace::walk::walk().expect("heap-walk mode");
         let holder = task(&report, "holder");
         // At least the cell, the buffer and both strings; the oneshot's
         // shared block is reachable from main's stack only, not a root.
@@ -81,11 +82,11 @@ fn leaked_box_is_unattributed_with_its_task() {
     let id = rt.block_on(async {
         let handle = turbowish_trace::spawn("leaker", async {
             leak_box();
-            turbowish_trace::current_task().unwrap().0
+            turbowish_trace::task::current_task().unwrap().0
         });
         handle.await.unwrap()
     });
-    let report = turbowish_trace::walk().expect("heap-walk mode");
+    let report = turbowish_trace::walk::walk().expect("heap-walk mode");
     let dark = report
         .unattributed
         .iter()
@@ -112,8 +113,8 @@ static POOL: LazyLock<Pool> = LazyLock::new(|| Pool {
 fn named_root_retains_its_value() {
     let _serial = serial();
     let id = turbowish_trace::root("pool", &*POOL);
-    let report = turbowish_trace::walk().expect("heap-walk mode");
-    turbowish_trace::unroot(id);
+    let report = turbowish_trace::walk::walk().expect("heap-walk mode");
+    turbowish_trace::walk::unroot(id);
     let pool = report.roots.iter().find(|r| r.name == "pool").unwrap();
     // The outer buffer (2 × 24 bytes) and the two inner ones.
     assert_eq!(pool.retained.bytes, 48 + 1000 + 2000);
@@ -155,7 +156,7 @@ fn owned_guard_moved_into_a_task_is_held_by_it() {
         };
         let second = first.await.unwrap().unwrap();
         tokio::task::yield_now().await;
-        let report = turbowish_trace::walk().expect("heap-walk mode");
+        let report = turbowish_trace::walk::walk().expect("heap-walk mode");
         let held: Vec<_> = report
             .guards
             .iter()
@@ -199,8 +200,8 @@ fn walk_locating_names_each_blocks_holder() {
         });
         let kept = addr_rx.await.unwrap();
         let leaked = std::hint::black_box(masked) ^ MASK;
-        let report =
-            turbowish_trace::walk_locating(&[leaked, kept + 1, kept]).expect("heap-walk mode");
+        let report = turbowish_trace::walk::walk_locating(&[leaked, kept + 1, kept])
+            .expect("heap-walk mode");
         let keeper = task(&report, "keeper").id;
         // Listed in address order; `kept + 1` starts no block and is left out.
         let starts: Vec<usize> = report.located.iter().map(|l| l.start).collect();
@@ -224,7 +225,7 @@ fn walk_locating_names_each_blocks_holder() {
         // tests ran first in this process. `leaked_box_is_unattributed_with_
         // its_task` checks the unattributed case; here its size is exact.
         assert_eq!(find(leaked).size, 1_234);
-        assert!(turbowish_trace::walk().unwrap().located.is_empty());
+        assert!(turbowish_trace::walk::walk().unwrap().located.is_empty());
         tx.send(()).unwrap();
         assert_eq!(handle.await.unwrap(), 3_333);
     });
@@ -272,7 +273,7 @@ fn walk_survives_concurrent_churn() {
         let floor = (16 * 100 + 16 * 24) as u64;
         let churn = 2 * (257 * 512 + 512 * 24) as u64;
         for _ in 0..20 {
-            let report = turbowish_trace::walk().expect("heap-walk mode");
+            let report = turbowish_trace::walk::walk().expect("heap-walk mode");
             let steady = task(&report, "steady").retained;
             assert!(steady.blocks >= 17 && steady.bytes >= floor, "{steady:?}");
             assert!(steady.bytes < floor + 16 * 1024 + churn, "{steady:?}");

@@ -6,7 +6,8 @@
 //! nothing; `.ci/run` builds it with the flag.
 #![cfg(all(feature = "tokio-unstable", tokio_unstable))]
 
-use turbowish_trace::{tasks, TaskKind, TaskState};
+use turbowish_trace::task::Owner;
+use turbowish_trace::task::{tasks, TaskState};
 
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
@@ -39,7 +40,7 @@ fn library_tasks_are_registered_and_attributed() {
             .iter()
             .find(|t| t.name == name)
             .unwrap_or_else(|| panic!("no row named {name}: {rows:#?}"));
-        assert!(matches!(row.kind, TaskKind::Traced(_)));
+        assert!(matches!(row.owner, Owner::Task(_)));
         assert_eq!(row.state, Some(TaskState::Idle));
         assert!(row.polls >= 1);
         assert_eq!(row.memory.live_bytes, 40_000);

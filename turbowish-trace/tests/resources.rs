@@ -36,7 +36,7 @@
 //! * `owned_guard_moved_to_another_task`: a `lock_owned()` guard taken in
 //!   task A and moved into task B is recorded as A's, `movable`.
 //! * `plain_tokio_and_thread_holders`: a holder outside TurboWish tasks is
-//!   `TaskRef::Tokio(id)` with tokio's id, or `TaskRef::Thread(_)`.
+//!   `TaskRef::TokioTask(id)` with tokio's id, or `TaskRef::Thread(_)`.
 //! * `uncontended_paths_do_not_allocate`: 1,000 uncontended lock/unlock
 //!   rounds of each lock kind add no block to the task's counters.
 //! * `dropped_resource_leaves_the_graph`: dropping a resource removes it
@@ -57,9 +57,13 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch, Barrier};
 use tokio::task::JoinHandle;
 use turbowish_alloc::Owner;
+use turbowish_trace::chains::{chains, cycles};
+use turbowish_trace::chains::{ChainEnd, Cycle};
+use turbowish_trace::sync::resources;
 use turbowish_trace::sync::{Access, Mutex, ResourceInfo, RwLock, Semaphore, TaskRef};
-use turbowish_trace::{chains, current_task, cycles, resources, spawn, spawn_on};
-use turbowish_trace::{ChainEnd, Cycle, TracedExt};
+use turbowish_trace::task::current_task;
+use turbowish_trace::TracedExt;
+use turbowish_trace::{spawn, spawn_on};
 
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
@@ -217,7 +221,7 @@ fn ring_deadlock(prefix: &str, names: &[&'static str]) {
         );
         assert_eq!(link.waiter.frames.names(), ["credit"]);
         assert_eq!(link.waiter.access, Access::Exclusive);
-        assert!(matches!(link.waiter.task, TaskRef::Traced(_)));
+        assert!(matches!(link.waiter.task, TaskRef::Task(_)));
         assert_eq!(link.holders.len(), 1);
         assert_eq!(link.holders[0].task_name, names[(i + 1) % n]);
         assert_eq!(link.holders[0].frames.names(), ["debit"]);
@@ -834,7 +838,7 @@ fn records_name_task_frames_and_location() {
     assert_eq!(r.location.file(), file!());
     assert_eq!(r.holders.len(), 1);
     let h = &r.holders[0];
-    assert_eq!(h.task, TaskRef::Traced(holder_id));
+    assert_eq!(h.task, TaskRef::Task(holder_id));
     assert_eq!(h.task_name, "rec-holder");
     assert_eq!(h.task.name(), "rec-holder");
     assert_eq!(h.frames.names(), ["transfer", "debit"]);
@@ -847,7 +851,7 @@ fn records_name_task_frames_and_location() {
     assert_eq!(r.waiters.len(), 1);
     let w = &r.waiters[0];
     assert_ne!(waiter_id, holder_id);
-    assert_eq!(w.task, TaskRef::Traced(waiter_id));
+    assert_eq!(w.task, TaskRef::Task(waiter_id));
     assert_eq!(w.task_name, "rec-waiter");
     // The lock future was created outside the frame but is polled (and
     // starts waiting) inside it.
@@ -925,7 +929,7 @@ fn owned_guard_moved_to_another_task() {
     let r = one("owned/lock");
     assert_eq!(r.holders.len(), 1);
     let h = &r.holders[0];
-    assert_eq!(h.task, TaskRef::Traced(a_id));
+    assert_eq!(h.task, TaskRef::Task(a_id));
     assert_eq!(h.task_name, "owned-a");
     assert!(h.movable);
     assert_eq!(h.access, Access::Exclusive);
@@ -936,7 +940,7 @@ fn owned_guard_moved_to_another_task() {
     // A has ended; B still holds, and the record still names A.
     let r = one("owned/lock");
     assert_eq!(r.holders.len(), 1);
-    assert_eq!(r.holders[0].task, TaskRef::Traced(a_id));
+    assert_eq!(r.holders[0].task, TaskRef::Task(a_id));
     b_done.send(()).unwrap();
     runtime.block_on(b).unwrap();
     assert_idle("owned/lock");
@@ -961,7 +965,7 @@ fn plain_tokio_and_thread_holders() {
         })
         .await;
         let h = one("plain/lock").holders.remove(0);
-        assert_eq!(h.task, TaskRef::Tokio(id));
+        assert_eq!(h.task, TaskRef::TokioTask(id));
         assert_eq!(h.task_name, format!("tokio task {id}"));
         release.send(()).unwrap();
         task.await.unwrap();

@@ -3,15 +3,15 @@
 use std::panic::Location;
 use std::time::Duration;
 
+use turbowish_trace::frame::FramePath;
 use turbowish_trace::sync::{Access, Party, ResourceInfo, ResourceKind, TaskRef};
-use turbowish_trace::FramePath;
 
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
 
 fn party(id: u64, name: &str, access: Access) -> Party {
     Party {
-        task: TaskRef::Traced(id),
+        task: TaskRef::Task(id),
         task_name: name.to_string(),
         frames: FramePath::default(),
         location: Location::caller(),
@@ -58,13 +58,13 @@ fn chain_names_the_followed_holder_first() {
             vec![party(2, "stuck-reader", Access::Exclusive)],
         ),
     ];
-    let chains = turbowish_trace::chains(&graph);
+    let chains = turbowish_trace::chains::chains(&graph);
     let chain = &chains[0];
     assert_eq!(chain.links.len(), 2);
-    assert_eq!(chain.links[0].waiter.task, TaskRef::Traced(3));
-    assert_eq!(chain.links[0].holders[0].task, TaskRef::Traced(2));
+    assert_eq!(chain.links[0].waiter.task, TaskRef::Task(3));
+    assert_eq!(chain.links[0].holders[0].task, TaskRef::Task(2));
     assert_eq!(chain.links[0].holders.len(), 2);
-    assert_eq!(chain.links[1].waiter.task, TaskRef::Traced(2));
+    assert_eq!(chain.links[1].waiter.task, TaskRef::Task(2));
     let text = chain.to_string();
     assert!(
         text.contains("held by task \"stuck-reader\""),
@@ -122,7 +122,7 @@ fn try_and_owned_variants_record_and_release() {
     use turbowish_trace::sync::{Access, Mutex, RwLock, Semaphore};
 
     fn holders(name: &str) -> Vec<Access> {
-        turbowish_trace::resources()
+        turbowish_trace::sync::resources()
             .into_iter()
             .filter(|r| r.name == name)
             .flat_map(|r| r.holders.into_iter().map(|h| h.access))
@@ -174,7 +174,7 @@ fn try_and_owned_variants_record_and_release() {
         assert_eq!(sem.available_permits(), 1);
         sem.try_acquire().unwrap().forget();
         assert_eq!(sem.available_permits(), 0);
-        let info = turbowish_trace::resources()
+        let info = turbowish_trace::sync::resources()
             .into_iter()
             .find(|r| r.name == "variants/sem")
             .unwrap();

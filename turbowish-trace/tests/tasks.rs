@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 use turbowish_alloc::{stats, sweep_idle_records, Owner};
-use turbowish_trace::{registry_len, tasks, TaskInfo, TaskKind, TaskState};
+use turbowish_trace::task::{registry_len, tasks, TaskInfo, TaskState};
 
 #[global_allocator]
 static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
@@ -65,15 +65,15 @@ fn find_row(name: &str) -> Option<TaskInfo> {
 }
 
 fn traced_id(row: &TaskInfo) -> u64 {
-    match row.kind {
-        TaskKind::Traced(id) => id,
+    match row.owner {
+        Owner::Task(id) => id,
         other => panic!("row {:?} is {other:?}, not a traced task", row.name),
     }
 }
 
 /// Whether any `tasks()` row belongs to TurboWish task `id`.
 fn has_row(id: u64) -> bool {
-    tasks().iter().any(|t| t.kind == TaskKind::Traced(id))
+    tasks().iter().any(|t| t.owner == Owner::Task(id))
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn completed_task_holding_nothing() {
         assert!(find_row("tasks-completed-empty").is_none());
         let leftover: Vec<TaskInfo> = tasks()
             .into_iter()
-            .filter(|t| t.kind == TaskKind::Traced(id))
+            .filter(|t| t.owner == Owner::Task(id))
             .collect();
         // Its record is not recycled when the task's tag is dropped (this
         // thread's counter batch still points at it), and `stats()` lists
@@ -392,7 +392,7 @@ fn rows_add_up_to_the_allocator_total() {
         );
         assert!(rows
             .iter()
-            .any(|t| matches!(t.kind, TaskKind::Tokio(_)) && t.memory.live_bytes >= 3000));
+            .any(|t| matches!(t.owner, Owner::TokioTask(_)) && t.memory.live_bytes >= 3000));
         drop(rows);
         let after = stats();
         let expected = before.total.live_bytes + before.tasks.capacity() as u64 * task_stats;
@@ -451,7 +451,7 @@ fn registry_stays_bounded_over_a_million_tasks() {
     // Rows of ended tasks (no longer in the registry) that hold nothing.
     let empty_ended_rows = tasks()
         .iter()
-        .filter(|t| t.state.is_none() && matches!(t.kind, TaskKind::Traced(_)))
+        .filter(|t| t.state.is_none() && matches!(t.owner, Owner::Task(_)))
         .filter(|t| t.memory.live_blocks == 0)
         .count();
     sweep_idle_records();

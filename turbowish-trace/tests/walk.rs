@@ -50,9 +50,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
 use turbowish_alloc::Owner;
-use turbowish_trace::{
-    walk_with, Amount, Block, BlockIndex, Holder, Trace, TypeCensus, WalkReport, WalkRoot,
+use turbowish_trace::walk::{
+    walk_with, Amount, Block, BlockIndex, Holder, TypeCensus, WalkReport, WalkRoot,
 };
+use turbowish_trace::Trace;
 
 #[global_allocator]
 static A: Recording = Recording;
@@ -74,7 +75,7 @@ static USED: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// The owner id allocations on this thread are recorded under (0: not
-    /// recording). `Owner::Task(id)` for id > 1, `Owner::Untracked` for 1.
+    /// recording). `Owner::Task(id)` for id > 1, `Owner::Main` for 1.
     static RECORDING: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -190,7 +191,7 @@ fn index() -> BlockIndex {
             start,
             size,
             owner: match owner {
-                1 => Owner::Untracked,
+                1 => Owner::Main,
                 INTERNAL => Owner::Internal,
                 id => Owner::Task(id as u64),
             },
@@ -807,15 +808,15 @@ fn locked_mutex_is_scanned_instead() {
 #[test]
 fn walk_is_none_without_heap_walk_mode() {
     // This binary's allocator keeps no live-block registry.
-    assert!(turbowish_trace::walk().is_none());
+    assert!(turbowish_trace::walk::walk().is_none());
 }
 
 #[test]
 fn roots_register_and_unregister() {
     static CACHE: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let id = turbowish_trace::root("cache", &CACHE);
-    assert!(turbowish_trace::unroot(id));
-    assert!(!turbowish_trace::unroot(id));
+    assert!(turbowish_trace::walk::unroot(id));
+    assert!(!turbowish_trace::walk::unroot(id));
 }
 
 /// A cycle through blocks the index does not list (allocated after the
@@ -894,7 +895,7 @@ fn retained_and_shared_agree_with_a_brute_force_model() {
                 owner: if internal[i] {
                     Owner::Internal
                 } else {
-                    Owner::Untracked
+                    Owner::Main
                 },
             })
             .collect();

@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use turbowish_report::{
-    chains_dot, chains_text, diff, pprof_gz, task_sites, write_atomic, FoldedStacks, MemoryReport,
-    Snapshot, SortKey,
-};
+use turbowish_report::chains::{chains_dot, chains_text};
+use turbowish_report::diff::diff;
+use turbowish_report::flame::FoldedStacks;
+use turbowish_report::pprof::pprof_gz;
+use turbowish_report::sites::task_sites;
+use turbowish_snapshot::atomic_write::write_atomic;
+use turbowish_snapshot::table::{MemoryReport, SortKey};
+use turbowish_snapshot::Snapshot;
 
 /// Reads TurboWish heap snapshots: memory per task, who holds which lock,
 /// deadlocks, growth between snapshots, flame graphs and pprof profiles.

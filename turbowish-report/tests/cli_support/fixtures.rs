@@ -15,7 +15,7 @@
 //! per task, retained sites, a named root, unattributed memory, a census and
 //! guard locations).
 
-use turbowish_report::schema::*;
+use turbowish_snapshot::schema::*;
 
 /// The sampling interval of the sampled fixtures.
 pub(crate) const INTERVAL: u64 = 65_536;
@@ -118,21 +118,21 @@ pub(crate) fn service() -> Snapshot {
     ];
     let buckets = vec![
         bucket(
-            OwnerRef::Main,
+            Owner::Main,
             "main (outside tasks)",
             counters(1_310_720, 210, 3_145_728, 900, 1_572_864),
         ),
         bucket(
-            OwnerRef::Internal,
+            Owner::Internal,
             "internal (turbowish)",
             counters(98_304, 14, 131_072, 30, 98_304),
         ),
         bucket(
-            OwnerRef::TokioTask(17),
+            Owner::TokioTask(17),
             "tokio task 17",
             counters(12_288, 2, 16_384, 4, 12_288),
         ),
-        bucket(OwnerRef::Overflow, "overflow", Counters::default()),
+        bucket(Owner::Overflow, "overflow", Counters::default()),
     ];
     let mut totals = Counters::default();
     for c in tasks
@@ -158,14 +158,14 @@ pub(crate) fn service() -> Snapshot {
         site(5, &[9, 10, 3], 2),    // audit entry, one unsymbolised frame
     ];
     let owner_sites = vec![
-        owner_site(OwnerRef::Task(5), 0, 80),
-        owner_site(OwnerRef::Task(2), 1, 2),
-        owner_site(OwnerRef::Task(3), 1, 3),
-        owner_site(OwnerRef::Task(4), 1, 1),
-        owner_site(OwnerRef::Task(3), 2, 1),
-        owner_site(OwnerRef::Task(1), 3, 2),
-        owner_site(OwnerRef::Main, 4, 16),
-        owner_site(OwnerRef::Task(8), 5, 2),
+        owner_site(Owner::Task(5), 0, 80),
+        owner_site(Owner::Task(2), 1, 2),
+        owner_site(Owner::Task(3), 1, 3),
+        owner_site(Owner::Task(4), 1, 1),
+        owner_site(Owner::Task(3), 2, 1),
+        owner_site(Owner::Task(1), 3, 2),
+        owner_site(Owner::Main, 4, 16),
+        owner_site(Owner::Task(8), 5, 2),
     ];
 
     let a_holds = party(
@@ -373,7 +373,7 @@ pub(crate) fn service_later() -> Snapshot {
         }
     }
     snap.owner_sites.retain(|os| os.site != 5);
-    snap.owner_sites.push(owner_site(OwnerRef::Task(10), 1, 1));
+    snap.owner_sites.push(owner_site(Owner::Task(10), 1, 1));
     snap.sites.retain(|s| s.id != 5);
     for s in &mut snap.sites {
         let samples: u64 = snap
@@ -481,15 +481,15 @@ pub(crate) fn service_walk() -> Snapshot {
         }],
         unattributed: vec![
             UnattributedWalk {
-                owner: OwnerRef::Main,
+                owner: Owner::Main,
                 amount: amount(1_212_416, 198),
             },
             UnattributedWalk {
-                owner: OwnerRef::Task(8),
+                owner: Owner::Task(8),
                 amount: amount(131_072, 2),
             },
             UnattributedWalk {
-                owner: OwnerRef::Internal,
+                owner: Owner::Internal,
                 amount: amount(98_304, 14),
             },
         ],
@@ -656,7 +656,7 @@ fn task(
     }
 }
 
-fn bucket(owner: OwnerRef, name: &str, memory: Counters) -> Bucket {
+fn bucket(owner: Owner, name: &str, memory: Counters) -> Bucket {
     Bucket {
         owner,
         name: name.to_owned(),
@@ -676,7 +676,7 @@ fn site(id: u32, stack: &[u32], samples: u64) -> Site {
     }
 }
 
-fn owner_site(owner: OwnerRef, site: u32, samples: u64) -> OwnerSite {
+fn owner_site(owner: Owner, site: u32, samples: u64) -> OwnerSite {
     OwnerSite {
         owner,
         site,

@@ -14,11 +14,14 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use turbowish_report::{human_bytes, FoldedStacks, Snapshot};
+use turbowish_report::flame::FoldedStacks;
+use turbowish_snapshot::format::human_bytes;
+use turbowish_snapshot::Snapshot;
 
 /// The directory of the checked-in fixtures (for this package's tests).
 pub(crate) fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    // The format crate keeps the sample files of the format.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../turbowish-snapshot/tests/fixtures")
 }
 
 /// Path of a checked-in fixture.

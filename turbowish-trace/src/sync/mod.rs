@@ -1,7 +1,7 @@
 //! Instrumented synchronisation resources: drop-in replacements for
 //! `tokio::sync`'s `Mutex`, `RwLock`, `Semaphore`, `mpsc` and `oneshot` that
-//! record who holds them and who waits, for [`crate::resources`], [`crate::chains`] and
-//! [`crate::cycles`].
+//! record who holds them and who waits, for [`crate::sync::resources`], [`crate::chains`] and
+//! [`crate::chains::cycles`].
 //!
 //! Recording a holder on the uncontended path takes a spin lock (one atomic
 //! swap) on the resource's record table, a read of the coarse

@@ -13,7 +13,7 @@ use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, W
 
 /// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
 /// waiters (task, frame path, location, since when) appear in
-/// [`crate::resources`]. Swap the import to use it.
+/// [`crate::sync::resources`]. Swap the import to use it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

@@ -80,10 +80,12 @@ impl Access {
 /// Which task a holder or waiter is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TaskRef {
-    /// A task spawned through TurboWish, by its TurboWish id.
-    Traced(u64),
-    /// Another tokio task, by tokio id.
-    Tokio(u64),
+    /// A task spawned through TurboWish, by its TurboWish id (as
+    /// [`Owner::Task`](crate::task::Owner::Task)).
+    Task(u64),
+    /// Another tokio task, by tokio id (as
+    /// [`Owner::TokioTask`](crate::task::Owner::TokioTask)).
+    TokioTask(u64),
     /// Code outside any task (`main`, a plain thread, `block_on`), by a
     /// process-unique number of the thread (threads are distinct parties:
     /// two of them waiting on each other's locks is no single task's wait).
@@ -93,10 +95,10 @@ pub enum TaskRef {
 impl TaskRef {
     pub(crate) fn current() -> TaskRef {
         if let Some(id) = registry::current_task_id() {
-            return TaskRef::Traced(id);
+            return TaskRef::Task(id);
         }
         match tokio::task::try_id() {
-            Some(id) => TaskRef::Tokio(turbowish_alloc::tokio_task_number(id)),
+            Some(id) => TaskRef::TokioTask(turbowish_alloc::tokio_task_number(id)),
             None => TaskRef::Thread(thread_number()),
         }
     }
@@ -104,10 +106,10 @@ impl TaskRef {
     /// A human name: the task's name, `tokio task N`, or `main/thread`.
     pub fn name(&self) -> String {
         match *self {
-            TaskRef::Traced(id) => {
+            TaskRef::Task(id) => {
                 registry::task_name(id).unwrap_or_else(|| format!("task #{id} (ended)"))
             }
-            TaskRef::Tokio(id) => format!("tokio task {id}"),
+            TaskRef::TokioTask(id) => format!("tokio task {id}"),
             TaskRef::Thread(n) => format!("thread #{n} (outside tasks)"),
         }
     }
@@ -320,7 +322,7 @@ impl ResourceState {
         };
         let holder = |r: &Record| Party {
             parked_in: match r.task {
-                TaskRef::Traced(id) => registry::parked_path(id),
+                TaskRef::Task(id) => registry::parked_path(id),
                 _ => None,
             },
             ..party(r)
@@ -589,7 +591,7 @@ pub struct Party {
     pub parked_in: Option<FramePath>,
 }
 
-/// One resource of the wait-for graph: see [`crate::resources`].
+/// One resource of the wait-for graph: see [`crate::sync::resources`].
 #[derive(Debug, Clone)]
 pub struct ResourceInfo {
     /// Process-unique id.
@@ -611,14 +613,14 @@ pub struct ResourceInfo {
 }
 
 /// The wait-for graph now: every live instrumented resource with its holders
-/// and waiters. Analyse it with [`crate::chains`] and [`crate::cycles`].
+/// and waiters. Analyse it with [`crate::chains`] and [`crate::chains::cycles`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let lock = turbowish_trace::sync::Mutex::new_named("config", 0);
 /// let _guard = lock.lock().await;
-/// let graph = turbowish_trace::resources();
+/// let graph = turbowish_trace::sync::resources();
 /// let config = graph.iter().find(|r| r.name == "config").unwrap();
 /// assert_eq!(config.holders.len(), 1);
 /// # }

@@ -13,7 +13,7 @@ use super::owned::{erase, Owned, Recorded};
 use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// An async reader-writer lock with the API of `tokio::sync::RwLock`, whose
-/// readers, writer and waiters appear in [`crate::resources`].
+/// readers, writer and waiters appear in [`crate::sync::resources`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

@@ -10,7 +10,7 @@ use super::acquire_recorded;
 use super::resource::{Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState};
 
 /// A counting semaphore with the API of `tokio::sync::Semaphore`, whose
-/// permit holders and waiters appear in [`crate::resources`].
+/// permit holders and waiters appear in [`crate::sync::resources`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

@@ -618,7 +618,7 @@ mod tests {
                     owner: if next(25) == 0 {
                         Owner::Internal
                     } else {
-                        Owner::Untracked
+                        Owner::Main
                     },
                 })
                 .collect();

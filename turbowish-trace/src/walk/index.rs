@@ -251,7 +251,7 @@ mod tests {
         Block {
             start,
             size,
-            owner: Owner::Untracked,
+            owner: Owner::Main,
         }
     }
 

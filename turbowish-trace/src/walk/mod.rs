@@ -99,6 +99,7 @@ mod scan;
 use std::mem::size_of_val;
 use std::time::Instant;
 
+pub use crate::roots::{root, unroot, RootId};
 pub use index::{Block, BlockIndex, IndexError};
 pub use report::{
     Amount, GuardLocation, Holder, LocatedBlock, RootRetained, TaskRetained, TypeCensus,
@@ -125,7 +126,7 @@ pub fn walk() -> Option<WalkReport> {
 ///
 /// ```
 /// // Not in heap-walk mode here, so there is no heap to walk.
-/// assert!(turbowish_trace::walk_locating(&[0x1000]).is_none());
+/// assert!(turbowish_trace::walk::walk_locating(&[0x1000]).is_none());
 /// ```
 pub fn walk_locating(starts: &[usize]) -> Option<WalkReport> {
     let _internal = turbowish_alloc::internal();
@@ -158,16 +159,16 @@ pub fn walk_locating(starts: &[usize]) -> Option<WalkReport> {
 ///
 /// ```
 /// use turbowish_alloc::Owner;
-/// use turbowish_trace::{walk_with, Block, BlockIndex, WalkRoot};
+/// use turbowish_trace::walk::{walk_with, Block, BlockIndex, WalkRoot};
 ///
 /// let names: Vec<String> = vec!["ada".into(), "grace".into()];
 /// let mut blocks = vec![Block {
 ///     start: names.as_ptr() as usize,
 ///     size: names.capacity() * size_of::<String>(),
-///     owner: Owner::Untracked,
+///     owner: Owner::Main,
 /// }];
 /// for name in &names {
-///     blocks.push(Block { start: name.as_ptr() as usize, size: name.capacity(), owner: Owner::Untracked });
+///     blocks.push(Block { start: name.as_ptr() as usize, size: name.capacity(), owner: Owner::Main });
 /// }
 /// // SAFETY: the blocks are `names`' buffers, alive until the end.
 /// let index = unsafe { BlockIndex::new(blocks) }.unwrap();

@@ -9,7 +9,7 @@ use turbowish_alloc::Owner;
 #[derive(Debug, Clone, Default)]
 pub struct WalkReport {
     /// Per task spawned through TurboWish (and per task root given to
-    /// [`crate::walk_with`]), in root order.
+    /// [`crate::walk::walk_with`]), in root order.
     pub tasks: Vec<TaskRetained>,
     /// Per named root ([`crate::root`]), in root order.
     pub roots: Vec<RootRetained>,
@@ -22,13 +22,13 @@ pub struct WalkReport {
     pub guards: Vec<GuardLocation>,
     /// What the walk did.
     pub stats: WalkStats,
-    /// Who holds each block asked for with [`crate::walk_locating`], in
+    /// Who holds each block asked for with [`crate::walk::walk_locating`], in
     /// address order; blocks not live at the walk are left out. Empty for
     /// [`crate::walk`].
     pub located: Vec<LocatedBlock>,
 }
 
-/// Who holds one block the caller asked about ([`crate::walk_locating`]):
+/// Who holds one block the caller asked about ([`crate::walk::walk_locating`]):
 /// how a profiler joins its own per-block data (sampled stacks) to the walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocatedBlock {
@@ -134,7 +134,7 @@ pub struct TypeCensus {
 /// A held TurboWish guard (or permit) found in a root's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardLocation {
-    /// The resource's id (as in [`crate::resources`]).
+    /// The resource's id (as in [`crate::sync::resources`]).
     pub resource_id: u64,
     /// The resource's name.
     pub resource_name: String,

@@ -21,7 +21,8 @@
 use std::sync::{Arc, LazyLock};
 
 use turbowish_alloc::TurboWish;
-use turbowish_report::schema::{Amount, CensusRow, OwnerRef, Snapshot, TaskRef, WalkHolder};
+use turbowish_snapshot::schema::{Amount, CensusRow, Owner, Snapshot, TaskRef, WalkHolder};
+use turbowish_snapshot::table::{MemoryReport, SortKey};
 use turbowish_trace::Trace;
 
 #[global_allocator]
@@ -62,7 +63,7 @@ fn snapshot_walk_section_guards_and_cli() {
 
         let leaker = turbowish_trace::spawn("leaker", async {
             leak_box();
-            turbowish_trace::current_task().unwrap().0
+            turbowish_trace::task::current_task().unwrap().0
         });
         let leaker_id = leaker.await.unwrap();
 
@@ -93,7 +94,7 @@ fn snapshot_walk_section_guards_and_cli() {
             tokio::task::yield_now().await;
         }
 
-        let snap = turbowish_report::snapshot();
+        let snap = turbowish_capture::snapshot();
 
         release.send(true).unwrap();
         assert_eq!(holder.await.unwrap(), HELD);
@@ -102,7 +103,7 @@ fn snapshot_walk_section_guards_and_cli() {
         assert_eq!(*ledger.lock().await, 11);
         (snap, leaker_id)
     });
-    turbowish_trace::unroot(pool);
+    turbowish_trace::walk::unroot(pool);
     let (snap, leaker_id) = snap;
     check_walk(&snap, leaker_id);
     check_root(&snap);
@@ -155,7 +156,7 @@ fn check_walk(snap: &Snapshot, leaker_id: u64) {
     let leaked = walk
         .unattributed
         .iter()
-        .find(|u| u.owner == OwnerRef::Task(leaker_id))
+        .find(|u| u.owner == Owner::Task(leaker_id))
         .unwrap_or_else(|| panic!("leaker {leaker_id} not in {:?}", walk.unattributed));
     assert_eq!(
         (leaked.amount.bytes, leaked.amount.blocks),
@@ -234,17 +235,12 @@ fn check_guards(snap: &Snapshot) {
     );
 }
 
+/// The table `turbowish report --top 100` prints for the file (the same
+/// renderer; the CLI itself is tested on real snapshots in the root
+/// package's `tests/cli_on_real_snapshot.rs`).
 fn check_cli(snap: &Snapshot, json: &[u8]) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("walk.json");
-    std::fs::write(&path, json).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_turbowish"))
-        .args(["report", "--top", "100"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
+    let loaded = Snapshot::from_slice(json, "walk.json").unwrap();
+    let text = MemoryReport::new(&loaded, SortKey::Live, 100).to_string();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
@@ -266,7 +262,7 @@ fn check_cli(snap: &Snapshot, json: &[u8]) {
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         format!("{} {}", cells[5], cells[6]),
-        turbowish_report::human_bytes(holder.retained.bytes),
+        turbowish_snapshot::format::human_bytes(holder.retained.bytes),
         "{row}"
     );
     assert!(text.contains("reachable from no task or root"), "{text}");

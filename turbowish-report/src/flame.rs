@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use super::names::Names;
-use crate::schema::{OwnerRef, Snapshot};
+use crate::labels::Names;
+use turbowish_snapshot::schema::{Owner, Snapshot};
 
 /// Collapsed stacks of live bytes: each stack starts at its owner's name
 /// (task or bucket), then the frames outermost to innermost; the count is
@@ -16,8 +16,8 @@ use crate::schema::{OwnerRef, Snapshot};
 /// still shows memory by task.
 ///
 /// ```
-/// # let snap: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service.json")).unwrap();
-/// let folded = turbowish_report::FoldedStacks::new(&snap);
+/// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
+/// let folded = turbowish_report::flame::FoldedStacks::new(&snap);
 /// assert!(folded.sampled);
 /// assert!(folded.to_string().lines().all(|l| l.rsplit_once(' ').is_some()));
 /// ```
@@ -45,7 +45,7 @@ impl FoldedStacks {
         if sampled {
             // Many owners share a site: fold each site's frames once.
             let mut suffixes: HashMap<u32, String> = HashMap::new();
-            let mut owners: HashMap<OwnerRef, String> = HashMap::new();
+            let mut owners: HashMap<Owner, String> = HashMap::new();
             for os in &snap.owner_sites {
                 let suffix = suffixes.entry(os.site).or_insert_with(|| {
                     let frames = names

@@ -89,6 +89,29 @@ pub struct Counters {
     pub peak_live_bytes: u64,
 }
 
+impl Counters {
+    /// Adds `other` field by field, saturating: a snapshot is untrusted
+    /// input, and a sum that overflows shows as `u64::MAX` rather than
+    /// wrapping to a small figure or panicking.
+    ///
+    /// For a sum of rows, `peak_live_bytes` is the sum of their peaks,
+    /// which they need not have reached at the same moment.
+    ///
+    /// ```
+    /// use turbowish_snapshot::schema::Counters;
+    /// let mut sum = Counters { live_bytes: u64::MAX, ..Counters::default() };
+    /// sum.add(&Counters { live_bytes: 1, live_blocks: 2, ..Counters::default() });
+    /// assert_eq!((sum.live_bytes, sum.live_blocks), (u64::MAX, 2));
+    /// ```
+    pub fn add(&mut self, other: &Counters) {
+        self.live_bytes = self.live_bytes.saturating_add(other.live_bytes);
+        self.live_blocks = self.live_blocks.saturating_add(other.live_blocks);
+        self.total_bytes = self.total_bytes.saturating_add(other.total_bytes);
+        self.total_blocks = self.total_blocks.saturating_add(other.total_blocks);
+        self.peak_live_bytes = self.peak_live_bytes.saturating_add(other.peak_live_bytes);
+    }
+}
+
 /// Use of the allocator's record table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordUsage {
@@ -101,7 +124,7 @@ pub struct RecordUsage {
 /// Who owns a row of memory: a task, or one of the buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum OwnerRef {
+pub enum Owner {
     /// A task spawned through TurboWish (or registered by tokio's hooks),
     /// by its TurboWish id ([`Task::id`]).
     Task(u64),
@@ -140,7 +163,7 @@ pub struct Task {
     pub memory: Counters,
 }
 
-/// A task's state (see `turbowish_trace::TaskState`).
+/// A task's state (see `turbowish_trace::task::TaskState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
@@ -156,11 +179,25 @@ pub enum TaskState {
     Aborted,
 }
 
+impl TaskState {
+    /// The state as the CLI and the tables print it: `idle`, `running`,
+    /// `completed`, `panicked`, `aborted` (the JSON spelling too).
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::Idle => "idle",
+            TaskState::Running => "running",
+            TaskState::Completed => "completed",
+            TaskState::Panicked => "panicked",
+            TaskState::Aborted => "aborted",
+        }
+    }
+}
+
 /// Memory outside named tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Which bucket.
-    pub owner: OwnerRef,
+    pub owner: Owner,
     /// Its display name: `main (outside tasks)`, `internal (turbowish)`,
     /// `overflow`, `tokio task 17`.
     pub name: String,
@@ -214,7 +251,7 @@ pub struct Site {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerSite {
     /// The allocating owner.
-    pub owner: OwnerRef,
+    pub owner: Owner,
     /// The site ([`Site::id`]).
     pub site: u32,
     /// Estimated live bytes.
@@ -361,7 +398,7 @@ pub struct Cycle {
 }
 
 /// What the heap walk found: which task or named root *retains* each live
-/// block (see `turbowish_trace::walk`).
+/// block (see `turbowish_trace::walk::walk`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Walk {
     /// Per TurboWish task, in the walk's root order.
@@ -386,6 +423,14 @@ pub struct Amount {
     pub bytes: u64,
     /// Blocks.
     pub blocks: u64,
+}
+
+impl Amount {
+    /// Adds `other`, saturating (see [`Counters::add`]).
+    pub fn add(&mut self, other: &Amount) {
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.blocks = self.blocks.saturating_add(other.blocks);
+    }
 }
 
 /// What one task's root reaches.
@@ -436,7 +481,7 @@ pub struct RootWalk {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnattributedWalk {
     /// Who allocated it.
-    pub owner: OwnerRef,
+    pub owner: Owner,
     /// How much.
     pub amount: Amount,
 }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::SIGUSR1;
 use signal_hook::iterator::Signals;
 
-use crate::write::{snapshot_to_dir, SnapshotError};
+use turbowish_snapshot::atomic_write::WriteError;
+
+use crate::snapshot_file::{snapshot_to_dir, SnapshotError};
 
 /// Installs the `SIGUSR1` trigger with the default configuration: snapshots
 /// go to `$TURBOWISH_DIR`, or the current directory when it is unset (see
@@ -29,9 +31,9 @@ use crate::write::{snapshot_to_dir, SnapshotError};
 /// same directory returns the same trigger.
 ///
 /// ```no_run
-/// let trigger = turbowish_report::install_signal_handler()?;
+/// let trigger = turbowish_capture::install_signal_handler()?;
 /// println!("kill -USR1 {} writes to {}", std::process::id(), trigger.dir().display());
-/// # Ok::<(), turbowish_report::SnapshotError>(())
+/// # Ok::<(), turbowish_capture::SnapshotError>(())
 /// ```
 pub fn install_signal_handler() -> Result<SignalHandle, SnapshotError> {
     SignalConfig::new().install()
@@ -41,9 +43,9 @@ pub fn install_signal_handler() -> Result<SignalHandle, SnapshotError> {
 ///
 /// ```
 /// let dir = std::env::temp_dir();
-/// let trigger = turbowish_report::SignalConfig::new().dir(&dir).install()?;
+/// let trigger = turbowish_capture::SignalConfig::new().dir(&dir).install()?;
 /// assert_eq!(trigger.dir(), std::path::absolute(&dir).unwrap());
-/// # Ok::<(), turbowish_report::SnapshotError>(())
+/// # Ok::<(), turbowish_capture::SnapshotError>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct SignalConfig {
@@ -76,9 +78,11 @@ impl SignalConfig {
                 .filter(|d| !d.is_empty())
                 .map_or_else(|| PathBuf::from("."), PathBuf::from)
         });
-        let dir_error = |source| SnapshotError::Dir {
-            dir: dir.clone(),
-            source,
+        let dir_error = |source| {
+            SnapshotError::File(WriteError::Dir {
+                dir: dir.clone(),
+                source,
+            })
         };
         let dir = std::path::absolute(&dir).map_err(dir_error)?;
         if !std::fs::metadata(&dir).map_err(dir_error)?.is_dir() {
@@ -193,7 +197,7 @@ impl SignalHandle {
     /// `timeout` passes; returns the last file, or `None` on timeout.
     ///
     /// ```
-    /// let trigger = turbowish_report::SignalConfig::new()
+    /// let trigger = turbowish_capture::SignalConfig::new()
     ///     .dir(std::env::temp_dir())
     ///     .install()?;
     /// let before = trigger.snapshots_written();
@@ -202,9 +206,9 @@ impl SignalHandle {
     /// let file = trigger
     ///     .wait_for_snapshot(before, std::time::Duration::from_secs(30))
     ///     .expect("a snapshot within 30 s");
-    /// let snapshot = turbowish_report::Snapshot::load(&file).unwrap();
+    /// let snapshot = turbowish_snapshot::Snapshot::load(&file).unwrap();
     /// # std::fs::remove_file(&file).unwrap();
-    /// # Ok::<(), turbowish_report::SnapshotError>(())
+    /// # Ok::<(), turbowish_capture::SnapshotError>(())
     /// ```
     pub fn wait_for_snapshot(&self, written: u64, timeout: Duration) -> Option<PathBuf> {
         let deadline = Instant::now() + timeout;

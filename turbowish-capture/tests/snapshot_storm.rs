@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use turbowish_alloc::{Owner, TurboWish};
-use turbowish_report::schema::{Counters, OwnerRef};
-use turbowish_report::Snapshot;
+use turbowish_snapshot::schema::{self, Counters};
+use turbowish_snapshot::Snapshot;
 
 #[global_allocator]
 static ALLOC: TurboWish = TurboWish::system();
@@ -32,7 +32,7 @@ fn main() {
 }
 
 /// Owner, counters: the allocator's rows as the child saw them, quiet.
-type Rows = Vec<(OwnerRef, Counters)>;
+type Rows = Vec<(schema::Owner, Counters)>;
 
 fn parent() {
     let dir = std::env::temp_dir().join(format!("turbowish-storm-{}", std::process::id()));
@@ -116,23 +116,27 @@ fn parent() {
         .buckets
         .iter()
         .map(|b| (b.owner, b.memory))
-        .chain(last.tasks.iter().map(|t| (OwnerRef::Task(t.id), t.memory)))
-        .filter(|(owner, _)| *owner != OwnerRef::Internal)
+        .chain(
+            last.tasks
+                .iter()
+                .map(|t| (schema::Owner::Task(t.id), t.memory)),
+        )
+        .filter(|(owner, _)| *owner != schema::Owner::Internal)
         .collect();
     in_file.sort_by_key(|r| r.0);
     // Snapshots allocate (charged to `internal`): every other row and the
     // totals without `internal` are exactly the allocator's.
     assert_eq!(in_file, without_internal(&quiet));
-    let internal = |rows: &[(OwnerRef, Counters)]| {
+    let internal = |rows: &[(schema::Owner, Counters)]| {
         rows.iter()
-            .find(|r| r.0 == OwnerRef::Internal)
+            .find(|r| r.0 == schema::Owner::Internal)
             .map(|r| r.1)
             .unwrap()
     };
     let file_internal = last
         .buckets
         .iter()
-        .find(|b| b.owner == OwnerRef::Internal)
+        .find(|b| b.owner == schema::Owner::Internal)
         .unwrap()
         .memory;
     let expected_total = |c: Counters, internal: Counters| {
@@ -162,7 +166,7 @@ fn parent() {
 }
 
 fn child(dir: &Path) {
-    let trigger = turbowish_report::SignalConfig::new()
+    let trigger = turbowish_capture::SignalConfig::new()
         .dir(dir)
         .install()
         .unwrap();
@@ -197,11 +201,11 @@ fn child(dir: &Path) {
             .iter()
             .map(|t| {
                 let owner = match t.owner {
-                    Owner::Untracked => OwnerRef::Main,
-                    Owner::Internal => OwnerRef::Internal,
-                    Owner::Overflow => OwnerRef::Overflow,
-                    Owner::Task(id) => OwnerRef::Task(id),
-                    Owner::TokioTask(id) => OwnerRef::TokioTask(id),
+                    Owner::Main => schema::Owner::Main,
+                    Owner::Internal => schema::Owner::Internal,
+                    Owner::Overflow => schema::Owner::Overflow,
+                    Owner::Task(id) => schema::Owner::Task(id),
+                    Owner::TokioTask(id) => schema::Owner::TokioTask(id),
                 };
                 let c = t.counters;
                 let counters = Counters {
@@ -252,7 +256,7 @@ fn churn(seed: u64, stop: &AtomicBool) {
 
 fn without_internal(rows: &Rows) -> Rows {
     rows.iter()
-        .filter(|(owner, _)| *owner != OwnerRef::Internal)
+        .filter(|(owner, _)| *owner != schema::Owner::Internal)
         .cloned()
         .collect()
 }

@@ -10,7 +10,7 @@ use std::ffi::c_void;
 
 use turbowish_alloc::{Owner, Sample};
 
-use crate::schema::{CodeLocation, OwnerRef, OwnerSite, Site, SourceLine};
+use turbowish_snapshot::schema::{self, CodeLocation, OwnerSite, Site, SourceLine};
 
 /// The site tables of a snapshot.
 #[derive(Debug, Default, PartialEq)]
@@ -34,7 +34,7 @@ pub(crate) struct Sites {
 /// Sites come biggest first; locations in order of first use by them.
 pub(crate) fn sites(
     samples: &[Sample],
-    owner: impl Fn(Owner) -> OwnerRef,
+    owner: impl Fn(Owner) -> schema::Owner,
     mut resolve: impl FnMut(usize) -> Vec<SourceLine>,
 ) -> Sites {
     let mut frames: HashMap<usize, Frames> = HashMap::new();
@@ -47,7 +47,7 @@ pub(crate) fn sites(
     }
 
     let mut by_stack: HashMap<Vec<usize>, Estimate> = HashMap::new();
-    let mut by_owner: HashMap<(OwnerRef, Vec<usize>), Estimate> = HashMap::new();
+    let mut by_owner: HashMap<(schema::Owner, Vec<usize>), Estimate> = HashMap::new();
     let mut sample_stacks = Vec::with_capacity(samples.len());
     for sample in samples {
         let stack = trim(&sample.frames, &frames);
@@ -329,7 +329,7 @@ mod tests {
         }
     }
 
-    fn to_ref(o: Owner) -> OwnerRef {
+    fn to_ref(o: Owner) -> schema::Owner {
         crate::convert::owner(o, |_| None)
     }
 
@@ -339,7 +339,7 @@ mod tests {
             // Two raw stacks that differ only in allocator frames: one site.
             sample(100, 2.0, Owner::Task(7), &[0x10, 0x11, 0xa0, 0xb0]),
             sample(100, 2.0, Owner::Task(7), &[0x10, 0x12, 0xa0, 0xb0]),
-            sample(1000, 1.5, Owner::Untracked, &[0x10, 0xa0, 0xb0]),
+            sample(1000, 1.5, Owner::Main, &[0x10, 0xa0, 0xb0]),
             // Another site, smaller.
             sample(10, 3.0, Owner::Task(7), &[0x10, 0xc0, 0xb0]),
         ];
@@ -383,19 +383,19 @@ mod tests {
             out.owner_sites,
             [
                 OwnerSite {
-                    owner: OwnerRef::Main,
+                    owner: schema::Owner::Main,
                     site: 0,
                     live_bytes: 1500,
                     live_blocks: 2,
                 },
                 OwnerSite {
-                    owner: OwnerRef::Task(7),
+                    owner: schema::Owner::Task(7),
                     site: 0,
                     live_bytes: 400,
                     live_blocks: 4,
                 },
                 OwnerSite {
-                    owner: OwnerRef::Task(7),
+                    owner: schema::Owner::Task(7),
                     site: 1,
                     live_bytes: 30,
                     live_blocks: 3,
@@ -577,14 +577,14 @@ mod tests {
     #[test]
     fn library_code_without_user_frames_is_kept_and_other_crates_name_sites() {
         // Only the allocator and std: all that names the site.
-        let samples = [sample(8, 1.0, Owner::Untracked, &[0x10, 0x20])];
+        let samples = [sample(8, 1.0, Owner::Main, &[0x10, 0x20])];
         let out = sites(&samples, to_ref, |ip| match ip {
             0x10 => line("alloc::alloc::alloc"),
             _ => line("std::thread::spawn"),
         });
         assert_eq!(shown(&out), ["alloc::alloc::alloc", "std::thread::spawn"]);
         // A library other than std's is the code that asked for memory.
-        let samples = [sample(8, 1.0, Owner::Untracked, &[0x10, 0x20, 0x30])];
+        let samples = [sample(8, 1.0, Owner::Main, &[0x10, 0x20, 0x30])];
         let out = sites(&samples, to_ref, |ip| match ip {
             0x10 => line("alloc::alloc::alloc"),
             0x20 => line("tokio::sync::mpsc::list::Tx<T>::find_block"),

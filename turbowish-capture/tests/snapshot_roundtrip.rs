@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use turbowish_report::schema::{ChainEnd, OwnerRef};
-use turbowish_report::{LoadError, Snapshot, FORMAT_VERSION, MAX_SNAPSHOT_BYTES};
+use turbowish_snapshot::schema::{ChainEnd, Owner};
+use turbowish_snapshot::{LoadError, Snapshot, FORMAT_VERSION, MAX_SNAPSHOT_BYTES};
 use turbowish_trace::sync::Mutex;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -33,7 +33,7 @@ fn deadlocked_snapshot() -> Snapshot {
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        turbowish_report::snapshot()
+        turbowish_capture::snapshot()
     });
     // The deadlocked tasks are dropped with the runtime.
     drop(runtime);
@@ -49,7 +49,7 @@ fn round_trip_keeps_every_field() {
     assert!(snapshot.process.executable.contains("snapshot_roundtrip"));
     let names: Vec<&str> = snapshot.tasks.iter().map(|t| t.name.as_str()).collect();
     assert!(names.contains(&"ab") && names.contains(&"ba"), "{names:?}");
-    for owner in [OwnerRef::Main, OwnerRef::Internal, OwnerRef::Overflow] {
+    for owner in [Owner::Main, Owner::Internal, Owner::Overflow] {
         assert!(
             snapshot.buckets.iter().any(|b| b.owner == owner),
             "{owner:?}"
@@ -79,7 +79,7 @@ fn round_trip_keeps_every_field() {
     assert_eq!(Snapshot::from_slice(&bytes, "memory").unwrap(), snapshot);
 
     let dir = temp_dir("roundtrip");
-    let path = snapshot.write_to_dir(&dir).unwrap();
+    let path = turbowish_capture::write_to_dir(&snapshot, &dir).unwrap();
     assert_eq!(Snapshot::load(&path).unwrap(), snapshot);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -156,7 +156,7 @@ fn each_bad_input_has_its_error() {
     );
 
     // A real snapshot with one value of the wrong type.
-    let mut value = serde_json::to_value(turbowish_report::snapshot()).unwrap();
+    let mut value = serde_json::to_value(turbowish_capture::snapshot()).unwrap();
     value["buckets"][1]["memory"]["live_bytes"] = serde_json::json!("lots");
     let bytes = serde_json::to_vec(&value).unwrap();
     let err = Snapshot::from_slice(&bytes, "shape.json").unwrap_err();
@@ -174,7 +174,7 @@ fn each_bad_input_has_its_error() {
 #[test]
 fn loads_what_snapshot_to_dir_wrote() {
     let dir = temp_dir("to-dir");
-    let path = turbowish_report::snapshot_to_dir(&dir).unwrap();
+    let path = turbowish_capture::snapshot_to_dir(&dir).unwrap();
     let name = path.file_name().unwrap().to_str().unwrap();
     let prefix = format!("turbowish-{}-", std::process::id());
     assert!(

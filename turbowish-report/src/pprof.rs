@@ -11,8 +11,8 @@ use std::io::Write as _;
 
 use prost::Message;
 
-use super::names::Names;
-use crate::schema::{OwnerRef, Snapshot};
+use crate::labels::Names;
+use turbowish_snapshot::schema::{Owner, Snapshot};
 
 /// Encodes the snapshot as a gzipped pprof heap profile.
 ///
@@ -24,8 +24,8 @@ use crate::schema::{OwnerRef, Snapshot};
 /// location named after it.
 ///
 /// ```
-/// # let snap: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service.json")).unwrap();
-/// let gz = turbowish_report::pprof_gz(&snap);
+/// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
+/// let gz = turbowish_report::pprof::pprof_gz(&snap);
 /// assert_eq!(&gz[..2], &[0x1f, 0x8b]); // gzip magic
 /// ```
 pub fn pprof_gz(snap: &Snapshot) -> Vec<u8> {
@@ -84,7 +84,7 @@ fn build(snap: &Snapshot) -> Profile {
         let owners = snap
             .tasks
             .iter()
-            .map(|t| (OwnerRef::Task(t.id), t.memory))
+            .map(|t| (Owner::Task(t.id), t.memory))
             .chain(
                 snap.buckets
                     .iter()

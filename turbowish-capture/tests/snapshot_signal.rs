@@ -6,7 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use turbowish_report::{SignalConfig, SignalHandle, Snapshot, SnapshotError};
+use turbowish_capture::{SignalConfig, SignalHandle, SnapshotError};
+use turbowish_snapshot::atomic_write::WriteError;
+use turbowish_snapshot::Snapshot;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -49,17 +51,20 @@ fn sigusr1_writes_one_file_per_signal() {
         .dir(dir.join("missing"))
         .install()
         .unwrap_err();
-    assert!(matches!(err, SnapshotError::Dir { .. }), "{err:?}");
+    assert!(
+        matches!(err, SnapshotError::File(WriteError::Dir { .. })),
+        "{err:?}"
+    );
 
     // Installing: explicitly, then again by TURBOWISH_DIR (same directory:
     // the same trigger), then for another directory (refused).
     let trigger = SignalConfig::new().dir(&dir).install().unwrap();
     assert_eq!(trigger.dir(), dir);
     std::env::set_var("TURBOWISH_DIR", &dir);
-    let again = turbowish_report::install_signal_handler().unwrap();
+    let again = turbowish_capture::install_signal_handler().unwrap();
     assert_eq!(again.dir(), dir);
     std::env::set_var("TURBOWISH_DIR", &other);
-    match turbowish_report::install_signal_handler().unwrap_err() {
+    match turbowish_capture::install_signal_handler().unwrap_err() {
         SnapshotError::AlreadyInstalled { dir: installed } => assert_eq!(installed, dir),
         e => panic!("expected AlreadyInstalled, got {e:?}"),
     }

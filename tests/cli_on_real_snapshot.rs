@@ -2,9 +2,9 @@
 //! here of a small service (named tasks, frames, a two-task mutex deadlock,
 //! every allocation sampled), and one written by the `signal` example.
 
+#[path = "../turbowish-report/tests/cli_support/mod.rs"]
 mod cli_support;
-#[path = "../../tests/support/mod.rs"]
-mod examples;
+mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use cli_support::{check_all_commands, decode_pprof, run, run_ok, text, xml_escape};
 use turbowish_alloc::TurboWish;
-use turbowish_report::schema::OwnerRef;
-use turbowish_report::{human_bytes, Snapshot};
+use turbowish_snapshot::format::human_bytes;
+use turbowish_snapshot::schema::Owner;
+use turbowish_snapshot::Snapshot;
 use turbowish_trace::sync::Mutex;
 use turbowish_trace::TracedExt;
 
@@ -94,13 +95,13 @@ fn service_snapshot(dir: &Path) -> PathBuf {
         // hold its memory and for the transfers to deadlock.
         let deadline = Instant::now() + Duration::from_secs(60);
         while READY.load(Ordering::SeqCst) < 4
-            || turbowish_trace::cycles(&turbowish_trace::resources()).is_empty()
+            || turbowish_trace::chains::cycles(&turbowish_trace::sync::resources()).is_empty()
         {
             assert!(Instant::now() < deadline, "the service did not settle");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let path = turbowish_report::snapshot_to_dir(dir).unwrap();
+    let path = turbowish_capture::snapshot_to_dir(dir).unwrap();
     runtime.shutdown_background();
     path
 }
@@ -147,11 +148,16 @@ fn every_command_reads_a_real_service_snapshot() {
     assert!(biggest.trim_start().starts_with("256.0 KiB"), "{sites}");
     let first_frame = lines.next().expect("a frame");
     assert!(
-        first_frame.trim_start().starts_with("cli_real::fill_cache"),
+        first_frame
+            .trim_start()
+            .starts_with("cli_on_real_snapshot::fill_cache"),
         "{sites}"
     );
     let sites = text(&run_ok(&["report", p, "--task", "request-handler"]).stdout);
-    assert!(sites.contains("cli_real::handle_request"), "{sites}");
+    assert!(
+        sites.contains("cli_on_real_snapshot::handle_request"),
+        "{sites}"
+    );
 
     // flamegraph --folded: user code innermost, the task's name at the
     // root, no allocator, unwinder or runtime frames in a task's stacks.
@@ -174,7 +180,8 @@ fn every_command_reads_a_real_service_snapshot() {
                 "{line}"
             );
         }
-        if frames[0] == "cache-filler" && frames.last() == Some(&"cli_real::fill_cache") {
+        if frames[0] == "cache-filler" && frames.last() == Some(&"cli_on_real_snapshot::fill_cache")
+        {
             buffer += bytes.parse::<u64>().unwrap();
         }
     }
@@ -221,7 +228,7 @@ fn every_command_reads_a_real_service_snapshot() {
         let estimate: u64 = snap
             .owner_sites
             .iter()
-            .filter(|os| matches!(os.owner, OwnerRef::Task(id) if ids.contains(&id)))
+            .filter(|os| matches!(os.owner, Owner::Task(id) if ids.contains(&id)))
             .map(|os| os.live_bytes)
             .sum();
         assert!(estimate > 0, "{name}");
@@ -234,7 +241,7 @@ fn every_command_reads_a_real_service_snapshot() {
 #[test]
 fn every_command_reads_the_signal_examples_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(examples::example_binary("signal"))
+    let out = Command::new(support::example_binary("signal"))
         .env("TURBOWISH_DIR", dir.path())
         .output()
         .unwrap();

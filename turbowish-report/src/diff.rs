@@ -6,16 +6,17 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use super::names::{delta, signed_bytes, Names};
-use crate::human_bytes;
-use crate::schema::Snapshot;
+use turbowish_snapshot::format::{delta, human_bytes, signed_bytes};
+use turbowish_snapshot::schema::Snapshot;
+
+use crate::labels::Names;
 
 /// The growth from an OLD snapshot to a NEW one.
 ///
 /// ```
-/// # let old: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service.json")).unwrap();
-/// # let new: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service-later.json")).unwrap();
-/// let d = turbowish_report::diff(&old, &new, false).unwrap();
+/// # let old: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
+/// # let new: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service-later.json")).unwrap();
+/// let d = turbowish_report::diff::diff(&old, &new, false).unwrap();
 /// assert_eq!(d.total.live_bytes, new.totals.live_bytes as i64 - old.totals.live_bytes as i64);
 /// assert!(d.tasks.windows(2).all(|w| w[0].growth.live_bytes >= w[1].growth.live_bytes));
 /// ```

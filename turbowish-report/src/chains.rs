@@ -4,16 +4,18 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use super::names::{printable, task_ref};
-use crate::schema::{Access, Link, Party, Resource, ResourceKind, Snapshot, TaskRef};
+use turbowish_snapshot::format::printable;
+
+use crate::labels::task_ref;
+use turbowish_snapshot::schema::{Access, Link, Party, Resource, ResourceKind, Snapshot, TaskRef};
 
 /// The chains and cycles of a snapshot in plain text: deadlocks first, each
 /// with its one-line summary, then every step with the waiter's and the
 /// holders' frame stacks and locations.
 ///
 /// ```
-/// # let snap: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service.json")).unwrap();
-/// let text = turbowish_report::chains_text(&snap);
+/// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
+/// let text = turbowish_report::chains::chains_text(&snap);
 /// assert!(text.contains(&snap.cycles[0].text));
 /// ```
 pub fn chains_text(snap: &Snapshot) -> String {
@@ -158,8 +160,8 @@ fn secs(ms: u64) -> String {
 /// red and bold. Resources nobody holds or waits for are left out.
 ///
 /// ```
-/// # let snap: turbowish_report::Snapshot = serde_json::from_str(include_str!("../../tests/fixtures/service.json")).unwrap();
-/// let dot = turbowish_report::chains_dot(&snap);
+/// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
+/// let dot = turbowish_report::chains::chains_dot(&snap);
 /// assert!(dot.starts_with("digraph turbowish {"));
 /// assert!(dot.contains("color=red"));
 /// ```

@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
-use crate::schema::{CodeLocation, OwnerRef, Site, Snapshot, TaskRef};
+use turbowish_snapshot::schema::{CodeLocation, Owner, Site, Snapshot, TaskRef};
 
 /// Names of owners and frames of sites of one snapshot.
 pub(crate) struct Names<'a> {
     tasks: HashMap<u64, &'a str>,
-    buckets: HashMap<OwnerRef, &'a str>,
+    buckets: HashMap<Owner, &'a str>,
     locations: HashMap<u32, &'a CodeLocation>,
     sites: HashMap<u32, &'a Site>,
 }
@@ -58,9 +58,9 @@ impl<'a> Names<'a> {
     }
 
     /// A task's name, or a bucket's.
-    pub(crate) fn owner(&self, owner: OwnerRef) -> String {
+    pub(crate) fn owner(&self, owner: Owner) -> String {
         match owner {
-            OwnerRef::Task(id) => match self.tasks.get(&id) {
+            Owner::Task(id) => match self.tasks.get(&id) {
                 Some(name) => (*name).to_owned(),
                 None => format!("task #{id}"),
             },
@@ -111,13 +111,13 @@ impl<'a> Names<'a> {
     }
 }
 
-fn default_bucket_name(owner: OwnerRef) -> String {
+fn default_bucket_name(owner: Owner) -> String {
     match owner {
-        OwnerRef::Task(id) => format!("task #{id}"),
-        OwnerRef::TokioTask(id) => format!("tokio task {id}"),
-        OwnerRef::Main => "main (outside tasks)".to_owned(),
-        OwnerRef::Internal => "internal (turbowish)".to_owned(),
-        OwnerRef::Overflow => "overflow".to_owned(),
+        Owner::Task(id) => format!("task #{id}"),
+        Owner::TokioTask(id) => format!("tokio task {id}"),
+        Owner::Main => "main (outside tasks)".to_owned(),
+        Owner::Internal => "internal (turbowish)".to_owned(),
+        Owner::Overflow => "overflow".to_owned(),
     }
 }
 
@@ -127,73 +127,5 @@ pub(crate) fn task_ref(task: TaskRef) -> String {
         TaskRef::Task(id) => format!("#{id}"),
         TaskRef::TokioTask(id) => format!("tokio #{id}"),
         TaskRef::Thread(n) => format!("thread {n}"),
-    }
-}
-
-/// `+1.5 KiB`, `-512 B`, `0 B`.
-pub(crate) fn signed_bytes(delta: i64) -> String {
-    let magnitude = crate::human_bytes(delta.unsigned_abs());
-    match delta.signum() {
-        1 => format!("+{magnitude}"),
-        -1 => format!("-{magnitude}"),
-        _ => magnitude,
-    }
-}
-
-/// `new - old`, saturated to `i64`.
-pub(crate) fn delta(old: u64, new: u64) -> i64 {
-    let d = i128::from(new) - i128::from(old);
-    i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
-}
-
-/// `part` as a percentage of `whole` (0 when `whole` is 0).
-pub(crate) fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
-    }
-}
-
-/// A name from a snapshot as shown on a terminal: control characters
-/// (an escape sequence in a task's name, a NUL, a line break) are shown
-/// escaped (`\u{1b}`), not sent to the terminal.
-pub(crate) fn printable(name: &str) -> std::borrow::Cow<'_, str> {
-    if !name.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(name);
-    }
-    name.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signed_sizes_and_saturating_deltas() {
-        assert_eq!(signed_bytes(1536), "+1.5 KiB");
-        assert_eq!(signed_bytes(-512), "-512 B");
-        assert_eq!(signed_bytes(0), "0 B");
-        assert_eq!(signed_bytes(i64::MIN), "-8.0 EiB");
-        assert_eq!(delta(0, u64::MAX), i64::MAX);
-        assert_eq!(delta(u64::MAX, 0), i64::MIN);
-        assert_eq!(delta(10, 4), -6);
-        assert_eq!(percent(1, 0), 0.0);
-        assert_eq!(percent(1, 4), 25.0);
-    }
-
-    #[test]
-    fn control_characters_are_shown_escaped() {
-        assert_eq!(printable("cache-filler"), "cache-filler");
-        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\u{a}");
     }
 }

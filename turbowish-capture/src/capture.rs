@@ -3,11 +3,10 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use turbowish_trace::TaskKind;
+use turbowish_snapshot::schema::{ProcessInfo, RecordUsage, Snapshot, FORMAT_VERSION};
+use turbowish_trace::task::Owner;
 
-use crate::convert;
-use crate::schema::{ProcessInfo, RecordUsage, Snapshot, FORMAT_VERSION};
-use crate::symbolize;
+use crate::{convert, symbolize};
 
 /// Captures a heap snapshot of this process: per-task memory, buckets,
 /// sampled allocation sites (symbolised), the held-resource graph with its
@@ -27,7 +26,7 @@ use crate::symbolize;
 ///
 /// When the allocator runs in heap-walk mode
 /// (`turbowish_alloc::heap_walk_enabled`), it also walks the heap
-/// (`turbowish_trace::walk_locating`) and fills [`Snapshot::walk`]: memory
+/// (`turbowish_trace::walk::walk_locating`) and fills [`Snapshot::walk`]: memory
 /// *retained* per task and root, with each task's retained sampled blocks
 /// summed by site. Other threads keep running during the walk (their frees
 /// are deferred until it ends); nothing here holds a lock across it. Held
@@ -36,8 +35,8 @@ use crate::symbolize;
 /// and `cycles`.
 ///
 /// ```
-/// let snapshot = turbowish_report::snapshot();
-/// assert_eq!(snapshot.format_version, turbowish_report::FORMAT_VERSION);
+/// let snapshot = turbowish_capture::snapshot();
+/// assert_eq!(snapshot.format_version, turbowish_snapshot::FORMAT_VERSION);
 /// assert_eq!(snapshot.process.pid, std::process::id());
 /// assert!(snapshot.buckets.iter().any(|b| b.name == "main (outside tasks)"));
 /// ```
@@ -45,7 +44,7 @@ pub fn snapshot() -> Snapshot {
     let _internal = turbowish_alloc::internal();
     let taken_at_ms = convert::epoch_ms(SystemTime::now());
     let stats = turbowish_alloc::stats();
-    let rows = turbowish_trace::tasks();
+    let rows = turbowish_trace::task::tasks();
     let sample_interval = turbowish_alloc::sample_interval();
     let samples = turbowish_alloc::samples();
     // Walk before reading the resources, so the guard locations describe
@@ -53,22 +52,22 @@ pub fn snapshot() -> Snapshot {
     // locked here: the walk takes only the heap view.
     let walk = if turbowish_alloc::heap_walk_enabled() {
         let starts: Vec<usize> = samples.iter().map(|s| s.address).collect();
-        turbowish_trace::walk_locating(&starts)
+        turbowish_trace::walk::walk_locating(&starts)
     } else {
         None
     };
-    let mut resources = turbowish_trace::resources();
+    let mut resources = turbowish_trace::sync::resources();
     if let Some(walk) = &walk {
         convert::correct_guard_holders(&mut resources, &walk.guards);
     }
-    let chains = turbowish_trace::chains(&resources);
-    let cycles = turbowish_trace::cycles(&resources);
+    let chains = turbowish_trace::chains::chains(&resources);
+    let cycles = turbowish_trace::chains::cycles(&resources);
 
     let (tasks, buckets) = convert::tasks_and_buckets(&rows);
     let task_by_tokio_id: HashMap<u64, u64> = rows
         .iter()
-        .filter_map(|r| match (r.kind, r.tokio_id) {
-            (TaskKind::Traced(id), Some(tokio_id)) => Some((tokio_id, id)),
+        .filter_map(|r| match (r.owner, r.tokio_id) {
+            (Owner::Task(id), Some(tokio_id)) => Some((tokio_id, id)),
             _ => None,
         })
         .collect();

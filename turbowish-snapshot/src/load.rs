@@ -118,7 +118,7 @@ impl Snapshot {
     /// Reads a snapshot file; `-` reads standard input.
     ///
     /// ```
-    /// let err = turbowish_report::Snapshot::load("no/such/file.json".as_ref()).unwrap_err();
+    /// let err = turbowish_snapshot::Snapshot::load("no/such/file.json".as_ref()).unwrap_err();
     /// assert!(err.to_string().starts_with("no/such/file.json: cannot read"));
     /// ```
     pub fn load(path: &Path) -> Result<Snapshot, LoadError> {
@@ -162,7 +162,7 @@ impl Snapshot {
     /// version is refused for its version, not for its shape.
     ///
     /// ```
-    /// let err = turbowish_report::Snapshot::from_slice(br#"{"format_version": 99}"#, "x.json")
+    /// let err = turbowish_snapshot::Snapshot::from_slice(br#"{"format_version": 99}"#, "x.json")
     ///     .unwrap_err();
     /// assert!(err.to_string().contains("format_version 99 is not supported"));
     /// ```

@@ -2,16 +2,15 @@
 //! `turbowish_alloc`) to the snapshot schema, kept apart from capture so the
 //! schema stays plain data and the mapping is in one place.
 
+use std::collections::HashMap;
 use std::panic::Location;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::collections::HashMap;
-use turbowish_alloc::Owner;
+use turbowish_snapshot::schema;
+use turbowish_trace::frame::FramePath;
 use turbowish_trace::sync::{self, ResourceInfo};
-
-use turbowish_trace::{FramePath, GuardLocation, Holder, TaskInfo, TaskKind, WalkReport};
-
-use crate::schema;
+use turbowish_trace::task::{Owner, TaskInfo};
+use turbowish_trace::walk::{GuardLocation, Holder, WalkReport};
 
 /// Splits the task report into TurboWish task rows and buckets, keeping its
 /// order (biggest live bytes first).
@@ -19,25 +18,14 @@ pub(crate) fn tasks_and_buckets(rows: &[TaskInfo]) -> (Vec<schema::Task>, Vec<sc
     let mut tasks = Vec::new();
     let mut buckets = Vec::new();
     for row in rows {
-        let memory = counters(&row.memory);
-        let (owner, name) = match row.kind {
-            TaskKind::Traced(id) => {
-                tasks.push(task(id, row));
-                continue;
-            }
-            TaskKind::Tokio(id) => (schema::OwnerRef::TokioTask(id), format!("tokio task {id}")),
-            TaskKind::Untracked => (schema::OwnerRef::Main, "main (outside tasks)".to_owned()),
-            TaskKind::Internal => (
-                schema::OwnerRef::Internal,
-                "internal (turbowish)".to_owned(),
-            ),
-            TaskKind::Overflow => (schema::OwnerRef::Overflow, "overflow".to_owned()),
-        };
-        buckets.push(schema::Bucket {
-            owner,
-            name,
-            memory,
-        });
+        match row.owner {
+            Owner::Task(id) => tasks.push(task(id, row)),
+            other => buckets.push(schema::Bucket {
+                owner: owner(other, |_| None),
+                name: row.name.clone(),
+                memory: counters(&row.memory),
+            }),
+        }
     }
     (tasks, buckets)
 }
@@ -46,15 +34,15 @@ pub(crate) fn tasks_and_buckets(rows: &[TaskInfo]) -> (Vec<schema::Task>, Vec<sc
 /// charge a TurboWish task's allocation to its tokio id (tokio allocating for
 /// it outside its polls); the task report merges those into the task's row,
 /// and so does this, through `tokio_to_task`.
-pub(crate) fn owner(owner: Owner, tokio_to_task: impl Fn(u64) -> Option<u64>) -> schema::OwnerRef {
+pub(crate) fn owner(owner: Owner, tokio_to_task: impl Fn(u64) -> Option<u64>) -> schema::Owner {
     match owner {
-        Owner::Untracked => schema::OwnerRef::Main,
-        Owner::Internal => schema::OwnerRef::Internal,
-        Owner::Overflow => schema::OwnerRef::Overflow,
-        Owner::Task(id) => schema::OwnerRef::Task(id),
+        Owner::Main => schema::Owner::Main,
+        Owner::Internal => schema::Owner::Internal,
+        Owner::Overflow => schema::Owner::Overflow,
+        Owner::Task(id) => schema::Owner::Task(id),
         Owner::TokioTask(id) => match tokio_to_task(id) {
-            Some(task) => schema::OwnerRef::Task(task),
-            None => schema::OwnerRef::TokioTask(id),
+            Some(task) => schema::Owner::Task(task),
+            None => schema::Owner::TokioTask(id),
         },
     }
 }
@@ -106,21 +94,27 @@ pub(crate) fn resource(r: &ResourceInfo) -> schema::Resource {
 
 /// A wait chain; `resources` is the graph it was computed from, which names
 /// the resource of each link by id.
-pub(crate) fn chain(c: &turbowish_trace::Chain, resources: &[ResourceInfo]) -> schema::Chain {
+pub(crate) fn chain(
+    c: &turbowish_trace::chains::Chain,
+    resources: &[ResourceInfo],
+) -> schema::Chain {
     schema::Chain {
         links: c.links.iter().map(|l| link(l, resources)).collect(),
         end: match c.end {
-            turbowish_trace::ChainEnd::Untracked => schema::ChainEnd::Untracked,
-            turbowish_trace::ChainEnd::HeldByNobody => schema::ChainEnd::HeldByNobody,
-            turbowish_trace::ChainEnd::UnnamedHolders => schema::ChainEnd::UnnamedHolders,
-            turbowish_trace::ChainEnd::Cycle => schema::ChainEnd::Cycle,
+            turbowish_trace::chains::ChainEnd::Untracked => schema::ChainEnd::Untracked,
+            turbowish_trace::chains::ChainEnd::HeldByNobody => schema::ChainEnd::HeldByNobody,
+            turbowish_trace::chains::ChainEnd::UnnamedHolders => schema::ChainEnd::UnnamedHolders,
+            turbowish_trace::chains::ChainEnd::Cycle => schema::ChainEnd::Cycle,
         },
         text: c.to_string(),
     }
 }
 
 /// A deadlock; see [`chain`] for `resources`.
-pub(crate) fn cycle(c: &turbowish_trace::Cycle, resources: &[ResourceInfo]) -> schema::Cycle {
+pub(crate) fn cycle(
+    c: &turbowish_trace::chains::Cycle,
+    resources: &[ResourceInfo],
+) -> schema::Cycle {
     schema::Cycle {
         links: c.links.iter().map(|l| link(l, resources)).collect(),
         text: c.to_string(),
@@ -138,7 +132,7 @@ pub(crate) fn cycle(c: &turbowish_trace::Cycle, resources: &[ResourceInfo]) -> s
 /// small as the race is rare).
 pub(crate) fn walk(
     report: &WalkReport,
-    owner: impl Fn(Owner) -> schema::OwnerRef,
+    owner: impl Fn(Owner) -> schema::Owner,
     site_of: impl Fn(usize) -> Option<(u32, f64, usize)>,
 ) -> schema::Walk {
     // Per task, per site: estimated (bytes, blocks).
@@ -243,8 +237,8 @@ pub(crate) fn correct_guard_holders(resources: &mut [ResourceInfo], guards: &[Gu
             continue;
         };
         let recorded = match party.task {
-            sync::TaskRef::Traced(id) => Some(id),
-            sync::TaskRef::Tokio(_) | sync::TaskRef::Thread(_) => None,
+            sync::TaskRef::Task(id) => Some(id),
+            sync::TaskRef::TokioTask(_) | sync::TaskRef::Thread(_) => None,
         };
         let mut found: Vec<(u64, &str)> = guards
             .iter()
@@ -259,7 +253,7 @@ pub(crate) fn correct_guard_holders(resources: &mut [ResourceInfo], guards: &[Gu
         if let [(id, name)] = found[..] {
             if Some(id) != recorded {
                 let party = &mut r.holders[at];
-                party.task = sync::TaskRef::Traced(id);
+                party.task = sync::TaskRef::Task(id);
                 party.task_name = name.to_owned();
                 party.parked_in = None;
             }
@@ -288,20 +282,20 @@ fn task(id: u64, row: &TaskInfo) -> schema::Task {
     }
 }
 
-fn state(s: turbowish_trace::TaskState) -> schema::TaskState {
+fn state(s: turbowish_trace::task::TaskState) -> schema::TaskState {
     match s {
-        turbowish_trace::TaskState::Idle => schema::TaskState::Idle,
-        turbowish_trace::TaskState::Running => schema::TaskState::Running,
-        turbowish_trace::TaskState::Completed => schema::TaskState::Completed,
-        turbowish_trace::TaskState::Panicked => schema::TaskState::Panicked,
-        turbowish_trace::TaskState::Aborted => schema::TaskState::Aborted,
+        turbowish_trace::task::TaskState::Idle => schema::TaskState::Idle,
+        turbowish_trace::task::TaskState::Running => schema::TaskState::Running,
+        turbowish_trace::task::TaskState::Completed => schema::TaskState::Completed,
+        turbowish_trace::task::TaskState::Panicked => schema::TaskState::Panicked,
+        turbowish_trace::task::TaskState::Aborted => schema::TaskState::Aborted,
     }
 }
 
 /// A link names its resource by label (`Mutex "x"`); the schema by id. The
 /// resource is the one whose label matches and that lists the link's
 /// waiter (0 if none does, which the graph the chain came from rules out).
-fn link(l: &turbowish_trace::Link, resources: &[ResourceInfo]) -> schema::Link {
+fn link(l: &turbowish_trace::chains::Link, resources: &[ResourceInfo]) -> schema::Link {
     let resource = resources
         .iter()
         .find(|r| {
@@ -323,8 +317,8 @@ fn link(l: &turbowish_trace::Link, resources: &[ResourceInfo]) -> schema::Link {
 fn party(p: &sync::Party) -> schema::Party {
     schema::Party {
         task: match p.task {
-            sync::TaskRef::Traced(id) => schema::TaskRef::Task(id),
-            sync::TaskRef::Tokio(id) => schema::TaskRef::TokioTask(id),
+            sync::TaskRef::Task(id) => schema::TaskRef::Task(id),
+            sync::TaskRef::TokioTask(id) => schema::TaskRef::TokioTask(id),
             sync::TaskRef::Thread(n) => schema::TaskRef::Thread(n),
         },
         task_name: p.task_name.clone(),
@@ -358,7 +352,7 @@ fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn amount(a: turbowish_trace::Amount) -> schema::Amount {
+fn amount(a: turbowish_trace::walk::Amount) -> schema::Amount {
     schema::Amount {
         bytes: a.bytes,
         blocks: a.blocks,
@@ -380,7 +374,7 @@ fn holder(h: &Holder) -> schema::WalkHolder {
 /// tokio id and its TurboWish id) become one row. Biggest first.
 fn merged_unattributed(
     report: &WalkReport,
-    owner: impl Fn(Owner) -> schema::OwnerRef,
+    owner: impl Fn(Owner) -> schema::Owner,
 ) -> Vec<schema::UnattributedWalk> {
     let mut rows: Vec<schema::UnattributedWalk> = Vec::new();
     for u in &report.unattributed {
@@ -416,7 +410,7 @@ mod tests {
             name: "ledger".to_owned(),
             location: Location::caller(),
             holders: vec![sync::Party {
-                task: sync::TaskRef::Traced(holder),
+                task: sync::TaskRef::Task(holder),
                 task_name: format!("t{holder}"),
                 frames: FramePath::default(),
                 location: Location::caller(),
@@ -447,7 +441,7 @@ mod tests {
         let mut resources = vec![resource];
         correct_guard_holders(&mut resources, guards);
         let party = &resources[0].holders[0];
-        let sync::TaskRef::Traced(id) = party.task else {
+        let sync::TaskRef::Task(id) = party.task else {
             unreachable!("holders here are tasks")
         };
         (id, party.task_name.clone(), party.parked_in.is_some())

@@ -27,12 +27,12 @@ fn snapshots_are_charged_to_internal() {
     let kept = vec![1u8; 1000];
     let before = tag.counters();
     let internal_before = owner_blocks(Owner::Internal);
-    let snapshot = turbowish_report::snapshot();
-    let path = turbowish_report::snapshot_to_dir(&dir).unwrap();
+    let snapshot = turbowish_capture::snapshot();
+    let path = turbowish_capture::snapshot_to_dir(&dir).unwrap();
     assert_eq!(tag.counters(), before);
     assert!(owner_blocks(Owner::Internal) > internal_before);
     // The task's row in both snapshots is its counters as they were.
-    let loaded = turbowish_report::Snapshot::load(&path).unwrap();
+    let loaded = turbowish_snapshot::Snapshot::load(&path).unwrap();
     for taken in [&snapshot, &loaded] {
         let row = taken.tasks.iter().find(|t| t.id == tag.id()).unwrap();
         assert_eq!(
@@ -45,11 +45,11 @@ fn snapshots_are_charged_to_internal() {
     // allocations go) does not move either. This thread stays in its task
     // meanwhile (waiting allocates the returned path there), so nothing
     // else here allocates as `main`.
-    let trigger = turbowish_report::SignalConfig::new()
+    let trigger = turbowish_capture::SignalConfig::new()
         .dir(&dir)
         .install()
         .unwrap();
-    let main_before = owner_blocks(Owner::Untracked);
+    let main_before = owner_blocks(Owner::Main);
     let written = trigger.snapshots_written();
     // SAFETY: the trigger handles SIGUSR1.
     assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
@@ -57,7 +57,7 @@ fn snapshots_are_charged_to_internal() {
         .wait_for_snapshot(written, Duration::from_secs(30))
         .unwrap();
     assert!(trigger.wait_idle(Duration::from_secs(30)));
-    assert_eq!(owner_blocks(Owner::Untracked), main_before);
+    assert_eq!(owner_blocks(Owner::Main), main_before);
     assert!(file.exists());
 
     drop(kept);

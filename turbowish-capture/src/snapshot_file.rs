@@ -1,0 +1,115 @@
+//! Snapshot files: `turbowish-<pid>-<seq>.json` in a directory, complete
+//! or absent, never through a symlink (the writer is
+//! `turbowish_snapshot::atomic_write`).
+
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use turbowish_snapshot::atomic_write::{write_new, WriteError};
+use turbowish_snapshot::Snapshot;
+
+use crate::capture::snapshot;
+
+/// Why a snapshot could not be written, or the signal trigger not installed.
+/// Its `Display` is one line naming the path involved.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The file could not be written (the directory, a free name, the
+    /// temporary file, the write, or publishing it); nothing was left
+    /// behind.
+    File(WriteError),
+    /// The `SIGUSR1` handler could not be registered.
+    Signal {
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The snapshot thread could not be started.
+    Thread {
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The signal trigger is already installed, writing to another
+    /// directory.
+    AlreadyInstalled {
+        /// The directory the installed trigger writes to.
+        dir: PathBuf,
+    },
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::File(e) => e.fmt(f),
+            SnapshotError::Signal { source } => {
+                write!(f, "cannot install the SIGUSR1 handler: {source}")
+            }
+            SnapshotError::Thread { source } => {
+                write!(f, "cannot start the snapshot thread: {source}")
+            }
+            SnapshotError::AlreadyInstalled { dir } => write!(
+                f,
+                "the snapshot trigger is already installed, writing to {}",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SnapshotError::File(e) => e.source(),
+            SnapshotError::Signal { source } | SnapshotError::Thread { source } => Some(source),
+            SnapshotError::AlreadyInstalled { .. } => None,
+        }
+    }
+}
+
+impl From<WriteError> for SnapshotError {
+    fn from(e: WriteError) -> SnapshotError {
+        SnapshotError::File(e)
+    }
+}
+
+/// Takes a [`snapshot`] and writes it to `dir` as
+/// `turbowish-<pid>-<seq>.json`; returns the file's path.
+///
+/// `seq` counts up across the process (names that exist are skipped), so
+/// files sort in the order they were taken. The file is written to a
+/// temporary name in the same directory (created exclusively, mode 0600),
+/// synced, and renamed into place: readers see a complete file or none. A
+/// name taken by anything (a symlink included, dangling or not) is skipped,
+/// checked when the name is chosen and again just before the rename; a
+/// symlink created in the instant between would be replaced by the rename,
+/// never followed. On error nothing is left behind.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("turbowish-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = turbowish_capture::snapshot_to_dir(&dir).unwrap();
+/// let back = turbowish_snapshot::Snapshot::load(&path).unwrap();
+/// assert_eq!(back.process.pid, std::process::id());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn snapshot_to_dir(dir: impl AsRef<Path>) -> Result<PathBuf, SnapshotError> {
+    let _internal = turbowish_alloc::internal();
+    write_to_dir(&snapshot(), dir.as_ref())
+}
+
+/// Writes `snapshot` to `dir` the way [`snapshot_to_dir`] does.
+pub fn write_to_dir(snapshot: &Snapshot, dir: &Path) -> Result<PathBuf, SnapshotError> {
+    let _internal = turbowish_alloc::internal();
+    let pid = std::process::id();
+    let path = write_new(
+        dir,
+        |seq| format!("turbowish-{pid}-{seq}.json"),
+        |file| {
+            let mut out = BufWriter::new(file);
+            snapshot.to_writer(&mut out)?;
+            out.flush()
+        },
+    )?;
+    Ok(path)
+}

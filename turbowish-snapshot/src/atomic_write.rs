@@ -1,0 +1,443 @@
+//! Files written complete or absent: the bytes go to a temporary file
+//! beside the target (created exclusively, mode 0600, never through a
+//! symlink), are synced, and only then get their final name. One writer
+//! serves both sides: the CLI's outputs replace their target
+//! ([`write_atomic`]), snapshot files take a fresh name ([`write_new`]).
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Writes `bytes` to `path` atomically, readable by the owner only (mode
+/// 0600): a reader sees the old file or the whole new one, and a failed
+/// write leaves no partial file behind. A `path` that names a directory, a
+/// symbolic link, a device or a FIFO is refused (an error of kind
+/// `InvalidInput`), not replaced.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("turbowish-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("out.txt");
+/// turbowish_snapshot::atomic_write::write_atomic(&path, b"hello").unwrap();
+/// assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    // The rename would put a regular file in place of whatever is there:
+    // a device, a FIFO, a symlink (not followed, replaced). Refuse those.
+    let refused = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            Some("is a symbolic link (not followed, not replaced)")
+        }
+        Ok(meta) if meta.is_dir() => Some("is a directory"),
+        Ok(meta) if !meta.is_file() => Some("not a regular file (use - for standard output)"),
+        _ => None,
+    };
+    if let Some(why) = refused {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".to_owned());
+    let tmp = beside(
+        path,
+        &format!(".{name}.{}.{}.tmp", std::process::id(), next_seq()),
+    );
+    let result = create_temp(&tmp)
+        .and_then(|mut file| fill(&mut file, |f| f.write_all(bytes)))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes a new file in `dir` through `write`, under the first name that
+/// `name` gives (called with increasing numbers) that nothing has, a
+/// symlink included; returns its path. Nothing is ever followed or
+/// replaced, and on error nothing is left behind.
+///
+/// The file is published with `link(2)`, which fails if the name exists:
+/// there is no window in which a file appearing at the name could be
+/// replaced. On file systems without hard links the name is checked, then
+/// renamed to.
+///
+/// ```
+/// use std::io::Write;
+/// let dir = std::env::temp_dir().join(format!("turbowish-doc-new-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let name = |n: u64| format!("out-{n}.txt");
+/// let first = turbowish_snapshot::atomic_write::write_new(&dir, name, |f| f.write_all(b"a")).unwrap();
+/// let second = turbowish_snapshot::atomic_write::write_new(&dir, name, |f| f.write_all(b"b")).unwrap();
+/// assert_ne!(first, second);
+/// assert_eq!(std::fs::read(&second).unwrap(), b"b");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn write_new(
+    dir: &Path,
+    name: impl Fn(u64) -> String,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<PathBuf, WriteError> {
+    let (final_path, temp_path, mut file) = create_temp_in(dir, &name)?;
+    let written = fill(&mut file, write);
+    drop(file);
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&temp_path);
+        return Err(WriteError::Write {
+            path: temp_path,
+            source,
+        });
+    }
+    let mut final_path = final_path;
+    let mut attempts = 0;
+    loop {
+        match publish(&temp_path, &final_path) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                let _ = std::fs::remove_file(&temp_path);
+                return Err(WriteError::Rename {
+                    from: temp_path,
+                    to: final_path,
+                    source,
+                });
+            }
+        }
+        attempts += 1;
+        if attempts >= MAX_ATTEMPTS {
+            let _ = std::fs::remove_file(&temp_path);
+            return Err(WriteError::NoFreeName {
+                dir: dir.to_owned(),
+            });
+        }
+        final_path = dir.join(name(next_seq()));
+    }
+    // Make the rename itself durable; a directory that cannot be synced
+    // (some file systems refuse) still holds a complete file.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(final_path)
+}
+
+/// Why [`write_new`] wrote no file. Its `Display` is one line naming the
+/// path involved.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The target directory could not be used (missing, not a directory,
+    /// not searchable).
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// No free file name: every candidate name tried already exists.
+    NoFreeName {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The temporary file could not be created.
+    CreateTemp {
+        /// The temporary file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// Writing or syncing the temporary file failed (it was removed).
+    Write {
+        /// The temporary file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// Giving the complete temporary file its final name failed (it was
+    /// removed).
+    Rename {
+        /// The temporary file.
+        from: PathBuf,
+        /// The final name.
+        to: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::Dir { dir, source } => {
+                write!(
+                    f,
+                    "{}: cannot write snapshots here: {source}",
+                    dir.display()
+                )
+            }
+            WriteError::NoFreeName { dir } => write!(
+                f,
+                "{}: no free snapshot file name (too many existing files)",
+                dir.display()
+            ),
+            WriteError::CreateTemp { path, source } => {
+                write!(f, "{}: cannot create: {source}", path.display())
+            }
+            WriteError::Write { path, source } => {
+                write!(f, "{}: cannot write: {source}", path.display())
+            }
+            WriteError::Rename { from, to, source } => write!(
+                f,
+                "{}: cannot publish as {}: {source}",
+                from.display(),
+                to.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WriteError::Dir { source, .. }
+            | WriteError::CreateTemp { source, .. }
+            | WriteError::Write { source, .. }
+            | WriteError::Rename { source, .. } => Some(source),
+            WriteError::NoFreeName { .. } => None,
+        }
+    }
+}
+
+/// Candidate names tried before giving up with `NoFreeName`.
+const MAX_ATTEMPTS: u32 = 10_000;
+
+/// Process-wide sequence for file names: snapshot numbers (which sort in
+/// the order taken) and temporary names.
+fn next_seq() -> u64 {
+    static SEQ: AtomicU64 = AtomicU64::new(1);
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `name` in the directory of `path`, so a rename stays on one file system.
+fn beside(path: &Path, name: &str) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
+/// Creates a temporary file exclusively, owner-only, never through a
+/// symlink, closed on exec (a child spawned meanwhile does not inherit it).
+fn create_temp(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Writes the whole content and syncs it, so the name it gets next never
+/// points at a partial file, even after a crash.
+fn fill(file: &mut File, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+    write(file)?;
+    file.sync_all()
+}
+
+/// Picks the next free final name in `dir` and creates its temporary file.
+fn create_temp_in(
+    dir: &Path,
+    name: &impl Fn(u64) -> String,
+) -> Result<(PathBuf, PathBuf, File), WriteError> {
+    let dir_error = |source| WriteError::Dir {
+        dir: dir.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(dir).map_err(dir_error)?;
+    if !meta.is_dir() {
+        return Err(dir_error(io::Error::from(io::ErrorKind::NotADirectory)));
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        let file_name = name(next_seq());
+        let final_path = dir.join(&file_name);
+        if exists(&final_path).map_err(dir_error)? {
+            continue;
+        }
+        let temp_path = dir.join(format!(".{file_name}.tmp"));
+        match create_temp(&temp_path) {
+            Ok(file) => return Ok((final_path, temp_path, file)),
+            // Left by another process with our pid (a container), or a
+            // crash: never touch it, take the next number.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                return Err(WriteError::CreateTemp {
+                    path: temp_path,
+                    source,
+                })
+            }
+        }
+    }
+    Err(WriteError::NoFreeName {
+        dir: dir.to_owned(),
+    })
+}
+
+/// Whether anything (a symlink included, dangling or not) has this name.
+fn exists(path: &Path) -> io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives the complete temporary file its final name, unless that name is
+/// taken (`AlreadyExists`). On success the temporary name is gone.
+fn publish(temp: &Path, target: &Path) -> io::Result<()> {
+    match std::fs::hard_link(temp, target) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(temp);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        // No hard links here (some FUSE or FAT file systems): the name is
+        // checked, then renamed to, with a window between the two.
+        Err(_) => {
+            if exists(target)? {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            std::fs::rename(temp, target)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty directory of its own for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("turbowish-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let dir = scratch("write");
+        std::fs::create_dir_all(dir.join("target-is-a-dir")).unwrap();
+        // A directory is refused before anything is written.
+        let err = write_atomic(&dir.join("target-is-a-dir"), b"data");
+        assert!(err.is_err());
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["target-is-a-dir"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn replaced_files_get_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("mode");
+        let path = dir.join("out");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_and_special_files_are_refused_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = scratch("special");
+        let real = dir.join("real");
+        std::fs::write(&real, b"keep").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let fifo = dir.join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path and a mode; mkfifo touches nothing else.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        for target in [&link, &fifo] {
+            let err = write_atomic(target, b"new").unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{target:?}");
+        }
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(std::fs::read(&real).unwrap(), b"keep");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn name(n: u64) -> String {
+        format!("turbowish-test-{n}.json")
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_and_names_the_temp_file() {
+        let dir = scratch("fail");
+        let err = write_new(&dir, name, |file| {
+            file.write_all(b"{\"format_version\": 1, \"partial")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        match &err {
+            WriteError::Write { path, source } => {
+                assert_eq!(path.parent(), Some(dir.as_path()));
+                assert_eq!(source.to_string(), "disk full");
+            }
+            other => panic!("expected a write error, got {other:?}"),
+        }
+        assert!(err
+            .to_string()
+            .ends_with(".json.tmp: cannot write: disk full"));
+        assert_eq!(entries(&dir), Vec::<String>::new());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_or_a_file_is_a_dir_error() {
+        let base = scratch("missing");
+        let missing = base.join("not-there");
+        let err = write_new(&missing, name, |_| Ok(())).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Dir { dir, source }
+                if *dir == missing && source.kind() == io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        let file = base.join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        let err = write_new(&file, name, |_| Ok(())).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Dir { dir, source }
+                if *dir == file && source.kind() == io::ErrorKind::NotADirectory),
+            "{err:?}"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
