@@ -458,3 +458,33 @@ fn holders_without_waiters() {
     assert!(chains(&graph).is_empty());
     assert!(cycles(&graph).is_empty());
 }
+
+/// `Link::holders` says the chain continues with the first holder, and
+/// `Display` reads "held by <first>, which waits for ...": the holder the
+/// chain follows (one that itself waits) must be the one named first, not
+/// an idle reader (A) that happened to take its slot earlier.
+#[test]
+fn chain_names_the_followed_holder_first() {
+    let graph = vec![
+        resource(
+            1,
+            ResourceKind::RwLock,
+            "r1",
+            vec![party(A, Access::Shared), party(B, Access::Shared)],
+            vec![party(C, Access::Exclusive)],
+        ),
+        mutex(2, "r2", Some(D), &[B]),
+    ];
+    let chains = chains(&graph);
+    let chain = &chains[0];
+    assert_eq!(chain.links.len(), 2);
+    assert_eq!(chain.links[0].waiter.task, traced(C));
+    assert_eq!(chain.links[0].holders[0].task, traced(B));
+    assert_eq!(chain.links[0].holders.len(), 2);
+    assert_eq!(chain.links[1].waiter.task, traced(B));
+    let text = chain.to_string();
+    assert!(
+        text.contains("held by task \"B\""),
+        "wrong holder named: {text}"
+    );
+}

@@ -1183,3 +1183,117 @@ fn threads_outside_tasks_are_not_one_task() {
     assert_eq!(found_chains[0].links.len(), 2);
     assert_eq!(found_chains[0].end, ChainEnd::Untracked);
 }
+
+/// A loop over an always-free lock or an always-ready channel yields to
+/// other tasks, as it would with tokio's own types (cooperative budget).
+#[test]
+fn hot_loops_over_ready_resources_yield() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let flag = other_ran.clone();
+        let other = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+
+        let lock = turbowish_trace::sync::Mutex::new_named("coop/lock", 0u32);
+        let mut saw_other_during_locks = false;
+        for _ in 0..10_000 {
+            *lock.lock().await += 1;
+            saw_other_during_locks |= other_ran.load(Ordering::SeqCst);
+        }
+        assert!(
+            saw_other_during_locks,
+            "10,000 uncontended locks never yielded"
+        );
+
+        let (tx, mut rx) = turbowish_trace::sync::mpsc::unbounded_channel_named::<u32>("coop/ch");
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let flag = other_ran.clone();
+        let second = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+        for i in 0..10_000 {
+            tx.send(i).unwrap();
+        }
+        let mut saw_other_during_recv = false;
+        for _ in 0..10_000 {
+            rx.recv().await.unwrap();
+            saw_other_during_recv |= other_ran.load(Ordering::SeqCst);
+        }
+        assert!(saw_other_during_recv, "10,000 ready receives never yielded");
+        other.await.unwrap();
+        second.await.unwrap();
+    });
+}
+
+/// The non-waiting and owned variants record holders and release them.
+#[test]
+fn try_and_owned_variants_record_and_release() {
+    use turbowish_trace::sync::{Access, Mutex, RwLock, Semaphore};
+
+    fn holders(name: &str) -> Vec<Access> {
+        turbowish_trace::sync::resources()
+            .into_iter()
+            .filter(|r| r.name == name)
+            .flat_map(|r| r.holders.into_iter().map(|h| h.access))
+            .collect()
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let rw = RwLock::new_named("variants/rw", 1u32);
+        {
+            let a = rw.try_read().unwrap();
+            let b = rw.try_read().unwrap();
+            assert!(rw.try_write().is_err());
+            assert_eq!(holders("variants/rw"), [Access::Shared, Access::Shared]);
+            assert_eq!(*a + *b, 2);
+        }
+        {
+            let mut w = rw.try_write().unwrap();
+            *w = 5;
+            assert_eq!(holders("variants/rw"), [Access::Exclusive]);
+        }
+        assert!(holders("variants/rw").is_empty());
+        assert_eq!(rw.into_inner(), 5);
+
+        let sem = std::sync::Arc::new(Semaphore::new_named("variants/sem", 3));
+        {
+            let two = sem.try_acquire_many(2).unwrap();
+            assert_eq!(two.num_permits(), 2);
+            let one = std::sync::Arc::clone(&sem).acquire_owned().await.unwrap();
+            assert_eq!(one.num_permits(), 1);
+            assert_eq!(
+                holders("variants/sem"),
+                [Access::Permits(2), Access::Permits(1)]
+            );
+            assert!(sem.try_acquire_many(1).is_err());
+        }
+        assert!(holders("variants/sem").is_empty());
+        assert_eq!(sem.available_permits(), 3);
+
+        // Forgotten permits leave the semaphore's total and its records.
+        let owned = std::sync::Arc::clone(&sem)
+            .try_acquire_many_owned(2)
+            .unwrap();
+        assert_eq!(holders("variants/sem"), [Access::Permits(2)]);
+        owned.forget();
+        assert!(holders("variants/sem").is_empty());
+        assert_eq!(sem.available_permits(), 1);
+        sem.try_acquire().unwrap().forget();
+        assert_eq!(sem.available_permits(), 0);
+        let info = turbowish_trace::sync::resources()
+            .into_iter()
+            .find(|r| r.name == "variants/sem")
+            .unwrap();
+        assert_eq!(info.permits, Some(0));
+
+        let mutex = Mutex::new_named("variants/mutex", 7u32);
+        *mutex.lock().await += 1;
+        assert_eq!(mutex.into_inner(), 8);
+    });
+}

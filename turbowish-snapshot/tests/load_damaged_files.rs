@@ -2,13 +2,12 @@
 //! fixture: any truncation or byte mutation loads or fails with a
 //! `LoadError` whose message is one line naming the origin; nothing panics.
 
-mod cli_support;
-
 use proptest::prelude::*;
 use turbowish_snapshot::Snapshot;
 
 fn fixture_bytes() -> Vec<u8> {
-    std::fs::read(cli_support::fixture("service.json")).unwrap()
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/service.json");
+    std::fs::read(path).unwrap()
 }
 
 fn check(bytes: &[u8]) {
