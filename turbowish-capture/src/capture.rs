@@ -57,6 +57,13 @@ pub fn snapshot() -> Snapshot {
         None
     };
     let mut resources = turbowish_trace::sync::resources();
+    // Ownership: who holds each channel end and lock, from the tasks' state
+    // (their root cells; in heap-walk mode, all they reach alone).
+    let mut handles = turbowish_trace::ownership::find();
+    if let Some(walk) = &walk {
+        handles.extend(walk.handles.iter().cloned());
+    }
+    turbowish_trace::ownership::apply(&mut resources, &handles);
     if let Some(walk) = &walk {
         convert::correct_guard_holders(&mut resources, &walk.guards);
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use turbowish_snapshot::schema;
 use turbowish_trace::frame::FramePath;
+use turbowish_trace::ownership::{HandleKind, HandleOwner};
 use turbowish_trace::sync::{self, ResourceInfo};
 use turbowish_trace::task::{Owner, TaskInfo};
 use turbowish_trace::walk::{GuardLocation, Holder, WalkReport};
@@ -89,6 +90,7 @@ pub(crate) fn resource(r: &ResourceInfo) -> schema::Resource {
         extra_holders: r.extra_holders as u64,
         waiters: r.waiters.iter().map(party).collect(),
         permits: r.permits.map(|p| p as u64),
+        owners: r.owners.iter().map(handle_owner).collect(),
     }
 }
 
@@ -105,6 +107,10 @@ pub(crate) fn chain(
             turbowish_trace::chains::ChainEnd::HeldByNobody => schema::ChainEnd::HeldByNobody,
             turbowish_trace::chains::ChainEnd::UnnamedHolders => schema::ChainEnd::UnnamedHolders,
             turbowish_trace::chains::ChainEnd::Cycle => schema::ChainEnd::Cycle,
+            turbowish_trace::chains::ChainEnd::SendersOutsideTasks => {
+                schema::ChainEnd::SendersOutsideTasks
+            }
+            turbowish_trace::chains::ChainEnd::NoSenders => schema::ChainEnd::NoSenders,
         },
         text: c.to_string(),
     }
@@ -314,13 +320,31 @@ fn link(l: &turbowish_trace::chains::Link, resources: &[ResourceInfo]) -> schema
     }
 }
 
+fn task_ref(t: sync::TaskRef) -> schema::TaskRef {
+    match t {
+        sync::TaskRef::Task(id) => schema::TaskRef::Task(id),
+        sync::TaskRef::TokioTask(id) => schema::TaskRef::TokioTask(id),
+        sync::TaskRef::Thread(n) => schema::TaskRef::Thread(n),
+    }
+}
+
+fn handle_owner(o: &HandleOwner) -> schema::HandleOwner {
+    schema::HandleOwner {
+        task: o.task.map(task_ref),
+        name: o.name.clone(),
+        handle: match o.handle {
+            HandleKind::Sender => schema::HandleKind::Sender,
+            HandleKind::Receiver => schema::HandleKind::Receiver,
+            HandleKind::Lock => schema::HandleKind::Lock,
+            HandleKind::Guard => schema::HandleKind::Guard,
+        },
+        path: o.path.clone(),
+    }
+}
+
 fn party(p: &sync::Party) -> schema::Party {
     schema::Party {
-        task: match p.task {
-            sync::TaskRef::Task(id) => schema::TaskRef::Task(id),
-            sync::TaskRef::TokioTask(id) => schema::TaskRef::TokioTask(id),
-            sync::TaskRef::Thread(n) => schema::TaskRef::Thread(n),
-        },
+        task: task_ref(p.task),
         task_name: p.task_name.clone(),
         frames: frame_names(&p.frames),
         location: location(p.location),
@@ -337,6 +361,10 @@ fn party(p: &sync::Party) -> schema::Party {
             .parked_in
             .map(|path| frame_names(&path))
             .unwrap_or_default(),
+        provenance: match &p.provenance {
+            sync::Provenance::Recorded => schema::Provenance::Recorded,
+            sync::Provenance::Owns { path } => schema::Provenance::Owns { path: path.clone() },
+        },
     }
 }
 
@@ -418,10 +446,13 @@ mod tests {
                 access: sync::Access::Exclusive,
                 movable,
                 parked_in: Some(FramePath::default()),
+                provenance: sync::Provenance::Recorded,
+                slot: Some(0),
             }],
             extra_holders: 0,
             waiters: Vec::new(),
             permits: None,
+            owners: Vec::new(),
         }
     }
 

@@ -86,15 +86,15 @@ fn round_trip_keeps_every_field() {
 
 #[test]
 fn unknown_version_is_refused_before_its_shape_is_read() {
-    let err = Snapshot::from_slice(br#"{"format_version": 2, "heap": {"v2": true}}"#, "v2.json")
+    let err = Snapshot::from_slice(br#"{"format_version": 3, "heap": {"v3": true}}"#, "v3.json")
         .unwrap_err();
     assert!(
-        matches!(&err, LoadError::UnsupportedVersion { origin, found: 2 } if origin == "v2.json"),
+        matches!(&err, LoadError::UnsupportedVersion { origin, found: 3 } if origin == "v3.json"),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
-        "v2.json: snapshot format_version 2 is not supported (this build reads 1; it writes 1)"
+        "v3.json: snapshot format_version 3 is not supported (this build reads 1, 2; it writes 2)"
     );
 }
 

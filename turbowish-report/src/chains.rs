@@ -7,7 +7,11 @@ use std::fmt::Write as _;
 use turbowish_snapshot::format::printable;
 
 use crate::labels::task_ref;
-use turbowish_snapshot::schema::{Access, Link, Party, Resource, ResourceKind, Snapshot, TaskRef};
+use serde::Serialize;
+use turbowish_snapshot::schema::{
+    Access, HandleKind, HandleOwner, Link, Party, Provenance, Resource, ResourceKind, Snapshot,
+    TaskRef,
+};
 
 /// The chains and cycles of a snapshot in plain text: deadlocks first, each
 /// with its one-line summary, then every step with the waiter's and the
@@ -99,12 +103,21 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
         for holder in &link.holders {
             let _ = writeln!(
                 out,
-                "       {} since {} ({})",
+                "       {} since {} ({}, {})",
                 party_name(holder),
                 secs(holder.since_ms),
                 access(holder.access),
+                match &holder.provenance {
+                    Provenance::Recorded => "recorded",
+                    Provenance::Owns { .. } => "owns",
+                },
             );
-            party_place(out, holder, "         ");
+            match &holder.provenance {
+                Provenance::Owns { path } => {
+                    let _ = writeln!(out, "         in its state at {}", printable(path));
+                }
+                Provenance::Recorded => party_place(out, holder, "         "),
+            }
             if !holder.parked_in.is_empty() {
                 let _ = writeln!(
                     out,
@@ -120,6 +133,68 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
                 link.extra_holders
             );
         }
+        if let Some(r) = resources.get(&link.resource) {
+            may_lock_line(out, r);
+        }
+    }
+}
+
+/// A lock or semaphore with the tasks (and roots) whose state owns a
+/// handle to it: who may take it next, not only who waits now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MayLock {
+    /// The resource ([`Resource::id`]).
+    pub resource: u64,
+    /// Kind and name, e.g. `Mutex "accounts[2]"`.
+    pub resource_label: String,
+    /// Its owners, as the walker found them.
+    pub owners: Vec<HandleOwner>,
+}
+
+/// Every lock and semaphore some task owns a handle to, in resource order
+/// (empty for a version-1 snapshot, which has no ownership).
+///
+/// ```
+/// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
+/// let locks = turbowish_report::chains::may_lock(&snap);
+/// assert!(locks.iter().all(|l| !l.owners.is_empty()));
+/// ```
+pub fn may_lock(snap: &Snapshot) -> Vec<MayLock> {
+    snap.resources
+        .iter()
+        .filter_map(|r| {
+            let owners: Vec<HandleOwner> = r
+                .owners
+                .iter()
+                .filter(|o| o.handle == HandleKind::Lock)
+                .cloned()
+                .collect();
+            (!owners.is_empty()).then(|| MayLock {
+                resource: r.id,
+                resource_label: format!("{} \"{}\"", kind(r.kind), r.name),
+                owners,
+            })
+        })
+        .collect()
+}
+
+/// The tasks owning an `Arc` to (or the value of) a lock, who may take it
+/// next: `     may lock: task "a" (#1) at future state +0x30, …`.
+fn may_lock_line(out: &mut String, r: &Resource) {
+    let owners: Vec<String> = r
+        .owners
+        .iter()
+        .filter(|o| o.handle == HandleKind::Lock)
+        .map(|o| {
+            let who = match o.task {
+                Some(task) => format!("task \"{}\" ({})", printable(&o.name), task_ref(task)),
+                None => format!("root \"{}\"", printable(&o.name)),
+            };
+            format!("{who} at {}", printable(&o.path))
+        })
+        .collect();
+    if !owners.is_empty() {
+        let _ = writeln!(out, "     may lock: {}", owners.join(", "));
     }
 }
 

@@ -234,6 +234,42 @@ fn report_reads_stdin() {
 }
 
 #[test]
+fn chains_on_a_version_1_snapshot_says_ownership_is_missing() {
+    let out = run(&["chains", &p("service-v1.json")], b"");
+    assert_eq!(out.status.code(), Some(3));
+    let path = p("service-v1.json");
+    assert_eq!(
+        text(&out.stderr),
+        format!("turbowish: note: {path} is format version 1: it has no ownership, so every holder shown is as recorded\n")
+    );
+    let t = text(&out.stdout);
+    assert!(t.contains("(exclusive, recorded)"), "{t}");
+    assert!(!t.contains("may lock"), "{t}");
+    // The JSON lists no lock owners either.
+    let out = run(&["chains", &path, "--json"], b"");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["may_lock"], serde_json::json!([]));
+}
+
+#[test]
+fn chains_json_lists_who_may_lock() {
+    let out = run(&["chains", &p("service.json"), "--json"], b"");
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let locks = json["may_lock"].as_array().unwrap();
+    assert_eq!(locks.len(), 2, "{json}");
+    assert_eq!(locks[0]["resource_label"], "Mutex \"accounts[1]\"");
+    let names: Vec<&str> = locks[0]["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["transfer-a", "transfer-b"]);
+    assert_eq!(locks[0]["owners"][0]["path"], "future state +0x30");
+}
+
+#[test]
 fn chains_prints_the_deadlock_with_frames_and_exits_3() {
     let out = run(&["chains", &p("service.json")], b"");
     assert_eq!(out.status.code(), Some(3));
@@ -247,8 +283,9 @@ fn chains_prints_the_deadlock_with_frames_and_exits_3() {
             "  1. task \"transfer-a\" (#6) waits 2.0s for Mutex \"accounts[2]\" (exclusive)\n",
             "       at src/bank.rs:52:27 in transfer › credit\n",
             "     Mutex \"accounts[2]\", created at src/bank.rs:20:9, is held by\n",
-            "       task \"transfer-b\" (#7) since 2.0s (exclusive)\n",
+            "       task \"transfer-b\" (#7) since 2.0s (exclusive, recorded)\n",
             "         at src/bank.rs:48:27 in transfer › debit\n",
+            "     may lock: task \"transfer-a\" (#6) at future state +0x38, task \"transfer-b\" (#7) at future state +0x30\n",
         )),
         "{t}"
     );
@@ -262,7 +299,7 @@ fn chains_prints_the_deadlock_with_frames_and_exits_3() {
             "  1. task \"audit-log\" (#8) waits 1.2s for Semaphore \"db-pool\" (1 permit)\n",
             "       at src/audit.rs:22:18 in flush\n",
             "     Semaphore \"db-pool\", created at src/db.rs:12:19, is held by\n",
-            "       task \"request-handler\" (#3) since 0.3s (1 permit)\n",
+            "       task \"request-handler\" (#3) since 0.3s (1 permit, recorded)\n",
             "         at src/db.rs:31:40 in handle_request › load_user\n",
             "         parked now in handle_request › run_query\n",
             "       and 4 holder(s) TurboWish counted but did not name\n",

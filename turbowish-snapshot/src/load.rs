@@ -380,7 +380,7 @@ mod tests {
     fn version_is_checked_before_shape() {
         assert_eq!(
             message(br#"{"format_version": 7, "tasks": "not a list"}"#),
-            "f.json: snapshot format_version 7 is not supported (this build reads 1; it writes 1)"
+            "f.json: snapshot format_version 7 is not supported (this build reads 1, 2; it writes 2)"
         );
         assert!(message(br#"{"tasks": []}"#).contains("field `format_version`: missing"));
     }

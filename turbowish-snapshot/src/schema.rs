@@ -12,11 +12,14 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes. Version 2 added ownership: who
+/// owns each resource's handles ([`Resource::owners`]) and where each
+/// holder comes from ([`Party::provenance`]).
+pub const FORMAT_VERSION: u32 = 2;
 
-/// The format versions this build reads.
-pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+/// The format versions this build reads. A version-1 snapshot has no
+/// ownership: its holders are all as recorded.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1, 2];
 
 /// One heap snapshot of a process: per-task memory, sampled allocation
 /// sites, and the held-resource graph with its chains and cycles.
@@ -279,6 +282,10 @@ pub struct Resource {
     pub waiters: Vec<Party>,
     /// For semaphores: permits available.
     pub permits: Option<u64>,
+    /// The tasks (and named roots) whose state owns a handle to it, as the
+    /// walker found them (version 2). For a lock: who *may lock* it.
+    #[serde(default)]
+    pub owners: Vec<HandleOwner>,
 }
 
 /// Kinds of [`Resource`].
@@ -318,6 +325,64 @@ pub struct Party {
     /// poll returned `Pending`), outermost first; empty when unknown.
     #[serde(default)]
     pub parked_in: Vec<String>,
+    /// Where this holder comes from (version 2; `recorded` in version 1).
+    #[serde(default)]
+    pub provenance: Provenance,
+}
+
+/// Where a holder comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Provenance {
+    /// Recorded when the guard was taken, or the channel end created,
+    /// cloned or last used.
+    #[default]
+    Recorded,
+    /// The task's state owns the handle, found by the walker at `path`.
+    Owns {
+        /// Where: `future state +0x28`, `… › heap block +0x10`, or a
+        /// field path when traced precisely.
+        path: String,
+    },
+}
+
+/// A task (or named root) whose state owns a handle to a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandleOwner {
+    /// The owning task; absent for a named root.
+    pub task: Option<TaskRef>,
+    /// The task's (or root's) name.
+    pub name: String,
+    /// What it owns.
+    pub handle: HandleKind,
+    /// Where the handle was found (see [`Provenance::Owns`]).
+    pub path: String,
+}
+
+/// A kind of handle to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandleKind {
+    /// A channel's sending end.
+    Sender,
+    /// A channel's receiving end.
+    Receiver,
+    /// A lock or semaphore, or an `Arc` to one: its owner *may lock* it.
+    Lock,
+    /// An owned guard or permit.
+    Guard,
+}
+
+impl HandleKind {
+    /// `sender`, `receiver`, `lock`, `guard`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandleKind::Sender => "sender",
+            HandleKind::Receiver => "receiver",
+            HandleKind::Lock => "lock",
+            HandleKind::Guard => "guard",
+        }
+    }
 }
 
 /// Which task a [`Party`] is.
@@ -375,6 +440,10 @@ pub enum ChainEnd {
     UnnamedHolders,
     /// Back at a task already in the chain.
     Cycle,
+    /// At a receiver whose senders are all held outside tasks (version 2).
+    SendersOutsideTasks,
+    /// At a receiver whose channel has no sender left (version 2).
+    NoSenders,
 }
 
 /// A wait chain.

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use crate::sync::{Party, ResourceInfo, TaskRef};
+use crate::sync::{Access, Party, Provenance, ResourceInfo, TaskRef};
 
 /// One step of a chain: `waiter` waits for `resource`, whose holders are
 /// `holders` (the chain continues with the first of them).
@@ -37,6 +37,13 @@ pub enum ChainEnd {
     UnnamedHolders,
     /// Back at a task already in the chain: see [`cycles`].
     Cycle,
+    /// At a receiver whose channel's senders are all owned (or, no task
+    /// owning them, recorded) outside tasks: `main` or another thread. No
+    /// task can send; only that thread can.
+    SendersOutsideTasks,
+    /// At a receiver whose channel has no sender left: its receive returns
+    /// `None` (an `Err`, for a oneshot) as soon as it is polled again.
+    NoSenders,
 }
 
 /// A wait chain, longest first in [`chains`].
@@ -82,10 +89,21 @@ impl<'a> Graph<'a> {
     }
 
     /// Tasks `task` waits on through some resource, with the link.
+    ///
+    /// A receiver waits for *every* sender (Holt's cumulative resource):
+    /// one sender whose owner is not itself waiting can still send, so the
+    /// wait leads on, for a deadlock, only when every sender's owner waits.
     fn next(&self, task: TaskRef) -> Vec<(TaskRef, &'a ResourceInfo, &'a Party)> {
         let mut out = Vec::new();
         for &(r, w) in self.waits.get(&task).into_iter().flatten() {
-            for h in r.holders.iter().filter(|h| w.access.waits_for(h.access)) {
+            let blocked_by: Vec<&Party> = blockers(r, w).collect();
+            if w.access == Access::Receive
+                && (r.extra_holders > 0
+                    || blocked_by.iter().any(|h| !self.waits.contains_key(&h.task)))
+            {
+                continue;
+            }
+            for h in blocked_by {
                 out.push((h.task, r, w));
             }
         }
@@ -154,11 +172,22 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
         let Some(holder) = next else {
             let end = if resource.extra_holders > 0 {
                 ChainEnd::UnnamedHolders
+            } else if waiter.access == Access::Receive {
+                ChainEnd::NoSenders
             } else {
                 ChainEnd::HeldByNobody
             };
             return Chain { links, end };
         };
+        if waiter.access == Access::Receive
+            && resource.extra_holders == 0
+            && blockers(resource, waiter).all(|h| matches!(h.task, TaskRef::Thread(_)))
+        {
+            return Chain {
+                links,
+                end: ChainEnd::SendersOutsideTasks,
+            };
+        }
         // Name the followed holder first, as `Link::holders` documents and
         // as `Display` ("held by X, which waits for ...") reads it.
         if let Some(link) = links.last_mut() {
@@ -232,8 +261,16 @@ fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
-/// `task "name" (file:line › frames)`
+/// `task "name" (file:line › frames)`, or for a holder found by
+/// ownership `task "name" (owns a sender at future state +0x28)`.
 fn task_phrase(p: &Party) -> String {
+    if let Provenance::Owns { path } = &p.provenance {
+        let what = match p.access {
+            Access::Receive => "the receiver",
+            _ => "a sender",
+        };
+        return format!("task \"{}\" (owns {what} at {path})", p.task_name);
+    }
     let mut s = format!(
         "task \"{}\" ({}:{}",
         p.task_name,
@@ -311,6 +348,32 @@ impl fmt::Display for Chain {
             }
             ChainEnd::HeldByNobody | ChainEnd::UnnamedHolders => Ok(()),
             ChainEnd::Cycle => f.write_str(", which closes a cycle: deadlock"),
+            ChainEnd::SendersOutsideTasks => {
+                let Some(last) = self.links.last() else {
+                    return Ok(());
+                };
+                let mut names: Vec<&str> = Vec::new();
+                for h in &last.holders {
+                    if !names.contains(&h.task_name.as_str()) {
+                        names.push(&h.task_name);
+                    }
+                }
+                write!(
+                    f,
+                    "; no task owns a sender of {}: only {} {} one, so no task can send",
+                    last.resource,
+                    names.join(" and "),
+                    if names.len() == 1 { "holds" } else { "hold" },
+                )
+            }
+            ChainEnd::NoSenders => match self.links.last() {
+                Some(last) => write!(
+                    f,
+                    "; every sender of {} is dropped: recv returns None",
+                    last.resource
+                ),
+                None => Ok(()),
+            },
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod chains;
 pub mod frame;
 #[cfg(all(feature = "tokio-unstable", tokio_unstable))]
 mod hooks;
+pub mod ownership;
 mod registry;
 mod roots;
 pub mod sync;

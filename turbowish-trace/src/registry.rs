@@ -49,6 +49,38 @@ pub(crate) struct TaskEntry {
     /// Address and size of the task's root cell (its boxed future); `None`
     /// for tasks registered by runtime hooks, whose future tokio owns.
     pub(crate) root: Option<(usize, usize)>,
+    /// Who may touch the root cell's memory: [`CELL_OPEN`], a scan reading
+    /// it ([`CELL_SCANNING`]), or gone ([`CELL_RETIRED`]: the future is
+    /// being or has been dropped). See [`scan_live_cells`].
+    cell: AtomicU8,
+}
+
+const CELL_OPEN: u8 = 0;
+const CELL_SCANNING: u8 = 1;
+const CELL_RETIRED: u8 = 2;
+
+impl TaskEntry {
+    /// Called before the task's future (its root cell) is dropped: waits
+    /// out a scan reading it, and keeps later scans away. Once per task, so
+    /// the spin is never on a hot path; a scan reads one cell for well
+    /// under a microsecond per kilobyte.
+    pub(crate) fn retire_cell(&self) {
+        while self
+            .cell
+            .compare_exchange_weak(
+                CELL_OPEN,
+                CELL_RETIRED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            if self.cell.load(Ordering::Relaxed) == CELL_RETIRED {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// What a task is doing.
@@ -143,6 +175,7 @@ pub(crate) fn register(
         busy_ns: AtomicU64::new(0),
         root,
         parked: std::sync::Mutex::new(FramePath::default()),
+        cell: AtomicU8::new(CELL_OPEN),
     });
     REGISTRY.insert(entry.id, entry.clone());
     entry
@@ -403,6 +436,38 @@ pub(crate) fn live_roots() -> Vec<(u64, String, usize, usize)> {
                 .map(|(addr, size)| (e.id, e.name.to_string(), addr, size))
         })
         .collect()
+}
+
+/// Calls `scan(id, name, start, len)` with the root cell of every live
+/// task, each kept allocated for the length of its call: a task finishing
+/// meanwhile waits (in [`TaskEntry::retire_cell`]) before dropping its
+/// future, and one already retired is skipped.
+pub(crate) fn scan_live_cells(mut scan: impl FnMut(u64, &str, usize, usize)) {
+    let _internal = turbowish_alloc::internal();
+    let entries: Vec<Arc<TaskEntry>> = REGISTRY
+        .iter()
+        .filter(|e| e.root.is_some() && !e.state().is_done())
+        .map(|e| Arc::clone(e.value()))
+        .collect();
+    for entry in entries {
+        let Some((start, len)) = entry.root else {
+            continue;
+        };
+        if entry
+            .cell
+            .compare_exchange(
+                CELL_OPEN,
+                CELL_SCANNING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            continue;
+        }
+        scan(entry.id, &entry.name, start, len);
+        entry.cell.store(CELL_OPEN, Ordering::Release);
+    }
 }
 
 /// Number of entries in the registry (live tasks plus finished ones that

@@ -192,6 +192,7 @@ impl<F: Future> Future for Traced<F> {
                 // cell is freed its address can be reused, and a heap walk
                 // must not take the new block for this task's root.
                 entry.set_state(TaskState::Completed);
+                entry.retire_cell();
                 this.future = None;
                 Poll::Ready(output)
             }
@@ -235,6 +236,7 @@ impl<F> Drop for Traced<F> {
             if entry.state() != TaskState::Panicked {
                 entry.set_state(TaskState::Aborted);
             }
+            entry.retire_cell();
             let _in_task = context::enter(&entry.tag);
             drop(future);
         }

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use turbowish_trace::chains::{chains, cycles, ChainEnd, Cycle, Link};
 use turbowish_trace::frame::FramePath;
-use turbowish_trace::sync::{Access, Party, ResourceInfo, ResourceKind, TaskRef};
+use turbowish_trace::sync::{Access, Party, Provenance, ResourceInfo, ResourceKind, TaskRef};
 
 /// Task ids used in the graphs, with names `"A"`, `"B"`, ….
 const A: u64 = 1;
@@ -38,6 +38,10 @@ const B: u64 = 2;
 const C: u64 = 3;
 const D: u64 = 4;
 const E: u64 = 5;
+
+/// The line of `party`'s `Location::caller()`: where every party of these
+/// tests says it acquired or waits.
+const PARTY_LINE: u32 = 55;
 
 fn task_name(id: u64) -> String {
     char::from(b'A' + (id - 1) as u8).to_string()
@@ -53,6 +57,8 @@ fn party(task: u64, access: Access) -> Party {
         access,
         movable: false,
         parked_in: None,
+        provenance: Provenance::Recorded,
+        slot: None,
     }
 }
 
@@ -72,6 +78,7 @@ fn resource(
         extra_holders: 0,
         waiters,
         permits: None,
+        owners: Vec::new(),
     }
 }
 
@@ -487,4 +494,89 @@ fn chain_names_the_followed_holder_first() {
         text.contains("held by task \"B\""),
         "wrong holder named: {text}"
     );
+}
+
+/// A party of a thread outside any task (`main`, say).
+fn thread_party(n: u64, access: Access) -> Party {
+    Party {
+        task: TaskRef::Thread(n),
+        task_name: TaskRef::Thread(n).name(),
+        ..party(A, access)
+    }
+}
+
+#[test]
+fn a_receiver_whose_senders_only_a_thread_holds_says_no_task_can_send() {
+    let graph = vec![resource(
+        1,
+        ResourceKind::Channel,
+        "jobs",
+        vec![thread_party(1, Access::Send)],
+        vec![party(A, Access::Receive)],
+    )];
+    assert!(cycles(&graph).is_empty());
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].end, ChainEnd::SendersOutsideTasks);
+    assert_eq!(
+        found[0].to_string(),
+        format!(
+            "task \"A\" (turbowish-trace/tests/chains_analysis.rs:{}) waits for channel \"jobs\" (for 1.5s), \
+             held by task \"thread #1 (outside tasks)\" (turbowish-trace/tests/chains_analysis.rs:{}) since 1.5s; \
+             no task owns a sender of channel \"jobs\": only thread #1 (outside tasks) holds one, so no task can send",
+            PARTY_LINE, PARTY_LINE
+        )
+    );
+}
+
+#[test]
+fn a_receiver_whose_senders_are_all_dropped_says_recv_returns_none() {
+    let graph = vec![resource(
+        1,
+        ResourceKind::Channel,
+        "results",
+        vec![],
+        vec![party(B, Access::Receive)],
+    )];
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].end, ChainEnd::NoSenders);
+    assert_eq!(
+        found[0].to_string(),
+        format!(
+            "task \"B\" (turbowish-trace/tests/chains_analysis.rs:{PARTY_LINE}) waits for channel \"results\" (for 1.5s), \
+             held by nobody TurboWish saw; every sender of channel \"results\" is dropped: recv returns None"
+        )
+    );
+}
+
+/// A receiver waits for every sender: with one sender's owner free to
+/// run, a channel wait closes no deadlock; once that owner waits in the
+/// same tangle too, it does.
+#[test]
+fn a_channel_cycle_needs_every_sender_blocked() {
+    let channel = |holders| {
+        resource(
+            1,
+            ResourceKind::Channel,
+            "events",
+            holders,
+            vec![party(A, Access::Receive)],
+        )
+    };
+    let free_c = vec![
+        channel(vec![party(B, Access::Send), party(C, Access::Send)]),
+        mutex(2, "state", Some(A), &[B]),
+    ];
+    assert!(cycles(&free_c).is_empty(), "{:?}", cycles(&free_c));
+    let both_blocked = vec![
+        channel(vec![party(B, Access::Send), party(C, Access::Send)]),
+        mutex(2, "state", Some(A), &[B, C]),
+    ];
+    // A waits for B and C, both wait for A: each of the two is a cycle
+    // with A (reported once per task, as `cycles` documents).
+    let found = cycles(&both_blocked);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(waiters(&found[0].links), [traced(A), traced(B)]);
+    assert_eq!(waiters(&found[1].links), [traced(C), traced(A)]);
 }

@@ -139,14 +139,14 @@ fn receiver_waits_for_sender_holder_and_full_sender_for_receiver() {
         .find(|c| c.links[0].waiter.task_name == "consumer")
         .unwrap_or_else(|| panic!("{found:#?}"));
     // consumer waits for the sender, held by the producer, which waits on
-    // the oneshot "feed/release", whose sender main holds.
+    // the oneshot "feed/release", whose sender main holds: no task can send.
     assert_eq!(chain.links[0].holders[0].task_name, "producer");
     assert_eq!(chain.links[0].waiter.access, Access::Receive);
     assert!(matches!(
         chain.links.last().unwrap().holders[0].task,
         TaskRef::Thread(_)
     ));
-    assert_eq!(chain.end, ChainEnd::Untracked);
+    assert_eq!(chain.end, ChainEnd::SendersOutsideTasks);
 
     release.send(()).unwrap();
     wait_until("the producer to block on a full channel", || {

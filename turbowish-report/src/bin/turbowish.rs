@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use turbowish_report::chains::{chains_dot, chains_text};
+use turbowish_report::chains::{chains_dot, chains_text, may_lock};
 use turbowish_report::diff::diff;
 use turbowish_report::flame::FoldedStacks;
 use turbowish_report::pprof::pprof_gz;
@@ -262,11 +262,22 @@ fn chains(args: ChainsArgs) -> Result<u8, Failure> {
             "--dot - and --json both want standard output; give --dot a file",
         ));
     }
+    if snap.format_version < 2 {
+        eprintln!(
+            "turbowish: note: {} is format version {}: it has no ownership, so every holder shown is as recorded",
+            args.snapshot.display(),
+            snap.format_version
+        );
+    }
     if let Some(path) = &args.dot {
         write_output_from(&args.snapshot, path, chains_dot(&snap).as_bytes())?;
     }
     if args.json {
-        print_json(&serde_json::json!({ "chains": snap.chains, "cycles": snap.cycles }))?;
+        print_json(&serde_json::json!({
+            "chains": snap.chains,
+            "cycles": snap.cycles,
+            "may_lock": may_lock(&snap),
+        }))?;
     } else if !dot_to_stdout {
         print_text(&chains_text(&snap))?;
     }

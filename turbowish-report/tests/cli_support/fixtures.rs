@@ -219,7 +219,14 @@ pub(crate) fn service() -> Snapshot {
         1_200,
         Access::Permits(1),
     );
-    let resources = vec![
+    // Both transfers own an `Arc` to both accounts: either may lock either.
+    let transfers_own = |first: u64, second: u64| {
+        vec![
+            lock_owner(6, "transfer-a", first),
+            lock_owner(7, "transfer-b", second),
+        ]
+    };
+    let mut resources = vec![
         resource(
             1,
             ResourceKind::Mutex,
@@ -261,6 +268,8 @@ pub(crate) fn service() -> Snapshot {
             None,
         ),
     ];
+    resources[0].owners = transfers_own(0x30, 0x38);
+    resources[1].owners = transfers_own(0x38, 0x30);
     let a_to_b = link(
         a_waits.clone(),
         2,
@@ -702,6 +711,17 @@ fn party(
         access,
         movable: false,
         parked_in: Vec::new(),
+        provenance: Provenance::Recorded,
+    }
+}
+
+/// A task owning a lock handle (an `Arc` to it) in its future's state.
+fn lock_owner(task: u64, name: &str, offset: u64) -> HandleOwner {
+    HandleOwner {
+        task: Some(TaskRef::Task(task)),
+        name: name.to_owned(),
+        handle: HandleKind::Lock,
+        path: format!("future state +{offset:#x}"),
     }
 }
 
@@ -725,6 +745,7 @@ fn resource(
         extra_holders,
         waiters,
         permits,
+        owners: Vec::new(),
     }
 }
 

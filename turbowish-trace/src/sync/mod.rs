@@ -17,8 +17,10 @@ mod rwlock;
 mod semaphore;
 
 pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
-pub(crate) use resource::{held_records, marked_record};
-pub use resource::{resources, Access, Party, ResourceInfo, ResourceKind, TaskRef};
+pub(crate) use resource::{
+    held_records, live_resources, marked, marked_record, marked_slot, LiveResources, MarkKind,
+};
+pub use resource::{resources, Access, Party, Provenance, ResourceInfo, ResourceKind, TaskRef};
 pub use rwlock::{
     OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };

@@ -362,3 +362,21 @@ fn drain_ready<T>(
     }
     Some(received)
 }
+
+macro_rules! trace_end {
+    ($($end:ident),* $(,)?) => {
+        $(
+            /// Reports the end to the walker (which resource, which end, at
+            /// this field path: see [`crate::ownership`]); tokio's channel
+            /// inside is scanned conservatively.
+            impl<T> crate::Trace for $end<T> {
+                fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+                    self.end.trace(tracer);
+                    tracer.conservative(&self.inner);
+                }
+            }
+        )*
+    };
+}
+
+trace_end!(Sender, Receiver, UnboundedSender, UnboundedReceiver);

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use super::acquire_recorded;
 use super::owned::{erase, Owned, Recorded};
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, Waiting};
+use super::resource::{
+    Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState, Waiting,
+};
 
 /// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
 /// waiters (task, frame path, location, since when) appear in
@@ -27,6 +29,8 @@ use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState, W
 /// ```
 pub struct Mutex<T> {
     state: Arc<ResourceState>,
+    /// Lets the walker find the lock inside the block owning it.
+    _mark: Mark,
     inner: tokio::sync::Mutex<T>,
 }
 
@@ -48,8 +52,10 @@ impl<T> Mutex<T> {
         value: T,
         location: &'static Location<'static>,
     ) -> Mutex<T> {
+        let state = ResourceState::new(ResourceKind::Mutex, name, location, None);
         Mutex {
-            state: ResourceState::new(ResourceKind::Mutex, name, location, None),
+            _mark: Mark::new(MarkKind::Lock, &state),
+            state,
             inner: tokio::sync::Mutex::new(value),
         }
     }
@@ -152,6 +158,7 @@ impl<T> Mutex<T> {
         inner: tokio::sync::MutexGuard<'a, T>,
         location: &'static Location<'static>,
     ) -> MutexGuard<'a, T> {
+        self.state.note_home(self);
         let slot = self.state.hold(location, Access::Exclusive, false);
         MutexGuard {
             inner,
@@ -257,6 +264,8 @@ impl<T: fmt::Debug> fmt::Debug for OwnedMutexGuard<T> {
 /// walker must never wait for the program's locks.
 impl<T: crate::Trace> crate::Trace for Mutex<T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        // Whoever owns this lock (or an `Arc` to it) may lock it next.
+        tracer.handle(self.state.id(), None, crate::ownership::HandleKind::Lock);
         tracer.shared(
             Arc::as_ptr(&self.state) as *const u8,
             "turbowish_trace::sync::ResourceState",

@@ -123,3 +123,12 @@ impl<T> Future for Receiver<T> {
         }
     }
 }
+
+/// Reports the end to the walker (see [`crate::ownership`]); tokio's
+/// channel inside is scanned conservatively.
+impl<T> crate::Trace for Sender<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        self.end.trace(tracer);
+        tracer.conservative(&self.inner);
+    }
+}

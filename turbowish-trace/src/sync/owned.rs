@@ -9,7 +9,7 @@ use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::resource::{Access, GuardMark, HolderSlot, ResourceState};
+use super::resource::{Access, HolderSlot, Mark, MarkKind, ResourceState};
 
 /// A resource whose owned guards are recorded: its record table.
 pub(crate) trait Recorded {
@@ -25,7 +25,7 @@ pub(crate) struct Owned<O: Recorded, G> {
     guard: ManuallyDrop<G>,
     owner: Arc<O>,
     /// Lets the heap walker find the guard in a task's opaque state.
-    _mark: GuardMark,
+    _mark: Mark,
     slot: HolderSlot,
 }
 
@@ -43,9 +43,10 @@ impl<O: Recorded, G> Owned<O, G> {
         access: Access,
     ) -> Owned<O, G> {
         let state = owner.state();
+        state.note_home(&*owner);
         Owned {
             slot: state.hold(location, access, true),
-            _mark: GuardMark::new(state),
+            _mark: Mark::new(MarkKind::Guard, state),
             guard: ManuallyDrop::new(guard),
             owner,
         }

@@ -186,6 +186,13 @@ pub(crate) struct ResourceState {
     /// with `add_permits`.
     permits: std::sync::atomic::AtomicUsize,
     table: SpinLock<Table>,
+    /// Where the lock itself was last seen (`&self` of a lock, acquire or
+    /// try call), and where the `Arc` block holding it would start: what a
+    /// pointer in a task's state to the lock, or to the `Arc` owning it,
+    /// holds (see [`crate::ownership`]). 0 until first used; channels keep
+    /// 0 (their ends carry marks instead).
+    home: std::sync::atomic::AtomicUsize,
+    arc_home: std::sync::atomic::AtomicUsize,
 }
 
 impl ResourceState {
@@ -204,6 +211,8 @@ impl ResourceState {
             location,
             permits: std::sync::atomic::AtomicUsize::new(permits.unwrap_or(usize::MAX)),
             table: SpinLock::new(Table::default()),
+            home: std::sync::atomic::AtomicUsize::new(0),
+            arc_home: std::sync::atomic::AtomicUsize::new(0),
         });
         RESOURCES.insert(id, Arc::downgrade(&state));
         state
@@ -308,6 +317,26 @@ impl ResourceState {
         self.table().waiters.retain(|(k, _)| *k != key);
     }
 
+    /// Notes where the lock `owner` (the wrapper holding this state) lives
+    /// now. Two relaxed stores to a line the caller is about to touch
+    /// anyway; a lock is not moved while borrowed, and one inside an `Arc`
+    /// never moves.
+    #[inline]
+    pub(crate) fn note_home<L>(&self, owner: &L) {
+        let addr = owner as *const L as usize;
+        // `ArcInner` is `repr(C)`: two counters, then the value at its
+        // alignment.
+        let offset = (2 * size_of::<usize>()).next_multiple_of(align_of::<L>());
+        self.home.store(addr, Ordering::Relaxed);
+        self.arc_home
+            .store(addr.wrapping_sub(offset), Ordering::Relaxed);
+    }
+
+    /// The record's address: what marks encode.
+    pub(crate) fn record_addr(&self) -> usize {
+        self as *const ResourceState as usize
+    }
+
     fn info(&self) -> ResourceInfo {
         let now = now_ns();
         let party = |r: &Record| Party {
@@ -319,12 +348,15 @@ impl ResourceState {
             access: r.access,
             movable: r.movable,
             parked_in: None,
+            provenance: Provenance::Recorded,
+            slot: None,
         };
-        let holder = |r: &Record| Party {
+        let holder = |(slot, r): (usize, &Record)| Party {
             parked_in: match r.task {
                 TaskRef::Task(id) => registry::parked_path(id),
                 _ => None,
             },
+            slot: Some(slot),
             ..party(r)
         };
         // Copy the records out and name their tasks after unlocking: naming
@@ -335,7 +367,11 @@ impl ResourceState {
         let recorded = table.waiters.clone();
         let extra_holders = table.extra_holders;
         drop(table);
-        let holders = named.iter().flatten().map(holder).collect();
+        let holders = named
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| holder((i, r))))
+            .collect();
         let waiters = recorded.iter().map(|(_, r)| party(r)).collect();
         ResourceInfo {
             id: self.id,
@@ -349,6 +385,7 @@ impl ResourceState {
                 usize::MAX => None,
                 n => Some(n),
             },
+            owners: Vec::new(),
         }
     }
 }
@@ -426,25 +463,57 @@ impl<T> Drop for SpinGuard<'_, T> {
     }
 }
 
-/// A word inside every owned guard and permit that lets the heap walker
-/// recognise the guard inside opaque memory (a task's future): the address
-/// of the resource's record XORed with [`GUARD_MAGIC`], whose top 16 bits
-/// no user-space address has. Cleared when the guard is dropped, so a
-/// dropped guard's bytes are not taken for a held one (a moved-from copy
-/// keeps its mark; the walker only believes marks of resources held now).
-#[derive(Debug)]
-pub(crate) struct GuardMark(usize);
+/// The kinds of handle a mark word says it sits in. Each has its own
+/// constant, whose top 16 bits no user-space address has, XORed with the
+/// address of the resource's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkKind {
+    /// An owned guard or permit.
+    Guard,
+    /// A channel's sending end.
+    Sender,
+    /// A channel's receiving end.
+    Receiver,
+    /// A lock or semaphore itself (found inside the `Arc` block owning it).
+    Lock,
+}
 
-/// See [`GuardMark`].
 const GUARD_MAGIC: usize = 0x7E57 << (usize::BITS - 16);
+const SENDER_MAGIC: usize = 0x7E58 << (usize::BITS - 16);
+const RECEIVER_MAGIC: usize = 0x7E59 << (usize::BITS - 16);
+const LOCK_MAGIC: usize = 0x7E5A << (usize::BITS - 16);
+/// Tags an end's slot word, so a mark followed by arbitrary data is not
+/// taken for an end.
+const SLOT_MAGIC: usize = 0x51D7 << (usize::BITS - 16);
 
-impl GuardMark {
-    pub(crate) fn new(state: &ResourceState) -> GuardMark {
-        GuardMark(GUARD_MAGIC ^ (state as *const ResourceState as usize))
+impl MarkKind {
+    fn magic(self) -> usize {
+        match self {
+            MarkKind::Guard => GUARD_MAGIC,
+            MarkKind::Sender => SENDER_MAGIC,
+            MarkKind::Receiver => RECEIVER_MAGIC,
+            MarkKind::Lock => LOCK_MAGIC,
+        }
     }
 }
 
-impl Drop for GuardMark {
+/// A word inside every owned guard and permit, and inside every lock, that
+/// lets the walker recognise it inside opaque memory (a task's future, a
+/// block only a conservative scan reaches): the address of the resource's
+/// record XORed with its kind's constant. Cleared when dropped, so a
+/// dropped handle's bytes are not taken for a live one (a moved-from copy
+/// keeps its mark; the walker only believes marks of resources that are
+/// live, and for guards held, now).
+#[derive(Debug)]
+pub(crate) struct Mark(usize);
+
+impl Mark {
+    pub(crate) fn new(kind: MarkKind, state: &ResourceState) -> Mark {
+        Mark(kind.magic() ^ state.record_addr())
+    }
+}
+
+impl Drop for Mark {
     fn drop(&mut self) {
         // SAFETY: `self.0` is a valid, aligned `usize` we own. Volatile, so
         // the store to memory about to die is not optimised away.
@@ -452,16 +521,126 @@ impl Drop for GuardMark {
     }
 }
 
-/// The record address a word of memory marks, if it looks like a
-/// [`GuardMark`].
+/// The two words inside every channel end: its [`Mark`], then the slot of
+/// its holder record (tagged), so the walker knows which of the channel's
+/// holders a found end is. `repr(C)` keeps the two adjacent and in order.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct EndMark {
+    mark: Mark,
+    slot: usize,
+}
+
+impl EndMark {
+    fn new(kind: MarkKind, state: &ResourceState, slot: HolderSlot) -> EndMark {
+        let index = match slot {
+            HolderSlot::Named(i) => i + 1,
+            HolderSlot::Extra => 0,
+        };
+        EndMark {
+            mark: Mark::new(kind, state),
+            slot: SLOT_MAGIC ^ index,
+        }
+    }
+}
+
+/// What a word of memory marks, if it looks like a [`Mark`]: the kind and
+/// the record address.
+#[inline]
+pub(crate) fn marked(word: usize) -> Option<(MarkKind, usize)> {
+    let kind = match word >> (usize::BITS - 16) {
+        0x7E57 => MarkKind::Guard,
+        0x7E58 => MarkKind::Sender,
+        0x7E59 => MarkKind::Receiver,
+        0x7E5A => MarkKind::Lock,
+        _ => return None,
+    };
+    let addr = word ^ kind.magic();
+    (addr != 0).then_some((kind, addr))
+}
+
+/// The holder slot an end's second word names: `Some(Some(i))` for named
+/// slot `i`, `Some(None)` for a counted (unnamed) holder, `None` when the
+/// word is not an end's slot word.
+#[inline]
+pub(crate) fn marked_slot(word: usize) -> Option<Option<usize>> {
+    let index = word ^ SLOT_MAGIC;
+    match index {
+        0 => Some(None),
+        i if i <= HOLDER_SLOTS => Some(Some(i - 1)),
+        _ => None,
+    }
+}
+
+/// The record address a word marks, if it is a guard's [`Mark`].
 #[inline]
 pub(crate) fn marked_record(word: usize) -> Option<usize> {
-    let addr = word ^ GUARD_MAGIC;
-    (addr >> (usize::BITS - 16) == 0 && addr != 0).then_some(addr)
+    match marked(word) {
+        Some((MarkKind::Guard, addr)) => Some(addr),
+        _ => None,
+    }
+}
+
+/// Every live resource, as the walker looks its handles up: by record
+/// address (what marks encode) and by where its lock was last seen.
+#[derive(Debug, Default)]
+pub(crate) struct LiveResources {
+    /// Record address -> (id, kind, occupied named holder slots as bits).
+    pub(crate) by_record: std::collections::HashMap<usize, (u64, ResourceKind, u32)>,
+    /// Sorted (address, id): a lock's `home` and `arc_home`.
+    pub(crate) homes: Vec<(usize, u64)>,
+}
+
+impl LiveResources {
+    /// The resource a lock pointer (to the lock, or to the `Arc` block
+    /// owning it) names.
+    #[inline]
+    pub(crate) fn home(&self, word: usize) -> Option<u64> {
+        let (first, last) = (self.homes.first()?.0, self.homes.last()?.0);
+        if word < first || word > last {
+            return None;
+        }
+        self.homes
+            .binary_search_by_key(&word, |&(a, _)| a)
+            .ok()
+            .map(|i| self.homes[i].1)
+    }
+}
+
+/// The live resources now, for looking handles up.
+pub(crate) fn live_resources() -> LiveResources {
+    let _internal = turbowish_alloc::internal();
+    let live: Vec<Arc<ResourceState>> = RESOURCES
+        .iter()
+        .filter_map(|r| r.value().upgrade())
+        .collect();
+    let mut out = LiveResources::default();
+    for r in &live {
+        let occupied = {
+            let table = r.table();
+            table
+                .holders
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.is_some())
+                .fold(0u32, |bits, (i, _)| bits | 1 << i)
+        };
+        out.by_record
+            .insert(r.record_addr(), (r.id, r.kind, occupied));
+        for home in [&r.home, &r.arc_home] {
+            let addr = home.load(Ordering::Relaxed);
+            if addr != 0 {
+                out.homes.push((addr, r.id));
+            }
+        }
+    }
+    out.homes.sort_unstable();
+    out.homes.dedup_by_key(|h| h.0);
+    out
 }
 
 /// Every resource held now, by the address of its record (what a
-/// [`GuardMark`] encodes): id and name.
+/// guard [`Mark`] encodes): id and name.
 pub(crate) fn held_records() -> std::collections::HashMap<usize, (u64, String)> {
     let _internal = turbowish_alloc::internal();
     let live: Vec<Arc<ResourceState>> = RESOURCES
@@ -482,6 +661,8 @@ pub(crate) fn held_records() -> std::collections::HashMap<usize, (u64, String)> 
 #[derive(Debug)]
 pub(crate) struct End {
     state: Arc<ResourceState>,
+    /// Lets the walker find this end in a task's opaque state.
+    _mark: EndMark,
     slot: HolderSlot,
     access: Access,
 }
@@ -492,11 +673,31 @@ impl End {
         location: &'static Location<'static>,
         access: Access,
     ) -> End {
+        let slot = state.hold(location, access, true);
+        let kind = match access {
+            Access::Receive => MarkKind::Receiver,
+            _ => MarkKind::Sender,
+        };
         End {
-            slot: state.hold(location, access, true),
+            _mark: EndMark::new(kind, state, slot),
+            slot,
             state: Arc::clone(state),
             access,
         }
+    }
+
+    /// Reports this end to the walker (precise tracing through the
+    /// handle's `Trace` impl).
+    pub(crate) fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        let handle = match self.access {
+            Access::Receive => crate::ownership::HandleKind::Receiver,
+            _ => crate::ownership::HandleKind::Sender,
+        };
+        let slot = match self.slot {
+            HolderSlot::Named(i) => Some(i),
+            HolderSlot::Extra => None,
+        };
+        tracer.handle(self.state.id, slot, handle);
     }
 
     /// Records the calling task as this end's holder.
@@ -589,6 +790,29 @@ pub struct Party {
     /// future a held lock is waiting on; `None` when unknown or outside
     /// frames.
     pub parked_in: Option<FramePath>,
+    /// Where this holder comes from: the record of who took, created or
+    /// last used the handle, or the task whose state owns it (found by
+    /// [`crate::ownership`]). Waiters are always recorded.
+    pub provenance: Provenance,
+    /// For a holder: its record's slot in the resource's table, which the
+    /// handle that holds it carries (see [`crate::ownership`]). `None` for
+    /// waiters and for holders named by ownership.
+    pub slot: Option<usize>,
+}
+
+/// Where a holder in [`ResourceInfo::holders`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// Recorded when the guard was taken, or the channel end created,
+    /// cloned or last used: the fallback, right for guards, stale for a
+    /// channel end moved into another task and not used there yet.
+    Recorded,
+    /// The task's state owns the handle, found by the walker at `path`
+    /// (`future state +0x28`, or a field path when traced precisely).
+    Owns {
+        /// Where in the task's state the handle is.
+        path: String,
+    },
 }
 
 /// One resource of the wait-for graph: see [`crate::sync::resources`].
@@ -610,6 +834,10 @@ pub struct ResourceInfo {
     pub waiters: Vec<Party>,
     /// Total permits, for a semaphore.
     pub permits: Option<usize>,
+    /// The tasks whose state owns a handle to this resource (a sender, the
+    /// receiver, an `Arc` to the lock, a guard), as the walker found them;
+    /// empty until [`crate::ownership::apply`] fills it.
+    pub owners: Vec<crate::ownership::HandleOwner>,
 }
 
 /// The wait-for graph now: every live instrumented resource with its holders

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::acquire_recorded;
 use super::owned::{erase, Owned, Recorded};
-use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
+use super::resource::{Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState};
 
 /// An async reader-writer lock with the API of `tokio::sync::RwLock`, whose
 /// readers, writer and waiters appear in [`crate::sync::resources`].
@@ -25,6 +25,8 @@ use super::resource::{Access, HolderSlot, Record, ResourceKind, ResourceState};
 /// ```
 pub struct RwLock<T> {
     state: Arc<ResourceState>,
+    /// Lets the walker find the lock inside the block owning it.
+    _mark: Mark,
     inner: tokio::sync::RwLock<T>,
 }
 
@@ -46,8 +48,10 @@ impl<T> RwLock<T> {
         value: T,
         location: &'static Location<'static>,
     ) -> RwLock<T> {
+        let state = ResourceState::new(ResourceKind::RwLock, name, location, None);
         RwLock {
-            state: ResourceState::new(ResourceKind::RwLock, name, location, None),
+            _mark: Mark::new(MarkKind::Lock, &state),
+            state,
             inner: tokio::sync::RwLock::new(value),
         }
     }
@@ -193,6 +197,7 @@ impl<T> RwLock<T> {
         inner: tokio::sync::RwLockReadGuard<'a, T>,
         location: &'static Location<'static>,
     ) -> RwLockReadGuard<'a, T> {
+        self.state.note_home(self);
         RwLockReadGuard {
             inner,
             state: &self.state,
@@ -205,6 +210,7 @@ impl<T> RwLock<T> {
         inner: tokio::sync::RwLockWriteGuard<'a, T>,
         location: &'static Location<'static>,
     ) -> RwLockWriteGuard<'a, T> {
+        self.state.note_home(self);
         RwLockWriteGuard {
             inner,
             state: &self.state,
@@ -359,6 +365,8 @@ impl<T: fmt::Debug> fmt::Debug for OwnedRwLockWriteGuard<T> {
 /// walker never waits for the program's locks).
 impl<T: crate::Trace> crate::Trace for RwLock<T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        // Whoever owns this lock (or an `Arc` to it) may lock it next.
+        tracer.handle(self.state.id(), None, crate::ownership::HandleKind::Lock);
         tracer.shared(
             Arc::as_ptr(&self.state) as *const u8,
             "turbowish_trace::sync::ResourceState",

@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::acquire_recorded;
-use super::resource::{Access, GuardMark, HolderSlot, Record, ResourceKind, ResourceState};
+use super::resource::{Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState};
 
 /// A counting semaphore with the API of `tokio::sync::Semaphore`, whose
 /// permit holders and waiters appear in [`crate::sync::resources`].
@@ -24,6 +24,8 @@ use super::resource::{Access, GuardMark, HolderSlot, Record, ResourceKind, Resou
 #[derive(Debug)]
 pub struct Semaphore {
     state: Arc<ResourceState>,
+    /// Lets the walker find the semaphore inside the block owning it.
+    _mark: Mark,
     inner: Arc<tokio::sync::Semaphore>,
 }
 
@@ -45,8 +47,10 @@ impl Semaphore {
         permits: usize,
         location: &'static Location<'static>,
     ) -> Semaphore {
+        let state = ResourceState::new(ResourceKind::Semaphore, name, location, Some(permits));
         Semaphore {
-            state: ResourceState::new(ResourceKind::Semaphore, name, location, Some(permits)),
+            _mark: Mark::new(MarkKind::Lock, &state),
+            state,
             inner: Arc::new(tokio::sync::Semaphore::new(permits)),
         }
     }
@@ -130,6 +134,7 @@ impl Semaphore {
         n: u32,
         location: &'static Location<'static>,
     ) -> SemaphorePermit<'a> {
+        self.state.note_home(self);
         SemaphorePermit {
             inner: Some(inner),
             state: &self.state,
@@ -240,7 +245,7 @@ pub struct OwnedSemaphorePermit {
     /// `None` once forgotten.
     inner: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Lets the heap walker find the permit in a task's opaque state.
-    _mark: GuardMark,
+    _mark: Mark,
     state: Arc<ResourceState>,
     slot: HolderSlot,
 }
@@ -253,7 +258,7 @@ impl OwnedSemaphorePermit {
         location: &'static Location<'static>,
     ) -> OwnedSemaphorePermit {
         OwnedSemaphorePermit {
-            _mark: GuardMark::new(state),
+            _mark: Mark::new(MarkKind::Guard, state),
             slot: state.hold(location, Access::Permits(n), true),
             inner: Some(inner),
             state: Arc::clone(state),
@@ -285,6 +290,8 @@ impl Drop for OwnedSemaphorePermit {
 /// permits).
 impl crate::Trace for Semaphore {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        // Whoever owns this lock (or an `Arc` to it) may lock it next.
+        tracer.handle(self.state.id(), None, crate::ownership::HandleKind::Lock);
         tracer.shared(
             Arc::as_ptr(&self.state) as *const u8,
             "turbowish_trace::sync::ResourceState",

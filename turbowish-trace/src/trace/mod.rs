@@ -187,6 +187,21 @@ impl<'w> Tracer<'w> {
 
     /// Reports a held TurboWish guard or permit of resource `resource_id`,
     /// so the walk names the root (task) whose state holds it.
+    /// Reports a resource handle (a channel end, a lock) at the current
+    /// field path, for [`crate::ownership`].
+    pub(crate) fn handle(
+        &mut self,
+        resource_id: u64,
+        slot: Option<usize>,
+        kind: crate::ownership::HandleKind,
+    ) {
+        self.sink.handle(crate::ownership::MarkedHandle {
+            resource_id,
+            slot,
+            kind,
+        });
+    }
+
     pub(crate) fn guard(&mut self, resource_id: u64, resource_name: &str) {
         self.sink.guard(resource_id, resource_name);
     }
@@ -219,6 +234,7 @@ pub(crate) trait Sink {
     fn scan_inline(&mut self, start: usize, len: usize);
     fn unlocated(&mut self, type_name: &'static str, estimated: usize, used: usize);
     fn guard(&mut self, resource_id: u64, resource_name: &str);
+    fn handle(&mut self, handle: crate::ownership::MarkedHandle);
     fn push_path(&mut self, segment: &'static str);
     fn pop_path(&mut self);
 }

@@ -8,7 +8,7 @@
 use tokio::task::JoinHandle;
 
 use super::{Trace, Tracer};
-use crate::sync::{mpsc, oneshot};
+use crate::sync::oneshot;
 
 /// A handle to a task owns none of the task's state (each task is a root
 /// of its own).
@@ -49,11 +49,6 @@ macro_rules! trace_channel_end {
 }
 
 trace_channel_end!(
-    mpsc::Sender<T>,
-    mpsc::Receiver<T>,
-    mpsc::UnboundedSender<T>,
-    mpsc::UnboundedReceiver<T>,
-    oneshot::Sender<T>,
     oneshot::Receiver<T>,
     tokio::sync::mpsc::Sender<T>,
     tokio::sync::mpsc::Receiver<T>,

@@ -40,6 +40,8 @@ use super::report::{
     Unattributed, WalkReport,
 };
 use super::RootKind;
+use crate::ownership::FoundHandle;
+use crate::sync::TaskRef;
 use crate::trace::Position;
 
 const NONE: u32 = u32::MAX;
@@ -272,6 +274,29 @@ fn attribute_with(
             resource_id: g.resource_id,
             resource_name: g.resource_name.clone(),
             holder,
+            path,
+        });
+    }
+
+    for h in &graph.handles {
+        let (task, name) = match holder(h.position) {
+            Some(Holder::Task { id, name }) => (Some(TaskRef::Task(id)), name),
+            Some(Holder::Root { name }) => (None, name),
+            Some(Holder::Shared) | None => continue,
+        };
+        let path = match (&h.path, h.position) {
+            (Some(path), _) => path.clone(),
+            (None, Position::Block(b)) if task.is_some() && anchors.contains(&Some(b)) => {
+                format!("future state +{:#x}", h.offset)
+            }
+            (None, _) => format!("{name} › heap block +{:#x}", h.offset),
+        };
+        report.handles.push(FoundHandle {
+            resource_id: h.handle.resource_id,
+            slot: h.handle.slot,
+            handle: h.handle.kind,
+            task,
+            name,
             path,
         });
     }
@@ -625,7 +650,7 @@ mod tests {
             // SAFETY: the walk's scanner never runs here (no drain), so the
             // made-up addresses are never read.
             let index = unsafe { BlockIndex::new(blocks) }.unwrap();
-            let mut graph = Graph::new(&index, roots, HashMap::new());
+            let mut graph = Graph::new(&index, roots, HashMap::new(), Default::default());
             let anchors: Vec<Option<u32>> = (0..roots)
                 .map(|r| (r < n && next(4) != 0).then_some(r as u32))
                 .collect();

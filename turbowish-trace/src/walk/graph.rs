@@ -8,6 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::index::BlockIndex;
 use super::scan;
+use crate::ownership::{HandleKind, MarkScanner, MarkedHandle};
+use crate::sync::LiveResources;
 use crate::trace::{BlockReport, Position, Sink};
 
 /// Marks `Node::scan`.
@@ -53,6 +55,17 @@ pub(super) struct FoundGuard {
 
 /// The graph under construction; the [`Sink`] every `Tracer` of a walk
 /// reports to.
+/// A channel end or lock found during the walk: by the mark scanner in a
+/// block (`path` `None`: the block's offset says where), or by a `Trace`
+/// impl (with its field path).
+#[derive(Debug, Clone)]
+pub(super) struct FoundHandleAt {
+    pub(super) handle: MarkedHandle,
+    pub(super) position: Position,
+    pub(super) offset: usize,
+    pub(super) path: Option<String>,
+}
+
 #[derive(Debug)]
 pub(super) struct Graph<'i> {
     pub(super) index: &'i BlockIndex,
@@ -69,6 +82,8 @@ pub(super) struct Graph<'i> {
     type_ids: HashMap<&'static str, u32>,
     pub(super) unlocated: Vec<Unlocated>,
     pub(super) guards: Vec<FoundGuard>,
+    pub(super) handles: Vec<FoundHandleAt>,
+    live: LiveResources,
     position: Position,
     root_name: String,
     path: Vec<&'static str>,
@@ -93,6 +108,7 @@ impl<'i> Graph<'i> {
         index: &'i BlockIndex,
         roots: usize,
         held: HashMap<usize, (u64, String)>,
+        live: LiveResources,
     ) -> Graph<'i> {
         Graph {
             index,
@@ -112,6 +128,8 @@ impl<'i> Graph<'i> {
             type_ids: HashMap::new(),
             unlocated: Vec::new(),
             guards: Vec::new(),
+            handles: Vec::new(),
+            live,
             position: Position::Root(0),
             root_name: String::new(),
             path: Vec::new(),
@@ -147,6 +165,7 @@ impl<'i> Graph<'i> {
     pub(super) fn drain(&mut self) {
         let index = self.index;
         let held = std::mem::take(&mut self.held);
+        let live = std::mem::take(&mut self.live);
         while let Some(i) = self.queue.pop() {
             let node = &mut self.nodes[i as usize];
             if node.scan != SCAN_QUEUED {
@@ -156,11 +175,20 @@ impl<'i> Graph<'i> {
             let block = index.blocks()[i as usize];
             self.blocks_scanned += 1;
             self.bytes_scanned += block.size as u64;
+            let mut marks = MarkScanner::new(&live, block.start);
+            let mut found_here: Vec<(usize, MarkedHandle)> = Vec::new();
+            let mut found = |offset: usize, handle: MarkedHandle| {
+                // Guards have their own record (below); ends and locks here.
+                if handle.kind != HandleKind::Guard {
+                    found_here.push((offset, handle));
+                }
+            };
             // SAFETY: the block is in the index, whose contract (see
             // `BlockIndex::new`) is that its blocks stay allocated and
             // readable while it is used.
             unsafe {
                 scan::words(block.start, block.size, |word| {
+                    marks.word(word, &mut found);
                     if let Some(j) = index.index_of(word) {
                         self.conservative_edge(Position::Block(i), j as u32);
                     } else if let Some(record) = crate::sync::marked_record(word) {
@@ -175,8 +203,19 @@ impl<'i> Graph<'i> {
                     }
                 });
             }
+            self.handles.extend(
+                found_here
+                    .into_iter()
+                    .map(|(offset, handle)| FoundHandleAt {
+                        handle,
+                        position: Position::Block(i),
+                        offset,
+                        path: None,
+                    }),
+            );
         }
         self.held = held;
+        self.live = live;
     }
 
     /// A conservative edge from `from` to block `to`: queues `to` for a
@@ -330,6 +369,20 @@ impl Sink for Graph<'_> {
             resource_id,
             resource_name: resource_name.to_owned(),
             position: self.position,
+            path: Some(path),
+        });
+    }
+
+    fn handle(&mut self, handle: MarkedHandle) {
+        let mut path = self.root_name.clone();
+        for segment in &self.path {
+            path.push_str(" › ");
+            path.push_str(segment);
+        }
+        self.handles.push(FoundHandleAt {
+            handle,
+            position: self.position,
+            offset: 0,
             path: Some(path),
         });
     }

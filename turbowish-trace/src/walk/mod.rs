@@ -96,6 +96,8 @@ mod index;
 mod report;
 mod scan;
 
+pub(crate) use scan::words as scan_words;
+
 use std::mem::size_of_val;
 use std::time::Instant;
 
@@ -182,7 +184,12 @@ pub fn walk_with(index: &BlockIndex, roots: &[WalkRoot<'_>]) -> WalkReport {
 
 fn walk_inner(index: &BlockIndex, roots: &[WalkRoot<'_>], locate: &[usize]) -> WalkReport {
     let started = Instant::now();
-    let mut graph = Graph::new(index, roots.len(), crate::sync::held_records());
+    let mut graph = Graph::new(
+        index,
+        roots.len(),
+        crate::sync::held_records(),
+        crate::sync::live_resources(),
+    );
     // Precise roots first: a block they name gets its type even when a
     // conservative scan would also reach it.
     let order = roots

@@ -20,6 +20,10 @@ pub struct WalkReport {
     pub census: Vec<TypeCensus>,
     /// Held TurboWish guards found in a root's state.
     pub guards: Vec<GuardLocation>,
+    /// Channel ends and locks found in what one task or named root alone
+    /// reaches (see [`crate::ownership`]); handles in shared memory name no
+    /// single owner and are left out.
+    pub handles: Vec<crate::ownership::FoundHandle>,
     /// What the walk did.
     pub stats: WalkStats,
     /// Who holds each block asked for with [`crate::walk::walk_locating`], in

@@ -15,7 +15,7 @@ use std::mem::{align_of, size_of};
 /// `[start, start + len)` must be allocated, readable memory for the length
 /// of the call.
 #[inline]
-pub(super) unsafe fn words(start: usize, len: usize, mut each: impl FnMut(usize)) {
+pub(crate) unsafe fn words(start: usize, len: usize, mut each: impl FnMut(usize)) {
     let Some(end) = start.checked_add(len) else {
         return;
     };

@@ -1,0 +1,363 @@
+//! Who *owns* each resource handle: the tasks whose state holds a channel's
+//! sender or receiver, an `Arc` to a lock or semaphore, or a guard, as the
+//! walker finds them, rather than who created, cloned or last used it.
+//!
+//! Every instrumented handle tells the walker which resource it belongs
+//! to and which end it is:
+//!
+//! - **precisely**, through its `Trace` impl, where a value is traced (a
+//!   named root, a `#[derive(Trace)]` struct): the handle is found with its
+//!   field path;
+//! - **conservatively**, in opaque state (a task's future): a channel end
+//!   carries a mark word (its resource's record address XORed with a
+//!   constant no user-space address has) followed by its holder slot, a
+//!   lock carries a mark too, and a pointer to a lock (or to the `Arc`
+//!   block holding it) is recognised by the address the lock was last used
+//!   at.
+//!
+//! [`find`] scans every live TurboWish task's root cell (its future's
+//! state) for handles held there directly; this needs no block registry,
+//! so it works in counting mode. In heap-walk mode the walk also finds
+//! handles anywhere a task reaches alone ([`crate::walk::WalkReport::handles`]).
+//! [`apply`] then puts the owners into the wait-for graph: each channel
+//! end's holder becomes the task owning it ([`Provenance::Owns`]), the
+//! recorded holder staying where no owner was found, and every resource
+//! lists its owners (for a lock: the tasks that *may lock* it next).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use turbowish_trace::sync::mpsc;
+//!
+//! let (tx, mut rx) = mpsc::channel_named::<u32>("jobs", 1);
+//! let worker = turbowish_trace::spawn("worker", async move {
+//!     let _keep = &tx;
+//!     std::future::pending::<()>().await;
+//! });
+//! tokio::task::yield_now().await;
+//! let mut graph = turbowish_trace::sync::resources();
+//! turbowish_trace::ownership::apply(&mut graph, &turbowish_trace::ownership::find());
+//! let jobs = graph.iter().find(|r| r.name == "jobs").unwrap();
+//! let sender = jobs.holders.iter().find(|h| h.task_name == "worker").unwrap();
+//! assert!(matches!(sender.provenance, turbowish_trace::sync::Provenance::Owns { .. }));
+//! # worker.abort();
+//! # drop(rx.try_recv());
+//! # }
+//! ```
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::sync::{Access, LiveResources, MarkKind, Party, Provenance, ResourceInfo, TaskRef};
+
+/// Which kind of handle a task owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HandleKind {
+    /// A channel's sending end (`mpsc::Sender`, `UnboundedSender`,
+    /// `oneshot::Sender`).
+    Sender,
+    /// A channel's receiving end.
+    Receiver,
+    /// A lock or semaphore, or an `Arc` to one: the owner *may lock* it.
+    Lock,
+    /// An owned guard or permit.
+    Guard,
+}
+
+impl fmt::Display for HandleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandleKind::Sender => "sender",
+            HandleKind::Receiver => "receiver",
+            HandleKind::Lock => "lock",
+            HandleKind::Guard => "guard",
+        })
+    }
+}
+
+/// A handle found in a task's (or named root's) state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundHandle {
+    /// The resource ([`ResourceInfo::id`]).
+    pub resource_id: u64,
+    /// For a channel end: the slot of its holder record (`None` for an end
+    /// counted but not named, or for other handles).
+    pub slot: Option<usize>,
+    /// What the handle is.
+    pub handle: HandleKind,
+    /// The owning task; `None` for a named root.
+    pub task: Option<TaskRef>,
+    /// The task's (or root's) name.
+    pub name: String,
+    /// Where: `future state +0x28` when found by the scan of the task's
+    /// state, `… › heap block +0x10` in a block only it reaches, or the
+    /// field path when traced precisely.
+    pub path: String,
+}
+
+/// One owner of a resource, in [`ResourceInfo::owners`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandleOwner {
+    /// The owning task; `None` for a named root.
+    pub task: Option<TaskRef>,
+    /// The task's (or root's) name.
+    pub name: String,
+    /// What it owns.
+    pub handle: HandleKind,
+    /// Where the handle was found (see [`FoundHandle::path`]).
+    pub path: String,
+}
+
+/// Scans the root cell (the future's state) of every live TurboWish task
+/// for handles held there directly. No block registry is needed: this is
+/// counting mode's ownership, and heap-walk mode's first step.
+///
+/// Cells are read word by word while the program runs; a task cannot free
+/// its cell while it is being read (completion waits for the scan), but a
+/// task being polled may change it meanwhile, so a handle moved at that
+/// instant can be missed or seen twice (then in both tasks).
+pub fn find() -> Vec<FoundHandle> {
+    let _internal = turbowish_alloc::internal();
+    let live = crate::sync::live_resources();
+    let mut found = Vec::new();
+    if live.by_record.is_empty() {
+        return found;
+    }
+    crate::registry::scan_live_cells(|id, name, start, len| {
+        // SAFETY: `scan_live_cells` keeps the cell allocated and readable
+        // for the length of the call.
+        unsafe {
+            scan_marks(&live, start, len, |offset, handle| {
+                found.push(FoundHandle {
+                    resource_id: handle.resource_id,
+                    slot: handle.slot,
+                    handle: handle.kind,
+                    task: Some(TaskRef::Task(id)),
+                    name: name.to_owned(),
+                    path: format!("future state +{offset:#x}"),
+                });
+            });
+        }
+    });
+    found
+}
+
+/// Puts the owners in `found` into `resources`: every channel end's
+/// recorded holder is replaced by the tasks whose state owns that end
+/// ([`Provenance::Owns`], with the path), an end no task owns keeps its
+/// record ([`Provenance::Recorded`]: the thread or task that created or
+/// last used it), and every resource lists its owners in
+/// [`ResourceInfo::owners`]. Apply before [`crate::chains::chains`] and
+/// [`crate::chains::cycles`], so that they follow ownership.
+pub fn apply(resources: &mut [ResourceInfo], found: &[FoundHandle]) {
+    for r in resources.iter_mut() {
+        let mine: Vec<&FoundHandle> = found.iter().filter(|f| f.resource_id == r.id).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut seen = HashSet::new();
+        for f in &mine {
+            if seen.insert((f.task, f.name.as_str(), f.handle)) {
+                r.owners.push(HandleOwner {
+                    task: f.task,
+                    name: f.name.clone(),
+                    handle: f.handle,
+                    path: f.path.clone(),
+                });
+            }
+        }
+        let mut holders = Vec::with_capacity(r.holders.len());
+        for holder in r.holders.drain(..) {
+            let end = match holder.access {
+                Access::Send => HandleKind::Sender,
+                Access::Receive => HandleKind::Receiver,
+                _ => {
+                    holders.push(holder);
+                    continue;
+                }
+            };
+            let owners = owners_of(&mine, end, holder.slot);
+            if owners.is_empty() {
+                holders.push(holder);
+                continue;
+            }
+            for (task, name, path) in owners {
+                holders.push(owned_by(&holder, task, name, path));
+            }
+        }
+        // Ends counted but not named (past the named slots) that a task
+        // owns: named now.
+        for end in [HandleKind::Sender, HandleKind::Receiver] {
+            let unnamed = owners_of(&mine, end, None);
+            if unnamed.is_empty() || r.extra_holders == 0 {
+                continue;
+            }
+            let template = holders
+                .iter()
+                .find(|h| h.access == end_access(end))
+                .cloned();
+            for (task, name, path) in unnamed.into_iter().take(r.extra_holders) {
+                if let Some(template) = &template {
+                    holders.push(owned_by(template, task, name, path));
+                    r.extra_holders -= 1;
+                }
+            }
+        }
+        r.holders = holders;
+    }
+}
+
+/// The distinct tasks owning `end` of slot `slot`.
+fn owners_of(
+    found: &[&FoundHandle],
+    end: HandleKind,
+    slot: Option<usize>,
+) -> Vec<(TaskRef, String, String)> {
+    let mut owners: Vec<(TaskRef, String, String)> = Vec::new();
+    for f in found {
+        let Some(task) = f.task else { continue };
+        if f.handle == end && f.slot == slot && !owners.iter().any(|o| o.0 == task) {
+            owners.push((task, f.name.clone(), f.path.clone()));
+        }
+    }
+    owners
+}
+
+fn end_access(end: HandleKind) -> Access {
+    match end {
+        HandleKind::Receiver => Access::Receive,
+        _ => Access::Send,
+    }
+}
+
+/// `recorded`'s end, held by the task owning it.
+fn owned_by(recorded: &Party, task: TaskRef, name: String, path: String) -> Party {
+    Party {
+        task,
+        task_name: name,
+        // Where the owner is now says more than where the end was made.
+        frames: Default::default(),
+        parked_in: match task {
+            TaskRef::Task(id) => crate::registry::parked_path(id),
+            _ => None,
+        },
+        provenance: Provenance::Owns { path },
+        slot: None,
+        ..recorded.clone()
+    }
+}
+
+/// A handle recognised in raw memory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MarkedHandle {
+    pub(crate) resource_id: u64,
+    pub(crate) slot: Option<usize>,
+    pub(crate) kind: HandleKind,
+}
+
+/// Calls `each(offset, handle)` for every handle recognised in the words of
+/// `[start, start + len)` (see [`MarkScanner`]).
+///
+/// # Safety
+///
+/// `[start, start + len)` must be allocated, readable memory for the length
+/// of the call.
+pub(crate) unsafe fn scan_marks(
+    live: &LiveResources,
+    start: usize,
+    len: usize,
+    mut each: impl FnMut(usize, MarkedHandle),
+) {
+    let mut scanner = MarkScanner::new(live, start);
+    // SAFETY: forwarded from the caller.
+    unsafe { crate::walk::scan_words(start, len, |word| scanner.word(word, &mut each)) };
+}
+
+/// Recognises handles in consecutive aligned words of one range: channel
+/// ends by their two-word mark, guards and locks by their mark, pointers to
+/// locks (or to the `Arc` blocks holding them) by the lock's last-seen
+/// address. Only marks of live resources count, an end's only while its
+/// holder slot is occupied, a guard's only while its resource is held.
+#[derive(Debug)]
+pub(crate) struct MarkScanner<'a> {
+    live: &'a LiveResources,
+    start: usize,
+    at: usize,
+    /// An end's mark, waiting for its slot word: (offset, kind, id, slots).
+    pending: Option<(usize, HandleKind, u64, u32)>,
+}
+
+impl<'a> MarkScanner<'a> {
+    /// A scanner for words read from `start` on (aligned up).
+    pub(crate) fn new(live: &'a LiveResources, start: usize) -> MarkScanner<'a> {
+        MarkScanner {
+            live,
+            start,
+            at: start.next_multiple_of(align_of::<usize>()),
+            pending: None,
+        }
+    }
+
+    /// The next word; `each(offset, handle)` for a handle it completes.
+    #[inline]
+    pub(crate) fn word(&mut self, word: usize, each: &mut impl FnMut(usize, MarkedHandle)) {
+        let offset = self.at - self.start;
+        self.at += size_of::<usize>();
+        if let Some((mark_at, kind, id, occupied)) = self.pending.take() {
+            if let Some(slot) = crate::sync::marked_slot(word) {
+                let held = match slot {
+                    Some(i) => occupied & (1 << i) != 0,
+                    None => true,
+                };
+                if held {
+                    let handle = MarkedHandle {
+                        resource_id: id,
+                        slot,
+                        kind,
+                    };
+                    each(mark_at, handle);
+                }
+                return;
+            }
+        }
+        let found = |kind| MarkedHandle {
+            resource_id: 0,
+            slot: None,
+            kind,
+        };
+        if let Some((kind, record)) = crate::sync::marked(word) {
+            let Some(&(id, _, occupied)) = self.live.by_record.get(&record) else {
+                return;
+            };
+            match kind {
+                MarkKind::Sender => self.pending = Some((offset, HandleKind::Sender, id, occupied)),
+                MarkKind::Receiver => {
+                    self.pending = Some((offset, HandleKind::Receiver, id, occupied))
+                }
+                MarkKind::Guard if occupied != 0 => each(
+                    offset,
+                    MarkedHandle {
+                        resource_id: id,
+                        ..found(HandleKind::Guard)
+                    },
+                ),
+                MarkKind::Guard => {}
+                MarkKind::Lock => each(
+                    offset,
+                    MarkedHandle {
+                        resource_id: id,
+                        ..found(HandleKind::Lock)
+                    },
+                ),
+            }
+        } else if let Some(id) = self.live.home(word) {
+            each(
+                offset,
+                MarkedHandle {
+                    resource_id: id,
+                    ..found(HandleKind::Lock)
+                },
+            );
+        }
+    }
+}
