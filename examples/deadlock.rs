@@ -7,7 +7,9 @@
 //! tasks are abandoned with their runtime), so it runs in CI.
 //!
 //! Run: `cargo run --example deadlock` (with `TURBOWISH_DIR` set it also
-//! writes a snapshot there of the first story, deadlocked).
+//! writes a snapshot there of the first story and of the last, each
+//! deadlocked; `turbowish chains` on the last shows the cycle through the
+//! two channels, found from the senders the tasks own).
 //!
 //! With `--hang` (or `TURBOWISH_DEADLOCK_HANG=1`) it runs only the first
 //! story, blocks every tokio worker as well, installs the `SIGUSR1`
@@ -54,7 +56,9 @@ fn run(title: &str, snapshot: bool, story: impl FnOnce()) -> usize {
         story();
         tokio::time::sleep(Duration::from_millis(300)).await;
     });
-    let graph = turbowish::trace::sync::resources();
+    // The graph with its owners: who holds each channel end is the task
+    // whose state owns it, not who created it.
+    let graph = turbowish::trace::ownership::resources();
     let cycles = turbowish::trace::chains::cycles(&graph);
     for cycle in &cycles {
         println!("{cycle}");
@@ -152,23 +156,27 @@ fn main() {
     );
     let chess = run(
         "a chess game whose UI and validator wait on each other",
-        false,
+        true,
         || {
+            // Both channels made here, outside any task; each sender moved
+            // into one task and each receiver into the other, and neither
+            // sender used before its task waits: only ownership (the
+            // senders in the tasks' state) shows who could send.
             let (move_tx, mut move_rx) = mpsc::channel_named::<String>("player move", 4);
             let (board_tx, mut board_rx) = mpsc::channel_named::<String>("board update", 4);
             turbowish::trace::spawn("ui", async move {
-                move_tx.send("new game".to_string()).await.unwrap();
-                let _board = board_rx.recv().await;
-                // Bug: waits for a second board update before sending a move.
-                let _board = async { board_rx.recv().await }.traced("await_board").await;
-                move_tx.send("e2e4".to_string()).await.unwrap();
+                // Bug: waits for the board before sending the first move.
+                let board = async { board_rx.recv().await }.traced("await_board").await;
+                move_tx.send(format!("e2e4 on {board:?}")).await.unwrap();
             });
             turbowish::trace::spawn("validator", async move {
-                let _new_game = move_rx.recv().await;
-                board_tx.send("initial board".to_string()).await.unwrap();
-                while let Some(_mv) = async { move_rx.recv().await }.traced("await_move").await {
-                    board_tx.send("board after move".to_string()).await.unwrap();
+                while let Some(mv) = async { move_rx.recv().await }.traced("await_move").await {
+                    board_tx.send(format!("board after {mv}")).await.unwrap();
                 }
+            });
+            // Waits on a timer: not part of the cycle.
+            turbowish::trace::spawn("clock", async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
             });
         },
     );

@@ -70,8 +70,13 @@ pub(crate) fn check(snap: &Snapshot, dir: &Path) {
             "{holder:?}"
         );
     }
-    assert_eq!(snap.cycles.len(), 1, "{:#?}", snap.chains);
-    let cycle = &snap.cycles[0].text;
+    // Other tests of the same file may have cycles of their own.
+    let cycle = &snap
+        .cycles
+        .iter()
+        .find(|c| c.text.contains("\"player move\""))
+        .unwrap_or_else(|| panic!("no cycle through the channels: {:#?}", snap.chains))
+        .text;
     for name in [
         "\"ui\"",
         "\"validator\"",
@@ -96,10 +101,9 @@ pub(crate) fn check(snap: &Snapshot, dir: &Path) {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.starts_with("1 deadlock, "), "{text}");
     let deadlock = text
         .lines()
-        .find(|l| l.starts_with("deadlock: "))
+        .find(|l| l.starts_with("deadlock: ") && l.contains("\"player move\""))
         .unwrap_or_else(|| panic!("no deadlock line:\n{text}"));
     for name in [
         "\"ui\"",

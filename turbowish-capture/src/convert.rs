@@ -83,6 +83,7 @@ pub(crate) fn resource(r: &ResourceInfo) -> schema::Resource {
             sync::ResourceKind::RwLock => schema::ResourceKind::RwLock,
             sync::ResourceKind::Semaphore => schema::ResourceKind::Semaphore,
             sync::ResourceKind::Channel => schema::ResourceKind::Channel,
+            sync::ResourceKind::Task => schema::ResourceKind::Task,
         },
         name: r.name.clone(),
         location: location(r.location),

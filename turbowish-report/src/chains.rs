@@ -9,8 +9,7 @@ use turbowish_snapshot::format::printable;
 use crate::labels::task_ref;
 use serde::Serialize;
 use turbowish_snapshot::schema::{
-    Access, HandleKind, HandleOwner, Link, Party, Provenance, Resource, ResourceKind, Snapshot,
-    TaskRef,
+    Access, HandleKind, HandleOwner, Link, Party, Provenance, Resource, Snapshot, TaskRef,
 };
 
 /// The chains and cycles of a snapshot in plain text: deadlocks first, each
@@ -171,7 +170,7 @@ pub fn may_lock(snap: &Snapshot) -> Vec<MayLock> {
                 .collect();
             (!owners.is_empty()).then(|| MayLock {
                 resource: r.id,
-                resource_label: format!("{} \"{}\"", kind(r.kind), r.name),
+                resource_label: format!("{} \"{}\"", r.kind.name(), r.name),
                 owners,
             })
         })
@@ -262,7 +261,7 @@ pub fn chains_dot(snap: &Snapshot) -> String {
         if r.holders.is_empty() && r.waiters.is_empty() {
             continue;
         }
-        let mut label = format!("{} \"{}\"\n{}", kind(r.kind), r.name, r.location);
+        let mut label = format!("{} \"{}\"\n{}", r.kind.name(), r.name, r.location);
         if r.extra_holders > 0 {
             let _ = write!(label, "\n+{} unnamed holder(s)", r.extra_holders);
         }
@@ -330,15 +329,6 @@ fn task_node(task: TaskRef) -> String {
         TaskRef::Task(id) => format!("task_{id}"),
         TaskRef::TokioTask(id) => format!("tokio_{id}"),
         TaskRef::Thread(n) => format!("thread_{n}"),
-    }
-}
-
-fn kind(k: ResourceKind) -> &'static str {
-    match k {
-        ResourceKind::Mutex => "Mutex",
-        ResourceKind::RwLock => "RwLock",
-        ResourceKind::Semaphore => "Semaphore",
-        ResourceKind::Channel => "Channel",
     }
 }
 

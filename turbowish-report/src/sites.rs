@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 use turbowish_snapshot::format::{block_word, human_bytes, percent, printable, MAX_NAME_WIDTH};
-use turbowish_snapshot::schema::{Amount, Counters, Owner, ResourceKind, Snapshot, WalkHolder};
+use turbowish_snapshot::schema::{Amount, Counters, Owner, Snapshot, WalkHolder};
 
 use crate::labels::Names;
 
@@ -267,7 +267,7 @@ fn retained_summary(
         .map(|g| GuardLine {
             resource: g.resource,
             resource_label: match snap.resources.iter().find(|r| r.id == g.resource) {
-                Some(r) => format!("{} \"{}\"", resource_kind(r.kind), r.name),
+                Some(r) => format!("{} \"{}\"", r.kind.name(), r.name),
                 None => format!("\"{}\"", g.resource_name),
             },
             path: g.path.clone(),
@@ -298,15 +298,6 @@ fn site_row(names: &Names<'_>, site: u32, live_bytes: u64, live_blocks: u64) -> 
                 line: fr.line,
             })
             .collect(),
-    }
-}
-
-fn resource_kind(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Mutex => "Mutex",
-        ResourceKind::RwLock => "RwLock",
-        ResourceKind::Semaphore => "Semaphore",
-        ResourceKind::Channel => "Channel",
     }
 }
 

@@ -300,6 +300,22 @@ pub enum ResourceKind {
     Semaphore,
     /// An mpsc or oneshot channel.
     Channel,
+    /// A task, as awaiting its `JoinHandle` waits for it (version 2).
+    Task,
+}
+
+impl ResourceKind {
+    /// `Mutex`, `RwLock`, `Semaphore`, `Channel`, `Task`: as reports label
+    /// a resource.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResourceKind::Mutex => "Mutex",
+            ResourceKind::RwLock => "RwLock",
+            ResourceKind::Semaphore => "Semaphore",
+            ResourceKind::Channel => "Channel",
+            ResourceKind::Task => "Task",
+        }
+    }
 }
 
 /// A task holding, or waiting for, a resource.

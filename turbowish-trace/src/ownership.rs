@@ -142,6 +142,22 @@ pub fn find() -> Vec<FoundHandle> {
     found
 }
 
+/// The wait-for graph now with its owners: [`crate::sync::resources`],
+/// then [`apply`] of [`find`] (the scan of every task's root cell). What a
+/// snapshot does in counting mode; heap-walk mode adds the walk's handles.
+///
+/// ```
+/// let graph = turbowish_trace::ownership::resources();
+/// for cycle in turbowish_trace::chains::cycles(&graph) {
+///     println!("{cycle}");
+/// }
+/// ```
+pub fn resources() -> Vec<ResourceInfo> {
+    let mut graph = crate::sync::resources();
+    apply(&mut graph, &find());
+    graph
+}
+
 /// Puts the owners in `found` into `resources`: every channel end's
 /// recorded holder is replaced by the tasks whose state owns that end
 /// ([`Provenance::Owns`], with the path), an end no task owns keeps its
@@ -151,10 +167,15 @@ pub fn find() -> Vec<FoundHandle> {
 /// [`crate::chains::cycles`], so that they follow ownership.
 pub fn apply(resources: &mut [ResourceInfo], found: &[FoundHandle]) {
     for r in resources.iter_mut() {
-        let mine: Vec<&FoundHandle> = found.iter().filter(|f| f.resource_id == r.id).collect();
+        let mut mine: Vec<&FoundHandle> = found.iter().filter(|f| f.resource_id == r.id).collect();
         if mine.is_empty() {
             continue;
         }
+        // One handle can be seen twice in a task: where it is, and as the
+        // stale bytes a move left behind (in the future's state, most
+        // often). Name the most specific place: a field path, then a heap
+        // block, then the future's own state.
+        mine.sort_by_key(|f| path_rank(&f.path));
         let mut seen = HashSet::new();
         for f in &mine {
             if seen.insert((f.task, f.name.as_str(), f.handle)) {
@@ -204,6 +225,18 @@ pub fn apply(resources: &mut [ResourceInfo], found: &[FoundHandle]) {
             }
         }
         r.holders = holders;
+    }
+}
+
+/// How specific a place a path names (lower first): a precise field path,
+/// a heap block only the task reaches, the future's state.
+fn path_rank(path: &str) -> u8 {
+    if path.starts_with("future state") {
+        2
+    } else if path.contains("heap block") {
+        1
+    } else {
+        0
     }
 }
 

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::task::JoinHandle;
 use turbowish_alloc::{context, TaskTag};
 
 use crate::frame::{FramePath, TaskScope};
@@ -25,8 +24,8 @@ pub use crate::registry::{
 pub use turbowish_alloc::Owner;
 
 /// Spawns `future` on the current tokio runtime as a task named `name`,
-/// like `tokio::spawn` (same return type; panics outside a runtime, as
-/// `tokio::spawn` does).
+/// like `tokio::spawn` (a [`JoinHandle`] that awaits like tokio's; panics
+/// outside a runtime, as `tokio::spawn` does).
 ///
 /// The task's allocations are charged to it, it appears in [`tasks`]
 /// under its name and spawn location, and its future lives in a heap cell
@@ -48,8 +47,120 @@ where
     let traced = Traced::new(name.into(), Location::caller(), future);
     let entry = traced.entry.clone();
     let handle = spawning(|| tokio::spawn(traced));
-    entry.set_tokio_id(&handle);
-    handle
+    JoinHandle::new(handle, &entry)
+}
+
+/// An owned permission to join a task spawned through TurboWish, as
+/// tokio's `JoinHandle` (which it wraps; `.await` gives the same
+/// `Result<T, JoinError>`). Awaiting it is recorded: the awaiting task waits
+/// for a resource `task "name"` held by the spawned task, so a task awaiting
+/// one that waits for it, directly or through locks and channels, is a
+/// deadlock in `chains` and `cycles`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handle = turbowish_trace::spawn("worker", async { 6 * 7 });
+/// assert!(!handle.inner().is_finished() || handle.is_finished());
+/// assert_eq!(handle.await.unwrap(), 42);
+/// # }
+/// ```
+pub struct JoinHandle<T> {
+    inner: tokio::task::JoinHandle<T>,
+    id: u64,
+    name: Cow<'static, str>,
+    location: &'static Location<'static>,
+    /// Set while an await of this handle is pending.
+    joining: Option<crate::sync::Joining>,
+}
+
+impl<T> JoinHandle<T> {
+    fn new(inner: tokio::task::JoinHandle<T>, entry: &TaskEntry) -> JoinHandle<T> {
+        entry.set_tokio_id(&inner);
+        JoinHandle {
+            inner,
+            id: entry.id,
+            name: entry.name.clone(),
+            location: entry.location,
+            joining: None,
+        }
+    }
+
+    /// Aborts the task, as tokio's `JoinHandle::abort`.
+    pub fn abort(&self) {
+        self.inner.abort();
+    }
+
+    /// Whether the task has finished, as tokio's `JoinHandle::is_finished`.
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// tokio's id of the task.
+    pub fn id(&self) -> tokio::task::Id {
+        self.inner.id()
+    }
+
+    /// A handle that can abort the task without joining it.
+    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.inner.abort_handle()
+    }
+
+    /// The TurboWish id of the task (its row in [`tasks`]).
+    pub fn task_id(&self) -> u64 {
+        self.id
+    }
+
+    /// tokio's handle inside.
+    pub fn inner(&self) -> &tokio::task::JoinHandle<T> {
+        &self.inner
+    }
+
+    /// tokio's handle inside, for APIs that want one (awaiting it is then
+    /// not recorded).
+    pub fn into_inner(self) -> tokio::task::JoinHandle<T> {
+        self.inner
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is `Unpin` (tokio's handle is).
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll(cx) {
+            Poll::Ready(result) => {
+                this.joining = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                if this.joining.is_none() {
+                    this.joining = Some(crate::sync::Joining::start(
+                        this.id,
+                        this.name.clone(),
+                        this.location,
+                    ));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("task", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle to a task owns none of the task's state (each task is a root
+/// of its own).
+impl<T> crate::Trace for JoinHandle<T> {
+    fn trace(&self, _: &mut crate::Tracer<'_>) {}
 }
 
 /// Like [`spawn`], on the runtime of `handle` (like `Handle::spawn`).
@@ -66,8 +177,7 @@ where
     let traced = Traced::new(name.into(), Location::caller(), future);
     let entry = traced.entry.clone();
     let join = spawning(|| handle.spawn(traced));
-    entry.set_tokio_id(&join);
-    join
+    JoinHandle::new(join, &entry)
 }
 
 /// Like [`spawn`] for a `!Send` future, on the current `LocalSet` (like
@@ -81,8 +191,7 @@ where
     let traced = Traced::new(name.into(), Location::caller(), future);
     let entry = traced.entry.clone();
     let join = spawning(|| tokio::task::spawn_local(traced));
-    entry.set_tokio_id(&join);
-    join
+    JoinHandle::new(join, &entry)
 }
 
 /// Runs a `tokio` spawn of a `Traced` task; with runtime hooks installed,

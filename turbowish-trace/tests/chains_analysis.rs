@@ -580,3 +580,47 @@ fn a_channel_cycle_needs_every_sender_blocked() {
     assert_eq!(waiters(&found[0].links), [traced(A), traced(B)]);
     assert_eq!(waiters(&found[1].links), [traced(C), traced(A)]);
 }
+
+/// A task awaiting the `JoinHandle` of a task that waits for it: A owns
+/// the sender B's receive waits for, and awaits B.
+#[test]
+fn awaiting_the_join_handle_of_a_task_that_waits_for_you_is_a_cycle() {
+    let mut a_sends = party(A, Access::Send);
+    a_sends.provenance = Provenance::Owns {
+        path: "future state +0x20".to_owned(),
+    };
+    let graph = vec![
+        resource(
+            1,
+            ResourceKind::Channel,
+            "work",
+            vec![a_sends],
+            vec![party(B, Access::Receive)],
+        ),
+        resource(
+            2,
+            ResourceKind::Task,
+            "B",
+            vec![party(B, Access::Exclusive)],
+            vec![party(A, Access::Exclusive)],
+        ),
+    ];
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].to_string(),
+        format!(
+            "deadlock: task \"A\" (owns a sender at future state +0x20) holds channel \"work\" since 1.5s \
+             and waits for task \"B\" (at turbowish-trace/tests/chains_analysis.rs:{PARTY_LINE}), \
+             held by task \"B\" (turbowish-trace/tests/chains_analysis.rs:{PARTY_LINE}), which waits for channel \"work\""
+        )
+    );
+    let chain = &chains(&graph)[0];
+    assert_eq!(chain.end, ChainEnd::Cycle);
+    assert!(
+        chain
+            .to_string()
+            .contains("held by task \"A\" (owns a sender at future state +0x20) since 1.5s"),
+        "{chain}"
+    );
+}

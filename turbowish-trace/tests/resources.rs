@@ -55,13 +55,13 @@ use std::sync::{Arc, MutexGuard as StdGuard};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch, Barrier};
-use tokio::task::JoinHandle;
 use turbowish_alloc::Owner;
 use turbowish_trace::chains::{chains, cycles};
 use turbowish_trace::chains::{ChainEnd, Cycle};
 use turbowish_trace::sync::resources;
 use turbowish_trace::sync::{Access, Mutex, ResourceInfo, RwLock, Semaphore, TaskRef};
 use turbowish_trace::task::current_task;
+use turbowish_trace::task::JoinHandle;
 use turbowish_trace::TracedExt;
 use turbowish_trace::{spawn, spawn_on};
 

@@ -954,3 +954,56 @@ fn retained_and_shared_agree_with_a_brute_force_model() {
         drop(cells);
     }
 }
+
+#[derive(Trace)]
+struct Subscriber {
+    id: u32,
+    events: turbowish_trace::sync::mpsc::Sender<u32>,
+}
+
+#[derive(Trace)]
+struct Hub {
+    subscribers: Vec<Subscriber>,
+}
+
+/// Traced precisely, a sender in a struct inside a `Vec` in a task's state
+/// is found with its field path, and the channel's holder becomes the task.
+#[test]
+fn a_sender_in_a_vec_is_found_with_its_field_path() {
+    let _serial = serial();
+    // Created outside the task: recorded as this thread's.
+    let (tx, _rx) = turbowish_trace::sync::mpsc::channel_named::<u32>("walk/events", 1);
+    let hub = record(1, || Hub {
+        subscribers: vec![Subscriber { id: 7, events: tx }],
+    });
+    let index = index();
+    let report = walk_with(&index, &[WalkRoot::task_state(1, "hub", &hub)]);
+    let found: Vec<_> = report
+        .handles
+        .iter()
+        .filter(|h| h.handle == turbowish_trace::ownership::HandleKind::Sender)
+        .collect();
+    assert_eq!(found.len(), 1, "{:?}", report.handles);
+    assert_eq!(found[0].name, "hub");
+    assert_eq!(found[0].path, "hub › subscribers › events");
+    let mut graph: Vec<_> = turbowish_trace::sync::resources()
+        .into_iter()
+        .filter(|r| r.name == "walk/events")
+        .collect();
+    turbowish_trace::ownership::apply(&mut graph, &report.handles);
+    let sender = graph[0]
+        .holders
+        .iter()
+        .find(|h| h.access == turbowish_trace::sync::Access::Send)
+        .unwrap();
+    assert_eq!(sender.task_name, "hub");
+    assert_eq!(
+        sender.provenance,
+        turbowish_trace::sync::Provenance::Owns {
+            path: "hub › subscribers › events".to_owned()
+        }
+    );
+    assert_eq!(hub.subscribers[0].id, 7);
+    drop(hub);
+    drop(index);
+}

@@ -8,6 +8,7 @@
 //! monotonic clock and a copy of the frame path; it never allocates. A
 //! waiter is recorded only on the contended path.
 
+mod join;
 pub mod mpsc;
 mod mutex;
 pub mod oneshot;
@@ -16,6 +17,7 @@ mod resource;
 mod rwlock;
 mod semaphore;
 
+pub(crate) use join::Joining;
 pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
 pub(crate) use resource::{
     held_records, live_resources, marked, marked_record, marked_slot, LiveResources, MarkKind,

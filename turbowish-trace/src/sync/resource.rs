@@ -33,6 +33,9 @@ pub enum ResourceKind {
     Semaphore,
     /// A [`crate::sync::mpsc`] or [`crate::sync::oneshot`] channel.
     Channel,
+    /// A task spawned through TurboWish, as awaiting its
+    /// [`crate::task::JoinHandle`] waits for it: held by the task itself.
+    Task,
 }
 
 impl std::fmt::Display for ResourceKind {
@@ -42,6 +45,7 @@ impl std::fmt::Display for ResourceKind {
             ResourceKind::RwLock => "RwLock",
             ResourceKind::Semaphore => "Semaphore",
             ResourceKind::Channel => "channel",
+            ResourceKind::Task => "task",
         })
     }
 }
@@ -262,6 +266,34 @@ impl ResourceState {
                     movable,
                 });
                 fill_path(&mut record.frames);
+                HolderSlot::Named(i)
+            }
+            None => {
+                table.extra_holders += 1;
+                HolderSlot::Extra
+            }
+        }
+    }
+
+    /// Records `task` as the holder of a task resource (what awaiting its
+    /// `JoinHandle` waits for): the task itself, since it was spawned.
+    pub(crate) fn hold_for_task(
+        &self,
+        task: TaskRef,
+        location: &'static Location<'static>,
+    ) -> HolderSlot {
+        let record = Record {
+            task,
+            frames: FramePath::default(),
+            location,
+            since: now_ns(),
+            access: Access::Exclusive,
+            movable: false,
+        };
+        let mut table = self.table();
+        match table.holders.iter().position(Option::is_none) {
+            Some(i) => {
+                table.holders[i] = Some(record);
                 HolderSlot::Named(i)
             }
             None => {

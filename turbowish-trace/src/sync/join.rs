@@ -1,0 +1,49 @@
+//! What awaiting a [`crate::task::JoinHandle`] records: the awaiting task
+//! waits for a *task* resource, held by the task awaited, so a task that
+//! awaits one that (directly or through other resources) waits for it is a
+//! cycle like any other.
+
+use std::borrow::Cow;
+use std::panic::Location;
+use std::sync::Arc;
+
+use super::resource::{
+    Access, HolderSlot, Record, ResourceKind, ResourceState, TaskRef, WaitingOwned,
+};
+
+/// One pending await of a task: the task resource (made on the first
+/// pending poll, so a handle never awaited costs nothing), its holder
+/// record, and the awaiting task's wait record.
+#[derive(Debug)]
+pub(crate) struct Joining {
+    /// Dropped before the holder is released (see `Drop`).
+    waiting: Option<WaitingOwned>,
+    state: Arc<ResourceState>,
+    slot: HolderSlot,
+}
+
+impl Joining {
+    /// The calling task starts waiting for task `id` (named `name`,
+    /// spawned at `location`).
+    pub(crate) fn start(
+        id: u64,
+        name: Cow<'static, str>,
+        location: &'static Location<'static>,
+    ) -> Joining {
+        let state = ResourceState::new(ResourceKind::Task, Some(name), location, None);
+        let slot = state.hold_for_task(TaskRef::Task(id), location);
+        let waiting = WaitingOwned::new(&state, Record::now(location, Access::Exclusive, false));
+        Joining {
+            waiting: Some(waiting),
+            state,
+            slot,
+        }
+    }
+}
+
+impl Drop for Joining {
+    fn drop(&mut self) {
+        self.waiting = None;
+        self.state.release(self.slot);
+    }
+}
