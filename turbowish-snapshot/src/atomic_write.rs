@@ -326,17 +326,6 @@ mod tests {
         dir
     }
 
-    #[test]
-    fn a_failed_write_leaves_nothing_behind() {
-        let dir = scratch("write");
-        std::fs::create_dir_all(dir.join("target-is-a-dir")).unwrap();
-        // A directory is refused before anything is written.
-        let err = write_atomic(&dir.join("target-is-a-dir"), b"data");
-        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(entries(&dir), ["target-is-a-dir"]);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
     #[cfg(unix)]
     #[test]
     fn replaced_files_get_mode_0600() {
@@ -365,7 +354,10 @@ mod tests {
         let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a NUL-terminated path and a mode; mkfifo touches nothing else.
         assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
-        for target in [&link, &fifo] {
+        // A directory too; each refused before anything is written.
+        let subdir = dir.join("target-is-a-dir");
+        std::fs::create_dir_all(&subdir).unwrap();
+        for target in [&link, &fifo, &subdir] {
             let err = write_atomic(target, b"new").unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{target:?}");
         }
@@ -378,6 +370,7 @@ mod tests {
             .file_type()
             .is_fifo());
         assert_eq!(std::fs::read(&real).unwrap(), b"keep");
+        assert_eq!(entries(&dir), ["fifo", "link", "real", "target-is-a-dir"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

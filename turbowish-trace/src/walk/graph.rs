@@ -254,6 +254,18 @@ impl<'i> Graph<'i> {
     }
 }
 
+impl Graph<'_> {
+    /// `root › field › field`: where the value being traced now sits.
+    fn field_path(&self) -> String {
+        let mut path = self.root_name.clone();
+        for segment in &self.path {
+            path.push_str(" › ");
+            path.push_str(segment);
+        }
+        path
+    }
+}
+
 impl Sink for Graph<'_> {
     fn enter(&mut self, block: &BlockReport) -> Option<Position> {
         let Some(i) = self.index.index_of(block.addr) else {
@@ -360,11 +372,7 @@ impl Sink for Graph<'_> {
     }
 
     fn guard(&mut self, resource_id: u64, resource_name: &str) {
-        let mut path = self.root_name.clone();
-        for segment in &self.path {
-            path.push_str(" › ");
-            path.push_str(segment);
-        }
+        let path = self.field_path();
         self.guards.push(FoundGuard {
             resource_id,
             resource_name: resource_name.to_owned(),
@@ -374,11 +382,7 @@ impl Sink for Graph<'_> {
     }
 
     fn handle(&mut self, handle: MarkedHandle) {
-        let mut path = self.root_name.clone();
-        for segment in &self.path {
-            path.push_str(" › ");
-            path.push_str(segment);
-        }
+        let path = self.field_path();
         self.handles.push(FoundHandleAt {
             handle,
             position: self.position,
