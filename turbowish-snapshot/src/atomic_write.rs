@@ -328,24 +328,18 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn replaced_files_get_mode_0600() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = scratch("mode");
-        let path = dir.join("out");
-        std::fs::write(&path, b"old").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write_atomic(&path, b"new").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"new");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn symlinks_and_special_files_are_refused_not_replaced() {
-        use std::os::unix::fs::FileTypeExt;
+    fn regular_files_are_replaced_mode_0600_and_others_refused() {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
         let dir = scratch("special");
+        let out = dir.join("out");
+        std::fs::write(&out, b"old").unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&out, b"new").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_file(&out).unwrap();
+
         let real = dir.join("real");
         std::fs::write(&real, b"keep").unwrap();
         let link = dir.join("link");
