@@ -4,9 +4,9 @@
 //!   blocks), a few locks with holders and waiters, and sampling as the
 //!   allocator has it.
 //! * `ownership_10k_tasks`: what ownership resolution costs with 10,000
-//!   live TurboWish tasks, each parked forever: 2,500 of them hold a
+//!   live TurboWish tasks, each parked forever: 2,490 of them hold a
 //!   `Sender` of one of 20 channels in their future's state (half blocked
-//!   sending on the full channel), 1,000 hold an `Arc` of one of 100
+//!   sending on the full channel), 996 hold an `Arc` of one of 100
 //!   mutexes they locked once, 20 consumers hold the channels' receivers and
 //!   wait for a lock that one of 20 holders keeps, and the rest hold a small
 //!   buffer. Benched: `ownership::find()` (the scan of every root cell)
