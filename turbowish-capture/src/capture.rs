@@ -59,10 +59,12 @@ pub fn snapshot() -> Snapshot {
     let mut resources = turbowish_trace::sync::resources();
     // Ownership: who holds each channel end and lock, from the tasks' state
     // (their root cells; in heap-walk mode, all they reach alone).
-    let mut handles = turbowish_trace::ownership::find();
-    if let Some(walk) = &walk {
-        handles.extend(walk.handles.iter().cloned());
-    }
+    // The walk scans every root cell itself: with a walk, the cell scan
+    // would find the same handles again.
+    let handles = match &walk {
+        Some(walk) => walk.handles.clone(),
+        None => turbowish_trace::ownership::find(),
+    };
     turbowish_trace::ownership::apply(&mut resources, &handles);
     if let Some(walk) = &walk {
         convert::correct_guard_holders(&mut resources, &walk.guards);

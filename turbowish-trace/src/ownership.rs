@@ -110,7 +110,8 @@ pub struct HandleOwner {
 
 /// Scans the root cell (the future's state) of every live TurboWish task
 /// for handles held there directly. No block registry is needed: this is
-/// counting mode's ownership, and heap-walk mode's first step.
+/// counting mode's ownership (a heap walk scans the cells itself, so a
+/// snapshot with a walk uses the walk's handles instead).
 ///
 /// Cells are read word by word while the program runs; a task cannot free
 /// its cell while it is being read (completion waits for the scan), but a
@@ -367,7 +368,7 @@ impl<'a> MarkScanner<'a> {
                 MarkKind::Receiver => {
                     self.pending = Some((offset, HandleKind::Receiver, id, occupied))
                 }
-                MarkKind::Guard if occupied != 0 => each(
+                MarkKind::Guard if self.live.held.contains_key(&id) => each(
                     offset,
                     MarkedHandle {
                         resource_id: id,

@@ -19,9 +19,7 @@ mod semaphore;
 
 pub(crate) use join::Joining;
 pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
-pub(crate) use resource::{
-    held_records, live_resources, marked, marked_record, marked_slot, LiveResources, MarkKind,
-};
+pub(crate) use resource::{live_resources, marked, marked_slot, LiveResources, MarkKind};
 pub use resource::{resources, Access, Party, Provenance, ResourceInfo, ResourceKind, TaskRef};
 pub use rwlock::{
     OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,

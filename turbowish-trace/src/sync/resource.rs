@@ -604,21 +604,15 @@ pub(crate) fn marked_slot(word: usize) -> Option<Option<usize>> {
     }
 }
 
-/// The record address a word marks, if it is a guard's [`Mark`].
-#[inline]
-pub(crate) fn marked_record(word: usize) -> Option<usize> {
-    match marked(word) {
-        Some((MarkKind::Guard, addr)) => Some(addr),
-        _ => None,
-    }
-}
-
 /// Every live resource, as the walker looks its handles up: by record
 /// address (what marks encode) and by where its lock was last seen.
 #[derive(Debug, Default)]
 pub(crate) struct LiveResources {
     /// Record address -> (id, kind, occupied named holder slots as bits).
     pub(crate) by_record: std::collections::HashMap<usize, (u64, ResourceKind, u32)>,
+    /// Names of the resources held now (a named or a counted holder), by
+    /// id: only their guards' marks count.
+    pub(crate) held: std::collections::HashMap<u64, String>,
     /// Sorted (address, id): a lock's `home` and `arc_home`.
     pub(crate) homes: Vec<(usize, u64)>,
 }
@@ -648,15 +642,19 @@ pub(crate) fn live_resources() -> LiveResources {
         .collect();
     let mut out = LiveResources::default();
     for r in &live {
-        let occupied = {
+        let (occupied, extra) = {
             let table = r.table();
-            table
+            let occupied = table
                 .holders
                 .iter()
                 .enumerate()
                 .filter(|(_, h)| h.is_some())
-                .fold(0u32, |bits, (i, _)| bits | 1 << i)
+                .fold(0u32, |bits, (i, _)| bits | 1 << i);
+            (occupied, table.extra_holders)
         };
+        if occupied != 0 || extra > 0 {
+            out.held.insert(r.id, r.name().into_owned());
+        }
         out.by_record
             .insert(r.record_addr(), (r.id, r.kind, occupied));
         for home in [&r.home, &r.arc_home] {
@@ -669,23 +667,6 @@ pub(crate) fn live_resources() -> LiveResources {
     out.homes.sort_unstable();
     out.homes.dedup_by_key(|h| h.0);
     out
-}
-
-/// Every resource held now, by the address of its record (what a
-/// guard [`Mark`] encodes): id and name.
-pub(crate) fn held_records() -> std::collections::HashMap<usize, (u64, String)> {
-    let _internal = turbowish_alloc::internal();
-    let live: Vec<Arc<ResourceState>> = RESOURCES
-        .iter()
-        .filter_map(|r| r.value().upgrade())
-        .collect();
-    live.iter()
-        .filter(|r| {
-            let table = r.table();
-            table.extra_holders > 0 || table.holders.iter().any(Option::is_some)
-        })
-        .map(|r| (Arc::as_ptr(r) as usize, (r.id, r.name().into_owned())))
-        .collect()
 }
 
 /// One end of a channel, recorded as a holder of its side (`Send` or

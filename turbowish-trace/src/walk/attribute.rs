@@ -650,7 +650,7 @@ mod tests {
             // SAFETY: the walk's scanner never runs here (no drain), so the
             // made-up addresses are never read.
             let index = unsafe { BlockIndex::new(blocks) }.unwrap();
-            let mut graph = Graph::new(&index, roots, HashMap::new(), Default::default());
+            let mut graph = Graph::new(&index, roots, Default::default());
             let anchors: Vec<Option<u32>> = (0..roots)
                 .map(|r| (r < n && next(4) != 0).then_some(r as u32))
                 .collect();

@@ -94,9 +94,6 @@ pub(super) struct Graph<'i> {
     /// Keyed by position too, so that another root (or block) reaching the
     /// same address still records its own edges behind it.
     outside: HashSet<(Position, usize)>,
-    /// Resources held now, by record address: what guard marks found by
-    /// the scanner may name.
-    held: HashMap<usize, (u64, String)>,
     pub(super) blocks_scanned: u64,
     pub(super) bytes_scanned: u64,
     pub(super) blocks_traced: u64,
@@ -104,12 +101,7 @@ pub(super) struct Graph<'i> {
 }
 
 impl<'i> Graph<'i> {
-    pub(super) fn new(
-        index: &'i BlockIndex,
-        roots: usize,
-        held: HashMap<usize, (u64, String)>,
-        live: LiveResources,
-    ) -> Graph<'i> {
+    pub(super) fn new(index: &'i BlockIndex, roots: usize, live: LiveResources) -> Graph<'i> {
         Graph {
             index,
             nodes: vec![
@@ -135,7 +127,6 @@ impl<'i> Graph<'i> {
             path: Vec::new(),
             queue: Vec::new(),
             outside: HashSet::new(),
-            held,
             blocks_scanned: 0,
             bytes_scanned: 0,
             blocks_traced: 0,
@@ -164,7 +155,6 @@ impl<'i> Graph<'i> {
     /// those scans find, until none is left.
     pub(super) fn drain(&mut self) {
         let index = self.index;
-        let held = std::mem::take(&mut self.held);
         let live = std::mem::take(&mut self.live);
         while let Some(i) = self.queue.pop() {
             let node = &mut self.nodes[i as usize];
@@ -177,12 +167,7 @@ impl<'i> Graph<'i> {
             self.bytes_scanned += block.size as u64;
             let mut marks = MarkScanner::new(&live, block.start);
             let mut found_here: Vec<(usize, MarkedHandle)> = Vec::new();
-            let mut found = |offset: usize, handle: MarkedHandle| {
-                // Guards have their own record (below); ends and locks here.
-                if handle.kind != HandleKind::Guard {
-                    found_here.push((offset, handle));
-                }
-            };
+            let mut found = |offset: usize, handle: MarkedHandle| found_here.push((offset, handle));
             // SAFETY: the block is in the index, whose contract (see
             // `BlockIndex::new`) is that its blocks stay allocated and
             // readable while it is used.
@@ -191,30 +176,29 @@ impl<'i> Graph<'i> {
                     marks.word(word, &mut found);
                     if let Some(j) = index.index_of(word) {
                         self.conservative_edge(Position::Block(i), j as u32);
-                    } else if let Some(record) = crate::sync::marked_record(word) {
-                        if let Some((id, name)) = held.get(&record) {
-                            self.guards.push(FoundGuard {
-                                resource_id: *id,
-                                resource_name: name.clone(),
-                                position: Position::Block(i),
-                                path: None,
-                            });
-                        }
                     }
                 });
             }
-            self.handles.extend(
-                found_here
-                    .into_iter()
-                    .map(|(offset, handle)| FoundHandleAt {
+            for (offset, handle) in found_here {
+                let position = Position::Block(i);
+                // A held guard has its own record; ends and locks go to
+                // ownership.
+                match handle.kind {
+                    HandleKind::Guard => self.guards.push(FoundGuard {
+                        resource_id: handle.resource_id,
+                        resource_name: live.held[&handle.resource_id].clone(),
+                        position,
+                        path: None,
+                    }),
+                    _ => self.handles.push(FoundHandleAt {
                         handle,
-                        position: Position::Block(i),
+                        position,
                         offset,
                         path: None,
                     }),
-            );
+                }
+            }
         }
-        self.held = held;
         self.live = live;
     }
 

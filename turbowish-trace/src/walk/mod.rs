@@ -184,12 +184,7 @@ pub fn walk_with(index: &BlockIndex, roots: &[WalkRoot<'_>]) -> WalkReport {
 
 fn walk_inner(index: &BlockIndex, roots: &[WalkRoot<'_>], locate: &[usize]) -> WalkReport {
     let started = Instant::now();
-    let mut graph = Graph::new(
-        index,
-        roots.len(),
-        crate::sync::held_records(),
-        crate::sync::live_resources(),
-    );
+    let mut graph = Graph::new(index, roots.len(), crate::sync::live_resources());
     // Precise roots first: a block they name gets its type even when a
     // conservative scan would also reach it.
     let order = roots
