@@ -47,8 +47,18 @@ const TASKS: usize = 1_000;
 const BOXES: usize = 300;
 const CHANNELS: usize = 20;
 const SHARED_LOCKS: usize = 100;
+/// Interleaved rounds under `cargo bench`; `cargo test --all-targets`
+/// runs this file once as a test (criterion's test mode, every bench
+/// once), where one round checks the swap of handles works and 16 would
+/// only add minutes of unoptimised walks to CI.
 const ROUNDS: usize = 16;
 const PER_ROUND: usize = 3;
+
+/// Whether this run measures (`cargo bench` passes `--bench`) rather than
+/// checks that every bench runs (`cargo test`).
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
 
 /// The handles a task is told to hold (TurboWish's, or plain tokio ones
 /// in the same places), or to drop.
@@ -336,10 +346,10 @@ fn spread(times: &[Duration]) -> String {
 }
 
 /// The median over rounds of (a - b) / b, each round's figure the
-/// fastest of its `PER_ROUND` runs.
-fn paired(a: &[Duration], b: &[Duration]) -> String {
+/// fastest of its `per_round` runs.
+fn paired(a: &[Duration], b: &[Duration], per_round: usize) -> String {
     let best = |d: &[Duration]| -> Vec<f64> {
-        d.chunks(PER_ROUND)
+        d.chunks(per_round)
             .map(|c| c.iter().min().unwrap().as_secs_f64())
             .collect()
     };
@@ -439,44 +449,49 @@ fn bench_heap_walk_snapshot(c: &mut Criterion) {
     // and snapshot timed in each, so that drift weighs on both alike.
     let (mut walk_tw, mut walk_plain) = (Vec::new(), Vec::new());
     let (mut snap_tw, mut snap_plain) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    let (rounds, per_round) = if measuring() {
+        (ROUNDS, PER_ROUND)
+    } else {
+        (1, 1)
+    };
+    for round in 0..rounds {
         if round > 0 {
             world.hold(&runtime);
         }
         assert!(!ownership::find().is_empty());
-        for _ in 0..PER_ROUND {
+        for _ in 0..per_round {
             walk_tw.push(timed(turbowish::trace::walk::walk));
             snap_tw.push(timed(turbowish::capture::snapshot));
         }
         world.release(&runtime);
         world.hold_plain(&runtime);
         assert!(turbowish::trace::sync::resources().is_empty());
-        for _ in 0..PER_ROUND {
+        for _ in 0..per_round {
             walk_plain.push(timed(turbowish::trace::walk::walk));
             snap_plain.push(timed(turbowish::capture::snapshot));
         }
         world.release(&runtime);
     }
-    eprintln!("interleaved, {ROUNDS} rounds of {PER_ROUND}:");
+    eprintln!("interleaved, {rounds} rounds of {per_round}:");
     eprintln!("  walk, TurboWish handles:      {}", spread(&walk_tw));
     eprintln!("  walk, plain tokio handles:    {}", spread(&walk_plain));
     eprintln!("  snapshot, TurboWish handles:  {}", spread(&snap_tw));
     eprintln!("  snapshot, plain tokio:        {}", spread(&snap_plain));
     eprintln!(
         "  walk, TurboWish vs plain:     {}",
-        paired(&walk_tw, &walk_plain)
+        paired(&walk_tw, &walk_plain, per_round)
     );
     eprintln!(
         "  snapshot, TurboWish vs plain: {}",
-        paired(&snap_tw, &snap_plain)
+        paired(&snap_tw, &snap_plain, per_round)
     );
     eprintln!(
         "  snapshot vs walk, TurboWish:  {}",
-        paired(&snap_tw, &walk_tw)
+        paired(&snap_tw, &walk_tw, per_round)
     );
     eprintln!(
         "  snapshot vs walk, plain:      {}",
-        paired(&snap_plain, &walk_plain)
+        paired(&snap_plain, &walk_plain, per_round)
     );
 
     // Plain tokio handles: the same benches with no live resource.
