@@ -64,27 +64,77 @@ pub struct Cycle {
 }
 
 struct Graph<'a> {
-    /// For each waiting task, the resources it waits for.
-    waits: HashMap<TaskRef, Vec<(&'a ResourceInfo, &'a Party)>>,
+    /// For each waiting task, what it waits for: an index into `waited`,
+    /// and its own record.
+    waits: HashMap<TaskRef, Vec<(usize, &'a Party)>>,
+    /// The resources someone waits for.
+    waited: Vec<Waited<'a>>,
+}
+
+/// A resource someone waits for, with its holders sorted once by what
+/// they hold: chains of thousands of waiters behind one channel of
+/// hundreds of senders would otherwise filter every holder at every step.
+struct Waited<'a> {
+    resource: &'a ResourceInfo,
+    /// `Mutex "accounts[2]"`.
+    label: String,
+    senders: Vec<&'a Party>,
+    receivers: Vec<&'a Party>,
+    /// Holders of locks and semaphores.
+    others: Vec<&'a Party>,
 }
 
 impl<'a> Graph<'a> {
     fn new(resources: &'a [ResourceInfo]) -> Graph<'a> {
-        let mut waits: HashMap<TaskRef, Vec<(&ResourceInfo, &Party)>> = HashMap::new();
-        for r in resources {
+        let mut waits: HashMap<TaskRef, Vec<(usize, &Party)>> = HashMap::new();
+        let mut waited = Vec::new();
+        for r in resources.iter().filter(|r| !r.waiters.is_empty()) {
+            let at = waited.len();
+            let mut sides = (Vec::new(), Vec::new(), Vec::new());
+            for h in &r.holders {
+                match h.access {
+                    Access::Send => sides.0.push(h),
+                    Access::Receive => sides.1.push(h),
+                    _ => sides.2.push(h),
+                }
+            }
+            waited.push(Waited {
+                resource: r,
+                label: format!("{} \"{}\"", r.kind, r.name),
+                senders: sides.0,
+                receivers: sides.1,
+                others: sides.2,
+            });
             for w in &r.waiters {
-                waits.entry(w.task).or_default().push((r, w));
+                waits.entry(w.task).or_default().push((at, w));
             }
         }
-        Graph { waits }
+        Graph { waits, waited }
     }
 
-    fn link(&self, resource: &ResourceInfo, waiter: &Party) -> Link {
+    /// The holders of `waited[at]` that `waiter` waits for (for a channel,
+    /// the other side's holders; for a lock, all of them): as
+    /// [`Access::waits_for`].
+    fn blockers(&self, at: usize, waiter: &Party) -> &[&'a Party] {
+        let w = &self.waited[at];
+        match waiter.access {
+            Access::Receive => &w.senders,
+            Access::Send => &w.receivers,
+            _ => &w.others,
+        }
+    }
+
+    fn link(&self, at: usize, waiter: &Party) -> Link {
+        let w = &self.waited[at];
         Link {
             waiter: waiter.clone(),
-            resource: format!("{} \"{}\"", resource.kind, resource.name),
-            holders: blockers(resource, waiter).cloned().collect(),
-            extra_holders: resource.extra_holders,
+            resource: w.label.clone(),
+            holders: self
+                .blockers(at, waiter)
+                .iter()
+                .map(|&h| h.clone())
+                .collect(),
+            extra_holders: w.resource.extra_holders,
         }
     }
 
@@ -93,19 +143,17 @@ impl<'a> Graph<'a> {
     /// A receiver waits for *every* sender (Holt's cumulative resource):
     /// one sender whose owner is not itself waiting can still send, so the
     /// wait leads on, for a deadlock, only when every sender's owner waits.
-    fn next(&self, task: TaskRef) -> Vec<(TaskRef, &'a ResourceInfo, &'a Party)> {
+    fn next(&self, task: TaskRef) -> Vec<(TaskRef, usize, &'a Party)> {
         let mut out = Vec::new();
-        for &(r, w) in self.waits.get(&task).into_iter().flatten() {
-            let blocked_by: Vec<&Party> = blockers(r, w).collect();
+        for &(at, w) in self.waits.get(&task).into_iter().flatten() {
+            let blocked_by = self.blockers(at, w);
             if w.access == Access::Receive
-                && (r.extra_holders > 0
+                && (self.waited[at].resource.extra_holders > 0
                     || blocked_by.iter().any(|h| !self.waits.contains_key(&h.task)))
             {
                 continue;
             }
-            for h in blocked_by {
-                out.push((h.task, r, w));
-            }
+            out.extend(blocked_by.iter().map(|h| (h.task, at, w)));
         }
         out
     }
@@ -140,35 +188,26 @@ pub fn chains(resources: &[ResourceInfo]) -> Vec<Chain> {
     kept
 }
 
-/// The holders of `resource` that `waiter` waits for (for a channel, the
-/// other side's holders; for a lock, all of them).
-fn blockers<'a>(
-    resource: &'a ResourceInfo,
-    waiter: &'a Party,
-) -> impl Iterator<Item = &'a Party> + 'a {
-    resource
-        .holders
-        .iter()
-        .filter(move |h| waiter.access.waits_for(h.access))
-}
-
 fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
     let mut links = Vec::new();
     let mut seen = HashSet::new();
     let mut task = start;
     loop {
         seen.insert(task);
-        let Some(&(resource, waiter)) = graph.waits.get(&task).and_then(|w| w.first()) else {
+        let Some(&(at, waiter)) = graph.waits.get(&task).and_then(|w| w.first()) else {
             return Chain {
                 links,
                 end: ChainEnd::Untracked,
             };
         };
-        links.push(graph.link(resource, waiter));
+        links.push(graph.link(at, waiter));
+        let resource = graph.waited[at].resource;
+        let blockers = graph.blockers(at, waiter);
         // Follow a blocking holder that itself waits, if any, else the first.
-        let next = blockers(resource, waiter)
+        let next = blockers
+            .iter()
             .find(|h| graph.waits.contains_key(&h.task))
-            .or_else(|| blockers(resource, waiter).next());
+            .or_else(|| blockers.first());
         let Some(holder) = next else {
             let end = if resource.extra_holders > 0 {
                 ChainEnd::UnnamedHolders
@@ -181,7 +220,9 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
         };
         if waiter.access == Access::Receive
             && resource.extra_holders == 0
-            && blockers(resource, waiter).all(|h| matches!(h.task, TaskRef::Thread(_)))
+            && blockers
+                .iter()
+                .all(|h| matches!(h.task, TaskRef::Thread(_)))
         {
             return Chain {
                 links,
@@ -213,13 +254,18 @@ pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
     let graph = Graph::new(resources);
     let mut nodes: Vec<TaskRef> = graph.waits.keys().copied().collect();
     nodes.sort();
+    // A cycle lies inside one strongly connected component: searching
+    // only the components that have one keeps a graph of thousands of
+    // waiters and no deadlock linear, where a search from every waiter
+    // would be quadratic.
+    let component = cyclic_components(&graph, &nodes);
     let mut found = Vec::new();
     let mut in_cycle: HashSet<TaskRef> = HashSet::new();
     for &start in &nodes {
-        if in_cycle.contains(&start) {
+        if !component.contains_key(&start) || in_cycle.contains(&start) {
             continue;
         }
-        if let Some(cycle) = cycle_from(&graph, start) {
+        if let Some(cycle) = cycle_from(&graph, start, &component) {
             in_cycle.extend(cycle.links.iter().map(|l| l.waiter.task));
             found.push(cycle);
         }
@@ -227,17 +273,94 @@ pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
     found
 }
 
-/// A shortest cycle through `start`, by breadth-first search.
-fn cycle_from(graph: &Graph<'_>, start: TaskRef) -> Option<Cycle> {
-    type Step<'a> = (TaskRef, &'a ResourceInfo, &'a Party);
+/// The waiting tasks that are in a cycle of the wait-for graph, each with
+/// its strongly connected component (Tarjan's algorithm, iterative): a
+/// component of several tasks, or one task that waits on itself.
+fn cyclic_components(graph: &Graph<'_>, nodes: &[TaskRef]) -> HashMap<TaskRef, usize> {
+    const UNSEEN: usize = usize::MAX;
+    let index_of: HashMap<TaskRef, usize> =
+        nodes.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+    // Holders that wait for nothing have no edges on: not nodes here.
+    let succ: Vec<Vec<usize>> = nodes
+        .iter()
+        .map(|&t| {
+            graph
+                .next(t)
+                .into_iter()
+                .filter_map(|(n, _, _)| index_of.get(&n).copied())
+                .collect()
+        })
+        .collect();
+    let n = nodes.len();
+    let (mut index, mut low) = (vec![UNSEEN; n], vec![0; n]);
+    let mut on_stack = vec![false; n];
+    let mut comp = vec![UNSEEN; n];
+    let mut size: Vec<usize> = Vec::new();
+    let (mut stack, mut call) = (Vec::new(), Vec::new());
+    let mut next_index = 0;
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        call.push((root, 0));
+        while let Some((v, i)) = call.pop() {
+            if i == 0 {
+                index[v] = next_index;
+                low[v] = next_index;
+                next_index += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = succ[v].get(i) {
+                call.push((v, i + 1));
+                if index[w] == UNSEEN {
+                    // Entered next, before anything else is popped.
+                    call.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            if low[v] == index[v] {
+                let id = size.len();
+                size.push(0);
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    comp[w] = id;
+                    size[id] += 1;
+                    if w == v {
+                        break;
+                    }
+                }
+            }
+            if let Some(&(parent, _)) = call.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+        }
+    }
+    (0..n)
+        .filter(|&v| size[comp[v]] > 1 || succ[v].contains(&v))
+        .map(|v| (nodes[v], comp[v]))
+        .collect()
+}
+
+/// A shortest cycle through `start`, by breadth-first search inside its
+/// strongly connected component (where every cycle through it lies).
+fn cycle_from(
+    graph: &Graph<'_>,
+    start: TaskRef,
+    component: &HashMap<TaskRef, usize>,
+) -> Option<Cycle> {
+    type Step<'a> = (TaskRef, usize, &'a Party);
+    let home = component.get(&start).copied();
     let mut parent: HashMap<TaskRef, Step<'_>> = HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     let mut visited = HashSet::from([start]);
     while let Some(task) = queue.pop_front() {
-        for (next, resource, waiter) in graph.next(task) {
+        for (next, at, waiter) in graph.next(task) {
             if next == start {
                 // Walk back from `task` to `start`.
-                let mut steps = vec![(task, resource, waiter)];
+                let mut steps = vec![(task, at, waiter)];
                 let mut at = task;
                 while at != start {
                     let step = parent[&at];
@@ -245,11 +368,14 @@ fn cycle_from(graph: &Graph<'_>, start: TaskRef) -> Option<Cycle> {
                     at = step.0;
                 }
                 steps.reverse();
-                let links = steps.iter().map(|&(_, r, w)| graph.link(r, w)).collect();
+                let links = steps.iter().map(|&(_, at, w)| graph.link(at, w)).collect();
                 return Some(Cycle { links });
             }
+            if component.get(&next).copied() != home {
+                continue;
+            }
             if visited.insert(next) {
-                parent.insert(next, (task, resource, waiter));
+                parent.insert(next, (task, at, waiter));
                 queue.push_back(next);
             }
         }

@@ -45,9 +45,9 @@
 //! # }
 //! ```
 
-use std::collections::HashSet;
 use std::fmt;
 
+use crate::frame::FramePath;
 use crate::sync::{Access, LiveResources, MarkKind, Party, Provenance, ResourceInfo, TaskRef};
 
 /// Which kind of handle a task owns.
@@ -93,6 +93,9 @@ pub struct FoundHandle {
     /// state, `… › heap block +0x10` in a block only it reaches, or the
     /// field path when traced precisely.
     pub path: String,
+    /// For a TurboWish task: the frame path it was parked in when the
+    /// handle was found (see [`crate::sync::Party::parked_in`]).
+    pub parked_in: Option<FramePath>,
 }
 
 /// One owner of a resource, in [`ResourceInfo::owners`].
@@ -124,20 +127,29 @@ pub fn find() -> Vec<FoundHandle> {
     if live.by_record.is_empty() {
         return found;
     }
-    crate::registry::scan_live_cells(|id, name, start, len| {
+    crate::registry::scan_live_cells(|cell| {
+        let before = found.len();
         // SAFETY: `scan_live_cells` keeps the cell allocated and readable
         // for the length of the call.
         unsafe {
-            scan_marks(&live, start, len, |offset, handle| {
+            scan_marks(&live, cell.start, cell.len, |offset, handle| {
                 found.push(FoundHandle {
                     resource_id: handle.resource_id,
                     slot: handle.slot,
                     handle: handle.kind,
-                    task: Some(TaskRef::Task(id)),
-                    name: name.to_owned(),
+                    task: Some(TaskRef::Task(cell.id())),
+                    name: cell.name().to_owned(),
                     path: format!("future state +{offset:#x}"),
+                    parked_in: None,
                 });
             });
+        }
+        // Read once per task that owns something, not per handle.
+        if found.len() > before {
+            let parked = cell.parked_path();
+            for f in &mut found[before..] {
+                f.parked_in = parked;
+            }
         }
     });
     found
@@ -167,27 +179,24 @@ pub fn resources() -> Vec<ResourceInfo> {
 /// [`ResourceInfo::owners`]. Apply before [`crate::chains::chains`] and
 /// [`crate::chains::cycles`], so that they follow ownership.
 pub fn apply(resources: &mut [ResourceInfo], found: &[FoundHandle]) {
+    // One sort groups the handles by resource, the most specific place
+    // first, then in the order found: no filter of every handle per
+    // resource, and no hashing of names.
+    let mut order: Vec<(u64, u8, usize)> = found
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.resource_id, path_rank(&f.path), i))
+        .collect();
+    order.sort_unstable();
     for r in resources.iter_mut() {
-        let mut mine: Vec<&FoundHandle> = found.iter().filter(|f| f.resource_id == r.id).collect();
-        if mine.is_empty() {
+        let from = order.partition_point(|o| o.0 < r.id);
+        let to = from + order[from..].partition_point(|o| o.0 == r.id);
+        if from == to {
             continue;
         }
-        // One handle can be seen twice in a task: where it is, and as the
-        // stale bytes a move left behind (in the future's state, most
-        // often). Name the most specific place: a field path, then a heap
-        // block, then the future's own state.
-        mine.sort_by_key(|f| path_rank(&f.path));
-        let mut seen = HashSet::new();
-        for f in &mine {
-            if seen.insert((f.task, f.name.as_str(), f.handle)) {
-                r.owners.push(HandleOwner {
-                    task: f.task,
-                    name: f.name.clone(),
-                    handle: f.handle,
-                    path: f.path.clone(),
-                });
-            }
-        }
+        let mine: Vec<&FoundHandle> = order[from..to].iter().map(|o| &found[o.2]).collect();
+        r.owners = owners(&mine);
+        let ends = distinct_ends(&mine);
         let mut holders = Vec::with_capacity(r.holders.len());
         for holder in r.holders.drain(..) {
             let end = match holder.access {
@@ -198,32 +207,30 @@ pub fn apply(resources: &mut [ResourceInfo], found: &[FoundHandle]) {
                     continue;
                 }
             };
-            let owners = owners_of(&mine, end, holder.slot);
+            let owners = ends_of(&ends, end, holder.slot);
             if owners.is_empty() {
                 holders.push(holder);
                 continue;
             }
-            for (task, name, path) in owners {
-                holders.push(owned_by(&holder, task, name, path));
-            }
+            holders.extend(owners.iter().map(|f| owned_by(&holder, f)));
         }
         // Ends counted but not named (past the named slots) that a task
         // owns: named now.
         for end in [HandleKind::Sender, HandleKind::Receiver] {
-            let unnamed = owners_of(&mine, end, None);
+            let unnamed = ends_of(&ends, end, None);
             if unnamed.is_empty() || r.extra_holders == 0 {
                 continue;
             }
-            let template = holders
+            let Some(template) = holders
                 .iter()
                 .find(|h| h.access == end_access(end))
-                .cloned();
-            for (task, name, path) in unnamed.into_iter().take(r.extra_holders) {
-                if let Some(template) = &template {
-                    holders.push(owned_by(template, task, name, path));
-                    r.extra_holders -= 1;
-                }
-            }
+                .cloned()
+            else {
+                continue;
+            };
+            let named = unnamed.len().min(r.extra_holders);
+            holders.extend(unnamed[..named].iter().map(|f| owned_by(&template, f)));
+            r.extra_holders -= named;
         }
         r.holders = holders;
     }
@@ -241,20 +248,57 @@ fn path_rank(path: &str) -> u8 {
     }
 }
 
-/// The distinct tasks owning `end` of slot `slot`.
-fn owners_of(
-    found: &[&FoundHandle],
+/// One resource's owners from its handles (`mine`, most specific place
+/// first): one per task (or root) and kind of handle, at the most
+/// specific place it was seen. One handle can be seen twice in a task:
+/// where it is, and as the stale bytes a move left behind (in the future's
+/// state, most often). Roots first, then tasks in order of id.
+fn owners(mine: &[&FoundHandle]) -> Vec<HandleOwner> {
+    let mut by_owner: Vec<(usize, &FoundHandle)> = mine.iter().copied().enumerate().collect();
+    // Stable on the place order: the first of a run is the most specific.
+    by_owner.sort_by(|(i, a), (j, b)| {
+        (a.task, a.handle, &a.name, i).cmp(&(b.task, b.handle, &b.name, j))
+    });
+    by_owner.dedup_by(|(_, later), (_, first)| {
+        (later.task, later.handle, &later.name) == (first.task, first.handle, &first.name)
+    });
+    by_owner
+        .into_iter()
+        .map(|(_, f)| HandleOwner {
+            task: f.task,
+            name: f.name.clone(),
+            handle: f.handle,
+            path: f.path.clone(),
+        })
+        .collect()
+}
+
+/// The channel ends in `mine` owned by tasks, one per (end, slot, task) at
+/// its most specific place, sorted by end, slot and task.
+fn distinct_ends<'a>(mine: &[&'a FoundHandle]) -> Vec<(TaskRef, &'a FoundHandle)> {
+    let mut ends: Vec<(usize, TaskRef, &FoundHandle)> = mine
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f.handle, HandleKind::Sender | HandleKind::Receiver))
+        .filter_map(|(i, f)| Some((i, f.task?, *f)))
+        .collect();
+    ends.sort_by(|(i, t, a), (j, u, b)| (a.handle, a.slot, t, i).cmp(&(b.handle, b.slot, u, j)));
+    ends.dedup_by(|(_, t, later), (_, u, first)| {
+        (later.handle, later.slot, t) == (first.handle, first.slot, u)
+    });
+    ends.into_iter().map(|(_, task, f)| (task, f)).collect()
+}
+
+/// The run of `ends` (see [`distinct_ends`]) owning `end` of slot `slot`.
+fn ends_of<'e, 'a>(
+    ends: &'e [(TaskRef, &'a FoundHandle)],
     end: HandleKind,
     slot: Option<usize>,
-) -> Vec<(TaskRef, String, String)> {
-    let mut owners: Vec<(TaskRef, String, String)> = Vec::new();
-    for f in found {
-        let Some(task) = f.task else { continue };
-        if f.handle == end && f.slot == slot && !owners.iter().any(|o| o.0 == task) {
-            owners.push((task, f.name.clone(), f.path.clone()));
-        }
-    }
-    owners
+) -> &'e [(TaskRef, &'a FoundHandle)] {
+    let key = |(_, f): &(TaskRef, &FoundHandle)| (f.handle, f.slot);
+    let from = ends.partition_point(|e| key(e) < (end, slot));
+    let to = from + ends[from..].partition_point(|e| key(e) == (end, slot));
+    &ends[from..to]
 }
 
 fn end_access(end: HandleKind) -> Access {
@@ -264,20 +308,22 @@ fn end_access(end: HandleKind) -> Access {
     }
 }
 
-/// `recorded`'s end, held by the task owning it.
-fn owned_by(recorded: &Party, task: TaskRef, name: String, path: String) -> Party {
+/// `recorded`'s end, held by `task`, whose state owns it as `owner` found.
+fn owned_by(recorded: &Party, (task, owner): &(TaskRef, &FoundHandle)) -> Party {
     Party {
-        task,
-        task_name: name,
+        task: *task,
+        task_name: owner.name.clone(),
         // Where the owner is now says more than where the end was made.
         frames: Default::default(),
-        parked_in: match task {
-            TaskRef::Task(id) => crate::registry::parked_path(id),
-            _ => None,
+        location: recorded.location,
+        since: recorded.since,
+        access: recorded.access,
+        movable: recorded.movable,
+        parked_in: owner.parked_in,
+        provenance: Provenance::Owns {
+            path: owner.path.clone(),
         },
-        provenance: Provenance::Owns { path },
         slot: None,
-        ..recorded.clone()
     }
 }
 

@@ -131,6 +131,12 @@ impl std::fmt::Display for TaskState {
 }
 
 impl TaskEntry {
+    /// The frame path the task last parked in, if it has frames.
+    fn parked_path(&self) -> Option<FramePath> {
+        let path = *self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        (!path.is_empty()).then_some(path)
+    }
+
     pub(crate) fn state(&self) -> TaskState {
         TaskState::from_u8(self.state.load(Ordering::Acquire))
     }
@@ -245,9 +251,7 @@ pub(crate) fn note_parked(path: FramePath) {
 /// The frame path a registered task last parked in; `None` for unknown
 /// tasks and tasks that parked outside any frame.
 pub(crate) fn parked_path(id: u64) -> Option<FramePath> {
-    let entry = REGISTRY.get(&id)?;
-    let path = *entry.parked.lock().unwrap_or_else(|e| e.into_inner());
-    (!path.is_empty()).then_some(path)
+    REGISTRY.get(&id)?.parked_path()
 }
 
 /// The name of a registered task (live, or finished while still holding
@@ -438,11 +442,11 @@ pub(crate) fn live_roots() -> Vec<(u64, String, usize, usize)> {
         .collect()
 }
 
-/// Calls `scan(id, name, start, len)` with the root cell of every live
-/// task, each kept allocated for the length of its call: a task finishing
-/// meanwhile waits (in [`TaskEntry::retire_cell`]) before dropping its
-/// future, and one already retired is skipped.
-pub(crate) fn scan_live_cells(mut scan: impl FnMut(u64, &str, usize, usize)) {
+/// Calls `scan` with the root cell of every live task, each kept allocated
+/// for the length of its call: a task finishing meanwhile waits (in
+/// [`TaskEntry::retire_cell`]) before dropping its future, and one already
+/// retired is skipped.
+pub(crate) fn scan_live_cells(mut scan: impl FnMut(LiveCell<'_>)) {
     let _internal = turbowish_alloc::internal();
     let entries: Vec<Arc<TaskEntry>> = REGISTRY
         .iter()
@@ -465,8 +469,38 @@ pub(crate) fn scan_live_cells(mut scan: impl FnMut(u64, &str, usize, usize)) {
         {
             continue;
         }
-        scan(entry.id, &entry.name, start, len);
+        scan(LiveCell {
+            entry: &entry,
+            start,
+            len,
+        });
         entry.cell.store(CELL_OPEN, Ordering::Release);
+    }
+}
+
+/// A live task's root cell, readable for the length of a
+/// [`scan_live_cells`] call.
+#[derive(Debug)]
+pub(crate) struct LiveCell<'a> {
+    entry: &'a TaskEntry,
+    /// Address of the cell (the boxed future).
+    pub(crate) start: usize,
+    /// Its size in bytes.
+    pub(crate) len: usize,
+}
+
+impl LiveCell<'_> {
+    pub(crate) fn id(&self) -> u64 {
+        self.entry.id
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    /// The frame path the task is parked in now (see [`parked_path`]).
+    pub(crate) fn parked_path(&self) -> Option<FramePath> {
+        self.entry.parked_path()
     }
 }
 

@@ -40,6 +40,7 @@ use super::report::{
     Unattributed, WalkReport,
 };
 use super::RootKind;
+use crate::frame::FramePath;
 use crate::ownership::FoundHandle;
 use crate::sync::TaskRef;
 use crate::trace::Position;
@@ -278,6 +279,10 @@ fn attribute_with(
         });
     }
 
+    // An anchor block (a task's root cell) is its root's barrier.
+    let is_anchor = |b: u32| barrier[b as usize] < roots;
+    // A task's handles come in runs: its parked frame path looked up once.
+    let mut parked: Option<(u64, Option<FramePath>)> = None;
     for h in &graph.handles {
         let (task, name) = match holder(h.position) {
             Some(Holder::Task { id, name }) => (Some(TaskRef::Task(id)), name),
@@ -286,10 +291,21 @@ fn attribute_with(
         };
         let path = match (&h.path, h.position) {
             (Some(path), _) => path.clone(),
-            (None, Position::Block(b)) if task.is_some() && anchors.contains(&Some(b)) => {
+            (None, Position::Block(b)) if task.is_some() && is_anchor(b) => {
                 format!("future state +{:#x}", h.offset)
             }
             (None, _) => format!("{name} › heap block +{:#x}", h.offset),
+        };
+        let parked_in = match task {
+            Some(TaskRef::Task(id)) => match parked {
+                Some((seen, path)) if seen == id => path,
+                _ => {
+                    let path = crate::registry::parked_path(id);
+                    parked = Some((id, path));
+                    path
+                }
+            },
+            _ => None,
         };
         report.handles.push(FoundHandle {
             resource_id: h.handle.resource_id,
@@ -298,6 +314,7 @@ fn attribute_with(
             task,
             name,
             path,
+            parked_in,
         });
     }
     report
