@@ -67,6 +67,48 @@ fn awaiting_the_join_handle_of_a_task_that_waits_on_you_is_a_deadlock() {
     assert_eq!(join.name, "worker");
     assert_eq!(join.holders[0].task_name, "worker");
     assert_eq!(join.waiters[0].task_name, "supervisor");
+    // The awaited handle is found in the supervisor's state, by its mark.
+    let owners: Vec<(&str, &str)> = join
+        .owners
+        .iter()
+        .map(|o| (o.name.as_str(), o.handle.name()))
+        .collect();
+    assert_eq!(owners, [("supervisor", "join handle")], "{:?}", join.owners);
+    assert!(join.owners[0].path.starts_with("future state +0x"));
+    runtime.shutdown_background();
+}
+
+#[test]
+fn the_task_owning_a_oneshot_receiver_is_named_as_its_owner() {
+    use turbowish::snapshot::schema::{Access, HandleKind, Provenance};
+    let runtime = runtime();
+    let (reply_tx, reply_rx) = turbowish::trace::sync::oneshot::channel_named::<u32>("reply");
+    runtime.block_on(async {
+        // Moved in unused: the receiver's record still names main.
+        turbowish::trace::spawn("requester", async move {
+            let _keep = &reply_rx;
+            std::future::pending::<()>().await;
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    });
+    let snap = turbowish::capture::snapshot();
+    let r = snap.resources.iter().find(|r| r.name == "reply").unwrap();
+    let receivers: Vec<(&str, &Provenance)> = r
+        .holders
+        .iter()
+        .filter(|h| h.access == Access::Receive)
+        .map(|h| (h.task_name.as_str(), &h.provenance))
+        .collect();
+    assert_eq!(receivers.len(), 1, "{:?}", r.holders);
+    assert_eq!(receivers[0].0, "requester");
+    assert!(
+        matches!(receivers[0].1, Provenance::Owns { path } if path.starts_with("future state +0x"))
+    );
+    assert!(r
+        .owners
+        .iter()
+        .any(|o| o.name == "requester" && o.handle == HandleKind::Receiver));
+    drop(reply_tx);
     runtime.shutdown_background();
 }
 

@@ -338,6 +338,7 @@ fn handle_owner(o: &HandleOwner) -> schema::HandleOwner {
             HandleKind::Receiver => schema::HandleKind::Receiver,
             HandleKind::Lock => schema::HandleKind::Lock,
             HandleKind::Guard => schema::HandleKind::Guard,
+            HandleKind::Join => schema::HandleKind::Join,
         },
         path: o.path.clone(),
     }

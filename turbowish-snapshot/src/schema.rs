@@ -387,16 +387,20 @@ pub enum HandleKind {
     Lock,
     /// An owned guard or permit.
     Guard,
+    /// A task's `JoinHandle`, while it is awaited: a handle to the task's
+    /// resource.
+    Join,
 }
 
 impl HandleKind {
-    /// `sender`, `receiver`, `lock`, `guard`.
+    /// `sender`, `receiver`, `lock`, `guard`, `join handle`.
     pub fn name(self) -> &'static str {
         match self {
             HandleKind::Sender => "sender",
             HandleKind::Receiver => "receiver",
             HandleKind::Lock => "lock",
             HandleKind::Guard => "guard",
+            HandleKind::Join => "join handle",
         }
     }
 }

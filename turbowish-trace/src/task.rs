@@ -159,8 +159,15 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 
 /// A handle to a task owns none of the task's state (each task is a root
 /// of its own).
+/// While awaited, the handle to its task's resource (see
+/// [`crate::ownership::HandleKind::Join`]); the task's output is not the
+/// awaiting task's until it is returned.
 impl<T> crate::Trace for JoinHandle<T> {
-    fn trace(&self, _: &mut crate::Tracer<'_>) {}
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        if let Some(joining) = &self.joining {
+            joining.trace(tracer);
+        }
+    }
 }
 
 /// Like [`spawn`], on the runtime of `handle` (like `Handle::spawn`).

@@ -8,7 +8,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::resource::{
-    Access, HolderSlot, Record, ResourceKind, ResourceState, TaskRef, WaitingOwned,
+    Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState, TaskRef, WaitingOwned,
 };
 
 /// One pending await of a task: the task resource (made on the first
@@ -20,6 +20,9 @@ pub(crate) struct Joining {
     waiting: Option<WaitingOwned>,
     state: Arc<ResourceState>,
     slot: HolderSlot,
+    /// Inside the `JoinHandle`, so the walker finds who awaits it in the
+    /// awaiting task's opaque state.
+    _mark: Mark,
 }
 
 impl Joining {
@@ -35,9 +38,16 @@ impl Joining {
         let waiting = WaitingOwned::new(&state, Record::now(location, Access::Exclusive, false));
         Joining {
             waiting: Some(waiting),
+            _mark: Mark::new(MarkKind::Join, &state),
             state,
             slot,
         }
+    }
+
+    /// Reports the handle to the walker (precise tracing through the
+    /// `JoinHandle`'s `Trace` impl).
+    pub(crate) fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        tracer.handle(self.state.id(), None, crate::ownership::HandleKind::Join);
     }
 }
 

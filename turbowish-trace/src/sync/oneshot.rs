@@ -44,6 +44,7 @@ fn channel_at<T>(
         inner: Some(tx),
     };
     let receiver = Receiver {
+        end: End::new(&state, location, Access::Receive),
         state,
         location,
         inner: rx,
@@ -85,6 +86,9 @@ impl<T> Sender<T> {
 #[derive(Debug)]
 pub struct Receiver<T> {
     inner: tokio::sync::oneshot::Receiver<T>,
+    /// The receiving end's holder record and mark, so the walker names the
+    /// task owning the receiver (see [`crate::ownership`]).
+    end: End,
     state: Arc<ResourceState>,
     location: &'static Location<'static>,
     /// Set while a poll has returned `Pending`.
@@ -115,12 +119,22 @@ impl<T> Future for Receiver<T> {
             }
             Poll::Pending => {
                 if this.waiting.is_none() {
+                    this.end.mark(this.location);
                     let record = Record::now(this.location, Access::Receive, false);
                     this.waiting = Some(WaitingOwned::new(&this.state, record));
                 }
                 Poll::Pending
             }
         }
+    }
+}
+
+/// Reports the end to the walker (see [`crate::ownership`]); tokio's
+/// channel inside is scanned conservatively.
+impl<T> crate::Trace for Receiver<T> {
+    fn trace(&self, tracer: &mut crate::Tracer<'_>) {
+        self.end.trace(tracer);
+        tracer.conservative(&self.inner);
     }
 }
 

@@ -508,12 +508,15 @@ pub(crate) enum MarkKind {
     Receiver,
     /// A lock or semaphore itself (found inside the `Arc` block owning it).
     Lock,
+    /// A `JoinHandle` being awaited: a handle to its task resource.
+    Join,
 }
 
 const GUARD_MAGIC: usize = 0x7E57 << (usize::BITS - 16);
 const SENDER_MAGIC: usize = 0x7E58 << (usize::BITS - 16);
 const RECEIVER_MAGIC: usize = 0x7E59 << (usize::BITS - 16);
 const LOCK_MAGIC: usize = 0x7E5A << (usize::BITS - 16);
+const JOIN_MAGIC: usize = 0x7E5B << (usize::BITS - 16);
 /// Tags an end's slot word, so a mark followed by arbitrary data is not
 /// taken for an end.
 const SLOT_MAGIC: usize = 0x51D7 << (usize::BITS - 16);
@@ -525,6 +528,7 @@ impl MarkKind {
             MarkKind::Sender => SENDER_MAGIC,
             MarkKind::Receiver => RECEIVER_MAGIC,
             MarkKind::Lock => LOCK_MAGIC,
+            MarkKind::Join => JOIN_MAGIC,
         }
     }
 }
@@ -585,6 +589,7 @@ pub(crate) fn marked(word: usize) -> Option<(MarkKind, usize)> {
         0x7E58 => MarkKind::Sender,
         0x7E59 => MarkKind::Receiver,
         0x7E5A => MarkKind::Lock,
+        0x7E5B => MarkKind::Join,
         _ => return None,
     };
     let addr = word ^ kind.magic();
@@ -606,7 +611,7 @@ pub(crate) fn marked_slot(word: usize) -> Option<Option<usize>> {
 
 /// Every live resource, as the walker looks its handles up: by record
 /// address (what marks encode) and by where its lock was last seen.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct LiveResources {
     /// Record address -> (id, kind, occupied named holder slots as bits).
     pub(crate) by_record: std::collections::HashMap<usize, (u64, ResourceKind, u32)>,
@@ -615,15 +620,46 @@ pub(crate) struct LiveResources {
     pub(crate) held: std::collections::HashMap<u64, String>,
     /// Sorted (address, id): a lock's `home` and `arc_home`.
     pub(crate) homes: Vec<(usize, u64)>,
+    /// One bit per 16-byte granule modulo [`HOME_FILTER_BITS`], set for
+    /// each home: a scan tests every word of every cell (and, in a heap
+    /// walk, of the heap) against the homes, and most words are pointers
+    /// that are no home; one bit test turns them away before a binary
+    /// search.
+    home_filter: [u64; HOME_FILTER_BITS / 64],
+}
+
+/// Bits in [`LiveResources::home_filter`]: 512 bytes, with a few hundred
+/// locks a few percent of other pointers pass.
+const HOME_FILTER_BITS: usize = 4096;
+
+impl Default for LiveResources {
+    fn default() -> LiveResources {
+        LiveResources::new()
+    }
 }
 
 impl LiveResources {
+    fn new() -> LiveResources {
+        LiveResources {
+            by_record: Default::default(),
+            held: Default::default(),
+            homes: Vec::new(),
+            home_filter: [0; HOME_FILTER_BITS / 64],
+        }
+    }
+
+    #[inline]
+    fn filter_bit(addr: usize) -> (usize, u64) {
+        let bit = (addr >> 4) % HOME_FILTER_BITS;
+        (bit / 64, 1 << (bit % 64))
+    }
+
     /// The resource a lock pointer (to the lock, or to the `Arc` block
     /// owning it) names.
     #[inline]
     pub(crate) fn home(&self, word: usize) -> Option<u64> {
-        let (first, last) = (self.homes.first()?.0, self.homes.last()?.0);
-        if word < first || word > last {
+        let (at, bit) = Self::filter_bit(word);
+        if self.home_filter[at] & bit == 0 {
             return None;
         }
         self.homes
@@ -640,7 +676,7 @@ pub(crate) fn live_resources() -> LiveResources {
         .iter()
         .filter_map(|r| r.value().upgrade())
         .collect();
-    let mut out = LiveResources::default();
+    let mut out = LiveResources::new();
     for r in &live {
         let (occupied, extra) = {
             let table = r.table();
@@ -666,6 +702,10 @@ pub(crate) fn live_resources() -> LiveResources {
     }
     out.homes.sort_unstable();
     out.homes.dedup_by_key(|h| h.0);
+    for &(addr, _) in &out.homes {
+        let (at, bit) = LiveResources::filter_bit(addr);
+        out.home_filter[at] |= bit;
+    }
     out
 }
 

@@ -8,7 +8,6 @@
 use tokio::task::JoinHandle;
 
 use super::{Trace, Tracer};
-use crate::sync::oneshot;
 
 /// A handle to a task owns none of the task's state (each task is a root
 /// of its own).
@@ -49,7 +48,6 @@ macro_rules! trace_channel_end {
 }
 
 trace_channel_end!(
-    oneshot::Receiver<T>,
     tokio::sync::mpsc::Sender<T>,
     tokio::sync::mpsc::Receiver<T>,
     tokio::sync::mpsc::UnboundedSender<T>,

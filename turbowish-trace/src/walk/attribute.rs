@@ -292,7 +292,7 @@ fn attribute_with(
         let path = match (&h.path, h.position) {
             (Some(path), _) => path.clone(),
             (None, Position::Block(b)) if task.is_some() && is_anchor(b) => {
-                format!("future state +{:#x}", h.offset)
+                crate::ownership::future_state_path(h.offset)
             }
             (None, _) => format!("{name} › heap block +{:#x}", h.offset),
         };
