@@ -274,14 +274,12 @@ pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
 }
 
 /// The waiting tasks that are in a cycle of the wait-for graph, each with
-/// its strongly connected component (Tarjan's algorithm, iterative): a
-/// component of several tasks, or one task that waits on itself.
+/// its strongly connected component: a component of several tasks, or one
+/// task that waits on itself.
 fn cyclic_components(graph: &Graph<'_>, nodes: &[TaskRef]) -> HashMap<TaskRef, usize> {
-    const UNSEEN: usize = usize::MAX;
-    let index_of: HashMap<TaskRef, usize> =
-        nodes.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+    let index_of: HashMap<TaskRef, u32> = (0..).zip(nodes).map(|(i, &t)| (t, i)).collect();
     // Holders that wait for nothing have no edges on: not nodes here.
-    let succ: Vec<Vec<usize>> = nodes
+    let succ: Vec<Vec<u32>> = nodes
         .iter()
         .map(|&t| {
             graph
@@ -291,56 +289,16 @@ fn cyclic_components(graph: &Graph<'_>, nodes: &[TaskRef]) -> HashMap<TaskRef, u
                 .collect()
         })
         .collect();
-    let n = nodes.len();
-    let (mut index, mut low) = (vec![UNSEEN; n], vec![0; n]);
-    let mut on_stack = vec![false; n];
-    let mut comp = vec![UNSEEN; n];
-    let mut size: Vec<usize> = Vec::new();
-    let (mut stack, mut call) = (Vec::new(), Vec::new());
-    let mut next_index = 0;
-    for root in 0..n {
-        if index[root] != UNSEEN {
-            continue;
-        }
-        call.push((root, 0));
-        while let Some((v, i)) = call.pop() {
-            if i == 0 {
-                index[v] = next_index;
-                low[v] = next_index;
-                next_index += 1;
-                stack.push(v);
-                on_stack[v] = true;
-            }
-            if let Some(&w) = succ[v].get(i) {
-                call.push((v, i + 1));
-                if index[w] == UNSEEN {
-                    // Entered next, before anything else is popped.
-                    call.push((w, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
-                }
-                continue;
-            }
-            if low[v] == index[v] {
-                let id = size.len();
-                size.push(0);
-                while let Some(w) = stack.pop() {
-                    on_stack[w] = false;
-                    comp[w] = id;
-                    size[id] += 1;
-                    if w == v {
-                        break;
-                    }
-                }
-            }
-            if let Some(&(parent, _)) = call.last() {
-                low[parent] = low[parent].min(low[v]);
-            }
-        }
+    let (comp, count) = crate::scc::components(nodes.len(), 0..nodes.len() as u32, |v| {
+        succ[v as usize].iter().copied()
+    });
+    let mut size = vec![0usize; count as usize];
+    for &c in &comp {
+        size[c as usize] += 1;
     }
-    (0..n)
-        .filter(|&v| size[comp[v]] > 1 || succ[v].contains(&v))
-        .map(|v| (nodes[v], comp[v]))
+    (0..nodes.len())
+        .filter(|&v| size[comp[v] as usize] > 1 || succ[v].contains(&(v as u32)))
+        .map(|v| (nodes[v], comp[v] as usize))
         .collect()
 }
 

@@ -16,6 +16,7 @@ mod hooks;
 pub mod ownership;
 mod registry;
 mod roots;
+mod scc;
 pub mod sync;
 pub mod task;
 mod trace;

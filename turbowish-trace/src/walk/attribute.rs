@@ -431,94 +431,16 @@ fn shared_by_root_sets(
 }
 
 /// The strongly connected components of the `MULTI` blocks and the edges
-/// between them (Tarjan's algorithm, without recursion): each `MULTI`
-/// block's component, numbered so that an edge between two components
-/// goes from a higher number to a lower one, and how many there are.
-/// Other blocks get `NONE`.
+/// between them: each `MULTI` block's component, numbered so that an edge
+/// between two components goes from a higher number to a lower one, and
+/// how many there are. Other blocks get `NONE`.
 fn components(graph: &Graph<'_>, owner: &[u32]) -> (Vec<u32>, u32) {
     let is_multi = |i: u32| owner[i as usize] == MULTI;
-    let n = owner.len();
-    let mut t = Tarjan {
-        comp: vec![NONE; n],
-        order: vec![UNSEEN; n],
-        low: vec![0; n],
-        on_stack: vec![false; n],
-        stack: Vec::new(),
-        next: 0,
-        count: 0,
-    };
-    let mut calls = Vec::new();
-    for start in (0..n as u32).filter(|&i| is_multi(i)) {
-        if t.order[start as usize] != UNSEEN {
-            continue;
-        }
-        t.open(start);
-        calls.push((start, graph.children(start)));
-        while let Some((v, children)) = calls.last_mut() {
-            let v = *v;
-            match children.find(|&w| is_multi(w)) {
-                Some(w) if t.order[w as usize] == UNSEEN => {
-                    t.open(w);
-                    calls.push((w, graph.children(w)));
-                }
-                Some(w) => {
-                    if t.on_stack[w as usize] {
-                        t.low[v as usize] = t.low[v as usize].min(t.order[w as usize]);
-                    }
-                }
-                None => {
-                    calls.pop();
-                    if let Some(&(u, _)) = calls.last() {
-                        t.low[u as usize] = t.low[u as usize].min(t.low[v as usize]);
-                    }
-                    t.close(v);
-                }
-            }
-        }
-    }
-    (t.comp, t.count)
-}
-
-/// `order` of a block [`components`] has not reached yet.
-const UNSEEN: u32 = u32::MAX;
-
-/// The state of [`components`]' depth-first search.
-struct Tarjan {
-    comp: Vec<u32>,
-    order: Vec<u32>,
-    low: Vec<u32>,
-    on_stack: Vec<bool>,
-    stack: Vec<u32>,
-    next: u32,
-    count: u32,
-}
-
-impl Tarjan {
-    /// Numbers `v` on first reaching it.
-    fn open(&mut self, v: u32) {
-        self.order[v as usize] = self.next;
-        self.low[v as usize] = self.next;
-        self.next += 1;
-        self.stack.push(v);
-        self.on_stack[v as usize] = true;
-    }
-
-    /// Once `v`'s edges are all followed: if it is its component's first
-    /// block, the blocks above it on the stack are that component.
-    fn close(&mut self, v: u32) {
-        if self.low[v as usize] != self.order[v as usize] {
-            return;
-        }
-        loop {
-            let x = self.stack.pop().expect("v is on the stack");
-            self.on_stack[x as usize] = false;
-            self.comp[x as usize] = self.count;
-            if x == v {
-                break;
-            }
-        }
-        self.count += 1;
-    }
+    crate::scc::components(
+        owner.len(),
+        (0..owner.len() as u32).filter(|&i| is_multi(i)),
+        |v| graph.children(v).filter(move |&w| is_multi(w)),
+    )
 }
 
 /// The empty root set's id in [`RootSets`].
