@@ -1,0 +1,9 @@
+//! The service on TurboWish's allocator, tasks spawned through
+//! `turbowish::trace::spawn`.
+
+#[global_allocator]
+static ALLOC: turbowish::TurboWish = turbowish::TurboWish::system();
+
+fn main() {
+    turbowish_bench::main_with(turbowish_bench::Spawn::Traced);
+}

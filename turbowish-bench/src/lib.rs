@@ -1,0 +1,110 @@
+//! The request-like service workload of `benches/service.rs`, and the
+//! driver each variant's binary (`src/bin/*.rs`) runs it with.
+//!
+//! A process can have only one global allocator, so every allocator is a
+//! binary of its own: `service-system` (plain `System`, the baseline),
+//! `service-turbowish` (TurboWish's allocator, tasks spawned with plain
+//! `tokio::spawn`), `service-traced` (the same, tasks spawned through
+//! `turbowish::trace::spawn`), `service-heap-walk` (heap-walk mode,
+//! traced tasks), and for comparison `service-tracking` (tracking-allocator
+//! with a tracker that does nothing) and `service-stats` (stats_alloc).
+//! Each prints one line per timed run: `run_ns N`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Concurrent connections per run.
+pub const CONNECTIONS: usize = 1_000;
+/// Requests each connection handles.
+pub const REQUESTS: usize = 8;
+
+/// How a variant spawns the connection tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spawn {
+    /// `tokio::spawn`.
+    Tokio,
+    /// `turbowish::trace::spawn`, which registers and names the task.
+    Traced,
+}
+
+/// Runs the workload `warm_up` times untimed, then `runs` times, printing
+/// `run_ns N` for each timed run. Arguments: `[runs] [warm_up]`.
+pub fn main_with(spawn: Spawn) {
+    let mut args = std::env::args().skip(1);
+    let mut number = |default: usize| args.next().and_then(|a| a.parse().ok()).unwrap_or(default);
+    let runs = number(5);
+    let warm_up = number(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio runtime");
+    for _ in 0..warm_up {
+        run(&rt, spawn);
+    }
+    for _ in 0..runs {
+        let start = Instant::now();
+        run(&rt, spawn);
+        println!("run_ns {}", start.elapsed().as_nanos());
+    }
+}
+
+/// One run: [`CONNECTIONS`] tasks, each handling [`REQUESTS`] requests,
+/// to completion.
+pub fn run(rt: &tokio::runtime::Runtime, spawn: Spawn) -> u64 {
+    rt.block_on(async {
+        let handles: Vec<tokio::task::JoinHandle<u64>> = (0..CONNECTIONS)
+            .map(|connection| {
+                let serve = async move {
+                    let mut sum = 0;
+                    for request in 0..REQUESTS {
+                        sum += handle(connection, request).await;
+                    }
+                    sum
+                };
+                match spawn {
+                    Spawn::Tokio => tokio::spawn(serve),
+                    Spawn::Traced => turbowish::trace::spawn("connection", serve).into_inner(),
+                }
+            })
+            .collect();
+        let mut total = 0;
+        for h in handles {
+            total += h.await.expect("connection task panicked");
+        }
+        black_box(total)
+    })
+}
+
+/// One request, as a small HTTP handler does it: headers parsed into a
+/// map, a body built and transformed, a response formatted; a few dozen
+/// blocks of 16 B to 4 KiB, all freed, with awaits between the steps so
+/// that the connections interleave on the workers.
+async fn handle(connection: usize, request: usize) -> u64 {
+    let mut headers: HashMap<String, String> = HashMap::new();
+    for h in 0..12 {
+        headers.insert(
+            format!("x-header-{h}"),
+            format!("value-{connection}-{request}-{h}"),
+        );
+    }
+    tokio::task::yield_now().await;
+    let mut body: Vec<u8> = Vec::with_capacity(256);
+    for (k, v) in &headers {
+        body.extend_from_slice(k.as_bytes());
+        body.push(b':');
+        body.extend_from_slice(v.as_bytes());
+        body.push(b'\n');
+    }
+    let upper: Vec<u8> = body.iter().map(u8::to_ascii_uppercase).collect();
+    let words: Vec<String> = String::from_utf8_lossy(&upper)
+        .split('\n')
+        .map(str::to_owned)
+        .collect();
+    tokio::task::yield_now().await;
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-connection: {connection}\r\n\r\n",
+        body.len()
+    );
+    words.iter().map(|w| w.len() as u64).sum::<u64>() + response.len() as u64
+}
