@@ -1,5 +1,5 @@
 //! Service-level overhead: the request-like workload of `turbowish-bench`
-//! (1,000 connection tasks on 2 workers, each handling 8 requests of
+//! (1,000 connection tasks on 2 workers, each handling 32 requests of
 //! header maps, bodies and formatting) run by one process per allocator
 //! variant, the variants alternated round by round so that drift on a
 //! shared machine weighs on all alike. Each round runs every variant once
@@ -7,10 +7,10 @@
 //! round's `System` figure; the table gives the median and the range of
 //! those ratios over the rounds.
 //!
-//! Run: `cargo bench -p turbowish-bench --bench service` (add a number of
-//! rounds: `-- 15`). Under `cargo test` it runs one short round, to check
-//! that every variant runs. The figures are in `book/src/overhead.md` and
-//! the facade crate's README.
+//! Run: `cargo bench -p turbowish-bench --bench service -- 31` (31
+//! rounds; 15 without the number). Under `cargo test` each variant runs
+//! once with one request per connection: a check that all of them run, not
+//! a measurement. The figures are in `book/src/overhead.md`.
 
 use std::process::Command;
 
@@ -45,11 +45,15 @@ fn main() {
         std::env::args()
             .skip(1)
             .find_map(|a| a.parse::<usize>().ok())
-            .unwrap_or(11)
+            .unwrap_or(15)
     } else {
         1
     };
-    let (runs, warm_up) = if measuring { (RUNS, 1) } else { (1, 0) };
+    let (runs, warm_up, requests) = if measuring {
+        (RUNS, 1, turbowish_bench::REQUESTS)
+    } else {
+        (1, 0, 1)
+    };
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
     let mut best_ms: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
     for round in 0..rounds {
@@ -57,7 +61,7 @@ fn main() {
         let mut times = vec![0.0; VARIANTS.len()];
         for k in 0..VARIANTS.len() {
             let i = (k + round) % VARIANTS.len();
-            times[i] = fastest_run_ns(VARIANTS[i].1, runs, warm_up);
+            times[i] = fastest_run_ns(VARIANTS[i].1, runs, warm_up, requests);
         }
         for (i, t) in times.iter().enumerate() {
             ratios[i].push(t / times[0]);
@@ -79,9 +83,9 @@ fn main() {
 }
 
 /// Runs `binary` once; its fastest timed run in ns.
-fn fastest_run_ns(binary: &str, runs: usize, warm_up: usize) -> f64 {
+fn fastest_run_ns(binary: &str, runs: usize, warm_up: usize, requests: usize) -> f64 {
     let out = Command::new(binary)
-        .args([runs.to_string(), warm_up.to_string()])
+        .args([runs, warm_up, requests].map(|n| n.to_string()))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
     assert!(out.status.success(), "{binary} failed: {out:?}");
