@@ -477,22 +477,14 @@ fn bench_heap_walk_snapshot(c: &mut Criterion) {
     eprintln!("  walk, plain tokio handles:    {}", spread(&walk_plain));
     eprintln!("  snapshot, TurboWish handles:  {}", spread(&snap_tw));
     eprintln!("  snapshot, plain tokio:        {}", spread(&snap_plain));
-    eprintln!(
-        "  walk, TurboWish vs plain:     {}",
-        paired(&walk_tw, &walk_plain, per_round)
-    );
-    eprintln!(
-        "  snapshot, TurboWish vs plain: {}",
-        paired(&snap_tw, &snap_plain, per_round)
-    );
-    eprintln!(
-        "  snapshot vs walk, TurboWish:  {}",
-        paired(&snap_tw, &walk_tw, per_round)
-    );
-    eprintln!(
-        "  snapshot vs walk, plain:      {}",
-        paired(&snap_plain, &walk_plain, per_round)
-    );
+    for (label, a, b) in [
+        ("walk, TurboWish vs plain:    ", &walk_tw, &walk_plain),
+        ("snapshot, TurboWish vs plain:", &snap_tw, &snap_plain),
+        ("snapshot vs walk, TurboWish: ", &snap_tw, &walk_tw),
+        ("snapshot vs walk, plain:     ", &snap_plain, &walk_plain),
+    ] {
+        eprintln!("  {label} {}", paired(a, b, per_round));
+    }
 
     // Plain tokio handles: the same benches with no live resource.
     world.hold_plain(&runtime);

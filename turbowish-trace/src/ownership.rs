@@ -274,15 +274,7 @@ fn path_rank(path: &str) -> u8 {
 /// where it is, and as the stale bytes a move left behind (in the future's
 /// state, most often). Roots first, then tasks in order of id.
 fn owners(mine: &[&FoundHandle]) -> Vec<HandleOwner> {
-    let mut by_owner: Vec<(usize, &FoundHandle)> = mine.iter().copied().enumerate().collect();
-    // Stable on the place order: the first of a run is the most specific.
-    by_owner.sort_by(|(i, a), (j, b)| {
-        (a.task, a.handle, &a.name, i).cmp(&(b.task, b.handle, &b.name, j))
-    });
-    by_owner.dedup_by(|(_, later), (_, first)| {
-        (later.task, later.handle, &later.name) == (first.task, first.handle, &first.name)
-    });
-    by_owner
+    first_of_each(mine, |f| Some((f.task, f.handle, f.name.as_str())))
         .into_iter()
         .map(|(_, f)| HandleOwner {
             task: f.task,
@@ -293,31 +285,43 @@ fn owners(mine: &[&FoundHandle]) -> Vec<HandleOwner> {
         .collect()
 }
 
+/// An end, its holder slot and the task owning it.
+type EndKey = (HandleKind, Option<usize>, TaskRef);
+
 /// The channel ends in `mine` owned by tasks, one per (end, slot, task) at
 /// its most specific place, sorted by end, slot and task.
-fn distinct_ends<'a>(mine: &[&'a FoundHandle]) -> Vec<(TaskRef, &'a FoundHandle)> {
-    let mut ends: Vec<(usize, TaskRef, &FoundHandle)> = mine
+fn distinct_ends<'a>(mine: &[&'a FoundHandle]) -> Vec<(EndKey, &'a FoundHandle)> {
+    first_of_each(mine, |f| match f.handle {
+        HandleKind::Sender | HandleKind::Receiver => Some((f.handle, f.slot, f.task?)),
+        _ => None,
+    })
+}
+
+/// The handles of `mine` (most specific place first) that `key` keeps,
+/// sorted by key, with only the first of each key: one sort instead of a
+/// hashed set of keys seen.
+fn first_of_each<'a, K: Ord>(
+    mine: &[&'a FoundHandle],
+    key: impl Fn(&'a FoundHandle) -> Option<K>,
+) -> Vec<(K, &'a FoundHandle)> {
+    let mut keyed: Vec<(K, usize, &FoundHandle)> = mine
         .iter()
         .enumerate()
-        .filter(|(_, f)| matches!(f.handle, HandleKind::Sender | HandleKind::Receiver))
-        .filter_map(|(i, f)| Some((i, f.task?, *f)))
+        .filter_map(|(i, &f)| Some((key(f)?, i, f)))
         .collect();
-    ends.sort_by(|(i, t, a), (j, u, b)| (a.handle, a.slot, t, i).cmp(&(b.handle, b.slot, u, j)));
-    ends.dedup_by(|(_, t, later), (_, u, first)| {
-        (later.handle, later.slot, t) == (first.handle, first.slot, u)
-    });
-    ends.into_iter().map(|(_, task, f)| (task, f)).collect()
+    keyed.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    keyed.dedup_by(|later, first| later.0 == first.0);
+    keyed.into_iter().map(|(k, _, f)| (k, f)).collect()
 }
 
 /// The run of `ends` (see [`distinct_ends`]) owning `end` of slot `slot`.
 fn ends_of<'e, 'a>(
-    ends: &'e [(TaskRef, &'a FoundHandle)],
+    ends: &'e [(EndKey, &'a FoundHandle)],
     end: HandleKind,
     slot: Option<usize>,
-) -> &'e [(TaskRef, &'a FoundHandle)] {
-    let key = |(_, f): &(TaskRef, &FoundHandle)| (f.handle, f.slot);
-    let from = ends.partition_point(|e| key(e) < (end, slot));
-    let to = from + ends[from..].partition_point(|e| key(e) == (end, slot));
+) -> &'e [(EndKey, &'a FoundHandle)] {
+    let from = ends.partition_point(|((h, s, _), _)| (*h, *s) < (end, slot));
+    let to = from + ends[from..].partition_point(|((h, s, _), _)| (*h, *s) == (end, slot));
     &ends[from..to]
 }
 
@@ -329,7 +333,7 @@ fn end_access(end: HandleKind) -> Access {
 }
 
 /// `recorded`'s end, held by `task`, whose state owns it as `owner` found.
-fn owned_by(recorded: &Party, (task, owner): &(TaskRef, &FoundHandle)) -> Party {
+fn owned_by(recorded: &Party, ((_, _, task), owner): &(EndKey, &FoundHandle)) -> Party {
     Party {
         task: *task,
         task_name: owner.name.clone(),
