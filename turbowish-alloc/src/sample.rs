@@ -195,7 +195,7 @@ struct Entry {
 
 /// Lock stripes of the sample table: enough that threads sampling at once
 /// rarely meet, few enough that `samples()` is quick.
-const STRIPES: usize = 64;
+const STRIPES: usize = 16;
 
 type Map = HashMap<usize, Entry, BuildHasherDefault<AddressHasher>>;
 

@@ -82,10 +82,13 @@ static LOADED: AtomicPtr<Loaded> = AtomicPtr::new(core::ptr::null_mut());
 /// Cache slots lent to capturing threads (each slot [`WAYS`] caches).
 /// Samples are rare (one per 512 KiB allocated by default) and a capture
 /// takes well under a microsecond: even at 10 GiB/s allocated, captures
-/// keep one slot busy under 1% of the time, so four cover the threads
-/// sampling at the same moment; a thread that finds none free uses libgcc
-/// for that sample.
-const CACHES: usize = 4;
+/// keep a slot busy under 1% of the time, so a second thread rarely finds
+/// it taken; when it does, it uses libgcc for that sample (about 2 µs
+/// instead of 0.2–0.3). Every slot costs its caches' memory for the whole
+/// life of the process, charged to `internal`: four slots of four ways were
+/// 0.5 MiB, most of a small program's `internal` row, for a contention
+/// that almost never happens.
+const CACHES: usize = 1;
 
 /// framehop caches each rule in a direct-mapped table of 509 entries keyed
 /// by address, so two frames of one stack whose addresses are equal modulo
@@ -93,24 +96,47 @@ const CACHES: usize = 4;
 /// parses both frames' DWARF again. With ~12 frames that happens to one
 /// stack in eight, and to most stacks of 30 frames or more; when it hit
 /// the sampling bench (after an unrelated change moved code), a sample
-/// from the bench's stack went from ~300 ns to ~750 ns. Each slot
-/// therefore has `WAYS` caches, and a frame uses the one a second,
-/// independent hash of its address picks: two frames now collide only if
-/// both hashes agree, four times less often. A framehop cache is ~33 KB
-/// (its rule table and gimli's scratch context), so the slots take about
-/// 0.5 MiB, made at set-up and charged to `internal`.
-const WAYS: usize = 4;
+/// from the bench's stack went from ~300 ns to ~750 ns. A slot can
+/// therefore have `WAYS` caches, and a frame uses the one a second,
+/// independent hash of its address picks: two frames then collide only if
+/// both hashes agree, half as often.
+///
+/// A framehop cache is ~33 KB (its rule table and gimli's scratch
+/// context), for the whole life of the process, charged to `internal`. The
+/// first way is made at set-up; the second only once [`BUILD_AFTER`]
+/// captures have seen two of their frames share a framehop entry (see
+/// [`shares_an_entry`]). A collision costs a sample about 0.45 µs, so a
+/// program that samples little (a small one: a few dozen samples) keeps
+/// the 33 KB, and one that samples a colliding stack often builds the way
+/// after spending ~30 µs on collisions.
+const WAYS: usize = 2;
 const _: () = assert!(WAYS.is_power_of_two() && WAYS > 1);
+
+/// Captures with a collision in the first way after which a slot builds
+/// its other ways (see [`WAYS`]).
+const BUILD_AFTER: u32 = 64;
+
+/// framehop's rule-cache size (`CACHE_ENTRY_COUNT` in its `rule_cache.rs`):
+/// it files a rule under its lookup address modulo this.
+const FRAMEHOP_ENTRIES: u64 = 509;
+
+/// Stack a capture must have left below it to build a way: building one
+/// puts gimli's unwind context (tens of KiB) on the stack as a temporary.
+const BUILD_STACK_ROOM: u64 = 256 * 1024;
 
 struct CacheSlot {
     taken: AtomicBool,
     ways: [AtomicPtr<Cache>; WAYS],
+    /// Captures that found a collision while the slot had one way (written
+    /// only by the slot's holder).
+    collisions: AtomicU32,
 }
 
 static SLOTS: [CacheSlot; CACHES] = [const {
     CacheSlot {
         taken: AtomicBool::new(false),
         ways: [const { AtomicPtr::new(core::ptr::null_mut()) }; WAYS],
+        collisions: AtomicU32::new(0),
     }
 }; CACHES];
 
@@ -154,13 +180,14 @@ pub(crate) fn set_up() {
         Err(Refused::Forking) => return STATE.store(UNSET, Ordering::Release),
         Err(Refused::NoObjects) => return STATE.store(OFF, Ordering::Release),
     };
-    // All caches now, on this one thread: building one puts a large
-    // temporary (gimli's unwind context, tens of KiB) on the stack, which
-    // a capture on a thread with a small stack must not risk. They serve
-    // every later unwinder too: framehop keys cached rules by the
-    // unwinder's generation.
-    for way in SLOTS.iter().flat_map(|slot| &slot.ways) {
-        way.store(Box::into_raw(Box::new(Cache::new_in())), Ordering::Release);
+    // Each slot's first way now: building one puts a large temporary
+    // (gimli's unwind context, tens of KiB) on the stack, and set-up runs
+    // early, on a thread with a normal stack. (A second way is built by a
+    // capture that has room, see `BUILD_STACK_ROOM`.) Caches serve every
+    // later unwinder too: framehop keys cached rules by the unwinder's
+    // generation.
+    for slot in &SLOTS {
+        slot.ways[0].store(Box::into_raw(Box::new(Cache::new_in())), Ordering::Release);
     }
     LOADED.store(Box::into_raw(loaded), Ordering::Release);
     STATE.store(READY, Ordering::Release);
@@ -242,39 +269,83 @@ pub(crate) fn capture(local: &Local, out: &mut [usize]) -> Option<usize> {
         // mapped and readable.
         Ok(unsafe { (address as *const u64).read() })
     };
-    with_caches(|ways| {
-        // framehop's `iter_frames`, one frame at a time, so that each frame
-        // can use its own way's cache.
-        let mut regs = UnwindRegsX86_64::new(rip, rsp, rbp);
-        let mut frame = FrameAddress::InstructionPointer(rip);
-        let mut index = 0;
-        let mut written = 0;
-        loop {
-            if index >= SKIP {
-                out[written] = frame.address() as usize;
-                written += 1;
-                if written == out.len() {
-                    return Some(written);
+    let room = rsp - low;
+    with_caches(|ways, collisions| {
+        let written = walk(loaded, ways, rip, rsp, rbp, &mut read_stack, out)?;
+        if ways.iter().any(Option::is_none) && shares_an_entry(&out[..written]) {
+            let seen = collisions.load(Ordering::Relaxed) + 1;
+            collisions.store(seen, Ordering::Relaxed);
+            if seen >= BUILD_AFTER && room >= BUILD_STACK_ROOM {
+                for way in ways.iter_mut().filter(|w| w.is_none()) {
+                    *way = Some(Box::leak(Box::new(Cache::new_in())));
                 }
             }
-            index += 1;
-            let cache = &mut *ways[way_of(frame.address_for_lookup())];
-            match loaded
-                .unwinder
-                .unwind_frame(frame, &mut regs, cache, &mut read_stack)
-            {
-                Ok(Some(ret)) => frame = FrameAddress::from_return_address(ret)?,
-                Ok(None) => return Some(written),
-                Err(_) => return None,
-            }
         }
+        Some(written)
     })
     .flatten()
 }
 
-/// Runs `f` with a slot's caches, which no other thread uses meanwhile;
-/// `None` if all slots are taken.
-fn with_caches<R>(f: impl FnOnce(&mut [&mut Cache; WAYS]) -> R) -> Option<R> {
+/// framehop's `iter_frames`, one frame at a time, so that each frame can use
+/// its own way's cache (the first way while the others are not built).
+fn walk(
+    loaded: &Loaded,
+    ways: &mut [Option<&mut Cache>; WAYS],
+    rip: u64,
+    rsp: u64,
+    rbp: u64,
+    read_stack: &mut impl FnMut(u64) -> Result<u64, ()>,
+    out: &mut [usize],
+) -> Option<usize> {
+    let mut regs = UnwindRegsX86_64::new(rip, rsp, rbp);
+    let mut frame = FrameAddress::InstructionPointer(rip);
+    let mut index = 0;
+    let mut written = 0;
+    loop {
+        if index >= SKIP {
+            out[written] = frame.address() as usize;
+            written += 1;
+            if written == out.len() {
+                return Some(written);
+            }
+        }
+        index += 1;
+        let way = way_of(frame.address_for_lookup());
+        let cache = match ways[way] {
+            Some(ref mut cache) => &mut **cache,
+            None => ways[0].as_deref_mut()?,
+        };
+        match loaded
+            .unwinder
+            .unwind_frame(frame, &mut regs, cache, read_stack)
+        {
+            Ok(Some(ret)) => frame = FrameAddress::from_return_address(ret)?,
+            Ok(None) => return Some(written),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether two of `frames` (return addresses, as [`capture`] writes them)
+/// are filed under the same framehop cache entry, so that with one cache
+/// they evict each other on every capture of this stack. A bitmap of the
+/// entries on the stack: no allocation, one pass.
+fn shares_an_entry(frames: &[usize]) -> bool {
+    let mut seen = [0u64; FRAMEHOP_ENTRIES.div_ceil(64) as usize];
+    let mut addresses = frames.iter().map(|&f| (f as u64).wrapping_sub(1));
+    addresses.any(|lookup| {
+        let entry = (lookup % FRAMEHOP_ENTRIES) as usize;
+        let (word, bit) = (entry / 64, 1u64 << (entry % 64));
+        let taken = seen[word] & bit != 0;
+        seen[word] |= bit;
+        taken
+    })
+}
+
+/// Runs `f` with a slot's caches (`None` for a way not built yet, which
+/// `f` may build) and its collision count, which no other thread uses
+/// meanwhile; `None` if all slots are taken.
+fn with_caches<R>(f: impl FnOnce(&mut [Option<&mut Cache>; WAYS], &AtomicU32) -> R) -> Option<R> {
     let slot = SLOTS.iter().find(|slot| {
         !slot.taken.load(Ordering::Relaxed) && !slot.taken.swap(true, Ordering::Acquire)
     })?;
@@ -282,16 +353,24 @@ fn with_caches<R>(f: impl FnOnce(&mut [&mut Cache; WAYS]) -> R) -> Option<R> {
     // given back.
     let result = {
         let mut ways = slot.ways.each_ref().map(|way| {
-            // Made by `set_up` before it published READY, which the caller
-            // saw.
+            // The first way was made by `set_up` before it published READY,
+            // which the caller saw; the others by an earlier holder of this
+            // slot, published by its Release of `taken`.
             let cache = way.load(Ordering::Acquire);
-            debug_assert!(!cache.is_null());
             // SAFETY: the slot is taken by this thread until the store
             // below, so nobody else touches its caches; a cache, once made,
             // is never freed, and each way is a distinct cache.
-            unsafe { &mut *cache }
+            unsafe { cache.as_mut() }
         });
-        f(&mut ways)
+        debug_assert!(ways[0].is_some());
+        let result = f(&mut ways, &slot.collisions);
+        // Publish the ways `f` built (a cache is leaked, never freed).
+        for (way, cache) in slot.ways.iter().zip(ways) {
+            if let Some(cache) = cache {
+                way.store(cache, Ordering::Release);
+            }
+        }
+        result
     };
     slot.taken.store(false, Ordering::Release);
     Some(result)
@@ -592,6 +671,24 @@ fn thread_stack() -> Option<(usize, usize)> {
 mod tests {
 
     use super::*;
+
+    /// Two return addresses one entry apart in framehop's table of 509
+    /// (equal modulo 509 after framehop's `- 1`) share an entry; others do
+    /// not.
+    #[test]
+    fn shares_an_entry_finds_framehop_collisions() {
+        let base = 0x55e0_1234_5678usize;
+        assert!(!shares_an_entry(&[]));
+        assert!(!shares_an_entry(&[base]));
+        assert!(!shares_an_entry(&[base, base + 1, base + 508]));
+        assert!(shares_an_entry(&[base, base + 7, base + 509]));
+        assert!(shares_an_entry(&[base + 3, base + 3]));
+        let spread: Vec<usize> = (0..509).map(|k| base + k).collect();
+        assert!(!shares_an_entry(&spread));
+        assert!(shares_an_entry(
+            &[spread.as_slice(), &[base + 2 * 509]].concat()
+        ));
+    }
 
     /// Return addresses framehop's cache files in one slot (equal modulo
     /// 509) go to different ways, so they no longer evict each other.
