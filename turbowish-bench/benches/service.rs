@@ -5,7 +5,11 @@
 //! shared machine weighs on all alike. Each round runs every variant once
 //! (its fastest of `RUNS` timed runs after a warm-up) and divides by that
 //! round's `System` figure; the table gives the median and the range of
-//! those ratios over the rounds.
+//! those ratios over the rounds, for wall time and for the process's CPU
+//! time (user + system: on a shared VM it leaves out the time the host
+//! took the cores away, so it moves less). The first three variants after
+//! `System` are the knock-outs of `turbowish_bench::floor`: what being a
+//! wrapper, having a header, and the least per-task counting cost here.
 //!
 //! Run: `cargo bench -p turbowish-bench --bench service -- 31` (31
 //! rounds; 15 without the number). Under `cargo test` each variant runs
@@ -15,8 +19,20 @@
 use std::process::Command;
 
 /// The variants, the baseline first: (label, binary).
-const VARIANTS: [(&str, &str); 6] = [
+const VARIANTS: [(&str, &str); 9] = [
     ("System", env!("CARGO_BIN_EXE_service-system")),
+    (
+        "knock-out: pass-through wrapper",
+        env!("CARGO_BIN_EXE_service-passthrough"),
+    ),
+    (
+        "knock-out: 8-byte header only",
+        env!("CARGO_BIN_EXE_service-header"),
+    ),
+    (
+        "knock-out: header, try_id, TLS counter",
+        env!("CARGO_BIN_EXE_service-floor"),
+    ),
     (
         "TurboWish, tokio::spawn",
         env!("CARGO_BIN_EXE_service-turbowish"),
@@ -54,49 +70,92 @@ fn main() {
     } else {
         (1, 0, 1)
     };
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
-    let mut best_ms: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+    let mut wall = Figures::new();
+    let mut cpu = Figures::new();
     for round in 0..rounds {
         // Rotate the order, so no variant always runs right after another.
-        let mut times = vec![0.0; VARIANTS.len()];
+        let mut times = vec![(0.0, 0.0); VARIANTS.len()];
         for k in 0..VARIANTS.len() {
             let i = (k + round) % VARIANTS.len();
             times[i] = fastest_run_ns(VARIANTS[i].1, runs, warm_up, requests);
         }
-        for (i, t) in times.iter().enumerate() {
-            ratios[i].push(t / times[0]);
-            best_ms[i].push(t / 1e6);
-        }
+        wall.add(times.iter().map(|t| t.0));
+        cpu.add(times.iter().map(|t| t.1));
     }
     println!(
         "service overhead: {rounds} rounds, a process per variant, fastest of {runs} runs each"
     );
     println!(
-        "{:<40} {:>10} {:>9} {:>17}",
-        "variant", "run (ms)", "ratio", "ratio range"
+        "{:<40} {:>9} {:>8} {:>13} {:>9} {:>8} {:>13}",
+        "variant", "wall (ms)", "ratio", "range", "CPU (ms)", "ratio", "range"
     );
     for (i, (label, _)) in VARIANTS.iter().enumerate() {
-        let (ms, _, _) = spread(&best_ms[i]);
-        let (median, low, high) = spread(&ratios[i]);
-        println!("{label:<40} {ms:>10.1} {median:>8.3}x {low:>7.3}-{high:.3}x");
+        let (w, c) = (wall.row(i), cpu.row(i));
+        println!(
+            "{label:<40} {:>9.1} {:>7.3}x {:>5.2}-{:.2}x {:>9.1} {:>7.3}x {:>5.2}-{:.2}x",
+            w.0, w.1, w.2, w.3, c.0, c.1, c.2, c.3
+        );
     }
 }
 
-/// Runs `binary` once; its fastest timed run in ns.
-fn fastest_run_ns(binary: &str, runs: usize, warm_up: usize, requests: usize) -> f64 {
+/// One measure (wall or CPU time) of every variant over the rounds.
+struct Figures {
+    /// Per variant, each round's figure in ms.
+    ms: Vec<Vec<f64>>,
+    /// Per variant, each round's figure over the same round's `System`.
+    ratios: Vec<Vec<f64>>,
+}
+
+impl Figures {
+    fn new() -> Figures {
+        Figures {
+            ms: vec![Vec::new(); VARIANTS.len()],
+            ratios: vec![Vec::new(); VARIANTS.len()],
+        }
+    }
+
+    /// Adds a round: each variant's time in ns, the baseline first.
+    fn add(&mut self, ns: impl Iterator<Item = f64>) {
+        let ns: Vec<f64> = ns.collect();
+        for (i, t) in ns.iter().enumerate() {
+            self.ms[i].push(t / 1e6);
+            self.ratios[i].push(t / ns[0]);
+        }
+    }
+
+    /// Variant `i`'s median ms, and its median, lowest and highest ratio.
+    fn row(&self, i: usize) -> (f64, f64, f64, f64) {
+        let (ms, _, _) = spread(&self.ms[i]);
+        let (median, low, high) = spread(&self.ratios[i]);
+        (ms, median, low, high)
+    }
+}
+
+/// Runs `binary` once; its fastest timed run's wall and CPU time in ns
+/// (each the fastest of the runs).
+fn fastest_run_ns(binary: &str, runs: usize, warm_up: usize, requests: usize) -> (f64, f64) {
     let out = Command::new(binary)
         .args([runs, warm_up, requests].map(|n| n.to_string()))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
     assert!(out.status.success(), "{binary} failed: {out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let times: Vec<f64> = stdout
+    let times: Vec<(f64, f64)> = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("run_ns "))
-        .map(|n| n.trim().parse().expect("run_ns is a number"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            match (words.next(), words.next(), words.next(), words.next()) {
+                (Some("run_ns"), Some(wall), Some("cpu_ns"), Some(cpu)) => Some((
+                    wall.parse().expect("run_ns is a number"),
+                    cpu.parse().expect("cpu_ns is a number"),
+                )),
+                _ => None,
+            }
+        })
         .collect();
     assert_eq!(times.len(), runs, "{binary} printed {stdout}");
-    times.into_iter().fold(f64::INFINITY, f64::min)
+    let fastest = |f: fn(&(f64, f64)) -> f64| times.iter().map(f).fold(f64::INFINITY, f64::min);
+    (fastest(|t| t.0), fastest(|t| t.1))
 }
 
 /// Median, min and max.

@@ -8,11 +8,16 @@
 //! `turbowish::trace::spawn`), `service-heap-walk` (heap-walk mode,
 //! traced tasks), and for comparison `service-tracking` (tracking-allocator
 //! with a tracker that does nothing) and `service-stats` (stats_alloc).
-//! Each prints one line per timed run: `run_ns N`.
+//! Three knock-out allocators ([`floor`]) split the cost: `service-passthrough`,
+//! `service-header` and `service-floor`. Each binary prints one line per
+//! timed run: `run_ns N cpu_ns M` (wall time, and the process's user plus
+//! system CPU time over the run).
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
+
+pub mod floor;
 
 /// Concurrent connections per run.
 pub const CONNECTIONS: usize = 1_000;
@@ -46,10 +51,29 @@ pub fn main_with(spawn: Spawn) {
         run(&rt, spawn, requests);
     }
     for _ in 0..runs {
+        let cpu = cpu_ns();
         let start = Instant::now();
         run(&rt, spawn, requests);
-        println!("run_ns {}", start.elapsed().as_nanos());
+        let wall = start.elapsed().as_nanos();
+        println!("run_ns {wall} cpu_ns {}", cpu_ns() - cpu);
     }
+}
+
+/// User plus system CPU time of the whole process so far, in ns. On a
+/// shared VM it leaves out the time the host took the cores away (steal),
+/// which wall time counts: the quieter of the two figures.
+fn cpu_ns() -> u64 {
+    let mut usage = core::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a whole `rusage` into the pointer it is
+    // given, which is valid for writes; it is read only if the call worked.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return 0;
+        }
+        usage.assume_init()
+    };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 /// One run: [`CONNECTIONS`] tasks, each handling `requests` requests, to
