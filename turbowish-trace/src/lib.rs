@@ -10,6 +10,7 @@ compile_error!(
 extern crate self as turbowish_trace;
 
 pub mod chains;
+mod clock;
 pub mod frame;
 #[cfg(all(feature = "tokio-unstable", tokio_unstable))]
 mod hooks;

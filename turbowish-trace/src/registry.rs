@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
@@ -44,8 +44,13 @@ pub(crate) struct TaskEntry {
     /// A `Mutex`: written once per pending poll of a task with frames, read
     /// by `resources()`; never contended on the poll path.
     parked: std::sync::Mutex<FramePath>,
+    /// Whether `parked` holds a path (written with it, by the poller): a
+    /// pending poll outside any frame forgets an older path, and most
+    /// tasks have none to forget, so it need not take the lock.
+    parked_any: AtomicBool,
     pub(crate) polls: AtomicU64,
-    pub(crate) busy_ns: AtomicU64,
+    /// Busy time in `crate::clock` ticks (nanoseconds when read).
+    pub(crate) busy_ticks: AtomicU64,
     /// Address and size of the task's root cell (its boxed future); `None`
     /// for tasks registered by runtime hooks, whose future tokio owns.
     pub(crate) root: Option<(usize, usize)>,
@@ -178,9 +183,10 @@ pub(crate) fn register(
         tokio_id: AtomicU64::new(0),
         state: AtomicU8::new(TaskState::Idle as u8),
         polls: AtomicU64::new(0),
-        busy_ns: AtomicU64::new(0),
+        busy_ticks: AtomicU64::new(0),
         root,
         parked: std::sync::Mutex::new(FramePath::default()),
+        parked_any: AtomicBool::new(false),
         cell: AtomicU8::new(CELL_OPEN),
     });
     REGISTRY.insert(entry.id, entry.clone());
@@ -243,7 +249,13 @@ pub(crate) fn note_parked(path: FramePath) {
     CURRENT.with(|c| {
         // SAFETY: see `current_task`.
         if let Some(entry) = unsafe { c.get().as_ref() } {
-            *entry.parked.lock().unwrap_or_else(|e| e.into_inner()) = path;
+            let any = !path.is_empty();
+            // Only this poller writes either field, so the flag it read is
+            // the one it last wrote.
+            if any || entry.parked_any.load(Ordering::Relaxed) {
+                *entry.parked.lock().unwrap_or_else(|e| e.into_inner()) = path;
+                entry.parked_any.store(any, Ordering::Relaxed);
+            }
         }
     });
 }
@@ -402,7 +414,9 @@ fn entry_info(entry: &TaskEntry, memory: Counters) -> TaskInfo {
         tokio_id: entry.tokio_id(),
         created_at: Some(entry.created_at),
         polls: entry.polls.load(Ordering::Relaxed),
-        busy: Duration::from_nanos(entry.busy_ns.load(Ordering::Relaxed)),
+        busy: Duration::from_nanos(crate::clock::elapsed_ns(
+            entry.busy_ticks.load(Ordering::Relaxed),
+        )),
         future_size: entry.root.map(|r| r.1),
         root_address: entry.root.map(|r| r.0),
         memory,

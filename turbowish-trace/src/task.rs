@@ -9,10 +9,10 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use turbowish_alloc::{context, TaskTag};
 
+use crate::clock;
 use crate::frame::{FramePath, TaskScope};
 use crate::registry::{self, TaskEntry};
 
@@ -293,11 +293,15 @@ impl<F: Future> Future for Traced<F> {
         let _in_task = context::enter(&entry.tag);
         let _frames = TaskScope::enter();
         let _current = registry::CurrentTask::enter(entry);
-        entry.polls.fetch_add(1, Ordering::Relaxed);
+        // One writer: `poll` has the task to itself (`&mut self`), so a
+        // load and a store, not a locked add (the snapshot reads either
+        // value whole).
+        let polls = &entry.polls;
+        polls.store(polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         entry.set_state(TaskState::Running);
         let busy = BusyGuard {
             entry,
-            started: Instant::now(),
+            started: clock::now(),
         };
         let poll = future.as_mut().poll(cx);
         drop(busy);
@@ -328,13 +332,19 @@ impl<F: Future> Future for Traced<F> {
 /// the task panicked if the poll unwinds.
 struct BusyGuard<'a> {
     entry: &'a TaskEntry,
-    started: Instant,
+    /// A reading of [`clock::now`].
+    started: u64,
 }
 
 impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
-        let elapsed = self.started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.entry.busy_ns.fetch_add(elapsed, Ordering::Relaxed);
+        let ticks = clock::now().saturating_sub(self.started);
+        // One writer, as for `polls` in `poll`.
+        let busy = &self.entry.busy_ticks;
+        busy.store(
+            busy.load(Ordering::Relaxed).wrapping_add(ticks),
+            Ordering::Relaxed,
+        );
         if std::thread::panicking() {
             self.entry.set_state(TaskState::Panicked);
         }
