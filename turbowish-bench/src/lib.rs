@@ -9,6 +9,11 @@
 //! traced tasks), and for comparison `service-tracking` (tracking-allocator
 //! with a tracker that does nothing) and `service-stats` (stats_alloc).
 //! Each prints one line per timed run: `run_ns N`.
+//!
+//! [`scale`] is the snapshot-at-scale workload of `benches/snapshot_scale.rs`
+//! (binaries `snapshot-scale-heap-walk` and `snapshot-scale-counting`).
+
+pub mod scale;
 
 use std::collections::HashMap;
 use std::hint::black_box;
