@@ -125,47 +125,277 @@ pub fn heap_view() -> Option<HeapView> {
     wait_frees_done();
     // From here on no registered block goes back to the inner allocator.
     let was = shard::enter_busy();
-    let high = NEXT.load(Ordering::Acquire).min(CAPACITY);
-    let entries = entries();
-    // Sorted as (start, size, meta) triples, 24 bytes, not as the
-    // 40-byte `LiveBlock`s they become: the sort is most of the view's
-    // time, and moves less this way (1M blocks: 41 -> 35 ms).
-    // Room for half the entries ever used, at most a million (24 MB): that
-    // is a high-water mark, and may be far above what is live now (the
-    // vector grows past it if need be).
-    let mut raw = Vec::with_capacity((high as usize / 2).min(1 << 20));
-    for entry in &entries[1..high as usize] {
+    let blocks = list_live();
+    shard::leave_busy(was);
+    Some(HeapView {
+        blocks,
+        listed: std::sync::OnceLock::new(),
+        _pause: PauseGuard(()),
+    })
+}
+
+/// Lists the live entries in compact form (see [`CompactBlocks`]), with
+/// frees paused: 8 bytes per block, sorted in place.
+///
+/// Two passes over the entries ever used: the first counts the blocks of
+/// each 4 GiB window of addresses and marks the live entries in a bitset,
+/// the second packs exactly the marked ones. A block allocated between the
+/// passes is left out (blocks allocated while the view is built may or may
+/// not be in it), and a block marked in the first pass is still there in
+/// the second: frees are paused.
+fn list_live() -> CompactBlocks {
+    let high = NEXT.load(Ordering::Acquire).min(CAPACITY) as usize;
+    let entries = &entries()[..high.max(1)];
+    let mut live = vec![0u64; high.div_ceil(64)];
+    // (window base, blocks in it), sorted by base: a handful of windows
+    // (the main heap, the thread arenas, the mapped area).
+    let mut windows: Vec<(usize, u32)> = Vec::new();
+    let mut last = usize::MAX;
+    let mut last_at = 0;
+    for (index, entry) in entries.iter().enumerate().skip(1) {
         let start = entry.ptr.load(Ordering::Acquire);
         if start == 0 {
             continue;
         }
-        // Published before `ptr` (see `publish`), and not changed while
-        // frees are paused: a consistent entry.
-        raw.push((
-            start,
-            entry.size.load(Ordering::Relaxed),
-            entry.meta.load(Ordering::Relaxed),
-        ));
+        live[index / 64] |= 1 << (index % 64);
+        let base = start & !WINDOW_MASK;
+        if base != last {
+            last_at = match windows.binary_search_by_key(&base, |&(b, _)| b) {
+                Ok(at) => at,
+                Err(at) => {
+                    windows.insert(at, (base, 0));
+                    at
+                }
+            };
+            last = base;
+        }
+        windows[last_at].1 += 1;
     }
-    raw.sort_unstable_by_key(|&(start, _, _)| start);
-    let blocks = raw
+    let mut first = Vec::with_capacity(windows.len());
+    let mut total = 0u32;
+    for &(_, count) in &windows {
+        first.push(total);
+        total += count;
+    }
+    let mut packed = vec![0u64; total as usize];
+    let mut cursor = first.clone();
+    let mut large_starts: Vec<(usize, usize)> = Vec::new();
+    last = usize::MAX;
+    for (word_at, &word) in live.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let index = word_at * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let entry = &entries[index];
+            // Published before `ptr` (see `publish`), and not changed while
+            // frees are paused: a consistent entry.
+            let start = entry.ptr.load(Ordering::Acquire);
+            let size = entry.size.load(Ordering::Relaxed);
+            let base = start & !WINDOW_MASK;
+            if base != last {
+                last_at = windows
+                    .binary_search_by_key(&base, |&(b, _)| b)
+                    .expect("counted in the first pass");
+                last = base;
+            }
+            if size >= LARGE as usize {
+                large_starts.push((start, size));
+            }
+            packed[cursor[last_at] as usize] = pack(start - base, size);
+            cursor[last_at] += 1;
+        }
+    }
+    let groups: Vec<(usize, u32)> = windows
+        .iter()
+        .zip(&first)
+        .map(|(&(base, _), &first)| (base, first))
+        .collect();
+    let mut blocks = CompactBlocks {
+        groups,
+        packed,
+        large: Vec::new(),
+    };
+    for g in 0..blocks.groups.len() {
+        let span = blocks.group_span(g);
+        blocks.packed[span].sort_unstable();
+    }
+    blocks.large = large_starts
         .into_iter()
-        .map(|(start, size, meta)| LiveBlock {
-            start,
-            size,
-            owner: crate::stats::owner_of_tag(meta as u32),
-            sampled: meta & META_SAMPLED != 0,
+        .map(|(start, size)| {
+            let at = blocks
+                .position(start)
+                .expect("a listed block is in the view");
+            (at as u32, size)
         })
         .collect();
-    shard::leave_busy(was);
-    Some(HeapView { blocks })
+    blocks.large.sort_unstable();
+    blocks
 }
+
+/// Addresses sharing their bits above these make one window of
+/// [`CompactBlocks`]: a block's start is its window's base plus 32 bits.
+const WINDOW_MASK: usize = u32::MAX as usize;
+
+/// The size field of a packed block of this size or more: the size itself
+/// is in [`CompactBlocks::large`].
+const LARGE: u32 = u32::MAX;
+
+/// A block as [`CompactBlocks::packed`] holds it: the offset of its start
+/// in its window above, the size (or [`LARGE`]) below, so that packed
+/// blocks sort by start.
+#[inline]
+fn pack(offset: usize, size: usize) -> u64 {
+    debug_assert!(offset <= WINDOW_MASK);
+    ((offset as u64) << 32) | size.min(LARGE as usize) as u64
+}
+
+/// Live blocks in compact form, sorted by start: 8 bytes a block (a
+/// million blocks in 8 MB; [`LiveBlock`]s take 40), for walkers that keep
+/// millions of them while they look.
+///
+/// Blocks are grouped by the 4 GiB window of addresses their start lies
+/// in (`start & !0xffff_ffff`, a handful of windows in a real heap); within
+/// a window a block is one `u64`: the start's low 32 bits above, the size
+/// below, or `u32::MAX` for a size of 4 GiB or more, which is then listed in
+/// `large`. Packed values sort by start, so each window's run is sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactBlocks {
+    /// Per window, in address order: its base (low 32 bits zero) and the
+    /// index in `packed` of its first block. Window `k`'s blocks run up to
+    /// the next window's first block (or the end).
+    groups: Vec<(usize, u32)>,
+    /// Every block, window by window.
+    packed: Vec<u64>,
+    /// The blocks of 4 GiB or more, by index: (index, size), sorted.
+    large: Vec<(u32, usize)>,
+}
+
+impl CompactBlocks {
+    /// Compact blocks from `(start, size)` pairs sorted by start (then by
+    /// size), none of which runs past the end of the address space, or
+    /// `None` when they are not sorted or are more than `u32::MAX`.
+    pub fn from_sorted(blocks: impl IntoIterator<Item = (usize, usize)>) -> Option<CompactBlocks> {
+        let mut out = CompactBlocks::default();
+        let mut previous: Option<(usize, usize)> = None;
+        for (start, size) in blocks {
+            if previous.is_some_and(|p| p > (start, size)) {
+                return None;
+            }
+            previous = Some((start, size));
+            let index = u32::try_from(out.packed.len()).ok()?;
+            let base = start & !WINDOW_MASK;
+            if out.groups.last().is_none_or(|&(b, _)| b != base) {
+                out.groups.push((base, index));
+            }
+            if size >= LARGE as usize {
+                out.large.push((index, size));
+            }
+            out.packed.push(pack(start - base, size));
+        }
+        Some(out)
+    }
+
+    /// Number of blocks.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.packed.len()
+    }
+
+    /// Whether there are none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.packed.is_empty()
+    }
+
+    /// The windows: (base, index of the first block), in address order.
+    #[inline]
+    pub fn groups(&self) -> &[(usize, u32)] {
+        &self.groups
+    }
+
+    /// The packed blocks (see the type's docs).
+    #[inline]
+    pub fn packed(&self) -> &[u64] {
+        &self.packed
+    }
+
+    /// The index range in [`CompactBlocks::packed`] of window `g`.
+    #[inline]
+    pub fn group_span(&self, g: usize) -> core::ops::Range<usize> {
+        let first = self.groups[g].1 as usize;
+        let end = self
+            .groups
+            .get(g + 1)
+            .map_or(self.packed.len(), |&(_, f)| f as usize);
+        first..end
+    }
+
+    /// The window block `i` lies in.
+    #[inline]
+    pub fn group_of(&self, i: usize) -> usize {
+        self.groups
+            .partition_point(|&(_, first)| first as usize <= i)
+            - 1
+    }
+
+    /// The start of block `i`, whose window's base is `base`.
+    #[inline]
+    pub fn start_in(&self, base: usize, i: usize) -> usize {
+        base + (self.packed[i] >> 32) as usize
+    }
+
+    /// The start of block `i`.
+    #[inline]
+    pub fn start(&self, i: usize) -> usize {
+        self.start_in(self.groups[self.group_of(i)].0, i)
+    }
+
+    /// The size of block `i`.
+    #[inline]
+    pub fn size(&self, i: usize) -> usize {
+        let small = self.packed[i] as u32;
+        if small != LARGE {
+            return small as usize;
+        }
+        self.large_size(i)
+    }
+
+    #[cold]
+    fn large_size(&self, i: usize) -> usize {
+        let at = self
+            .large
+            .binary_search_by_key(&(i as u32), |&(index, _)| index)
+            .expect("every block of LARGE size is listed");
+        self.large[at].1
+    }
+
+    /// The index of the block starting at `start`, if any.
+    pub fn position(&self, start: usize) -> Option<usize> {
+        let base = start & !WINDOW_MASK;
+        let g = self.groups.binary_search_by_key(&base, |&(b, _)| b).ok()?;
+        let span = self.group_span(g);
+        let key = ((start - base) as u64) << 32;
+        let run = &self.packed[span.clone()];
+        let at = run.partition_point(|&p| p < key);
+        (at < run.len() && run[at] >> 32 == key >> 32).then_some(span.start + at)
+    }
+}
+
+/// Keeps frees paused: the part of a [`HeapView`] that
+/// [`HeapView::into_parts`] hands over with its blocks. Dropping it lets
+/// frees go on and frees the blocks whose frees were deferred.
+#[derive(Debug)]
+pub struct PauseGuard(());
 
 /// The live blocks at one moment, with frees paused while it lives (see
 /// [`heap_view`]).
 #[derive(Debug)]
 pub struct HeapView {
-    blocks: Vec<LiveBlock>,
+    blocks: CompactBlocks,
+    /// The blocks as [`LiveBlock`]s, made on the first call that needs
+    /// them.
+    listed: std::sync::OnceLock<Vec<LiveBlock>>,
+    _pause: PauseGuard,
 }
 
 /// One live block of a [`HeapView`].
@@ -183,26 +413,94 @@ pub struct LiveBlock {
 
 impl HeapView {
     /// Every live block, sorted by start; blocks do not overlap.
+    ///
+    /// Made on the first call (40 bytes a block, and a read of each
+    /// block's header); [`HeapView::compact`] is the view as it is held.
     pub fn blocks(&self) -> &[LiveBlock] {
+        self.listed.get_or_init(|| {
+            let _internal = crate::internal();
+            let blocks = &self.blocks;
+            let mut listed = Vec::with_capacity(blocks.len());
+            for g in 0..blocks.groups.len() {
+                let base = blocks.groups[g].0;
+                for i in blocks.group_span(g) {
+                    let start = blocks.start_in(base, i);
+                    // SAFETY: `start` is a block of this view: registered
+                    // (its header holds its entry's index), and allocated
+                    // while the view pauses frees.
+                    let header = unsafe { crate::header::read(start as *const u8) };
+                    let index = header.flags & INDEX_MASK;
+                    let meta = entry(index).meta.load(Ordering::Relaxed);
+                    listed.push(LiveBlock {
+                        start,
+                        size: blocks.size(i),
+                        owner: crate::stats::owner_of_tag(header.tag),
+                        sampled: meta & META_SAMPLED != 0,
+                    });
+                }
+            }
+            listed
+        })
+    }
+
+    /// The live blocks in the compact form the view holds them in.
+    pub fn compact(&self) -> &CompactBlocks {
         &self.blocks
+    }
+
+    /// The blocks, and the guard that keeps frees paused (and so the
+    /// blocks allocated) for as long as it lives.
+    pub fn into_parts(self) -> (CompactBlocks, PauseGuard) {
+        (self.blocks, self._pause)
     }
 
     /// The block containing `addr` (`start <= addr < start + size`), in
     /// O(log n).
     pub fn find(&self, addr: usize) -> Option<&LiveBlock> {
-        self.index_of(addr).map(|i| &self.blocks[i])
+        self.index_of(addr).map(|i| &self.blocks()[i])
     }
 
     /// The index in [`HeapView::blocks`] of the block containing `addr`.
     pub fn index_of(&self, addr: usize) -> Option<usize> {
-        let after = self.blocks.partition_point(|b| b.start <= addr);
-        let index = after.checked_sub(1)?;
-        let block = &self.blocks[index];
-        (addr - block.start < block.size).then_some(index)
+        let blocks = &self.blocks;
+        // The last window starting at or below `addr`, then the last block
+        // in it starting at or below; a block of an earlier window may
+        // reach into this one only if this one has no block before `addr`.
+        let mut g = blocks
+            .groups
+            .partition_point(|&(b, _)| b <= addr)
+            .checked_sub(1)?;
+        loop {
+            let (base, _) = blocks.groups[g];
+            let span = blocks.group_span(g);
+            let key = (((addr - base).min(WINDOW_MASK) as u64) << 32) | u64::from(u32::MAX);
+            let after = blocks.packed[span.clone()].partition_point(|&p| p <= key);
+            if after > 0 {
+                let i = span.start + after - 1;
+                let start = blocks.start_in(base, i);
+                return (addr - start < blocks.size(i)).then_some(i);
+            }
+            g = g.checked_sub(1)?;
+        }
     }
 }
 
-impl Drop for HeapView {
+/// The owner of a block listed by a [`HeapView`], read from its header.
+///
+/// # Safety
+///
+/// `start` must be the start of a block of a heap view (or of its
+/// [`CompactBlocks`]) whose frees are still paused: a registered block,
+/// allocated for the length of the call.
+pub unsafe fn owner_of_block(start: usize) -> Owner {
+    // SAFETY: the caller vouches that `start` is a live registered block;
+    // its header was written before its entry was published, and is not
+    // changed while frees are paused.
+    let header = unsafe { crate::header::read(start as *const u8) };
+    crate::stats::owner_of_tag(header.tag)
+}
+
+impl Drop for PauseGuard {
     fn drop(&mut self) {
         PAUSED.store(false, Ordering::SeqCst);
         // Should the barrier fail (see `heap_view`), a free that still reads
@@ -281,19 +579,27 @@ pub(crate) const INDEX_MASK: u32 = !SAMPLED;
 /// what `dealloc` does once the registry is done with the block.
 pub(crate) type ReleaseFn = unsafe fn(*const (), *mut u8, Layout);
 
-/// Registers a fresh block and returns its index for the header (0 when
-/// the block is not registered). `owner` identifies the allocator (only the
+/// Registers a fresh block: writes its header (`tag`, and `flags` with the
+/// entry's index) and then publishes its entry, so that a view that lists
+/// the block can read its header. Returns false, writing nothing, when the
+/// block is not registered. `owner` identifies the allocator (only the
 /// first heap-walk allocator to allocate owns the registry) and `release`
 /// frees its blocks.
+///
+/// # Safety
+///
+/// `user` must be the user pointer of a fresh block of ours, whose header
+/// has not been written yet.
 #[inline(always)]
-pub(crate) fn register(
+pub(crate) unsafe fn register(
     owner: *const (),
     release: ReleaseFn,
     user: usize,
     layout: Layout,
     tag: u32,
-    sampled: bool,
-) -> u32 {
+    flags: u32,
+) -> bool {
+    let sampled = flags & SAMPLED != 0;
     let local = shard::local();
     // The length, not the head, says whether the list can be taken from:
     // 1..=CHUNK entries. An empty list (0) and the markers `UNHOOKED` and
@@ -303,14 +609,28 @@ pub(crate) fn register(
         || local.busy()
         || OWNER.load(Ordering::Relaxed).cast_const() != owner
     {
-        return register_cold(local, owner, release, user, layout, tag, sampled);
+        // SAFETY: as for this function.
+        return unsafe { register_cold(local, owner, release, user, layout, tag, flags) };
     }
     let index = local.reg_free.get();
     let entry = entry(index);
     local.reg_free.set(entry.next.load(Ordering::Relaxed));
     local.reg_free_len.set(local.reg_free_len.get() - 1);
+    // SAFETY: the caller hands over a fresh block's header to write.
+    unsafe { write_header(user, tag, flags | index) };
     publish(entry, user, layout, tag, sampled);
-    index
+    true
+}
+
+/// Writes a registered block's header.
+///
+/// # Safety
+///
+/// As for [`crate::header::write`].
+#[inline(always)]
+unsafe fn write_header(user: usize, tag: u32, flags: u32) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { crate::header::write(user as *mut u8, crate::header::Header { tag, flags }) }
 }
 
 /// Frees registered block `index`: `release` (the allocator's own free)
@@ -482,19 +802,25 @@ fn publish(entry: &Entry, user: usize, layout: Layout, tag: u32, sampled: bool) 
     entry.ptr.store(user, Ordering::Release);
 }
 
+/// [`register`]'s slow path: the thread's list is empty or not set up, or
+/// the registry is not.
+///
+/// # Safety
+///
+/// As for [`register`].
 #[cold]
 #[inline(never)]
-fn register_cold(
+unsafe fn register_cold(
     local: &Local,
     owner: *const (),
     release: ReleaseFn,
     user: usize,
     layout: Layout,
     tag: u32,
-    sampled: bool,
-) -> u32 {
+    flags: u32,
+) -> bool {
     if local.busy() || !set_up(owner, release) {
-        return 0;
+        return false;
     }
     hook_exit(local);
     let index = if local.exiting() {
@@ -507,7 +833,7 @@ fn register_cold(
                 }
                 head
             }
-            None => return 0,
+            None => return false,
         }
     } else {
         if local.reg_free_len.get() == 0 {
@@ -515,7 +841,7 @@ fn register_cold(
                 swap_lists(local);
             } else {
                 let Some((head, len)) = take_chunk() else {
-                    return 0;
+                    return false;
                 };
                 local.reg_free.set(head);
                 local.reg_free_len.set(len);
@@ -528,8 +854,10 @@ fn register_cold(
         local.reg_free_len.set(local.reg_free_len.get() - 1);
         index
     };
-    publish(entry(index), user, layout, tag, sampled);
-    index
+    // SAFETY: the caller hands over a fresh block's header to write.
+    unsafe { write_header(user, tag, flags | index) };
+    publish(entry(index), user, layout, tag, flags & SAMPLED != 0);
+    true
 }
 
 /// Before a thread first keeps registry indices: makes sure it has an exit
