@@ -96,7 +96,7 @@ impl<A> TurboWish<A> {
     /// allocator are not registered.
     ///
     /// It costs each allocation and free a few thread-local loads and
-    /// stores and one write of a 32-byte registry entry (see the crate
+    /// stores and one write of a 16-byte registry entry (see the crate
     /// docs for figures).
     ///
     /// ```
@@ -402,8 +402,7 @@ impl<A: GlobalAlloc> TurboWish<A> {
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         let resized = registry::resize(index, new_layout, || {
             // SAFETY: as for this function.
-            unsafe { self.resize(ptr, layout, new_size, old) }
-                .map(|(user, h)| (user as usize, h.tag, h.flags & SAMPLED != 0))
+            unsafe { self.resize(ptr, layout, new_size, old) }.map(|(user, _)| user as usize)
         });
         match resized {
             Some(user) => user.map_or(core::ptr::null_mut(), |u| u as *mut u8),

@@ -190,7 +190,7 @@ fn list_live() -> CompactBlocks {
             // Published before `ptr` (see `publish`), and not changed while
             // frees are paused: a consistent entry.
             let start = entry.ptr.load(Ordering::Acquire);
-            let size = entry.size.load(Ordering::Relaxed);
+            let size = entry.size();
             let base = start & !WINDOW_MASK;
             if base != last {
                 last_at = windows
@@ -429,13 +429,11 @@ impl HeapView {
                     // (its header holds its entry's index), and allocated
                     // while the view pauses frees.
                     let header = unsafe { crate::header::read(start as *const u8) };
-                    let index = header.flags & INDEX_MASK;
-                    let meta = entry(index).meta.load(Ordering::Relaxed);
                     listed.push(LiveBlock {
                         start,
                         size: blocks.size(i),
                         owner: crate::stats::owner_of_tag(header.tag),
-                        sampled: meta & META_SAMPLED != 0,
+                        sampled: header.flags & SAMPLED != 0,
                     });
                 }
             }
@@ -526,10 +524,17 @@ fn drain_deferred() {
     let mut drained = 0usize;
     while index != 0 {
         let entry = entry(index);
-        let next = entry.next.load(Ordering::Relaxed);
         let user = entry.ptr.load(Ordering::Relaxed);
-        let size = entry.size.load(Ordering::Relaxed);
-        let align = 1usize << ((entry.meta.load(Ordering::Relaxed) >> 32) as u8);
+        let word = entry.word.load(Ordering::Relaxed);
+        let size = size_of_word(word);
+        let next = if word & DEFERRED_LINK != 0 {
+            ((word >> 32) & FIELD) as u32
+        } else {
+            // SAFETY: a deferred block of 4 GiB or more holds its link in
+            // its first 4 bytes (see `defer`); it is not freed yet.
+            unsafe { AtomicU32::from_ptr(user as *mut u32).load(Ordering::Relaxed) }
+        };
+        let align = 1usize << ((word >> ALIGN_SHIFT) & 0x3f);
         entry.ptr.store(0, Ordering::Relaxed);
         // SAFETY: `release` was stored by the allocator that owns the
         // registry (`OWNER`), with its type; the entry is a block of
@@ -599,13 +604,13 @@ pub(crate) unsafe fn register(
     tag: u32,
     flags: u32,
 ) -> bool {
-    let sampled = flags & SAMPLED != 0;
     let local = shard::local();
     // The length, not the head, says whether the list can be taken from:
     // 1..=CHUNK entries. An empty list (0) and the markers `UNHOOKED` and
     // `EXITED` go to the cold path.
     let len = local.reg_free_len.get();
     if len.wrapping_sub(1) >= CHUNK
+        || layout.size() >= MAX_SIZE
         || local.busy()
         || OWNER.load(Ordering::Relaxed).cast_const() != owner
     {
@@ -614,11 +619,11 @@ pub(crate) unsafe fn register(
     }
     let index = local.reg_free.get();
     let entry = entry(index);
-    local.reg_free.set(entry.next.load(Ordering::Relaxed));
+    local.reg_free.set(entry.next());
     local.reg_free_len.set(local.reg_free_len.get() - 1);
     // SAFETY: the caller hands over a fresh block's header to write.
     unsafe { write_header(user, tag, flags | index) };
-    publish(entry, user, layout, tag, sampled);
+    publish(entry, user, layout);
     true
 }
 
@@ -653,15 +658,16 @@ pub(crate) fn free(index: u32, release: impl FnOnce()) {
 }
 
 /// `realloc` of registered block `index`: runs `resize` (the allocator's
-/// own realloc, which returns the new user pointer, its tag and sampled bit,
-/// or `None` if it failed) with frees held off, and points the entry at the
-/// new block. Returns `None` without calling `resize` while frees are
-/// paused: the caller must then allocate, copy and free (deferred).
+/// own realloc, which returns the new user pointer, or `None` if it
+/// failed) with frees held off, and points the entry at the new block (or,
+/// should it be too large for an entry, unregisters it). Returns `None`
+/// without calling `resize` while frees are paused: the caller must then
+/// allocate, copy and free (deferred).
 #[inline(always)]
 pub(crate) fn resize(
     index: u32,
     layout: Layout,
-    resize: impl FnOnce() -> Option<(usize, u32, bool)>,
+    resize: impl FnOnce() -> Option<usize>,
 ) -> Option<Option<usize>> {
     let gate = Gate::enter();
     // SeqCst: a plain load on x86; it orders the slow path's `fetch_add`
@@ -671,18 +677,32 @@ pub(crate) fn resize(
         return None;
     }
     let result = resize();
-    match result {
-        Some((user, tag, sampled)) => publish(entry(index), user, layout, tag, sampled),
-        // The block stays, but its sample is gone (the caller cleared the
-        // header's bit): the entry must not claim one either.
-        None => {
-            entry(index)
-                .meta
-                .fetch_and(!META_SAMPLED, Ordering::Relaxed);
+    // (On failure the block stays as it was; its header says whether it
+    // is still sampled.)
+    if let Some(user) = result {
+        if layout.size() < MAX_SIZE {
+            publish(entry(index), user, layout);
+        } else {
+            // No real allocator gets here (see `MAX_SIZE`); should one, the
+            // block goes on unregistered rather than misdescribed.
+            entry(index).ptr.store(0, Ordering::Relaxed);
+            // SAFETY: `user` is the live block `resize` just returned, whose
+            // header it wrote.
+            unsafe {
+                let header = crate::header::read(user as *const u8);
+                crate::header::write(
+                    user as *mut u8,
+                    crate::header::Header {
+                        flags: header.flags & !INDEX_MASK,
+                        ..header
+                    },
+                );
+            }
+            put_index(shard::local(), index);
         }
     }
     gate.leave();
-    Some(result.map(|(user, _, _)| user))
+    Some(result)
 }
 
 /// Hands this exiting thread's free indices back to the global stack, so
@@ -713,29 +733,96 @@ const EXITED: u32 = u32::MAX / 2;
 /// is disabled) would take its indices with it when it exits.
 pub(crate) const UNHOOKED: u32 = u32::MAX / 2 + 1;
 
-/// Entries the registry holds at most (index 0 is never used): 512 MiB of
+/// Entries the registry holds at most (index 0 is never used): 256 MiB of
 /// address space, resident only as far as used.
 const CAPACITY: u32 = 1 << 24;
 
 /// Indices moved between a thread and the global pool at a time.
 const CHUNK: u32 = 64;
 
-/// One registry entry. Live: `ptr` non-zero. Free: `ptr` zero, `next` links
-/// the list it is on, and a chunk's first entry holds the chunk's length in
-/// `size` and the next chunk in `chunk_next`. Deferred (freed while paused):
-/// still live, `next` links the deferred stack.
-#[repr(C, align(32))]
+/// One registry entry: 16 bytes, the steady cost of heap-walk mode per
+/// live block (it was 32 with the tag, alignment and links kept apart:
+/// 122 MiB for 4,000,000 blocks). The tag and sampled bit are in the
+/// block's header.
+///
+/// Live: `ptr` non-zero, `word` the size, and log2 of the alignment at
+/// [`ALIGN_SHIFT`]. Deferred (freed while paused): still live; a block
+/// under 4 GiB keeps its size in `word`'s low half, its alignment, and the
+/// next deferred index at bits 32..56, flagged [`DEFERRED_LINK`]; a larger
+/// one keeps its word and the link in its own first 4 bytes. Free:
+/// `ptr` zero, `word` holds the next index of the list the entry is on
+/// (bits 0..24), and for a chunk's first entry the next chunk (24..48) and
+/// the chunk's length (48..56).
+#[repr(C, align(16))]
 #[derive(Debug)]
 struct Entry {
     ptr: AtomicUsize,
-    size: AtomicUsize,
-    /// Tag (low 32 bits), log2 of the alignment (bits 32..40), sampled bit.
-    meta: AtomicU64,
-    next: AtomicU32,
-    chunk_next: AtomicU32,
+    word: AtomicU64,
 }
 
-const META_SAMPLED: u64 = 1 << 40;
+/// `Entry::word` of a deferred block under 4 GiB: bits 32..63 link the
+/// deferred stack.
+const DEFERRED_LINK: u64 = 1 << 63;
+
+/// One index field of a free entry's word.
+const FIELD: u64 = (1 << 24) - 1;
+
+/// The size a live or deferred entry's word gives.
+#[inline(always)]
+fn size_of_word(word: u64) -> usize {
+    if word & DEFERRED_LINK != 0 {
+        word as u32 as usize
+    } else {
+        (word & (MAX_SIZE as u64 - 1)) as usize
+    }
+}
+
+impl Entry {
+    /// The size of a live (or deferred) block.
+    #[inline(always)]
+    fn size(&self) -> usize {
+        size_of_word(self.word.load(Ordering::Relaxed))
+    }
+
+    /// A free entry's link in its list.
+    #[inline(always)]
+    fn next(&self) -> u32 {
+        (self.word.load(Ordering::Relaxed) & FIELD) as u32
+    }
+
+    /// Links a free entry (and forgets any chunk fields: it heads no
+    /// chunk until [`Entry::set_chunk`] says so). Only the thread that
+    /// holds the index writes its entry.
+    #[inline(always)]
+    fn set_next(&self, next: u32) {
+        self.word.store(u64::from(next), Ordering::Relaxed);
+    }
+
+    /// A chunk head's (next chunk, length). Possibly stale: see
+    /// `take_chunk`.
+    #[inline(always)]
+    fn chunk(&self) -> (u32, u32) {
+        let word = self.word.load(Ordering::Relaxed);
+        (((word >> 24) & FIELD) as u32, ((word >> 48) & 0xff) as u32)
+    }
+
+    /// Makes a free entry a chunk head, keeping its link.
+    #[inline(always)]
+    fn set_chunk(&self, chunk_next: u32, len: u32) {
+        let next = self.word.load(Ordering::Relaxed) & FIELD;
+        let word = next | (u64::from(chunk_next) & FIELD) << 24 | u64::from(len) << 48;
+        self.word.store(word, Ordering::Relaxed);
+    }
+}
+
+/// Where an entry's word keeps log2 of the block's alignment (six bits);
+/// sizes are below [`MAX_SIZE`], so the bits above them are free.
+const ALIGN_SHIFT: u32 = 56;
+
+/// Blocks of this size or more are not registered: 64 PiB, more than any
+/// 64-bit address space a process has (57-bit virtual addresses at most),
+/// so no block a real allocator returns.
+const MAX_SIZE: usize = 1 << ALIGN_SHIFT;
 
 /// `STATE` values.
 const UNSET: u8 = 0;
@@ -793,12 +880,10 @@ fn entry(index: u32) -> &'static Entry {
 /// Fills an entry and publishes it: the view reads `ptr` (Acquire) first,
 /// so it never sees a half-written entry.
 #[inline(always)]
-fn publish(entry: &Entry, user: usize, layout: Layout, tag: u32, sampled: bool) {
-    let meta = u64::from(tag)
-        | (u64::from(layout.align().trailing_zeros()) << 32)
-        | if sampled { META_SAMPLED } else { 0 };
-    entry.size.store(layout.size(), Ordering::Relaxed);
-    entry.meta.store(meta, Ordering::Relaxed);
+fn publish(entry: &Entry, user: usize, layout: Layout) {
+    debug_assert!(layout.size() < MAX_SIZE);
+    let word = layout.size() as u64 | u64::from(layout.align().trailing_zeros()) << ALIGN_SHIFT;
+    entry.word.store(word, Ordering::Relaxed);
     entry.ptr.store(user, Ordering::Release);
 }
 
@@ -819,7 +904,7 @@ unsafe fn register_cold(
     tag: u32,
     flags: u32,
 ) -> bool {
-    if local.busy() || !set_up(owner, release) {
+    if local.busy() || layout.size() >= MAX_SIZE || !set_up(owner, release) {
         return false;
     }
     hook_exit(local);
@@ -829,7 +914,7 @@ unsafe fn register_cold(
         match take_chunk() {
             Some((head, len)) => {
                 if len > 1 {
-                    push_chunk(entry(head).next.load(Ordering::Relaxed), len - 1);
+                    push_chunk(entry(head).next(), len - 1);
                 }
                 head
             }
@@ -848,15 +933,13 @@ unsafe fn register_cold(
             }
         }
         let index = local.reg_free.get();
-        local
-            .reg_free
-            .set(entry(index).next.load(Ordering::Relaxed));
+        local.reg_free.set(entry(index).next());
         local.reg_free_len.set(local.reg_free_len.get() - 1);
         index
     };
     // SAFETY: the caller hands over a fresh block's header to write.
     unsafe { write_header(user, tag, flags | index) };
-    publish(entry(index), user, layout, tag, flags & SAMPLED != 0);
+    publish(entry(index), user, layout);
     true
 }
 
@@ -931,10 +1014,10 @@ fn take_chunk() -> Option<(u32, u32)> {
         }
         // Possibly stale if another thread takes this chunk first; the
         // counter in `top` then makes the exchange fail.
-        let next = entry(head).chunk_next.load(Ordering::Relaxed);
+        let (next, _) = entry(head).chunk();
         let new = (((top >> 32) + 1) << 32) | u64::from(next);
         match FREE_CHUNKS.compare_exchange_weak(top, new, Ordering::Acquire, Ordering::Acquire) {
-            Ok(_) => return Some((head, entry(head).size.load(Ordering::Relaxed) as u32)),
+            Ok(_) => return Some((head, entry(head).chunk().1)),
             Err(now) => top = now,
         }
     }
@@ -946,7 +1029,7 @@ fn take_chunk() -> Option<(u32, u32)> {
     let end = (start + CHUNK).min(CAPACITY);
     for index in start..end {
         let next = if index + 1 < end { index + 1 } else { 0 };
-        entry(index).next.store(next, Ordering::Relaxed);
+        entry(index).set_next(next);
     }
     Some((start, end - start))
 }
@@ -954,10 +1037,9 @@ fn take_chunk() -> Option<(u32, u32)> {
 /// Puts the list starting at `head` (`len` entries) on the global stack.
 fn push_chunk(head: u32, len: u32) {
     let first = entry(head);
-    first.size.store(len as usize, Ordering::Relaxed);
     let mut top = FREE_CHUNKS.load(Ordering::Relaxed);
     loop {
-        first.chunk_next.store(top as u32, Ordering::Relaxed);
+        first.set_chunk(top as u32, len);
         let new = (((top >> 32) + 1) << 32) | u64::from(head);
         match FREE_CHUNKS.compare_exchange_weak(top, new, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return,
@@ -977,9 +1059,7 @@ fn put_index(local: &Local, index: u32) {
     if len >= CHUNK {
         return put_index_cold(local, index);
     }
-    entry(index)
-        .next
-        .store(local.reg_free.get(), Ordering::Relaxed);
+    entry(index).set_next(local.reg_free.get());
     local.reg_free.set(index);
     local.reg_free_len.set(len + 1);
 }
@@ -992,7 +1072,7 @@ fn put_index_cold(local: &Local, index: u32) {
         // (`thread_exit` left the length at `EXITED`, which leads here.)
         // A chunk of one: its link must end it, not point into the list
         // the entry was last on.
-        entry(index).next.store(0, Ordering::Relaxed);
+        entry(index).set_next(0);
         push_chunk(index, 1);
         return;
     }
@@ -1015,9 +1095,22 @@ fn swap_lists(local: &Local) {
 /// Queues a block freed while frees are paused.
 fn defer(index: u32) {
     let entry = entry(index);
+    let user = entry.ptr.load(Ordering::Relaxed);
+    let live = entry.word.load(Ordering::Relaxed);
+    let size = size_of_word(live);
+    let align = live & (0x3f << ALIGN_SHIFT);
     let mut top = DEFERRED.load(Ordering::Relaxed);
     loop {
-        entry.next.store(top, Ordering::Relaxed);
+        if size <= u32::MAX as usize {
+            let word = DEFERRED_LINK | align | u64::from(top) << 32 | size as u64;
+            entry.word.store(word, Ordering::Relaxed);
+        } else {
+            // SAFETY: the block is being freed by its owner, so its bytes
+            // are ours until the drain releases it; it is 4 GiB long and
+            // 8-aligned (as every user block of ours is), so its first 4
+            // bytes are an aligned `u32`, accessed only atomically by us.
+            unsafe { AtomicU32::from_ptr(user as *mut u32).store(top, Ordering::Relaxed) };
+        }
         match DEFERRED.compare_exchange_weak(top, index, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return,
             Err(now) => top = now,
