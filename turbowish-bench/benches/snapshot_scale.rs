@@ -101,6 +101,14 @@ fn main() {
         &figure(&walk, "max_tick_gap_ms"),
     );
     row(
+        "heap-walk floor: heap view alone (ms)",
+        &figure(&walk, "floor_view_ms"),
+    );
+    row(
+        "heap-walk floor: one read of every block (ms)",
+        &figure(&walk, "floor_read_ms"),
+    );
+    row(
         "counting snapshot, signal to file (ms)",
         &figure(&count, "snapshot_ms"),
     );
