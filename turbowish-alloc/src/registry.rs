@@ -483,6 +483,22 @@ impl HeapView {
     }
 }
 
+/// Whether a block listed by a [`HeapView`] is TurboWish's own
+/// (`Owner::Internal`): [`owner_of_block`] without its look-up of the
+/// task's record, for walkers that ask for every block they enter.
+///
+/// # Safety
+///
+/// As for [`owner_of_block`].
+#[inline]
+pub unsafe fn is_internal_block(start: usize) -> bool {
+    // SAFETY: as in `owner_of_block`.
+    let header = unsafe { crate::header::read(start as *const u8) };
+    // Only the fixed `internal` slot holds the internal bucket: task slots
+    // hold task keys.
+    header.tag == crate::record::INTERNAL
+}
+
 /// The owner of a block listed by a [`HeapView`], read from its header.
 ///
 /// # Safety

@@ -11,14 +11,43 @@
 //! of blocks. Only typed blocks, a minority, have a record of their own.
 
 use std::collections::{HashMap, HashSet};
-
-use turbowish_alloc::Owner;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::index::BlockIndex;
 use super::scan;
 use crate::ownership::{HandleKind, MarkScanner, MarkedHandle};
 use crate::sync::LiveResources;
 use crate::trace::{BlockReport, Position, Sink};
+
+/// A hash map keyed by block: blocks a `Trace` impl names are looked up
+/// once or more per report, often in address order (a vector's elements).
+pub(super) type BlockMap<V> = HashMap<u32, V, BuildHasherDefault<BlockHasher>>;
+
+/// The hash of a block index: the index itself in the low bits, so that
+/// neighbouring blocks land in neighbouring buckets (with SipHash, a
+/// precise walk of 1,000,000 strings waited on a cache miss per insert and
+/// per lookup: 1.5 s against 0.12 s with a vector per block), and a
+/// multiplicative mix in the top 7 bits, which the table's control bytes
+/// compare.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct BlockHasher(u64);
+
+impl Hasher for BlockHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+
+    fn finish(&self) -> u64 {
+        let mix = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57;
+        (self.0 & ((1 << 57) - 1)) | (mix << 57)
+    }
+}
 
 /// No edge / no type.
 pub(super) const NIL: u32 = u32::MAX;
@@ -105,12 +134,12 @@ pub(super) struct Marks {
 pub(super) struct Graph<'i> {
     pub(super) index: &'i BlockIndex,
     /// Blocks a `Trace` impl named, and what it said.
-    pub(super) typed: HashMap<u32, Node>,
+    pub(super) typed: BlockMap<Node>,
     /// One bit per block: whether it is in `typed` (a traversal asks for
     /// every block it enters; the map is asked only for those).
     typed_bits: Vec<u64>,
     /// Per block with kept out-edges, the first of them in `edges`.
-    head: HashMap<u32, u32>,
+    head: BlockMap<u32>,
     /// Kept out-edges as linked lists: (target block, next edge). Blocks
     /// are expanded nested inside each other (a `Vec<String>`'s strings
     /// while the vector's buffer is open), so one block's edges are not
@@ -145,9 +174,9 @@ impl<'i> Graph<'i> {
     pub(super) fn new(index: &'i BlockIndex, roots: usize, live: LiveResources) -> Graph<'i> {
         Graph {
             index,
-            typed: HashMap::new(),
+            typed: BlockMap::default(),
             typed_bits: vec![0; index.len().div_ceil(64)],
-            head: HashMap::new(),
+            head: BlockMap::default(),
             edges: Vec::new(),
             root_edges: vec![Vec::new(); roots],
             types: Vec::new(),
@@ -197,6 +226,13 @@ impl<'i> Graph<'i> {
     fn node_mut(&mut self, i: u32) -> &mut Node {
         self.typed_bits[i as usize / 64] |= 1 << (i % 64);
         self.typed.entry(i).or_insert(Node::UNKNOWN)
+    }
+
+    /// Makes sure block `i` has a node.
+    fn ensure_node(&mut self, i: u32) {
+        if self.typed_bits[i as usize / 64] & (1 << (i % 64)) == 0 {
+            self.node_mut(i);
+        }
     }
 
     /// Appends block `i`'s out-edges to `out`: the kept ones, then (unless
@@ -334,7 +370,7 @@ impl<'i> Graph<'i> {
                 };
                 let entered = match anchor {
                     Some(&b) => b == r,
-                    None => o != NONE || self.index.owner(i as usize) != Owner::Internal,
+                    None => o != NONE || !self.index.is_internal(i as usize),
                 };
                 if !entered {
                     continue;
@@ -371,7 +407,7 @@ impl<'i> Graph<'i> {
             Position::Block(b) => {
                 // A block with kept edges has a node: expansion looks for
                 // its edges only then.
-                self.node_mut(b);
+                self.ensure_node(b);
                 let next = self.head.get(&b).copied().unwrap_or(NIL);
                 self.edges.push((to, next));
                 self.head.insert(b, (self.edges.len() - 1) as u32);

@@ -205,6 +205,16 @@ impl BlockIndex {
         }
     }
 
+    /// Whether block `i` is TurboWish's own (`Owner::Internal`).
+    #[inline]
+    pub(crate) fn is_internal(&self, i: usize) -> bool {
+        match &self.owners {
+            Some(owners) => owners[i] == Owner::Internal,
+            // SAFETY: as in `owner`.
+            None => unsafe { turbowish_alloc::is_internal_block(self.start(i)) },
+        }
+    }
+
     /// The index of the block containing `addr` (its start or any byte
     /// inside; a zero-sized block contains nothing).
     #[inline(always)]
