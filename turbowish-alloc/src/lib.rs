@@ -18,7 +18,10 @@ use std::alloc::System;
 use header::{Header, SAMPLED};
 
 pub use record::{Tag, TaskTag};
-pub use registry::{heap_view, heap_walk_enabled, HeapView, LiveBlock};
+pub use registry::{
+    heap_view, heap_walk_enabled, is_internal_block, owner_of_block, CompactBlocks, HeapView,
+    LiveBlock, PauseGuard,
+};
 pub use sample::{
     sample_interval, samples, Sample, DEFAULT_SAMPLE_INTERVAL, MAX_FRAMES, SAMPLE_INTERVAL_ENV,
 };
@@ -94,7 +97,7 @@ impl<A> TurboWish<A> {
     /// allocator are not registered.
     ///
     /// It costs each allocation and free a few thread-local loads and
-    /// stores and one write of a 32-byte registry entry (see the crate
+    /// stores and one write of a 16-byte registry entry (see the crate
     /// docs for figures).
     ///
     /// ```
@@ -230,12 +233,14 @@ impl<A: GlobalAlloc> TurboWish<A> {
         let (tag, due) = shard::on_alloc_sampled(layout.size(), self.sample_interval != 0);
         // SAFETY: guaranteed by the caller.
         let user = unsafe { header::user_from_inner(inner, layout.align()) };
-        let mut flags = self.sample(due, user, layout.size(), tag);
-        if self.heap_walk {
-            flags |= self.register(user, layout, tag, flags);
+        let flags = self.sample(due, user, layout.size(), tag);
+        // A registered block's header is written by the registry, before
+        // its entry is published.
+        // SAFETY: `user` is the user pointer of the fresh block `inner`.
+        if !(self.heap_walk && unsafe { self.register(user, layout, tag, flags) }) {
+            // SAFETY: `user` is the user pointer of the live block `inner`.
+            unsafe { header::write(user, Header { tag, flags }) };
         }
-        // SAFETY: `user` is the user pointer of the live block `inner`.
-        unsafe { header::write(user, Header { tag, flags }) };
         user
     }
 
@@ -254,18 +259,27 @@ impl<A: GlobalAlloc> TurboWish<A> {
         }
     }
 
-    /// Registers a fresh block in heap-walk mode; returns its registry
-    /// index for the header (0: not registered).
+    /// Registers a fresh block in heap-walk mode, writing its header (with
+    /// its registry index); false when it is not registered and its header
+    /// is still to be written.
+    ///
+    /// # Safety
+    ///
+    /// `user` must be the user pointer of a fresh block of ours, whose
+    /// header has not been written.
     #[inline(always)]
-    fn register(&self, user: *mut u8, layout: Layout, tag: u32, flags: u32) -> u32 {
-        registry::register(
-            (self as *const Self).cast(),
-            Self::release_erased,
-            user as usize,
-            layout,
-            tag,
-            flags & SAMPLED != 0,
-        )
+    unsafe fn register(&self, user: *mut u8, layout: Layout, tag: u32, flags: u32) -> bool {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            registry::register(
+                (self as *const Self).cast(),
+                Self::release_erased,
+                user as usize,
+                layout,
+                tag,
+                flags,
+            )
+        }
     }
 
     /// Frees a block: its counters, its sample, the inner block.
@@ -389,8 +403,7 @@ impl<A: GlobalAlloc> TurboWish<A> {
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         let resized = registry::resize(index, new_layout, || {
             // SAFETY: as for this function.
-            unsafe { self.resize(ptr, layout, new_size, old) }
-                .map(|(user, h)| (user as usize, h.tag, h.flags & SAMPLED != 0))
+            unsafe { self.resize(ptr, layout, new_size, old) }.map(|(user, _)| user as usize)
         });
         match resized {
             Some(user) => user.map_or(core::ptr::null_mut(), |u| u as *mut u8),

@@ -125,47 +125,277 @@ pub fn heap_view() -> Option<HeapView> {
     wait_frees_done();
     // From here on no registered block goes back to the inner allocator.
     let was = shard::enter_busy();
-    let high = NEXT.load(Ordering::Acquire).min(CAPACITY);
-    let entries = entries();
-    // Sorted as (start, size, meta) triples, 24 bytes, not as the
-    // 40-byte `LiveBlock`s they become: the sort is most of the view's
-    // time, and moves less this way (1M blocks: 41 -> 35 ms).
-    // Room for half the entries ever used, at most a million (24 MB): that
-    // is a high-water mark, and may be far above what is live now (the
-    // vector grows past it if need be).
-    let mut raw = Vec::with_capacity((high as usize / 2).min(1 << 20));
-    for entry in &entries[1..high as usize] {
+    let blocks = list_live();
+    shard::leave_busy(was);
+    Some(HeapView {
+        blocks,
+        listed: std::sync::OnceLock::new(),
+        _pause: PauseGuard(()),
+    })
+}
+
+/// Lists the live entries in compact form (see [`CompactBlocks`]), with
+/// frees paused: 8 bytes per block, sorted in place.
+///
+/// Two passes over the entries ever used: the first counts the blocks of
+/// each 4 GiB window of addresses and marks the live entries in a bitset,
+/// the second packs exactly the marked ones. A block allocated between the
+/// passes is left out (blocks allocated while the view is built may or may
+/// not be in it), and a block marked in the first pass is still there in
+/// the second: frees are paused.
+fn list_live() -> CompactBlocks {
+    let high = NEXT.load(Ordering::Acquire).min(CAPACITY) as usize;
+    let entries = &entries()[..high.max(1)];
+    let mut live = vec![0u64; high.div_ceil(64)];
+    // (window base, blocks in it), sorted by base: a handful of windows
+    // (the main heap, the thread arenas, the mapped area).
+    let mut windows: Vec<(usize, u32)> = Vec::new();
+    let mut last = usize::MAX;
+    let mut last_at = 0;
+    for (index, entry) in entries.iter().enumerate().skip(1) {
         let start = entry.ptr.load(Ordering::Acquire);
         if start == 0 {
             continue;
         }
-        // Published before `ptr` (see `publish`), and not changed while
-        // frees are paused: a consistent entry.
-        raw.push((
-            start,
-            entry.size.load(Ordering::Relaxed),
-            entry.meta.load(Ordering::Relaxed),
-        ));
+        live[index / 64] |= 1 << (index % 64);
+        let base = start & !WINDOW_MASK;
+        if base != last {
+            last_at = match windows.binary_search_by_key(&base, |&(b, _)| b) {
+                Ok(at) => at,
+                Err(at) => {
+                    windows.insert(at, (base, 0));
+                    at
+                }
+            };
+            last = base;
+        }
+        windows[last_at].1 += 1;
     }
-    raw.sort_unstable_by_key(|&(start, _, _)| start);
-    let blocks = raw
+    let mut first = Vec::with_capacity(windows.len());
+    let mut total = 0u32;
+    for &(_, count) in &windows {
+        first.push(total);
+        total += count;
+    }
+    let mut packed = vec![0u64; total as usize];
+    let mut cursor = first.clone();
+    let mut large_starts: Vec<(usize, usize)> = Vec::new();
+    last = usize::MAX;
+    for (word_at, &word) in live.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let index = word_at * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let entry = &entries[index];
+            // Published before `ptr` (see `publish`), and not changed while
+            // frees are paused: a consistent entry.
+            let start = entry.ptr.load(Ordering::Acquire);
+            let size = entry.size();
+            let base = start & !WINDOW_MASK;
+            if base != last {
+                last_at = windows
+                    .binary_search_by_key(&base, |&(b, _)| b)
+                    .expect("counted in the first pass");
+                last = base;
+            }
+            if size >= LARGE as usize {
+                large_starts.push((start, size));
+            }
+            packed[cursor[last_at] as usize] = pack(start - base, size);
+            cursor[last_at] += 1;
+        }
+    }
+    let groups: Vec<(usize, u32)> = windows
+        .iter()
+        .zip(&first)
+        .map(|(&(base, _), &first)| (base, first))
+        .collect();
+    let mut blocks = CompactBlocks {
+        groups,
+        packed,
+        large: Vec::new(),
+    };
+    for g in 0..blocks.groups.len() {
+        let span = blocks.group_span(g);
+        blocks.packed[span].sort_unstable();
+    }
+    blocks.large = large_starts
         .into_iter()
-        .map(|(start, size, meta)| LiveBlock {
-            start,
-            size,
-            owner: crate::stats::owner_of_tag(meta as u32),
-            sampled: meta & META_SAMPLED != 0,
+        .map(|(start, size)| {
+            let at = blocks
+                .position(start)
+                .expect("a listed block is in the view");
+            (at as u32, size)
         })
         .collect();
-    shard::leave_busy(was);
-    Some(HeapView { blocks })
+    blocks.large.sort_unstable();
+    blocks
 }
+
+/// Addresses sharing their bits above these make one window of
+/// [`CompactBlocks`]: a block's start is its window's base plus 32 bits.
+const WINDOW_MASK: usize = u32::MAX as usize;
+
+/// The size field of a packed block of this size or more: the size itself
+/// is in [`CompactBlocks::large`].
+const LARGE: u32 = u32::MAX;
+
+/// A block as [`CompactBlocks::packed`] holds it: the offset of its start
+/// in its window above, the size (or [`LARGE`]) below, so that packed
+/// blocks sort by start.
+#[inline]
+fn pack(offset: usize, size: usize) -> u64 {
+    debug_assert!(offset <= WINDOW_MASK);
+    ((offset as u64) << 32) | size.min(LARGE as usize) as u64
+}
+
+/// Live blocks in compact form, sorted by start: 8 bytes a block (a
+/// million blocks in 8 MB; [`LiveBlock`]s take 40), for walkers that keep
+/// millions of them while they look.
+///
+/// Blocks are grouped by the 4 GiB window of addresses their start lies
+/// in (`start & !0xffff_ffff`, a handful of windows in a real heap); within
+/// a window a block is one `u64`: the start's low 32 bits above, the size
+/// below, or `u32::MAX` for a size of 4 GiB or more, which is then listed in
+/// `large`. Packed values sort by start, so each window's run is sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactBlocks {
+    /// Per window, in address order: its base (low 32 bits zero) and the
+    /// index in `packed` of its first block. Window `k`'s blocks run up to
+    /// the next window's first block (or the end).
+    groups: Vec<(usize, u32)>,
+    /// Every block, window by window.
+    packed: Vec<u64>,
+    /// The blocks of 4 GiB or more, by index: (index, size), sorted.
+    large: Vec<(u32, usize)>,
+}
+
+impl CompactBlocks {
+    /// Compact blocks from `(start, size)` pairs sorted by start (then by
+    /// size), none of which runs past the end of the address space, or
+    /// `None` when they are not sorted or are more than `u32::MAX`.
+    pub fn from_sorted(blocks: impl IntoIterator<Item = (usize, usize)>) -> Option<CompactBlocks> {
+        let mut out = CompactBlocks::default();
+        let mut previous: Option<(usize, usize)> = None;
+        for (start, size) in blocks {
+            if previous.is_some_and(|p| p > (start, size)) {
+                return None;
+            }
+            previous = Some((start, size));
+            let index = u32::try_from(out.packed.len()).ok()?;
+            let base = start & !WINDOW_MASK;
+            if out.groups.last().is_none_or(|&(b, _)| b != base) {
+                out.groups.push((base, index));
+            }
+            if size >= LARGE as usize {
+                out.large.push((index, size));
+            }
+            out.packed.push(pack(start - base, size));
+        }
+        Some(out)
+    }
+
+    /// Number of blocks.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.packed.len()
+    }
+
+    /// Whether there are none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.packed.is_empty()
+    }
+
+    /// The windows: (base, index of the first block), in address order.
+    #[inline]
+    pub fn groups(&self) -> &[(usize, u32)] {
+        &self.groups
+    }
+
+    /// The packed blocks (see the type's docs).
+    #[inline]
+    pub fn packed(&self) -> &[u64] {
+        &self.packed
+    }
+
+    /// The index range in [`CompactBlocks::packed`] of window `g`.
+    #[inline]
+    pub fn group_span(&self, g: usize) -> core::ops::Range<usize> {
+        let first = self.groups[g].1 as usize;
+        let end = self
+            .groups
+            .get(g + 1)
+            .map_or(self.packed.len(), |&(_, f)| f as usize);
+        first..end
+    }
+
+    /// The window block `i` lies in.
+    #[inline]
+    pub fn group_of(&self, i: usize) -> usize {
+        self.groups
+            .partition_point(|&(_, first)| first as usize <= i)
+            - 1
+    }
+
+    /// The start of block `i`, whose window's base is `base`.
+    #[inline]
+    pub fn start_in(&self, base: usize, i: usize) -> usize {
+        base + (self.packed[i] >> 32) as usize
+    }
+
+    /// The start of block `i`.
+    #[inline]
+    pub fn start(&self, i: usize) -> usize {
+        self.start_in(self.groups[self.group_of(i)].0, i)
+    }
+
+    /// The size of block `i`.
+    #[inline]
+    pub fn size(&self, i: usize) -> usize {
+        let small = self.packed[i] as u32;
+        if small != LARGE {
+            return small as usize;
+        }
+        self.large_size(i)
+    }
+
+    #[cold]
+    fn large_size(&self, i: usize) -> usize {
+        let at = self
+            .large
+            .binary_search_by_key(&(i as u32), |&(index, _)| index)
+            .expect("every block of LARGE size is listed");
+        self.large[at].1
+    }
+
+    /// The index of the block starting at `start`, if any.
+    pub fn position(&self, start: usize) -> Option<usize> {
+        let base = start & !WINDOW_MASK;
+        let g = self.groups.binary_search_by_key(&base, |&(b, _)| b).ok()?;
+        let span = self.group_span(g);
+        let key = ((start - base) as u64) << 32;
+        let run = &self.packed[span.clone()];
+        let at = run.partition_point(|&p| p < key);
+        (at < run.len() && run[at] >> 32 == key >> 32).then_some(span.start + at)
+    }
+}
+
+/// Keeps frees paused: the part of a [`HeapView`] that
+/// [`HeapView::into_parts`] hands over with its blocks. Dropping it lets
+/// frees go on and frees the blocks whose frees were deferred.
+#[derive(Debug)]
+pub struct PauseGuard(());
 
 /// The live blocks at one moment, with frees paused while it lives (see
 /// [`heap_view`]).
 #[derive(Debug)]
 pub struct HeapView {
-    blocks: Vec<LiveBlock>,
+    blocks: CompactBlocks,
+    /// The blocks as [`LiveBlock`]s, made on the first call that needs
+    /// them.
+    listed: std::sync::OnceLock<Vec<LiveBlock>>,
+    _pause: PauseGuard,
 }
 
 /// One live block of a [`HeapView`].
@@ -183,26 +413,108 @@ pub struct LiveBlock {
 
 impl HeapView {
     /// Every live block, sorted by start; blocks do not overlap.
+    ///
+    /// Made on the first call (40 bytes a block, and a read of each
+    /// block's header); [`HeapView::compact`] is the view as it is held.
     pub fn blocks(&self) -> &[LiveBlock] {
+        self.listed.get_or_init(|| {
+            let _internal = crate::internal();
+            let blocks = &self.blocks;
+            let mut listed = Vec::with_capacity(blocks.len());
+            for g in 0..blocks.groups.len() {
+                let base = blocks.groups[g].0;
+                for i in blocks.group_span(g) {
+                    let start = blocks.start_in(base, i);
+                    // SAFETY: `start` is a block of this view: registered
+                    // (its header holds its entry's index), and allocated
+                    // while the view pauses frees.
+                    let header = unsafe { crate::header::read(start as *const u8) };
+                    listed.push(LiveBlock {
+                        start,
+                        size: blocks.size(i),
+                        owner: crate::stats::owner_of_tag(header.tag),
+                        sampled: header.flags & SAMPLED != 0,
+                    });
+                }
+            }
+            listed
+        })
+    }
+
+    /// The live blocks in the compact form the view holds them in.
+    pub fn compact(&self) -> &CompactBlocks {
         &self.blocks
+    }
+
+    /// The blocks, and the guard that keeps frees paused (and so the
+    /// blocks allocated) for as long as it lives.
+    pub fn into_parts(self) -> (CompactBlocks, PauseGuard) {
+        (self.blocks, self._pause)
     }
 
     /// The block containing `addr` (`start <= addr < start + size`), in
     /// O(log n).
     pub fn find(&self, addr: usize) -> Option<&LiveBlock> {
-        self.index_of(addr).map(|i| &self.blocks[i])
+        self.index_of(addr).map(|i| &self.blocks()[i])
     }
 
     /// The index in [`HeapView::blocks`] of the block containing `addr`.
     pub fn index_of(&self, addr: usize) -> Option<usize> {
-        let after = self.blocks.partition_point(|b| b.start <= addr);
-        let index = after.checked_sub(1)?;
-        let block = &self.blocks[index];
-        (addr - block.start < block.size).then_some(index)
+        let blocks = &self.blocks;
+        // The last window starting at or below `addr`, then the last block
+        // in it starting at or below; a block of an earlier window may
+        // reach into this one only if this one has no block before `addr`.
+        let mut g = blocks
+            .groups
+            .partition_point(|&(b, _)| b <= addr)
+            .checked_sub(1)?;
+        loop {
+            let (base, _) = blocks.groups[g];
+            let span = blocks.group_span(g);
+            let key = (((addr - base).min(WINDOW_MASK) as u64) << 32) | u64::from(u32::MAX);
+            let after = blocks.packed[span.clone()].partition_point(|&p| p <= key);
+            if after > 0 {
+                let i = span.start + after - 1;
+                let start = blocks.start_in(base, i);
+                return (addr - start < blocks.size(i)).then_some(i);
+            }
+            g = g.checked_sub(1)?;
+        }
     }
 }
 
-impl Drop for HeapView {
+/// Whether a block listed by a [`HeapView`] is TurboWish's own
+/// (`Owner::Internal`): [`owner_of_block`] without its look-up of the
+/// task's record, for walkers that ask for every block they enter.
+///
+/// # Safety
+///
+/// As for [`owner_of_block`].
+#[inline]
+pub unsafe fn is_internal_block(start: usize) -> bool {
+    // SAFETY: as in `owner_of_block`.
+    let header = unsafe { crate::header::read(start as *const u8) };
+    // Only the fixed `internal` slot holds the internal bucket: task slots
+    // hold task keys.
+    header.tag == crate::record::INTERNAL
+}
+
+/// The owner of a block listed by a [`HeapView`], read from its header.
+///
+/// # Safety
+///
+/// `start` must be the start of a block of a heap view (or of its
+/// [`CompactBlocks`]) whose frees are still paused: a registered block,
+/// allocated for the length of the call.
+pub unsafe fn owner_of_block(start: usize) -> Owner {
+    // SAFETY: the caller vouches that `start` is a live registered block;
+    // its header was written before its entry was published, and is not
+    // changed while frees are paused.
+    let header = unsafe { crate::header::read(start as *const u8) };
+    crate::stats::owner_of_tag(header.tag)
+}
+
+impl Drop for PauseGuard {
     fn drop(&mut self) {
         PAUSED.store(false, Ordering::SeqCst);
         // Should the barrier fail (see `heap_view`), a free that still reads
@@ -228,10 +540,17 @@ fn drain_deferred() {
     let mut drained = 0usize;
     while index != 0 {
         let entry = entry(index);
-        let next = entry.next.load(Ordering::Relaxed);
         let user = entry.ptr.load(Ordering::Relaxed);
-        let size = entry.size.load(Ordering::Relaxed);
-        let align = 1usize << ((entry.meta.load(Ordering::Relaxed) >> 32) as u8);
+        let word = entry.word.load(Ordering::Relaxed);
+        let size = size_of_word(word);
+        let next = if word & DEFERRED_LINK != 0 {
+            ((word >> 32) & FIELD) as u32
+        } else {
+            // SAFETY: a deferred block of 4 GiB or more holds its link in
+            // its first 4 bytes (see `defer`); it is not freed yet.
+            unsafe { AtomicU32::from_ptr(user as *mut u32).load(Ordering::Relaxed) }
+        };
+        let align = 1usize << ((word >> ALIGN_SHIFT) & 0x3f);
         entry.ptr.store(0, Ordering::Relaxed);
         // SAFETY: `release` was stored by the allocator that owns the
         // registry (`OWNER`), with its type; the entry is a block of
@@ -281,36 +600,58 @@ pub(crate) const INDEX_MASK: u32 = !SAMPLED;
 /// what `dealloc` does once the registry is done with the block.
 pub(crate) type ReleaseFn = unsafe fn(*const (), *mut u8, Layout);
 
-/// Registers a fresh block and returns its index for the header (0 when
-/// the block is not registered). `owner` identifies the allocator (only the
+/// Registers a fresh block: writes its header (`tag`, and `flags` with the
+/// entry's index) and then publishes its entry, so that a view that lists
+/// the block can read its header. Returns false, writing nothing, when the
+/// block is not registered. `owner` identifies the allocator (only the
 /// first heap-walk allocator to allocate owns the registry) and `release`
 /// frees its blocks.
+///
+/// # Safety
+///
+/// `user` must be the user pointer of a fresh block of ours, whose header
+/// has not been written yet.
 #[inline(always)]
-pub(crate) fn register(
+pub(crate) unsafe fn register(
     owner: *const (),
     release: ReleaseFn,
     user: usize,
     layout: Layout,
     tag: u32,
-    sampled: bool,
-) -> u32 {
+    flags: u32,
+) -> bool {
     let local = shard::local();
     // The length, not the head, says whether the list can be taken from:
     // 1..=CHUNK entries. An empty list (0) and the markers `UNHOOKED` and
     // `EXITED` go to the cold path.
     let len = local.reg_free_len.get();
     if len.wrapping_sub(1) >= CHUNK
+        || layout.size() >= MAX_SIZE
         || local.busy()
         || OWNER.load(Ordering::Relaxed).cast_const() != owner
     {
-        return register_cold(local, owner, release, user, layout, tag, sampled);
+        // SAFETY: as for this function.
+        return unsafe { register_cold(local, owner, release, user, layout, tag, flags) };
     }
     let index = local.reg_free.get();
     let entry = entry(index);
-    local.reg_free.set(entry.next.load(Ordering::Relaxed));
+    local.reg_free.set(entry.next());
     local.reg_free_len.set(local.reg_free_len.get() - 1);
-    publish(entry, user, layout, tag, sampled);
-    index
+    // SAFETY: the caller hands over a fresh block's header to write.
+    unsafe { write_header(user, tag, flags | index) };
+    publish(entry, user, layout);
+    true
+}
+
+/// Writes a registered block's header.
+///
+/// # Safety
+///
+/// As for [`crate::header::write`].
+#[inline(always)]
+unsafe fn write_header(user: usize, tag: u32, flags: u32) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { crate::header::write(user as *mut u8, crate::header::Header { tag, flags }) }
 }
 
 /// Frees registered block `index`: `release` (the allocator's own free)
@@ -333,15 +674,16 @@ pub(crate) fn free(index: u32, release: impl FnOnce()) {
 }
 
 /// `realloc` of registered block `index`: runs `resize` (the allocator's
-/// own realloc, which returns the new user pointer, its tag and sampled bit,
-/// or `None` if it failed) with frees held off, and points the entry at the
-/// new block. Returns `None` without calling `resize` while frees are
-/// paused: the caller must then allocate, copy and free (deferred).
+/// own realloc, which returns the new user pointer, or `None` if it
+/// failed) with frees held off, and points the entry at the new block (or,
+/// should it be too large for an entry, unregisters it). Returns `None`
+/// without calling `resize` while frees are paused: the caller must then
+/// allocate, copy and free (deferred).
 #[inline(always)]
 pub(crate) fn resize(
     index: u32,
     layout: Layout,
-    resize: impl FnOnce() -> Option<(usize, u32, bool)>,
+    resize: impl FnOnce() -> Option<usize>,
 ) -> Option<Option<usize>> {
     let gate = Gate::enter();
     // SeqCst: a plain load on x86; it orders the slow path's `fetch_add`
@@ -351,18 +693,32 @@ pub(crate) fn resize(
         return None;
     }
     let result = resize();
-    match result {
-        Some((user, tag, sampled)) => publish(entry(index), user, layout, tag, sampled),
-        // The block stays, but its sample is gone (the caller cleared the
-        // header's bit): the entry must not claim one either.
-        None => {
-            entry(index)
-                .meta
-                .fetch_and(!META_SAMPLED, Ordering::Relaxed);
+    // (On failure the block stays as it was; its header says whether it
+    // is still sampled.)
+    if let Some(user) = result {
+        if layout.size() < MAX_SIZE {
+            publish(entry(index), user, layout);
+        } else {
+            // No real allocator gets here (see `MAX_SIZE`); should one, the
+            // block goes on unregistered rather than misdescribed.
+            entry(index).ptr.store(0, Ordering::Relaxed);
+            // SAFETY: `user` is the live block `resize` just returned, whose
+            // header it wrote.
+            unsafe {
+                let header = crate::header::read(user as *const u8);
+                crate::header::write(
+                    user as *mut u8,
+                    crate::header::Header {
+                        flags: header.flags & !INDEX_MASK,
+                        ..header
+                    },
+                );
+            }
+            put_index(shard::local(), index);
         }
     }
     gate.leave();
-    Some(result.map(|(user, _, _)| user))
+    Some(result)
 }
 
 /// Hands this exiting thread's free indices back to the global stack, so
@@ -393,29 +749,96 @@ const EXITED: u32 = u32::MAX / 2;
 /// is disabled) would take its indices with it when it exits.
 pub(crate) const UNHOOKED: u32 = u32::MAX / 2 + 1;
 
-/// Entries the registry holds at most (index 0 is never used): 512 MiB of
+/// Entries the registry holds at most (index 0 is never used): 256 MiB of
 /// address space, resident only as far as used.
 const CAPACITY: u32 = 1 << 24;
 
 /// Indices moved between a thread and the global pool at a time.
 const CHUNK: u32 = 64;
 
-/// One registry entry. Live: `ptr` non-zero. Free: `ptr` zero, `next` links
-/// the list it is on, and a chunk's first entry holds the chunk's length in
-/// `size` and the next chunk in `chunk_next`. Deferred (freed while paused):
-/// still live, `next` links the deferred stack.
-#[repr(C, align(32))]
+/// One registry entry: 16 bytes, the steady cost of heap-walk mode per
+/// live block (it was 32 with the tag, alignment and links kept apart:
+/// 122 MiB for 4,000,000 blocks). The tag and sampled bit are in the
+/// block's header.
+///
+/// Live: `ptr` non-zero, `word` the size, and log2 of the alignment at
+/// [`ALIGN_SHIFT`]. Deferred (freed while paused): still live; a block
+/// under 4 GiB keeps its size in `word`'s low half, its alignment, and the
+/// next deferred index at bits 32..56, flagged [`DEFERRED_LINK`]; a larger
+/// one keeps its word and the link in its own first 4 bytes. Free:
+/// `ptr` zero, `word` holds the next index of the list the entry is on
+/// (bits 0..24), and for a chunk's first entry the next chunk (24..48) and
+/// the chunk's length (48..56).
+#[repr(C, align(16))]
 #[derive(Debug)]
 struct Entry {
     ptr: AtomicUsize,
-    size: AtomicUsize,
-    /// Tag (low 32 bits), log2 of the alignment (bits 32..40), sampled bit.
-    meta: AtomicU64,
-    next: AtomicU32,
-    chunk_next: AtomicU32,
+    word: AtomicU64,
 }
 
-const META_SAMPLED: u64 = 1 << 40;
+/// `Entry::word` of a deferred block under 4 GiB: bits 32..63 link the
+/// deferred stack.
+const DEFERRED_LINK: u64 = 1 << 63;
+
+/// One index field of a free entry's word.
+const FIELD: u64 = (1 << 24) - 1;
+
+/// The size a live or deferred entry's word gives.
+#[inline(always)]
+fn size_of_word(word: u64) -> usize {
+    if word & DEFERRED_LINK != 0 {
+        word as u32 as usize
+    } else {
+        (word & (MAX_SIZE as u64 - 1)) as usize
+    }
+}
+
+impl Entry {
+    /// The size of a live (or deferred) block.
+    #[inline(always)]
+    fn size(&self) -> usize {
+        size_of_word(self.word.load(Ordering::Relaxed))
+    }
+
+    /// A free entry's link in its list.
+    #[inline(always)]
+    fn next(&self) -> u32 {
+        (self.word.load(Ordering::Relaxed) & FIELD) as u32
+    }
+
+    /// Links a free entry (and forgets any chunk fields: it heads no
+    /// chunk until [`Entry::set_chunk`] says so). Only the thread that
+    /// holds the index writes its entry.
+    #[inline(always)]
+    fn set_next(&self, next: u32) {
+        self.word.store(u64::from(next), Ordering::Relaxed);
+    }
+
+    /// A chunk head's (next chunk, length). Possibly stale: see
+    /// `take_chunk`.
+    #[inline(always)]
+    fn chunk(&self) -> (u32, u32) {
+        let word = self.word.load(Ordering::Relaxed);
+        (((word >> 24) & FIELD) as u32, ((word >> 48) & 0xff) as u32)
+    }
+
+    /// Makes a free entry a chunk head, keeping its link.
+    #[inline(always)]
+    fn set_chunk(&self, chunk_next: u32, len: u32) {
+        let next = self.word.load(Ordering::Relaxed) & FIELD;
+        let word = next | (u64::from(chunk_next) & FIELD) << 24 | u64::from(len) << 48;
+        self.word.store(word, Ordering::Relaxed);
+    }
+}
+
+/// Where an entry's word keeps log2 of the block's alignment (six bits);
+/// sizes are below [`MAX_SIZE`], so the bits above them are free.
+const ALIGN_SHIFT: u32 = 56;
+
+/// Blocks of this size or more are not registered: 64 PiB, more than any
+/// 64-bit address space a process has (57-bit virtual addresses at most),
+/// so no block a real allocator returns.
+const MAX_SIZE: usize = 1 << ALIGN_SHIFT;
 
 /// `STATE` values.
 const UNSET: u8 = 0;
@@ -473,28 +896,32 @@ fn entry(index: u32) -> &'static Entry {
 /// Fills an entry and publishes it: the view reads `ptr` (Acquire) first,
 /// so it never sees a half-written entry.
 #[inline(always)]
-fn publish(entry: &Entry, user: usize, layout: Layout, tag: u32, sampled: bool) {
-    let meta = u64::from(tag)
-        | (u64::from(layout.align().trailing_zeros()) << 32)
-        | if sampled { META_SAMPLED } else { 0 };
-    entry.size.store(layout.size(), Ordering::Relaxed);
-    entry.meta.store(meta, Ordering::Relaxed);
+fn publish(entry: &Entry, user: usize, layout: Layout) {
+    debug_assert!(layout.size() < MAX_SIZE);
+    let word = layout.size() as u64 | u64::from(layout.align().trailing_zeros()) << ALIGN_SHIFT;
+    entry.word.store(word, Ordering::Relaxed);
     entry.ptr.store(user, Ordering::Release);
 }
 
+/// [`register`]'s slow path: the thread's list is empty or not set up, or
+/// the registry is not.
+///
+/// # Safety
+///
+/// As for [`register`].
 #[cold]
 #[inline(never)]
-fn register_cold(
+unsafe fn register_cold(
     local: &Local,
     owner: *const (),
     release: ReleaseFn,
     user: usize,
     layout: Layout,
     tag: u32,
-    sampled: bool,
-) -> u32 {
-    if local.busy() || !set_up(owner, release) {
-        return 0;
+    flags: u32,
+) -> bool {
+    if local.busy() || layout.size() >= MAX_SIZE || !set_up(owner, release) {
+        return false;
     }
     hook_exit(local);
     let index = if local.exiting() {
@@ -503,11 +930,11 @@ fn register_cold(
         match take_chunk() {
             Some((head, len)) => {
                 if len > 1 {
-                    push_chunk(entry(head).next.load(Ordering::Relaxed), len - 1);
+                    push_chunk(entry(head).next(), len - 1);
                 }
                 head
             }
-            None => return 0,
+            None => return false,
         }
     } else {
         if local.reg_free_len.get() == 0 {
@@ -515,21 +942,21 @@ fn register_cold(
                 swap_lists(local);
             } else {
                 let Some((head, len)) = take_chunk() else {
-                    return 0;
+                    return false;
                 };
                 local.reg_free.set(head);
                 local.reg_free_len.set(len);
             }
         }
         let index = local.reg_free.get();
-        local
-            .reg_free
-            .set(entry(index).next.load(Ordering::Relaxed));
+        local.reg_free.set(entry(index).next());
         local.reg_free_len.set(local.reg_free_len.get() - 1);
         index
     };
-    publish(entry(index), user, layout, tag, sampled);
-    index
+    // SAFETY: the caller hands over a fresh block's header to write.
+    unsafe { write_header(user, tag, flags | index) };
+    publish(entry(index), user, layout);
+    true
 }
 
 /// Before a thread first keeps registry indices: makes sure it has an exit
@@ -603,10 +1030,10 @@ fn take_chunk() -> Option<(u32, u32)> {
         }
         // Possibly stale if another thread takes this chunk first; the
         // counter in `top` then makes the exchange fail.
-        let next = entry(head).chunk_next.load(Ordering::Relaxed);
+        let (next, _) = entry(head).chunk();
         let new = (((top >> 32) + 1) << 32) | u64::from(next);
         match FREE_CHUNKS.compare_exchange_weak(top, new, Ordering::Acquire, Ordering::Acquire) {
-            Ok(_) => return Some((head, entry(head).size.load(Ordering::Relaxed) as u32)),
+            Ok(_) => return Some((head, entry(head).chunk().1)),
             Err(now) => top = now,
         }
     }
@@ -618,7 +1045,7 @@ fn take_chunk() -> Option<(u32, u32)> {
     let end = (start + CHUNK).min(CAPACITY);
     for index in start..end {
         let next = if index + 1 < end { index + 1 } else { 0 };
-        entry(index).next.store(next, Ordering::Relaxed);
+        entry(index).set_next(next);
     }
     Some((start, end - start))
 }
@@ -626,10 +1053,9 @@ fn take_chunk() -> Option<(u32, u32)> {
 /// Puts the list starting at `head` (`len` entries) on the global stack.
 fn push_chunk(head: u32, len: u32) {
     let first = entry(head);
-    first.size.store(len as usize, Ordering::Relaxed);
     let mut top = FREE_CHUNKS.load(Ordering::Relaxed);
     loop {
-        first.chunk_next.store(top as u32, Ordering::Relaxed);
+        first.set_chunk(top as u32, len);
         let new = (((top >> 32) + 1) << 32) | u64::from(head);
         match FREE_CHUNKS.compare_exchange_weak(top, new, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return,
@@ -649,9 +1075,7 @@ fn put_index(local: &Local, index: u32) {
     if len >= CHUNK {
         return put_index_cold(local, index);
     }
-    entry(index)
-        .next
-        .store(local.reg_free.get(), Ordering::Relaxed);
+    entry(index).set_next(local.reg_free.get());
     local.reg_free.set(index);
     local.reg_free_len.set(len + 1);
 }
@@ -664,7 +1088,7 @@ fn put_index_cold(local: &Local, index: u32) {
         // (`thread_exit` left the length at `EXITED`, which leads here.)
         // A chunk of one: its link must end it, not point into the list
         // the entry was last on.
-        entry(index).next.store(0, Ordering::Relaxed);
+        entry(index).set_next(0);
         push_chunk(index, 1);
         return;
     }
@@ -687,9 +1111,22 @@ fn swap_lists(local: &Local) {
 /// Queues a block freed while frees are paused.
 fn defer(index: u32) {
     let entry = entry(index);
+    let user = entry.ptr.load(Ordering::Relaxed);
+    let live = entry.word.load(Ordering::Relaxed);
+    let size = size_of_word(live);
+    let align = live & (0x3f << ALIGN_SHIFT);
     let mut top = DEFERRED.load(Ordering::Relaxed);
     loop {
-        entry.next.store(top, Ordering::Relaxed);
+        if size <= u32::MAX as usize {
+            let word = DEFERRED_LINK | align | u64::from(top) << 32 | size as u64;
+            entry.word.store(word, Ordering::Relaxed);
+        } else {
+            // SAFETY: the block is being freed by its owner, so its bytes
+            // are ours until the drain releases it; it is 4 GiB long and
+            // 8-aligned (as every user block of ours is), so its first 4
+            // bytes are an aligned `u32`, accessed only atomically by us.
+            unsafe { AtomicU32::from_ptr(user as *mut u32).store(top, Ordering::Relaxed) };
+        }
         match DEFERRED.compare_exchange_weak(top, index, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return,
             Err(now) => top = now,

@@ -12,12 +12,16 @@
 //! `service-header` and `service-floor`. Each binary prints one line per
 //! timed run: `run_ns N cpu_ns M` (wall time, and the process's user plus
 //! system CPU time over the run).
+//!
+//! [`scale`] is the snapshot-at-scale workload of `benches/snapshot_scale.rs`
+//! (binaries `snapshot-scale-heap-walk` and `snapshot-scale-counting`).
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
 
 pub mod floor;
+pub mod scale;
 
 /// Concurrent connections per run.
 pub const CONNECTIONS: usize = 1_000;

@@ -1,10 +1,17 @@
-//! Discovery: the ownership graph between roots and live blocks, built
-//! once per walk. Every block is expanded at most once — precisely by the
-//! `Trace` impl that first reports it, or conservatively by scanning its
-//! words — and its out-edges are kept, so attribution (in `attribute`) can
-//! traverse the graph from each root without tracing anything again.
+//! Discovery: what the roots' `Trace` impls report (typed blocks, their
+//! precise out-edges, guards and handles on the way), and the traversal
+//! that marks which root reaches each block.
+//!
+//! Edges are kept only where they cannot be found again: those from roots
+//! and from blocks a `Trace` impl expanded. A block scanned conservatively
+//! is scanned when a traversal first enters it, and again when it is
+//! expanded again (the second root that reaches it, and the shared-block
+//! graph of attribution): a scan costs a read of the block, where keeping
+//! every scanned edge cost 8 bytes per edge and 28 per block for millions
+//! of blocks. Only typed blocks, a minority, have a record of their own.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::index::BlockIndex;
 use super::scan;
@@ -12,15 +19,45 @@ use crate::ownership::{HandleKind, MarkScanner, MarkedHandle};
 use crate::sync::LiveResources;
 use crate::trace::{BlockReport, Position, Sink};
 
-/// Marks `Node::scan`.
-pub(super) const SCAN_NONE: u8 = 0;
-pub(super) const SCAN_QUEUED: u8 = 1;
-pub(super) const SCAN_DONE: u8 = 2;
+/// A hash map keyed by block: blocks a `Trace` impl names are looked up
+/// once or more per report, often in address order (a vector's elements).
+pub(super) type BlockMap<V> = HashMap<u32, V, BuildHasherDefault<BlockHasher>>;
+
+/// The hash of a block index: the index itself in the low bits, so that
+/// neighbouring blocks land in neighbouring buckets (with SipHash, a
+/// precise walk of 1,000,000 strings waited on a cache miss per insert and
+/// per lookup: 1.5 s against 0.12 s with a vector per block), and a
+/// multiplicative mix in the top 7 bits, which the table's control bytes
+/// compare.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct BlockHasher(u64);
+
+impl Hasher for BlockHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+
+    fn finish(&self) -> u64 {
+        let mix = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57;
+        (self.0 & ((1 << 57) - 1)) | (mix << 57)
+    }
+}
 
 /// No edge / no type.
 pub(super) const NIL: u32 = u32::MAX;
 
-/// What discovery learnt about one block.
+/// Marks of [`Graph::mark`]: no root reaches the block.
+pub(super) const NONE: u32 = u32::MAX;
+/// Marks of [`Graph::mark`]: several roots reach the block.
+pub(super) const MULTI: u32 = u32::MAX - 1;
+
+/// What discovery learnt about one block a `Trace` impl named.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Node {
     /// Index into `Graph::types`, or `NIL` when no `Trace` impl named it.
@@ -30,7 +67,22 @@ pub(super) struct Node {
     /// Whether a `Trace` impl expanded it (then it is not scanned unless
     /// the impl asked for that too).
     pub(super) precise: bool,
-    pub(super) scan: u8,
+    /// Whether a precise block is scanned as well.
+    pub(super) scan: bool,
+}
+
+impl Node {
+    const UNKNOWN: Node = Node {
+        type_id: NIL,
+        used: usize::MAX,
+        precise: false,
+        scan: false,
+    };
+
+    /// Whether expanding the block scans its words.
+    fn scanned(&self) -> bool {
+        !self.precise || self.scan
+    }
 }
 
 /// An estimate a `Trace` impl reported without an address.
@@ -53,8 +105,6 @@ pub(super) struct FoundGuard {
     pub(super) path: Option<String>,
 }
 
-/// The graph under construction; the [`Sink`] every `Tracer` of a walk
-/// reports to.
 /// A channel end or lock found during the walk: by the mark scanner in a
 /// block (`path` `None`: the block's offset says where), or by a `Trace`
 /// impl (with its field path).
@@ -66,15 +116,33 @@ pub(super) struct FoundHandleAt {
     pub(super) path: Option<String>,
 }
 
+/// The result of [`Graph::mark`].
+#[derive(Debug)]
+pub(super) struct Marks {
+    /// Per block: the one root that reaches it, `MULTI`, or `NONE`.
+    pub(super) owner: Vec<u32>,
+    /// (root, block) for shared blocks each root reaches: every block of a
+    /// root's *frontier* (the `MULTI` blocks it, or a block marked with it,
+    /// points to) is among them, and every one lies in the root's reach;
+    /// sorted, without repeats, `MULTI` blocks only.
+    pub(super) frontier: Vec<(u32, u32)>,
+}
+
+/// The graph under construction; the [`Sink`] every `Tracer` of a walk
+/// reports to.
 #[derive(Debug)]
 pub(super) struct Graph<'i> {
     pub(super) index: &'i BlockIndex,
-    pub(super) nodes: Vec<Node>,
-    /// Per block, the first of its out-edges in `edges` (`NIL`: none).
-    head: Vec<u32>,
-    /// Out-edges as linked lists: (target block, next edge). Blocks are
-    /// expanded nested inside each other (a `Vec<String>`'s strings while
-    /// the vector's buffer is open), so one block's edges are not
+    /// Blocks a `Trace` impl named, and what it said.
+    pub(super) typed: BlockMap<Node>,
+    /// One bit per block: whether it is in `typed` (a traversal asks for
+    /// every block it enters; the map is asked only for those).
+    typed_bits: Vec<u64>,
+    /// Per block with kept out-edges, the first of them in `edges`.
+    head: BlockMap<u32>,
+    /// Kept out-edges as linked lists: (target block, next edge). Blocks
+    /// are expanded nested inside each other (a `Vec<String>`'s strings
+    /// while the vector's buffer is open), so one block's edges are not
     /// contiguous.
     edges: Vec<(u32, u32)>,
     pub(super) root_edges: Vec<Vec<u32>>,
@@ -87,13 +155,15 @@ pub(super) struct Graph<'i> {
     position: Position,
     root_name: String,
     path: Vec<&'static str>,
-    queue: Vec<u32>,
     /// Addresses outside the index already traced through, per position:
     /// a cycle through blocks the index lacks (allocated after the view
     /// was taken, or never registered) would otherwise recurse forever.
     /// Keyed by position too, so that another root (or block) reaching the
     /// same address still records its own edges behind it.
     outside: HashSet<(Position, usize)>,
+    /// Whether expanding a block reads its memory (off in unit tests of
+    /// attribution, whose blocks are made up).
+    read_memory: bool,
     pub(super) blocks_scanned: u64,
     pub(super) bytes_scanned: u64,
     pub(super) blocks_traced: u64,
@@ -104,16 +174,9 @@ impl<'i> Graph<'i> {
     pub(super) fn new(index: &'i BlockIndex, roots: usize, live: LiveResources) -> Graph<'i> {
         Graph {
             index,
-            nodes: vec![
-                Node {
-                    type_id: NIL,
-                    used: usize::MAX,
-                    precise: false,
-                    scan: SCAN_NONE,
-                };
-                index.len()
-            ],
-            head: vec![NIL; index.len()],
+            typed: BlockMap::default(),
+            typed_bits: vec![0; index.len().div_ceil(64)],
+            head: BlockMap::default(),
             edges: Vec::new(),
             root_edges: vec![Vec::new(); roots],
             types: Vec::new(),
@@ -125,13 +188,21 @@ impl<'i> Graph<'i> {
             position: Position::Root(0),
             root_name: String::new(),
             path: Vec::new(),
-            queue: Vec::new(),
             outside: HashSet::new(),
+            read_memory: true,
             blocks_scanned: 0,
             bytes_scanned: 0,
             blocks_traced: 0,
             edge_count: 0,
         }
+    }
+
+    /// A graph whose blocks are never read: for unit tests that make up
+    /// blocks and give every edge by hand.
+    #[cfg(test)]
+    pub(super) fn without_reads(mut self) -> Self {
+        self.read_memory = false;
+        self
     }
 
     /// Makes root `root` (named `name` in guard paths) the position the
@@ -143,77 +214,190 @@ impl<'i> Graph<'i> {
         self.path.clear();
     }
 
-    /// The out-edges of block `block`.
-    pub(super) fn children(&self, block: u32) -> Children<'_> {
-        Children {
-            edges: &self.edges,
-            next: self.head[block as usize],
+    /// What a `Trace` impl said about block `i`, if anything.
+    #[inline]
+    fn node(&self, i: u32) -> Option<&Node> {
+        if self.typed_bits[i as usize / 64] & (1 << (i % 64)) == 0 {
+            return None;
+        }
+        self.typed.get(&i)
+    }
+
+    fn node_mut(&mut self, i: u32) -> &mut Node {
+        self.typed_bits[i as usize / 64] |= 1 << (i % 64);
+        self.typed.entry(i).or_insert(Node::UNKNOWN)
+    }
+
+    /// Makes sure block `i` has a node.
+    fn ensure_node(&mut self, i: u32) {
+        if self.typed_bits[i as usize / 64] & (1 << (i % 64)) == 0 {
+            self.node_mut(i);
         }
     }
 
-    /// Scans every block queued for a conservative scan, and the blocks
-    /// those scans find, until none is left.
-    pub(super) fn drain(&mut self) {
+    /// Appends block `i`'s out-edges to `out`: the kept ones, then (unless
+    /// a `Trace` impl expanded it and asked for none) every word of it that
+    /// points into a live block other than itself. With `first`, also the
+    /// handles and guards its words carry, and the walk's statistics.
+    fn expand(&mut self, i: u32, first: bool, out: &mut Vec<u32>) {
+        let node = self.node(i).copied();
+        let mut next = if node.is_some() {
+            self.head.get(&i).copied().unwrap_or(NIL)
+        } else {
+            NIL
+        };
+        while next != NIL {
+            let (target, after) = self.edges[next as usize];
+            out.push(target);
+            next = after;
+        }
+        if !self.read_memory || !node.is_none_or(|n| n.scanned()) {
+            return;
+        }
         let index = self.index;
-        let live = std::mem::take(&mut self.live);
-        while let Some(i) = self.queue.pop() {
-            let node = &mut self.nodes[i as usize];
-            if node.scan != SCAN_QUEUED {
-                continue;
-            }
-            node.scan = SCAN_DONE;
-            let block = index.blocks()[i as usize];
-            self.blocks_scanned += 1;
-            self.bytes_scanned += block.size as u64;
-            let mut marks = MarkScanner::new(&live, block.start);
-            let mut found_here: Vec<(usize, MarkedHandle)> = Vec::new();
-            let mut found = |offset: usize, handle: MarkedHandle| found_here.push((offset, handle));
+        let (start, size) = (index.start(i as usize), index.size(i as usize));
+        if !first {
             // SAFETY: the block is in the index, whose contract (see
             // `BlockIndex::new`) is that its blocks stay allocated and
             // readable while it is used.
             unsafe {
-                scan::words(block.start, block.size, |word| {
-                    marks.word(word, &mut found);
+                scan::words(start, size, |word| {
                     if let Some(j) = index.index_of(word) {
-                        self.conservative_edge(Position::Block(i), j as u32);
+                        if j as u32 != i {
+                            out.push(j as u32);
+                        }
                     }
                 });
             }
-            for (offset, handle) in found_here {
-                let position = Position::Block(i);
-                // A held guard has its own record; ends and locks go to
-                // ownership.
-                match handle.kind {
-                    HandleKind::Guard => self.guards.push(FoundGuard {
-                        resource_id: handle.resource_id,
-                        resource_name: live.held[&handle.resource_id].clone(),
-                        position,
-                        path: None,
-                    }),
-                    _ => self.handles.push(FoundHandleAt {
-                        handle,
-                        position,
-                        offset,
-                        path: None,
-                    }),
+            return;
+        }
+        self.blocks_scanned += 1;
+        self.bytes_scanned += size as u64;
+        let before = out.len();
+        let live = &self.live;
+        let mut marks = MarkScanner::new(live, start);
+        let mut found_here: Vec<(usize, MarkedHandle)> = Vec::new();
+        let mut found = |offset: usize, handle: MarkedHandle| found_here.push((offset, handle));
+        // SAFETY: as above.
+        unsafe {
+            scan::words(start, size, |word| {
+                marks.word(word, &mut found);
+                if let Some(j) = index.index_of(word) {
+                    if j as u32 != i {
+                        out.push(j as u32);
+                    }
+                }
+            });
+        }
+        self.edge_count += (out.len() - before) as u64;
+        for (offset, handle) in found_here {
+            let position = Position::Block(i);
+            // A held guard has its own record; ends and locks go to
+            // ownership.
+            match handle.kind {
+                HandleKind::Guard => self.guards.push(FoundGuard {
+                    resource_id: handle.resource_id,
+                    resource_name: self.live.held[&handle.resource_id].clone(),
+                    position,
+                    path: None,
+                }),
+                _ => self.handles.push(FoundHandleAt {
+                    handle,
+                    position,
+                    offset,
+                    path: None,
+                }),
+            }
+        }
+    }
+
+    /// Block `i`'s out-edges, again (for attribution's shared-block graph).
+    pub(super) fn children(&mut self, i: u32, out: &mut Vec<u32>) {
+        self.expand(i, false, out);
+    }
+
+    /// Marks the blocks each root reaches, roots in order: a block no
+    /// earlier root reached becomes the root's, one another root reached
+    /// becomes `MULTI`; a block already the root's or `MULTI` is not
+    /// expanded again, so each block is expanded at most twice. A root's
+    /// anchor (`anchors`: the block its state sits in) is entered only from
+    /// that root (the last naming it), and blocks TurboWish allocated for
+    /// itself (`Owner::Internal`) from none.
+    pub(super) fn mark(&mut self, anchors: &[Option<u32>]) -> Marks {
+        let n = self.index.len();
+        let barrier: HashMap<u32, u32> = anchors
+            .iter()
+            .enumerate()
+            .filter_map(|(r, a)| a.map(|a| (a, r as u32)))
+            .collect();
+        // Every block entered is asked whether it is an anchor: a bit per
+        // block answers, the map only for anchors (hashing every block
+        // cost 60-80 ms of a walk of 4,000,000).
+        let mut anchor_bits = vec![0u64; n.div_ceil(64)];
+        for &a in barrier.keys() {
+            anchor_bits[a as usize / 64] |= 1 << (a % 64);
+        }
+        let mut owner = vec![NONE; n];
+        let mut frontier: Vec<(u32, u32)> = Vec::new();
+        // The (root, block) last recorded at a slot: a block many blocks
+        // of one root point to is recorded about once, not once per edge.
+        let mut recent = vec![u64::MAX; 1024];
+        let mut note = |frontier: &mut Vec<(u32, u32)>, r: u32, i: u32| {
+            let key = (u64::from(r) << 32) | u64::from(i);
+            let slot = &mut recent[(i as usize ^ r as usize) % 1024];
+            if *slot != key {
+                *slot = key;
+                frontier.push((r, i));
+            }
+        };
+        let mut stack: Vec<u32> = Vec::new();
+        for r in 0..self.root_edges.len() as u32 {
+            stack.clear();
+            stack.extend_from_slice(&self.root_edges[r as usize]);
+            while let Some(i) = stack.pop() {
+                let o = owner[i as usize];
+                if o == r {
+                    continue;
+                }
+                if o == MULTI {
+                    note(&mut frontier, r, i);
+                    continue;
+                }
+                let anchor = if anchor_bits[i as usize / 64] & (1 << (i % 64)) != 0 {
+                    barrier.get(&i)
+                } else {
+                    None
+                };
+                let entered = match anchor {
+                    Some(&b) => b == r,
+                    None => o != NONE || !self.index.is_internal(i as usize),
+                };
+                if !entered {
+                    continue;
+                }
+                if o == NONE {
+                    owner[i as usize] = r;
+                    self.expand(i, true, &mut stack);
+                } else {
+                    owner[i as usize] = MULTI;
+                    note(&mut frontier, r, i);
+                    note(&mut frontier, o, i);
+                    self.expand(i, false, &mut stack);
                 }
             }
         }
-        self.live = live;
+        frontier.retain(|&(_, i)| owner[i as usize] == MULTI);
+        frontier.sort_unstable();
+        frontier.dedup();
+        Marks { owner, frontier }
     }
 
-    /// A conservative edge from `from` to block `to`: queues `to` for a
-    /// scan unless something expanded or queued it already.
+    /// A conservative edge from `from` to block `to`.
     pub(super) fn conservative_edge(&mut self, from: Position, to: u32) {
         if from == Position::Block(to) {
             return;
         }
         self.add_edge(from, to);
-        let node = &mut self.nodes[to as usize];
-        if !node.precise && node.scan == SCAN_NONE {
-            node.scan = SCAN_QUEUED;
-            self.queue.push(to);
-        }
     }
 
     fn add_edge(&mut self, from: Position, to: u32) {
@@ -221,9 +405,12 @@ impl<'i> Graph<'i> {
         match from {
             Position::Root(r) => self.root_edges[r as usize].push(to),
             Position::Block(b) => {
-                let b = b as usize;
-                self.edges.push((to, self.head[b]));
-                self.head[b] = (self.edges.len() - 1) as u32;
+                // A block with kept edges has a node: expansion looks for
+                // its edges only then.
+                self.ensure_node(b);
+                let next = self.head.get(&b).copied().unwrap_or(NIL);
+                self.edges.push((to, next));
+                self.head.insert(b, (self.edges.len() - 1) as u32);
             }
         }
     }
@@ -268,23 +455,15 @@ impl Sink for Graph<'_> {
         }
         self.add_edge(self.position, i);
         let type_id = self.type_id(block.type_name);
-        let node = &mut self.nodes[i as usize];
+        let node = self.node_mut(i);
         if node.precise {
             return None;
         }
         node.precise = true;
         node.type_id = type_id;
         node.used = block.used.unwrap_or(usize::MAX);
-        if block.scan_too {
-            if node.scan == SCAN_NONE {
-                node.scan = SCAN_QUEUED;
-                self.queue.push(i);
-            }
-        } else if node.scan == SCAN_QUEUED {
-            // Found by a conservative scan before, but a `Trace` impl knows
-            // better: no need to scan it.
-            node.scan = SCAN_NONE;
-        }
+        // Unless the impl asks for a scan too, it knows better than one.
+        node.scan = block.scan_too;
         self.blocks_traced += 1;
         Some(std::mem::replace(&mut self.position, Position::Block(i)))
     }
@@ -303,13 +482,14 @@ impl Sink for Graph<'_> {
         if !inside {
             self.add_edge(self.position, i);
         }
-        let node = &mut self.nodes[i as usize];
+        let node = self.node_mut(i);
         if node.type_id == NIL {
             node.type_id = type_id;
         }
-        if node.scan == SCAN_NONE && (inside || !node.precise) {
-            node.scan = SCAN_QUEUED;
-            self.queue.push(i);
+        // An opaque value inside a precise block makes it scanned; a block
+        // that is not precise is scanned anyway.
+        if inside {
+            node.scan = true;
         }
     }
 
@@ -320,10 +500,10 @@ impl Sink for Graph<'_> {
         // reference to (see `Tracer::owned_in`), so it is readable.
         unsafe {
             scan::words(start, len, |word| {
-                if let Some(block) = index.find(word) {
-                    let distance = block.size.abs_diff(estimated);
+                if let Some(j) = index.index_of(word) {
+                    let distance = index.size(j).abs_diff(estimated);
                     if best.is_none_or(|(_, d)| distance < d) {
-                        best = Some((block.start, distance));
+                        best = Some((index.start(j), distance));
                     }
                 }
             });
@@ -381,25 +561,5 @@ impl Sink for Graph<'_> {
 
     fn pop_path(&mut self) {
         self.path.pop();
-    }
-}
-
-/// Iterator over a block's out-edges.
-#[derive(Debug)]
-pub(super) struct Children<'g> {
-    edges: &'g [(u32, u32)],
-    next: u32,
-}
-
-impl Iterator for Children<'_> {
-    type Item = u32;
-
-    fn next(&mut self) -> Option<u32> {
-        if self.next == NIL {
-            return None;
-        }
-        let (target, next) = self.edges[self.next as usize];
-        self.next = next;
-        Some(target)
     }
 }

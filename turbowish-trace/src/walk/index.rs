@@ -12,7 +12,9 @@
 //! bucket by a shift, and searches only the few blocks that start in that
 //! bucket, plus the one before, which may reach into it.
 
-use turbowish_alloc::Owner;
+use std::sync::OnceLock;
+
+use turbowish_alloc::{CompactBlocks, Owner};
 
 /// One live heap block: where it is, how big, and who allocated it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,19 +31,29 @@ pub struct Block {
 ///
 /// Built from the allocator's heap view by [`crate::walk`], or from any list
 /// of blocks for tests and other allocators with [`BlockIndex::new`].
+///
+/// A walk of millions of blocks keeps it whole while it runs, so it holds
+/// each block in the 8 bytes of the heap view's [`CompactBlocks`] (taken
+/// over, not copied) and at most one 4-byte bucket bound; an index of the
+/// heap view reads owners from the blocks' headers when asked.
 #[derive(Debug, Clone)]
 pub struct BlockIndex {
-    starts: Vec<usize>,
-    blocks: Vec<Block>,
+    blocks: CompactBlocks,
+    /// Owners by block for an index made from a list; `None` for one of
+    /// the heap view, whose blocks' headers say.
+    owners: Option<Vec<Owner>>,
     regions: Vec<Region>,
     /// Every region's bucket bounds, one run per region: entry `k` of a
     /// region's run is the number of blocks (in all regions) that start
     /// before the region's `base + (k << shift)`.
     buckets: Vec<u32>,
-    /// One past the last byte of the highest block: a quick filter for
-    /// words that cannot be pointers into the heap.
+    /// The first block's start and one past the last byte of the highest
+    /// block: a quick filter for words that cannot be pointers into the
+    /// heap.
     low: usize,
     high: usize,
+    /// [`BlockIndex::blocks`], made on first use.
+    listed: OnceLock<Vec<Block>>,
 }
 
 /// Why a list of blocks does not make a [`BlockIndex`].
@@ -114,23 +126,51 @@ impl BlockIndex {
         if u32::try_from(blocks.len()).is_err() {
             return Err(IndexError::TooMany(blocks.len()));
         }
-        let low = blocks.first().map_or(usize::MAX, |b| b.start);
-        let high = blocks.last().map_or(0, |b| b.start + b.size);
-        let starts: Vec<usize> = blocks.iter().map(|b| b.start).collect();
-        let (regions, buckets) = regions_of(&blocks, &starts);
-        Ok(BlockIndex {
-            starts,
+        let compact = CompactBlocks::from_sorted(blocks.iter().map(|b| (b.start, b.size)))
+            .ok_or(IndexError::TooMany(blocks.len()))?;
+        let owners = blocks.iter().map(|b| b.owner).collect();
+        Ok(BlockIndex::build(compact, Some(owners)))
+    }
+
+    /// An index of the heap view's blocks, taken over.
+    ///
+    /// # Safety
+    ///
+    /// As for [`BlockIndex::new`], and the blocks must be those of a heap
+    /// view whose frees stay paused while the index is used (their headers
+    /// say who allocated them).
+    pub(super) unsafe fn of_view(blocks: CompactBlocks) -> BlockIndex {
+        BlockIndex::build(blocks, None)
+    }
+
+    fn build(blocks: CompactBlocks, owners: Option<Vec<Owner>>) -> BlockIndex {
+        let (regions, buckets) = regions_of(&blocks);
+        let low = regions.first().map_or(usize::MAX, |r| r.base);
+        let high = regions.iter().map(|r| r.end).max().unwrap_or(0);
+        BlockIndex {
             blocks,
+            owners,
             regions,
             buckets,
             low,
             high,
-        })
+            listed: OnceLock::new(),
+        }
     }
 
-    /// The blocks, sorted by start.
+    /// The blocks, sorted by start (made on the first call: 32 bytes a
+    /// block; a walk itself reads [`BlockIndex::start`],
+    /// [`BlockIndex::size`] and [`BlockIndex::owner`]).
     pub fn blocks(&self) -> &[Block] {
-        &self.blocks
+        self.listed.get_or_init(|| {
+            (0..self.len())
+                .map(|i| Block {
+                    start: self.start(i),
+                    size: self.size(i),
+                    owner: self.owner(i),
+                })
+                .collect()
+        })
     }
 
     /// Number of blocks.
@@ -141,6 +181,38 @@ impl BlockIndex {
     /// Whether there are no blocks.
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
+    }
+
+    /// The start of block `i` (in address order).
+    #[inline]
+    pub fn start(&self, i: usize) -> usize {
+        self.blocks.start(i)
+    }
+
+    /// The size of block `i`.
+    #[inline]
+    pub fn size(&self, i: usize) -> usize {
+        self.blocks.size(i)
+    }
+
+    /// Who allocated block `i`.
+    pub fn owner(&self, i: usize) -> Owner {
+        match &self.owners {
+            Some(owners) => owners[i],
+            // SAFETY: an index without owners is one of the heap view
+            // (`of_view`), whose frees stay paused while it is used.
+            None => unsafe { turbowish_alloc::owner_of_block(self.start(i)) },
+        }
+    }
+
+    /// Whether block `i` is TurboWish's own (`Owner::Internal`).
+    #[inline]
+    pub(crate) fn is_internal(&self, i: usize) -> bool {
+        match &self.owners {
+            Some(owners) => owners[i] == Owner::Internal,
+            // SAFETY: as in `owner`.
+            None => unsafe { turbowish_alloc::is_internal_block(self.start(i)) },
+        }
     }
 
     /// The index of the block containing `addr` (its start or any byte
@@ -167,18 +239,26 @@ impl BlockIndex {
         let bucket = region.first + ((addr - region.base) >> region.shift);
         // The block containing `addr` is the last one starting at or below
         // it: one of those starting in this bucket, or else the last one
-        // before the bucket (which may reach into it).
+        // before the bucket (which may reach into it), if in this region.
         let before = self.buckets[bucket] as usize;
         let through = self.buckets[bucket + 1] as usize;
-        let i = before + self.starts[before..through].partition_point(|&s| s <= addr);
+        // Packed blocks sort by their offset in the window; past the
+        // window (inside a block reaching beyond it) every one is below.
+        let offset = (addr - region.window).min(u32::MAX as usize) as u64;
+        let key = (offset << 32) | u64::from(u32::MAX);
+        let packed = self.blocks.packed();
+        let i = before + packed[before..through].partition_point(|&p| p <= key);
         let i = i.checked_sub(1)?;
-        let block = &self.blocks[i];
-        (addr - block.start < block.size).then_some(i)
+        if i < region.first_block as usize {
+            return None;
+        }
+        let start = region.window + (packed[i] >> 32) as usize;
+        (addr - start < self.size(i)).then_some(i)
     }
 
     /// The block containing `addr`.
     pub fn find(&self, addr: usize) -> Option<&Block> {
-        self.index_of(addr).map(|i| &self.blocks[i])
+        self.index_of(addr).map(|i| &self.blocks()[i])
     }
 }
 
@@ -187,7 +267,8 @@ impl BlockIndex {
 /// between arenas (or between the heap and the mapped area).
 const REGION_GAP: usize = 256 << 20;
 
-/// A run of blocks cut into buckets of `1 << shift` bytes from `base`.
+/// A run of blocks of one window of [`CompactBlocks`], cut into buckets of
+/// `1 << shift` bytes from `base`.
 #[derive(Debug, Clone)]
 struct Region {
     /// Start of its first block.
@@ -197,48 +278,60 @@ struct Region {
     shift: u32,
     /// Where its run starts in `BlockIndex::buckets`.
     first: usize,
+    /// Its window's base.
+    window: usize,
+    /// Its first block.
+    first_block: u32,
 }
 
-/// Regions and bucket bounds of sorted, disjoint `blocks` (see
-/// [`BlockIndex::buckets`]).
-fn regions_of(blocks: &[Block], starts: &[usize]) -> (Vec<Region>, Vec<u32>) {
+/// Regions and bucket bounds of `blocks` (see [`BlockIndex::buckets`]).
+fn regions_of(blocks: &CompactBlocks) -> (Vec<Region>, Vec<u32>) {
     let mut regions = Vec::new();
-    let mut buckets = Vec::with_capacity(blocks.len() * 2 + 2);
-    let mut first = 0;
-    while first < blocks.len() {
-        // The region's blocks: `first..last`.
-        let mut end = blocks[first].start + blocks[first].size;
-        let mut last = first + 1;
-        while last < blocks.len() && blocks[last].start - end < REGION_GAP {
-            end = blocks[last].start + blocks[last].size;
-            last += 1;
-        }
-        let base = blocks[first].start;
-        // One or two buckets per block: the span over the count, rounded
-        // down to a power of two (at least 8 bytes, the finest spacing of
-        // distinct blocks).
-        let per_block = ((end - base) / (last - first)).max(8);
-        let shift = usize::BITS - 1 - per_block.leading_zeros();
-        let count = (((end - base).max(1) - 1) >> shift) + 1;
-        regions.push(Region {
-            base,
-            end,
-            shift,
-            first: buckets.len(),
-        });
-        let mut next = first;
-        for k in 0..=count {
-            // (Saturating: near the top of the address space, or for a
-            // region wider than half of it, the last bound would wrap.)
-            let bound = k
-                .checked_mul(1 << shift)
-                .map_or(usize::MAX, |offset| base.saturating_add(offset));
-            while next < last && starts[next] < bound {
-                next += 1;
+    // At most one bucket per block, and one more per region.
+    let mut buckets = Vec::new();
+    for (g, &(window, _)) in blocks.groups().iter().enumerate() {
+        let span = blocks.group_span(g);
+        let start = |i: usize| blocks.start_in(window, i);
+        let end_of = |i: usize| start(i) + blocks.size(i);
+        let mut first = span.start;
+        while first < span.end {
+            // The region's blocks: `first..last`.
+            let mut end = end_of(first);
+            let mut last = first + 1;
+            while last < span.end && start(last) - end < REGION_GAP {
+                end = end_of(last);
+                last += 1;
             }
-            buckets.push(next as u32);
+            let base = start(first);
+            // About one block per bucket: the span over the count, rounded
+            // up to a power of two (at least 8 bytes, the finest spacing of
+            // distinct blocks).
+            let per_block = ((end - base) / (last - first)).max(8);
+            let shift = (usize::BITS - (per_block - 1).leading_zeros()).min(usize::BITS - 1);
+            let count = (((end - base).max(1) - 1) >> shift) + 1;
+            regions.push(Region {
+                base,
+                end,
+                shift,
+                first: buckets.len(),
+                window,
+                first_block: first as u32,
+            });
+            buckets.reserve(count + 1);
+            let mut next = first;
+            for k in 0..=count {
+                // (Saturating: near the top of the address space, or for a
+                // region wider than half of it, the last bound would wrap.)
+                let bound = k
+                    .checked_mul(1 << shift)
+                    .map_or(usize::MAX, |offset| base.saturating_add(offset));
+                while next < last && start(next) < bound {
+                    next += 1;
+                }
+                buckets.push(next as u32);
+            }
+            first = last;
         }
-        first = last;
     }
     (regions, buckets)
 }

@@ -222,9 +222,8 @@ fn walk_inner(index: &BlockIndex, roots: &[WalkRoot<'_>], locate: &[usize]) -> W
             }
         }
     }
-    graph.drain();
     let kinds: Vec<&RootKind> = roots.iter().map(|r| &r.kind).collect();
-    let mut report = attribute::attribute(&graph, &kinds, &anchors, locate);
+    let mut report = attribute::attribute(&mut graph, &kinds, &anchors, locate);
     report.stats = WalkStats {
         live_blocks: index.len() as u64,
         blocks_scanned: graph.blocks_scanned,
