@@ -21,6 +21,7 @@
 
 use core::alloc::Layout;
 use core::mem::size_of;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// What TurboWish stores in front of every block it hands out.
 #[repr(C, align(8))]
@@ -184,6 +185,37 @@ pub(crate) unsafe fn read(user: *const u8) -> Header {
     debug_assert!(user as usize % HEADER_SIZE == 0);
     // SAFETY: see `write`; the header was written when the block was handed out.
     let word = unsafe { user.sub(HEADER_SIZE).cast::<u64>().read() };
+    Header {
+        tag: word as u32,
+        flags: (word >> 32) as u32,
+    }
+}
+
+/// The header in front of `user` as one atomic word: for the accesses that
+/// may meet another thread's, a heap view's readers and a deferred free's
+/// link (see `registry::defer`), which would otherwise race.
+///
+/// # Safety
+///
+/// As for [`read()`]; while the reference is used, every access to the
+/// header that is not ordered with this one (happens-before) is atomic.
+#[inline(always)]
+pub(crate) unsafe fn shared<'a>(user: *const u8) -> &'a AtomicU64 {
+    debug_assert!(user as usize % HEADER_SIZE == 0);
+    // SAFETY: see `write` for the slot (aligned, inside the inner block);
+    // the caller keeps unordered accesses to it atomic.
+    unsafe { AtomicU64::from_ptr(user.sub(HEADER_SIZE).cast::<u64>().cast_mut()) }
+}
+
+/// [`read()`] with one atomic load (see [`shared`]).
+///
+/// # Safety
+///
+/// As for [`shared`].
+#[inline(always)]
+pub(crate) unsafe fn read_shared(user: *const u8) -> Header {
+    // SAFETY: guaranteed by the caller.
+    let word = unsafe { shared(user) }.load(Ordering::Relaxed);
     Header {
         tag: word as u32,
         flags: (word >> 32) as u32,

@@ -3,7 +3,8 @@
 //! frees while it looks.
 //!
 //! Every block allocated in heap-walk mode gets an *entry* in one global
-//! array (user pointer, size, alignment, tag, sampled bit), and its header's
+//! array (user pointer, size, alignment; the tag and sampled bit stay in the
+//! block's header, written before the entry is published), and its header's
 //! `flags` hold the entry's index (31 bits, beside the `SAMPLED` bit). The
 //! array is reserved with `mmap` on first use and never moves, so an index
 //! is all a free needs. Indices are handed out from per-thread free lists
@@ -16,9 +17,10 @@
 //! free raises its thread's `in_free` counter, then reads `PAUSED`; the view
 //! sets `PAUSED`, then reads the counters), and lists the entries. While
 //! frees are paused, a free does not reach the inner allocator: it pushes
-//! the entry on a lock-free stack linked through the entries (no
-//! allocation, no waiting), and dropping the view frees them. The free path
-//! pays only a compiler fence for its side of the handshake: the view runs
+//! the entry on a lock-free stack linked through the entries (for a block
+//! of 4 GiB or more, through its header; no allocation, no waiting), and
+//! dropping the view frees them. The free path pays only a compiler fence
+//! for its side of the handshake: the view runs
 //! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which executes a full
 //! barrier on every thread of the process (asymmetric Dekker, as in
 //! liburcu). Where membarrier is missing (old kernels, valgrind), both
@@ -256,8 +258,9 @@ fn pack(offset: usize, size: usize) -> u64 {
 /// Blocks are grouped by the 4 GiB window of addresses their start lies
 /// in (`start & !0xffff_ffff`, a handful of windows in a real heap); within
 /// a window a block is one `u64`: the start's low 32 bits above, the size
-/// below, or `u32::MAX` for a size of 4 GiB or more, which is then listed in
-/// `large`. Packed values sort by start, so each window's run is sorted.
+/// below, or `u32::MAX` for a size of `u32::MAX` (4 GiB - 1) or more, which
+/// is then listed in `large`. Packed values sort by start, so each window's
+/// run is sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompactBlocks {
     /// Per window, in address order: its base (low 32 bits zero) and the
@@ -425,10 +428,12 @@ impl HeapView {
                 let base = blocks.groups[g].0;
                 for i in blocks.group_span(g) {
                     let start = blocks.start_in(base, i);
-                    // SAFETY: `start` is a block of this view: registered
-                    // (its header holds its entry's index), and allocated
-                    // while the view pauses frees.
-                    let header = unsafe { crate::header::read(start as *const u8) };
+                    // SAFETY: `start` is a block of this view: its header
+                    // was written before its entry was published (read
+                    // with Acquire when listed), it stays allocated while
+                    // the view pauses frees, and a deferred free changes
+                    // only its index bits, atomically.
+                    let header = unsafe { crate::header::read_shared(start as *const u8) };
                     listed.push(LiveBlock {
                         start,
                         size: blocks.size(i),
@@ -493,7 +498,7 @@ impl HeapView {
 #[inline]
 pub unsafe fn is_internal_block(start: usize) -> bool {
     // SAFETY: as in `owner_of_block`.
-    let header = unsafe { crate::header::read(start as *const u8) };
+    let header = unsafe { crate::header::read_shared(start as *const u8) };
     // Only the fixed `internal` slot holds the internal bucket: task slots
     // hold task keys.
     header.tag == crate::record::INTERNAL
@@ -507,10 +512,11 @@ pub unsafe fn is_internal_block(start: usize) -> bool {
 /// [`CompactBlocks`]) whose frees are still paused: a registered block,
 /// allocated for the length of the call.
 pub unsafe fn owner_of_block(start: usize) -> Owner {
-    // SAFETY: the caller vouches that `start` is a live registered block;
-    // its header was written before its entry was published, and is not
-    // changed while frees are paused.
-    let header = unsafe { crate::header::read(start as *const u8) };
+    // SAFETY: the caller vouches that `start` is a registered block that
+    // stays allocated; its header was written before its entry was
+    // published, and while frees are paused only a deferred free changes
+    // it (its index bits, atomically: see `defer`).
+    let header = unsafe { crate::header::read_shared(start as *const u8) };
     crate::stats::owner_of_tag(header.tag)
 }
 
@@ -547,8 +553,9 @@ fn drain_deferred() {
             ((word >> 32) & FIELD) as u32
         } else {
             // SAFETY: a deferred block of 4 GiB or more holds its link in
-            // its first 4 bytes (see `defer`); it is not freed yet.
-            unsafe { AtomicU32::from_ptr(user as *mut u32).load(Ordering::Relaxed) }
+            // its header's index bits (see `defer`); it is not freed yet,
+            // and its header is accessed atomically while a view may read.
+            unsafe { crate::header::read_shared(user as *const u8) }.flags & INDEX_MASK
         };
         let align = 1usize << ((word >> ALIGN_SHIFT) & 0x3f);
         entry.ptr.store(0, Ordering::Relaxed);
@@ -765,7 +772,8 @@ const CHUNK: u32 = 64;
 /// [`ALIGN_SHIFT`]. Deferred (freed while paused): still live; a block
 /// under 4 GiB keeps its size in `word`'s low half, its alignment, and the
 /// next deferred index at bits 32..56, flagged [`DEFERRED_LINK`]; a larger
-/// one keeps its word and the link in its own first 4 bytes. Free:
+/// one keeps its word and the link in its header's index bits (never in
+/// its own bytes, which a walker may be reading). Free:
 /// `ptr` zero, `word` holds the next index of the list the entry is on
 /// (bits 0..24), and for a chunk's first entry the next chunk (24..48) and
 /// the chunk's length (48..56).
@@ -776,8 +784,8 @@ struct Entry {
     word: AtomicU64,
 }
 
-/// `Entry::word` of a deferred block under 4 GiB: bits 32..63 link the
-/// deferred stack.
+/// `Entry::word` of a deferred block under 4 GiB: bits 32..56 link the
+/// deferred stack (the alignment stays at [`ALIGN_SHIFT`]).
 const DEFERRED_LINK: u64 = 1 << 63;
 
 /// One index field of a free entry's word.
@@ -1121,11 +1129,18 @@ fn defer(index: u32) {
             let word = DEFERRED_LINK | align | u64::from(top) << 32 | size as u64;
             entry.word.store(word, Ordering::Relaxed);
         } else {
-            // SAFETY: the block is being freed by its owner, so its bytes
-            // are ours until the drain releases it; it is 4 GiB long and
-            // 8-aligned (as every user block of ours is), so its first 4
-            // bytes are an aligned `u32`, accessed only atomically by us.
-            unsafe { AtomicU32::from_ptr(user as *mut u32).store(top, Ordering::Relaxed) };
+            // Not in the block's own bytes: a walker may be scanning them
+            // (a view lists the block until its drop), and would race with
+            // the store and read the link in place of the program's data.
+            // SAFETY: the block is being freed by its owner, so its header
+            // is ours until the drain releases it, and only this free
+            // writes it now; while a view may read it, its readers load it
+            // atomically (`header::read_shared`). Its index bits are the
+            // entry's own index, which the drain knows: the tag and the
+            // sampled bit, which readers and the release use, are kept.
+            let header = unsafe { crate::header::shared(user as *const u8) };
+            let kept = header.load(Ordering::Relaxed) & !(u64::from(INDEX_MASK) << 32);
+            header.store(kept | u64::from(top) << 32, Ordering::Relaxed);
         }
         match DEFERRED.compare_exchange_weak(top, index, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return,
@@ -1223,4 +1238,76 @@ fn membarrier(cmd: libc::c_int) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn membarrier(_cmd: libc::c_int) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A view of made-up blocks, for lookups only: never dropped (its
+    /// guard would resume frees), never read (the blocks are not there).
+    fn view_of(blocks: &[(usize, usize)]) -> core::mem::ManuallyDrop<HeapView> {
+        core::mem::ManuallyDrop::new(HeapView {
+            blocks: CompactBlocks::from_sorted(blocks.iter().copied()).unwrap(),
+            listed: std::sync::OnceLock::new(),
+            _pause: PauseGuard(()),
+        })
+    }
+
+    /// `HeapView::index_of` and `CompactBlocks` agree with a plain search
+    /// over blocks that straddle 4 GiB windows, span several, or have sizes
+    /// around `u32::MAX`; and for an empty view and a single block.
+    #[test]
+    fn view_lookups_agree_with_a_plain_search_across_windows() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |bound: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % bound as u64) as usize
+        };
+        assert_eq!(view_of(&[]).index_of(0x1000), None);
+        for round in 0..300 {
+            // Starting just below a window boundary.
+            let mut at = ((next(4) << 32) + WINDOW_MASK - next(1 << 12)) & !7;
+            let count = if round == 0 { 1 } else { 1 + next(40) };
+            let mut blocks = Vec::new();
+            for _ in 0..count {
+                let size = match next(6) {
+                    0 => (1 << 32) + next(1 << 33),
+                    1 => u32::MAX as usize - 8 + next(16),
+                    2 => 8 + next(1 << 12),
+                    _ => 8 + next(64),
+                };
+                blocks.push((at, size));
+                let gap = if next(4) == 0 {
+                    next(1 << 34)
+                } else {
+                    next(64)
+                };
+                at = (at + size + gap + 7) & !7;
+            }
+            let view = view_of(&blocks);
+            let plain = |addr: usize| {
+                let i = blocks.partition_point(|b| b.0 <= addr).checked_sub(1)?;
+                (addr - blocks[i].0 < blocks[i].1).then_some(i)
+            };
+            for (i, &(start, size)) in blocks.iter().enumerate() {
+                assert_eq!((view.blocks.start(i), view.blocks.size(i)), (start, size));
+                assert_eq!(view.blocks.position(start), Some(i));
+                let probes = [
+                    start.wrapping_sub(1),
+                    start,
+                    start + size / 2,
+                    start + size - 1,
+                    start + size,
+                    start + (1 << 32),
+                    (start | WINDOW_MASK) + 1,
+                ];
+                for addr in probes {
+                    assert_eq!(view.index_of(addr), plain(addr), "{addr:#x} in {blocks:x?}");
+                }
+            }
+        }
+    }
 }

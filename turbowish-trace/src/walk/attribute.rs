@@ -31,6 +31,7 @@
 //! -- shared_by`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 use turbowish_alloc::Owner;
 
@@ -99,10 +100,14 @@ fn attribute_with(
     // Shared: the `MULTI` blocks beyond each root's frontier, in the graph
     // of `MULTI` blocks alone (numbered in block order).
     let multi = MultiGraph::new(graph, &owner);
+
     let mut fronts: Vec<Vec<u32>> = vec![Vec::new(); kinds.len()];
     for &(r, i) in &frontier {
         fronts[r as usize].push(multi.id(i));
     }
+    // Its pairs now live in `fronts`; the root sets below are the walk's
+    // last peak of memory.
+    drop(frontier);
     let weight = |k: u32| {
         let i = multi.blocks[k as usize];
         (index.size(i as usize), under(i))
@@ -110,6 +115,7 @@ fn attribute_with(
     let budget = set_budget.unwrap_or(4 * (multi.len() + fronts.len()) + (1 << 16));
     let shared = shared_by_root_sets(&multi, &fronts, weight, budget)
         .unwrap_or_else(|| shared_by_frontier(&multi, &fronts, weight));
+
     for (r, (amount, unlocated)) in shared.into_iter().enumerate() {
         retained[r].1 = amount;
         retained[r].2 += unlocated;
@@ -323,16 +329,17 @@ fn shared_by_root_sets(
         fill[c as usize] += 1;
     }
     // Each component's own roots: those whose frontier holds a member.
-    let mut seeds: Vec<(u32, u32)> = frontier
-        .iter()
-        .enumerate()
-        .flat_map(|(r, front)| front.iter().map(move |&f| (f, r as u32)))
-        .map(|(f, r)| (comp[f as usize], r))
-        .collect();
+    // (Reserved exactly: grown by doubling, it took twice its size at the
+    // walk's peak of memory.)
+    let mut seeds: Vec<(u32, u32)> = Vec::with_capacity(frontier.iter().map(Vec::len).sum());
+    for (r, front) in frontier.iter().enumerate() {
+        seeds.extend(front.iter().map(|&f| (comp[f as usize], r as u32)));
+    }
     seeds.sort_unstable();
     seeds.dedup();
 
     let mut sets = RootSets::new(budget);
+    let mut scratch: Vec<u32> = Vec::new();
     // The sets flowing into each component, merged once when it is
     // reached: merging them one edge at a time would intern every partial
     // union (a hub that k differently shared values point to: k²/2
@@ -354,7 +361,11 @@ fn shared_by_root_sets(
         into.sort_unstable();
         into.dedup();
         let set = match (into.as_slice(), own.is_empty()) {
-            ([], _) => sets.intern(own.iter().map(|&(_, r)| r).collect())?,
+            ([], _) => {
+                scratch.clear();
+                scratch.extend(own.iter().map(|&(_, r)| r));
+                sets.intern(&scratch)?
+            }
             // One set flows in and the component adds no root it lacks:
             // the common case inside a structure, and for blocks that a
             // structure every root reaches holds, taken without copying
@@ -368,14 +379,14 @@ fn shared_by_root_sets(
                 one
             }
             (many, _) => {
-                let mut roots: Vec<u32> = many
-                    .iter()
-                    .flat_map(|&id| sets.get(id).iter().copied())
-                    .chain(own.iter().map(|&(_, r)| r))
-                    .collect();
-                roots.sort_unstable();
-                roots.dedup();
-                sets.intern(roots)?
+                scratch.clear();
+                for &id in many {
+                    scratch.extend_from_slice(sets.get(id));
+                }
+                scratch.extend(own.iter().map(|&(_, r)| r));
+                scratch.sort_unstable();
+                scratch.dedup();
+                sets.intern(&scratch)?
             }
         };
         of_comp[c as usize] = set;
@@ -490,46 +501,70 @@ const EMPTY_SET: u32 = 0;
 
 /// Interned sets of roots (sorted, without repeats); refuses to hold more
 /// than a budget of elements in all.
+///
+/// Every set is held once, back to back in one array: a walk of 4,000,000
+/// blocks interns a set for each of 40,000 shared values, and a `Vec` per
+/// set, kept again as a map key, cost 8 MB, two bytes per block of the
+/// walk at its peak of memory.
 struct RootSets {
-    sets: Vec<Vec<u32>>,
-    ids: HashMap<Vec<u32>, u32>,
-    elements: usize,
+    /// The sets' roots, set after set.
+    roots: Vec<u32>,
+    /// Set `k` is `roots[ends[k - 1]..ends[k]]` (`ends[0]` is the empty
+    /// set's end, 0).
+    ends: Vec<u32>,
+    /// The newest set with a hash, by hash.
+    by_hash: HashMap<u64, u32>,
+    /// Per set, the next older set with its hash, or [`NONE`].
+    older: Vec<u32>,
+    hasher: std::hash::RandomState,
     budget: usize,
 }
 
 impl RootSets {
     fn new(budget: usize) -> RootSets {
         RootSets {
-            sets: vec![Vec::new()],
-            ids: HashMap::new(),
-            elements: 0,
-            budget,
+            roots: Vec::new(),
+            ends: vec![0],
+            by_hash: HashMap::new(),
+            older: vec![NONE],
+            hasher: std::hash::RandomState::new(),
+            // (Set bounds are `u32`s.)
+            budget: budget.min(u32::MAX as usize),
         }
     }
 
     fn len(&self) -> usize {
-        self.sets.len()
+        self.ends.len()
     }
 
     fn get(&self, id: u32) -> &[u32] {
-        &self.sets[id as usize]
+        let id = id as usize;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.roots[start as usize..self.ends[id] as usize]
     }
 
     /// The id of `roots` (sorted, without repeats); `None` past the budget.
-    fn intern(&mut self, roots: Vec<u32>) -> Option<u32> {
+    fn intern(&mut self, roots: &[u32]) -> Option<u32> {
         if roots.is_empty() {
             return Some(EMPTY_SET);
         }
-        if let Some(&id) = self.ids.get(&roots) {
-            return Some(id);
+        let hash = self.hasher.hash_one(roots);
+        let newest = self.by_hash.get(&hash).copied().unwrap_or(NONE);
+        let mut id = newest;
+        while id != NONE {
+            if self.get(id) == roots {
+                return Some(id);
+            }
+            id = self.older[id as usize];
         }
-        self.elements += roots.len();
-        if self.elements > self.budget {
+        if self.roots.len() + roots.len() > self.budget {
             return None;
         }
-        let id = self.sets.len() as u32;
-        self.sets.push(roots.clone());
-        self.ids.insert(roots, id);
+        self.roots.extend_from_slice(roots);
+        let id = self.ends.len() as u32;
+        self.ends.push(self.roots.len() as u32);
+        self.older.push(newest);
+        self.by_hash.insert(hash, id);
         Some(id)
     }
 }
