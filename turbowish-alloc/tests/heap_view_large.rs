@@ -51,8 +51,9 @@ fn large_blocks_in_a_view_and_freed_during_one() {
     }
     // Freed while the view lives: deferred, large and small interleaved.
     for (k, &(ptr, layout)) in blocks.iter().enumerate() {
+        // (Volatile: a store just before a free is otherwise dead.)
         // SAFETY: a live block of at least 48 bytes, 8-aligned.
-        unsafe { (ptr as *mut usize).write(MARK + k) };
+        unsafe { (ptr as *mut usize).write_volatile(MARK + k) };
         // SAFETY: allocated above with this layout.
         unsafe { dealloc(ptr, layout) };
     }
@@ -60,8 +61,10 @@ fn large_blocks_in_a_view_and_freed_during_one() {
     // (as its scanner does, one volatile word at a time): deferring a
     // free must not write into the block's bytes.
     for (k, &(ptr, _)) in blocks.iter().enumerate() {
+        // An address, as the walker has it (not the freed pointer).
+        let at = std::hint::black_box(ptr as usize);
         // SAFETY: frees are deferred while the view lives: still allocated.
-        let word = unsafe { std::ptr::read_volatile(ptr as *const usize) };
+        let word = unsafe { std::ptr::read_volatile(at as *const usize) };
         assert_eq!(word, MARK + k, "block {k} of {} bytes", sizes[k]);
     }
     assert_eq!(row(&tag).live_bytes, before.live_bytes, "deferred");
