@@ -458,7 +458,9 @@ impl HeapView {
     }
 
     /// The block containing `addr` (`start <= addr < start + size`), in
-    /// O(log n).
+    /// O(log n) once [`HeapView::blocks`]' list exists: the first call
+    /// builds it (40 bytes a block, allocated). A walk looks blocks up with
+    /// [`HeapView::index_of`], which allocates nothing.
     pub fn find(&self, addr: usize) -> Option<&LiveBlock> {
         self.index_of(addr).map(|i| &self.blocks()[i])
     }
@@ -1203,6 +1205,11 @@ fn barrier_all() -> bool {
 /// the frees other threads were in when it forked never finish there, so
 /// their counters must not keep a view waiting; and a view another thread
 /// held is never dropped there, so frees must not stay paused.
+///
+/// # Safety
+///
+/// Called only by `pthread_atfork`'s child hook, in a child just forked
+/// (one thread, the forking one), before it runs anything else.
 unsafe extern "C" fn after_fork_child() {
     shard::clear_in_free_of_others();
     SLOW_FREES.store(0, Ordering::SeqCst);
