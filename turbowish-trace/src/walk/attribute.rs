@@ -35,7 +35,7 @@ use std::hash::BuildHasher;
 
 use turbowish_alloc::Owner;
 
-use super::graph::{Graph, Marks, MULTI, NIL, NONE};
+use super::graph::{BlockOwners, Graph, Marks, MULTI, NIL, NONE};
 use super::report::{
     Amount, GuardLocation, Holder, LocatedBlock, RootRetained, TaskRetained, TypeCensus,
     Unattributed, WalkReport,
@@ -88,7 +88,7 @@ fn attribute_with(
     };
 
     // Retained: the blocks marked with one root.
-    for (i, &o) in owner.iter().enumerate() {
+    for (i, o) in owner.iter().enumerate() {
         if o == NONE || o == MULTI {
             continue;
         }
@@ -124,7 +124,7 @@ fn attribute_with(
     let holder = |position: Position| -> Option<Holder> {
         let o = match position {
             Position::Root(r) => r,
-            Position::Block(b) => owner[b as usize],
+            Position::Block(b) => owner.get(b as usize),
         };
         match o {
             NONE => None,
@@ -167,7 +167,7 @@ fn attribute_with(
     }
 
     let mut dark: BTreeMap<Owner, Amount> = BTreeMap::new();
-    for (i, &o) in owner.iter().enumerate() {
+    for (i, o) in owner.iter().enumerate() {
         if o == NONE {
             dark.entry(index.owner(i)).or_default().add(index.size(i));
         }
@@ -203,7 +203,7 @@ fn attribute_with(
     };
     for (&i, node) in &graph.typed {
         count(
-            owner[i as usize],
+            owner.get(i as usize),
             node.type_id,
             index.size(i as usize),
             node.used,
@@ -212,7 +212,7 @@ fn attribute_with(
     for u in &graph.unlocated {
         let o = match u.position {
             Position::Root(r) => r,
-            Position::Block(b) => owner[b as usize],
+            Position::Block(b) => owner.get(b as usize),
         };
         count(o, u.type_id, u.estimated, u.used);
     }
@@ -437,9 +437,9 @@ struct MultiGraph {
 }
 
 impl MultiGraph {
-    fn new(graph: &mut Graph<'_>, owner: &[u32]) -> MultiGraph {
+    fn new(graph: &mut Graph<'_>, owner: &BlockOwners) -> MultiGraph {
         let blocks: Vec<u32> = (0..owner.len() as u32)
-            .filter(|&i| owner[i as usize] == MULTI)
+            .filter(|&i| owner.get(i as usize) == MULTI)
             .collect();
         let mut bits = vec![0u64; owner.len().div_ceil(64)];
         for &i in &blocks {
@@ -465,7 +465,7 @@ impl MultiGraph {
             out.sort_unstable();
             out.dedup();
             for &w in &out {
-                if owner[w as usize] == MULTI {
+                if owner.get(w as usize) == MULTI {
                     targets.push(rank(w));
                 }
             }

@@ -120,13 +120,83 @@ pub(super) struct FoundHandleAt {
 #[derive(Debug)]
 pub(super) struct Marks {
     /// Per block: the one root that reaches it, `MULTI`, or `NONE`.
-    pub(super) owner: Vec<u32>,
+    pub(super) owner: BlockOwners,
     /// (root, block) for shared blocks each root reaches: every block of a
     /// root's *frontier* (the `MULTI` blocks it, or a block marked with it,
     /// points to) is among them, and every one lies in the root's reach;
     /// sorted, without repeats, `MULTI` blocks only.
     pub(super) frontier: Vec<(u32, u32)>,
 }
+
+/// Per block, the one root that reaches it, [`MULTI`] or [`NONE`]: two
+/// bytes a block when the roots leave room for the two marks in a `u16`
+/// (the common case: fewer than 65,534 tasks and named roots), four
+/// otherwise. It is the largest array a walk adds to the heap view's 8
+/// bytes a block; two bytes less a block is an eighth of the walk's peak
+/// of memory over a big heap.
+#[derive(Debug)]
+pub(super) enum BlockOwners {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl BlockOwners {
+    /// `blocks` blocks, none reached yet, for `roots` roots.
+    pub(super) fn new(blocks: usize, roots: usize) -> BlockOwners {
+        if roots < usize::from(NARROW_MULTI) {
+            BlockOwners::Narrow(vec![NARROW_NONE; blocks])
+        } else {
+            BlockOwners::Wide(vec![NONE; blocks])
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match self {
+            BlockOwners::Narrow(v) => v.len(),
+            BlockOwners::Wide(v) => v.len(),
+        }
+    }
+
+    /// Block `i`'s owner: a root, `MULTI` or `NONE`.
+    #[inline]
+    pub(super) fn get(&self, i: usize) -> u32 {
+        match self {
+            BlockOwners::Narrow(v) => match v[i] {
+                NARROW_NONE => NONE,
+                NARROW_MULTI => MULTI,
+                r => u32::from(r),
+            },
+            BlockOwners::Wide(v) => v[i],
+        }
+    }
+
+    /// Sets block `i`'s owner (a root below the bound given to `new`,
+    /// `MULTI` or `NONE`).
+    #[inline]
+    pub(super) fn set(&mut self, i: usize, owner: u32) {
+        match self {
+            BlockOwners::Narrow(v) => {
+                v[i] = match owner {
+                    NONE => NARROW_NONE,
+                    MULTI => NARROW_MULTI,
+                    r => {
+                        debug_assert!(r < u32::from(NARROW_MULTI));
+                        r as u16
+                    }
+                }
+            }
+            BlockOwners::Wide(v) => v[i] = owner,
+        }
+    }
+
+    /// The owners in block order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+const NARROW_NONE: u16 = u16::MAX;
+const NARROW_MULTI: u16 = u16::MAX - 1;
 
 /// The graph under construction; the [`Sink`] every `Tracer` of a walk
 /// reports to.
@@ -337,7 +407,7 @@ impl<'i> Graph<'i> {
         for &a in barrier.keys() {
             anchor_bits[a as usize / 64] |= 1 << (a % 64);
         }
-        let mut owner = vec![NONE; n];
+        let mut owner = BlockOwners::new(n, self.root_edges.len());
         let mut frontier: Vec<(u32, u32)> = Vec::new();
         // The (root, block) last recorded at a slot: a block many blocks
         // of one root point to is recorded about once, not once per edge.
@@ -355,7 +425,7 @@ impl<'i> Graph<'i> {
             stack.clear();
             stack.extend_from_slice(&self.root_edges[r as usize]);
             while let Some(i) = stack.pop() {
-                let o = owner[i as usize];
+                let o = owner.get(i as usize);
                 if o == r {
                     continue;
                 }
@@ -376,17 +446,17 @@ impl<'i> Graph<'i> {
                     continue;
                 }
                 if o == NONE {
-                    owner[i as usize] = r;
+                    owner.set(i as usize, r);
                     self.expand(i, true, &mut stack);
                 } else {
-                    owner[i as usize] = MULTI;
+                    owner.set(i as usize, MULTI);
                     note(&mut frontier, r, i);
                     note(&mut frontier, o, i);
                     self.expand(i, false, &mut stack);
                 }
             }
         }
-        frontier.retain(|&(_, i)| owner[i as usize] == MULTI);
+        frontier.retain(|&(_, i)| owner.get(i as usize) == MULTI);
         frontier.sort_unstable();
         frontier.dedup();
         Marks { owner, frontier }
@@ -561,5 +631,32 @@ impl Sink for Graph<'_> {
 
     fn pop_path(&mut self) {
         self.path.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_owners_hold_every_root_and_both_marks_narrow_or_wide() {
+        let narrow_roots = usize::from(NARROW_MULTI) - 1;
+        for (roots, narrow) in [(3, true), (narrow_roots, true), (narrow_roots + 1, false)] {
+            let mut owners = BlockOwners::new(5, roots);
+            assert_eq!(matches!(owners, BlockOwners::Narrow(_)), narrow, "{roots}");
+            assert_eq!(owners.len(), 5);
+            assert!(owners.iter().all(|o| o == NONE));
+            let last = roots as u32 - 1;
+            owners.set(0, 0);
+            owners.set(1, last);
+            owners.set(2, MULTI);
+            owners.set(3, MULTI);
+            owners.set(3, NONE);
+            assert_eq!(
+                owners.iter().collect::<Vec<_>>(),
+                vec![0, last, MULTI, NONE, NONE],
+                "{roots}"
+            );
+        }
     }
 }
