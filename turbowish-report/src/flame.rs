@@ -87,6 +87,17 @@ impl FoldedStacks {
     /// Renders the stacks as an inferno flame graph (SVG). Fails when there
     /// is nothing to draw (no live bytes).
     pub fn to_svg(&self, title: &str) -> std::io::Result<Vec<u8>> {
+        self.svg(title, None)
+    }
+
+    /// [`to_svg`](Self::to_svg) at a fixed width in pixels, for a page that
+    /// embeds it: a "fluid" SVG sizes itself from its parent when it loads,
+    /// which inside a frame that is still being laid out is zero wide.
+    pub fn to_svg_with_width(&self, title: &str, width: usize) -> std::io::Result<Vec<u8>> {
+        self.svg(title, Some(width))
+    }
+
+    fn svg(&self, title: &str, width: Option<usize>) -> std::io::Result<Vec<u8>> {
         if self.stacks.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -105,6 +116,7 @@ impl FoldedStacks {
         // Same input, same picture: colours by name, not at random.
         options.hash = true;
         options.deterministic = true;
+        options.image_width = width;
         let mut svg = Vec::new();
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
         Ok(svg)

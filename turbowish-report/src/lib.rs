@@ -3,6 +3,7 @@
 pub mod chains;
 pub mod diff;
 pub mod flame;
+pub mod html;
 mod labels;
 pub mod pprof;
 pub mod sites;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use turbowish_report::chains::{chains_dot, chains_text, may_lock};
 use turbowish_report::diff::diff;
 use turbowish_report::flame::FoldedStacks;
+use turbowish_report::html::{page as html_page, PageOptions};
 use turbowish_report::pprof::pprof_gz;
 use turbowish_report::sites::task_sites;
 use turbowish_snapshot::atomic_write::write_atomic;
@@ -43,6 +44,9 @@ enum Command {
     Diff(DiffArgs),
     /// Converts a snapshot to another profile format.
     Export(ExportArgs),
+    /// One self-contained HTML page: the task table, an ownership treemap,
+    /// the task/resource graph, the flame graph and, with --base, growth.
+    Html(HtmlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +144,23 @@ struct ExportArgs {
     output: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct HtmlArgs {
+    /// Snapshot file (`-` for standard input).
+    snapshot: PathBuf,
+    /// An earlier snapshot of the same program: adds growth per task and
+    /// per allocation site (`-` for standard input).
+    #[arg(long, value_name = "OLDER")]
+    base: Option<PathBuf>,
+    /// Compare with --base even when it is of another executable.
+    #[arg(long, requires = "base")]
+    force: bool,
+    /// Output file (`-` for standard output). The page makes no request and
+    /// opens from a file.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     /// Gzipped pprof profile.proto (inuse_space, inuse_objects; a `task`
@@ -181,6 +202,7 @@ fn main() -> ExitCode {
         Command::Flamegraph(args) => flamegraph(args),
         Command::Diff(args) => diff_cmd(args),
         Command::Export(args) => export(args),
+        Command::Html(args) => html(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -344,6 +366,34 @@ fn export(args: ExportArgs) -> Result<u8, Failure> {
             write_output_from(&args.snapshot, &args.output, &pprof_gz(&snap))?;
         }
     }
+    Ok(0)
+}
+
+fn html(args: HtmlArgs) -> Result<u8, Failure> {
+    if args.snapshot == Path::new("-") && args.base.as_deref() == Some(Path::new("-")) {
+        return Err(Failure::input(
+            "SNAPSHOT and --base cannot both be standard input",
+        ));
+    }
+    let snap = load(&args.snapshot)?;
+    let base = args.base.as_deref().map(load).transpose()?;
+    let options = PageOptions {
+        base: base.as_ref(),
+        force: args.force,
+    };
+    let page = html_page(&snap, &options).map_err(Failure::input)?;
+    if let Some(base_path) = &args.base {
+        if same_file(base_path, &args.output) {
+            return Err(Failure {
+                message: format!(
+                    "{}: cannot write: it is the snapshot being read",
+                    args.output.display()
+                ),
+                code: 2,
+            });
+        }
+    }
+    write_output_from(&args.snapshot, &args.output, page.as_bytes())?;
     Ok(0)
 }
 
