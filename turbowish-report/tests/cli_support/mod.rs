@@ -7,6 +7,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub(crate) mod browser;
 pub(crate) mod fixtures;
 
 use std::collections::{BTreeMap, HashMap};
@@ -457,4 +458,45 @@ impl protox::file::FileResolver for ProfileProto {
 /// The collapsed stacks of a snapshot, as the library folds them.
 pub(crate) fn folded(snap: &Snapshot) -> FoldedStacks {
     FoldedStacks::new(snap)
+}
+
+/// `turbowish html` of the snapshot at `path`, written to a file mode 0600
+/// and checked in Chromium (`browser::check_page`), with a screenshot
+/// `target/turbowish-html/<name>.png`; then the page of the snapshot
+/// against itself as `--base`, whose growth tables are empty. Returns the
+/// page's DOM, or `None` without a browser.
+pub(crate) fn check_html(path: &Path, name: &str) -> Option<String> {
+    let snap = Snapshot::load(path).expect("the snapshot loads");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join(format!("{name}.html"));
+    let p = path.to_str().unwrap();
+    run_ok(&["html", p, "-o", page.to_str().unwrap()]);
+    assert_mode_0600(&page);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{name}");
+    assert!(
+        !html.contains("id=\"diff\""),
+        "{name}: no base, no growth view"
+    );
+    // Same page on standard output.
+    let stdout = run_ok(&["html", p, "-o", "-"]).stdout;
+    assert_eq!(text(&stdout), html, "{name}: -o - writes the same page");
+
+    let same = dir.path().join(format!("{name}-self.html"));
+    run_ok(&["html", p, "--base", p, "-o", same.to_str().unwrap()]);
+    let self_diff = std::fs::read_to_string(&same).unwrap();
+    assert!(self_diff.contains("<section id=\"diff\">"), "{name}");
+    let body = |id: &str| -> usize {
+        let Some(at) = self_diff.find(&format!("<table id=\"{id}\"")) else {
+            return 0;
+        };
+        let table = &self_diff[at..];
+        table[..table.find("</tbody>").unwrap()]
+            .matches("<tr data-name=")
+            .count()
+    };
+    assert_eq!(body("diff-tasks"), 0, "{name}: nothing grew");
+
+    let loaded = browser::check_page(&page, &snap, name)?;
+    Some(loaded.dom)
 }
