@@ -14,7 +14,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use cli_support::{check_all_commands, run, run_ok, text};
+use cli_support::{check_all_commands, check_html, run, run_ok, text};
 use support::example_binary;
 
 #[test]
@@ -87,6 +87,37 @@ fn deadlock_snapshot_shows_the_channel_cycle_from_ownership() {
     }
     assert!(!deadlock.contains("clock"), "{chains}");
     assert!(chains.contains("(send, owns)"), "{chains}");
+    // The page: the channel cycle red, named in the banner.
+    if let Some(dom) = check_html(&path, "example-channel-cycle") {
+        assert!(dom.contains("class=\"banner deadlock\""));
+        assert!(dom.contains("<g class=\"node resource cycle\""));
+    }
+}
+
+#[test]
+fn deadlock_example_pages_show_the_lock_cycle() {
+    // The first snapshot: two transfers locking two accounts in opposite
+    // orders.
+    let (dir, _) = example_snapshot("deadlock");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let first = files.first().expect("a snapshot");
+    let snap = turbowish::snapshot::Snapshot::load(first).unwrap();
+    assert!(
+        snap.resources
+            .iter()
+            .any(|r| r.kind == turbowish::snapshot::schema::ResourceKind::Mutex),
+        "{}",
+        first.display()
+    );
+    assert!(!snap.cycles.is_empty());
+    if let Some(dom) = check_html(first, "example-lock-deadlock") {
+        assert!(dom.contains("class=\"edge holds cycle\""));
+    }
 }
 
 #[test]
@@ -109,6 +140,42 @@ fn leaky_service_snapshot_has_the_leak_on_top() {
     let report = text(&run_ok(&["report", path.to_str().unwrap()]).stdout);
     let first_row = report.lines().nth(1).unwrap_or_default();
     assert!(first_row.starts_with("session-cache "), "{report}");
+    check_html(&path, "example-leak");
+    // Against the first snapshot: the leak grows most.
+    let base = leaky_base(&path);
+    let page = text(
+        &run_ok(&[
+            "html",
+            path.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+            "-o",
+            "-",
+        ])
+        .stdout,
+    );
+    let at = page
+        .find("<table id=\"diff-tasks\"")
+        .expect("a growth table");
+    let first = page[at..]
+        .lines()
+        .find(|l| l.starts_with("<tr data-name="))
+        .unwrap();
+    assert!(
+        first.starts_with("<tr data-name=\"session-cache\""),
+        "{first}"
+    );
+}
+
+/// The snapshot before `later` in its directory: leaky_service's first.
+fn leaky_base(later: &std::path::Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(later.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && p != later)
+        .collect();
+    files.sort();
+    files.pop().expect("an earlier snapshot")
 }
 
 /// Runs the example with `TURBOWISH_DIR` set to a fresh directory and

@@ -23,6 +23,15 @@ fn a_channel_cycle_is_found_from_the_senders_the_tasks_own() {
     let dir = tempfile::tempdir().unwrap();
     ownership_story::check(&snap, dir.path());
     runtime.shutdown_background();
+    // The page of a walk: retained columns, the retained-by treemap, the
+    // channel cycle red.
+    let path = dir.path().join("walk.json");
+    std::fs::write(&path, cli_support::fixtures::to_json(&snap)).unwrap();
+    if let Some(dom) = cli_support::check_html(&path, "example-walk") {
+        assert!(dom.contains("<th data-key=\"retained\""));
+        assert!(dom.contains("id=\"retained-view-0\""));
+        assert!(dom.contains("class=\"banner deadlock\""));
+    }
 }
 
 /// A sender kept in a struct inside a `Vec` in a task's state: the `Vec`'s

@@ -26,6 +26,8 @@ fn every_command(path: &str, stdin: &[u8], what: &str) -> Vec<String> {
         vec!["diff", path, good],
         vec!["diff", good, path],
         vec!["export", "--format", "pprof", path, "-o", out],
+        vec!["html", path, "-o", out],
+        vec!["html", good, "--base", path, "-o", out],
     ];
     let errors = commands
         .iter()
@@ -162,6 +164,8 @@ fn usage_errors_exit_2() {
         vec!["report", "a", "--top", "0"],
         vec!["flamegraph", "a"],
         vec!["export", "--format", "svg", "a", "-o", "b"],
+        vec!["html", "a"],
+        vec!["html", "a", "-o", "b", "--force"],
         vec!["frobnicate"],
     ] {
         let e = assert_one_line_error(&run(&args, b""), &format!("{args:?}"));
@@ -217,6 +221,7 @@ fn special_output_paths_are_refused() {
             vec!["flamegraph", good, "-o", t],
             vec!["chains", good, "--dot", t],
             vec!["export", "--format", "pprof", good, "-o", t],
+            vec!["html", good, "-o", t],
         ] {
             let out = run(&args, b"");
             assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -266,6 +271,11 @@ fn long_names_and_control_characters_are_harmless() {
             "{args:?}"
         );
     }
+    // The page: the name escaped, no control byte.
+    let out = run(&["html", p, "-o", "-"], b"");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!out.stdout.iter().any(|&b| b == 0x1b || b == 0x01));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\\u{1b}[31m\\u{1}"));
     let svg = dir.path().join("out.svg");
     let out = run(
         &[
@@ -298,6 +308,7 @@ fn output_over_the_input_is_refused() {
         vec!["flamegraph", p, "-o", p],
         vec!["chains", p, "--dot", p],
         vec!["export", "--format", "pprof", p, "-o", p],
+        vec!["html", p, "-o", p],
     ] {
         let e = assert_one_line_error(&run(&args, b""), &format!("{args:?}"));
         assert_eq!(

@@ -23,7 +23,7 @@ const NODE_W: f64 = 210.0;
 const NODE_H: f64 = 38.0;
 const COL_GAP: f64 = 120.0;
 const ROW_GAP: f64 = 22.0;
-const MARGIN: f64 = 12.0;
+const MARGIN: f64 = 24.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum NodeKey {
@@ -111,9 +111,18 @@ pub(crate) fn render(out: &mut String, snap: &Snapshot) -> Drawn {
         NodeKey::Task(t) => format!("task-{}", task_key(t)),
         NodeKey::Resource(id) => format!("resource-{id}"),
     };
+    // Edges between the same two nodes (a task holds a channel and owns
+    // its sender) fan out instead of drawing over each other.
+    let mut parallel: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
+    for &(a, b) in &pairs {
+        parallel.entry((a.min(b), a.max(b))).or_default().1 += 1;
+    }
     for (e, &(a, b)) in edges.iter().zip(&pairs) {
         let ((ax, ay), (bx, by)) = (pos(a), pos(b));
-        let (ay, by) = (ay + NODE_H / 2.0, by + NODE_H / 2.0);
+        let slot = parallel.get_mut(&(a.min(b), a.max(b))).unwrap();
+        let fan = (slot.0 as f64 - (slot.1 - 1) as f64 / 2.0) * 12.0;
+        slot.0 += 1;
+        let (ay, by) = (ay + NODE_H / 2.0 + fan, by + NODE_H / 2.0 + fan);
         // Leave from the side facing the target; a backward edge curves
         // out and around.
         let (x1, x2) = if bx >= ax + NODE_W {
@@ -144,7 +153,7 @@ pub(crate) fn render(out: &mut String, snap: &Snapshot) -> Drawn {
         let _ = write!(out, " {} ", edge_verb(e.2));
         push_text(out, &nodes[b].label);
         out.push_str("</title></path>\n");
-        let (mx, my) = ((x1 + x2) / 2.0, (ay + by) / 2.0 - 3.0);
+        let (mx, my) = ((x1 + x2) / 2.0, (ay + by) / 2.0 - 3.0 + fan);
         let _ = writeln!(
             out,
             "<text class=\"edge-label{class}\" x=\"{mx:.1}\" y=\"{my:.1}\">{}</text>",
