@@ -32,7 +32,7 @@ use treemap::Item;
 
 /// The most rows the per-task table shows; the rest are summed in one row
 /// (as `report --top` does), which keeps a page of 100,000 tasks small.
-pub const MAX_TABLE_ROWS: usize = 2000;
+pub const MAX_TABLE_ROWS: usize = 1000;
 
 /// The most rows each diff table shows.
 const MAX_DIFF_ROWS: usize = 200;
@@ -493,7 +493,12 @@ fn site_label(names: &Names<'_>, site: u32) -> (String, String) {
         .or(frames.first())
         .map(|f| f.function_name())
         .unwrap_or_else(|| format!("site {site}"));
-    let path: Vec<String> = frames.iter().rev().take(16).map(|f| f.key()).collect();
+    // The innermost frames say most; a tooltip has room for a few.
+    let shown = frames.len().min(8);
+    let mut path: Vec<String> = frames[..shown].iter().rev().map(|f| f.key()).collect();
+    if frames.len() > shown {
+        path.insert(0, "…".to_owned());
+    }
     (label, path.join(" › "))
 }
 

@@ -25,6 +25,19 @@ pub(crate) const HEIGHT: f64 = 640.0;
 /// could not be hovered, and would only grow the page.
 const MIN_SHARE: f64 = 1e-4;
 
+/// The most tiles one view shows, the last of them `(N smaller)`: 10,000
+/// tasks of similar size would otherwise be 10,000 unreadable slivers,
+/// each with a view of its own, and a page of tens of megabytes.
+const MAX_OWNERS: usize = 200;
+
+/// The most sites shown inside one owner.
+const MAX_CHILDREN: usize = 16;
+
+/// A first-level tile smaller than this (in square units) shows no sites
+/// inside it in the root view: they could not be told apart. Its zoom
+/// view still shows them.
+const MIN_NESTED_AREA: f64 = 1500.0;
+
 /// One tile's content: an owner, or what an owner holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Item {
@@ -146,12 +159,16 @@ fn worst(areas: &[f64], sum: f64, side: f64) -> f64 {
 }
 
 /// Sorts items biggest first, drops empty ones, and merges the ones below
-/// [`MIN_SHARE`] of `view_bytes` into one `(N smaller)` item.
-pub(crate) fn prune(items: &mut Vec<Item>, view_bytes: u64) {
+/// [`MIN_SHARE`] of `view_bytes`, and any beyond the first `max`, into one
+/// `(N smaller)` item.
+pub(crate) fn prune(items: &mut Vec<Item>, view_bytes: u64, max: usize) {
     items.retain(|i| i.bytes > 0);
     items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.label.cmp(&b.label)));
     let floor = (view_bytes as f64 * MIN_SHARE) as u64;
-    let keep = items.iter().take_while(|i| i.bytes >= floor).count();
+    let mut keep = items.iter().take_while(|i| i.bytes >= floor).count();
+    if keep >= max && items.len() > max {
+        keep = max - 1;
+    }
     if items.len() - keep > 1 {
         let small = items.split_off(keep);
         let n = small.len();
@@ -187,10 +204,10 @@ pub(crate) fn prune(items: &mut Vec<Item>, view_bytes: u64) {
 /// inside), so a test can check every area against its bytes.
 pub(crate) fn render(out: &mut String, mode: &str, title: &str, mut owners: Vec<Item>) {
     let total: u64 = owners.iter().map(|o| o.bytes).fold(0, u64::saturating_add);
-    prune(&mut owners, total);
+    prune(&mut owners, total, MAX_OWNERS);
     for owner in &mut owners {
         let bytes = owner.bytes;
-        prune(&mut owner.children, bytes);
+        prune(&mut owner.children, bytes, MAX_CHILDREN);
     }
     let canvas = Rect {
         x: 0.0,
@@ -216,7 +233,11 @@ pub(crate) fn render(out: &mut String, mode: &str, title: &str, mut owners: Vec<
         out.push_str("<g class=\"tile-group d1\">");
         let fill = format!("hsl({hue},45%,80%)");
         tile_rect(out, &id, None, owner, rect, &fill, 1, zoom.as_deref(), "");
-        let child_values: Vec<f64> = owner.children.iter().map(|c| c.bytes as f64).collect();
+        let child_values: Vec<f64> = if rect.area() >= MIN_NESTED_AREA {
+            owner.children.iter().map(|c| c.bytes as f64).collect()
+        } else {
+            Vec::new()
+        };
         let child_rects = squarify(&child_values, *rect);
         for (j, (child, r)) in owner.children.iter().zip(&child_rects).enumerate() {
             out.push_str("<g class=\"tile-group d2\">");
@@ -471,14 +492,19 @@ mod tests {
     fn tiny_items_merge_into_one_and_empty_ones_go() {
         let mut items = vec![leaf("big", 1_000_000), leaf("zero", 0)];
         items.extend((0..5).map(|i| leaf(&format!("crumb{i}"), 10)));
-        prune(&mut items, 1_000_050);
+        prune(&mut items, 1_000_050, 100);
         let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
         assert_eq!(labels, ["big", "(5 smaller)"]);
         assert_eq!((items[1].bytes, items[1].blocks), (50, 5));
         // One small item alone stays itself.
         let mut items = vec![leaf("big", 1_000_000), leaf("crumb", 10)];
-        prune(&mut items, 1_000_010);
+        prune(&mut items, 1_000_010, 100);
         assert_eq!(items[1].label, "crumb");
+        // At most `max` tiles, the last the rest.
+        let mut items: Vec<Item> = (0..10).map(|i| leaf(&format!("t{i}"), 100 + i)).collect();
+        prune(&mut items, 1045, 4);
+        let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
+        assert_eq!(labels, ["(7 smaller)", "t9", "t8", "t7"]);
     }
 
     #[test]

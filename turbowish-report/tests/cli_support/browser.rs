@@ -252,7 +252,7 @@ pub(crate) fn check_page(page: &Path, snap: &Snapshot, name: &str) -> Option<Loa
     let expected: Vec<String> = report
         .rows
         .iter()
-        .take(2000)
+        .take(turbowish_report::html::MAX_TABLE_ROWS)
         .map(|r| r.name.clone())
         .collect();
     assert_eq!(rows, expected, "{name}: table rows");
