@@ -187,3 +187,49 @@ fn the_output_may_not_replace_either_snapshot() {
     );
     assert!(e.contains("cannot both be standard input"), "{e}");
 }
+
+#[test]
+fn zooming_and_switching_the_treemap_from_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("walk.html");
+    run_ok(&[
+        "html",
+        &p("service-walk.json"),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    let Some(b) = chromium() else {
+        return;
+    };
+    let svgs = |dom: &str| -> Vec<(String, bool)> {
+        browser::tags(dom, "svg")
+            .into_iter()
+            .filter(|t| t.get("class").is_some_and(|c| c == "treemap-view"))
+            .map(|t| (t["id"].clone(), !t.contains_key("hidden")))
+            .collect()
+    };
+    let shown =
+        |dom: &str| -> Vec<String> { svgs(dom).into_iter().filter(|s| s.1).map(|s| s.0).collect() };
+    // As loaded: the root view of each treemap (the retained one in its
+    // hidden tab).
+    let plain = browser::load(&b, &page, "");
+    assert_eq!(shown(&plain.dom), ["allocated-view-0", "retained-view-0"]);
+    assert!(plain
+        .dom
+        .contains("<div class=\"treemap-mode\" data-mode=\"retained\" hidden=\"\">"));
+    // Zoomed into the first owner: its view alone, and the way back shown.
+    let zoomed = browser::load(&b, &page, "#zoom=allocated-view-1");
+    assert!(zoomed.console.is_empty(), "{:?}", zoomed.console);
+    assert_eq!(shown(&zoomed.dom), ["allocated-view-1", "retained-view-0"]);
+    assert!(zoomed
+        .dom
+        .contains("<button type=\"button\" class=\"zoom-out\" data-target=\"allocated-view-0\">"));
+    // The retained-by tab.
+    let retained = browser::load(&b, &page, "#mode=retained");
+    assert!(retained
+        .dom
+        .contains("<div class=\"treemap-mode\" data-mode=\"allocated\" hidden=\"\">"));
+    assert!(retained
+        .dom
+        .contains("data-mode=\"retained\" aria-pressed=\"true\""));
+}

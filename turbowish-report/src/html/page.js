@@ -100,6 +100,19 @@
       var root = document.getElementById(back.dataset.target);
       if (root) showView(root);
     });
+
+    // #mode=retained shows that treemap; #zoom=VIEW-ID one owner's view,
+    // as clicking would (a link to a picture, and how the tests click).
+    var mode = /(?:^#|&)mode=([a-z]+)/.exec(location.hash);
+    var modeButton = mode && section.querySelector('.modes button[data-mode="' + mode[1] + '"]');
+    if (modeButton) modeButton.click();
+    var zoom = /(?:^#|&)zoom=([a-z]+-view-[0-9]+)/.exec(location.hash);
+    var zoomed = zoom && document.getElementById(zoom[1]);
+    if (zoomed && zoomed.classList.contains('treemap-view')) {
+      var button = section.querySelector('.modes button[data-mode="' + zoomed.dataset.mode + '"]');
+      if (button) button.click();
+      showView(zoomed);
+    }
   }
 
   document.body.dataset.ready = '1';
