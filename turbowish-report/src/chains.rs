@@ -240,17 +240,7 @@ fn secs(ms: u64) -> String {
 /// assert!(dot.contains("color=red"));
 /// ```
 pub fn chains_dot(snap: &Snapshot) -> String {
-    // (waiter, resource) wait edges and (resource, holder) hold edges on a cycle.
-    let mut cycle_waits: BTreeSet<(TaskRef, u64)> = BTreeSet::new();
-    let mut cycle_holds: BTreeSet<(u64, TaskRef)> = BTreeSet::new();
-    for cycle in &snap.cycles {
-        let n = cycle.links.len();
-        for (i, link) in cycle.links.iter().enumerate() {
-            cycle_waits.insert((link.waiter.task, link.resource));
-            let next = &cycle.links[(i + 1) % n].waiter;
-            cycle_holds.insert((link.resource, next.task));
-        }
-    }
+    let (cycle_waits, cycle_holds) = cycle_edges(snap);
 
     let mut out = String::from("digraph turbowish {\n  rankdir=LR;\n");
     // Tasks in order of first appearance, each drawn once.
@@ -313,6 +303,27 @@ pub fn chains_dot(snap: &Snapshot) -> String {
     out.push_str(&edges);
     out.push_str("}\n");
     out
+}
+
+/// `(waiter, resource)` edges on a deadlock cycle.
+pub(crate) type CycleWaits = BTreeSet<(TaskRef, u64)>;
+/// `(resource, holder)` edges on a deadlock cycle.
+pub(crate) type CycleHolds = BTreeSet<(u64, TaskRef)>;
+
+/// The edges of the snapshot's deadlock cycles: `(waiter, resource)` wait
+/// edges and `(resource, holder)` hold edges, where each link's holder is
+/// the next link's waiter.
+pub(crate) fn cycle_edges(snap: &Snapshot) -> (CycleWaits, CycleHolds) {
+    let mut waits = BTreeSet::new();
+    let mut holds = BTreeSet::new();
+    for cycle in &snap.cycles {
+        let n = cycle.links.len();
+        for (i, link) in cycle.links.iter().enumerate() {
+            waits.insert((link.waiter.task, link.resource));
+            holds.insert((link.resource, cycle.links[(i + 1) % n].waiter.task));
+        }
+    }
+    (waits, holds)
 }
 
 /// Attributes of a hold edge on a deadlock cycle.

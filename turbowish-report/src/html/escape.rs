@@ -22,16 +22,10 @@ pub(crate) fn text(s: &str) -> String {
 /// [`text`], appended to `out`.
 pub(crate) fn push_text(out: &mut String, s: &str) {
     for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if shown_escaped(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
+        if shown_escaped(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            push_markup_char(out, c);
         }
     }
 }
@@ -42,15 +36,32 @@ pub(crate) fn push_text(out: &mut String, s: &str) {
 /// must already be escaped for that markup.
 pub(crate) fn push_markup_attribute(out: &mut String, markup: &str) {
     for c in markup.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+        push_markup_char(out, c);
     }
+}
+
+/// `c`, or its character reference when it could end an attribute value
+/// or start a tag.
+fn push_markup_char(out: &mut String, c: char) {
+    match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '"' => out.push_str("&quot;"),
+        '\'' => out.push_str("&#39;"),
+        c => out.push(c),
+    }
+}
+
+/// At most `n` characters of `s`, with `…` when cut (labels that must fit
+/// a tile or a box; the full name is in its tooltip).
+pub(crate) fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_owned();
+    }
+    let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+    t.push('…');
+    t
 }
 
 /// Characters a name may not carry into the page as they are: controls

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use turbowish_snapshot::schema::{HandleKind, Snapshot, TaskRef};
 
-use super::escape::{push_text, text};
+use super::escape::{push_text, text, truncate};
 use crate::labels::task_ref;
 
 /// Above this many nodes the graph keeps only what is on a chain or a
@@ -200,15 +200,7 @@ type Edge = (NodeKey, NodeKey, EdgeKind, bool);
 /// The nodes and edges to draw: every resource someone holds or waits for,
 /// its holders and waiters, and the tasks owning handles to it.
 fn build(snap: &Snapshot) -> (Vec<Node>, Vec<Edge>, usize) {
-    let mut cycle_waits: BTreeSet<(TaskRef, u64)> = BTreeSet::new();
-    let mut cycle_holds: BTreeSet<(u64, TaskRef)> = BTreeSet::new();
-    for cycle in &snap.cycles {
-        let n = cycle.links.len();
-        for (i, link) in cycle.links.iter().enumerate() {
-            cycle_waits.insert((link.waiter.task, link.resource));
-            cycle_holds.insert((link.resource, cycle.links[(i + 1) % n].waiter.task));
-        }
-    }
+    let (cycle_waits, cycle_holds) = crate::chains::cycle_edges(snap);
     let on_cycle = |k: NodeKey| match k {
         NodeKey::Task(t) => cycle_waits.iter().any(|&(w, _)| w == t),
         NodeKey::Resource(r) => cycle_waits.iter().any(|&(_, id)| id == r),
@@ -455,15 +447,6 @@ fn layout(n: usize, edges: &[(usize, usize)]) -> (Vec<usize>, Vec<usize>) {
         }
     }
     (layer, order)
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_owned();
-    }
-    let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-    t.push('…');
-    t
 }
 
 #[cfg(test)]

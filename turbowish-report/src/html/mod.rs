@@ -24,7 +24,7 @@ use turbowish_snapshot::schema::{Owner, Snapshot};
 use turbowish_snapshot::table::{MemoryReport, MemoryRow, SortKey, LARGE_FUTURE_BYTES};
 
 use crate::chains::chains_text;
-use crate::diff::{diff, DiffError, SnapshotDiff};
+use crate::diff::{diff, DiffError, Growth, SnapshotDiff};
 use crate::flame::FoldedStacks;
 use crate::labels::{Frame, Names};
 use escape::{push_markup_attribute, push_text, text};
@@ -632,22 +632,12 @@ fn diff_section(out: &mut String, d: &SnapshotDiff) {
         push_text(out, &row.name);
         out.push_str("\"><td data-key=\"name\">");
         push_text(out, &row.name);
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "</td><td data-key=\"tasks\" data-v=\"{}\">{} → {}</td><td data-key=\"old\" data-v=\"{}\">{}</td><td data-key=\"new\" data-v=\"{}\">{}</td><td data-key=\"growth\" data-v=\"{}\" class=\"{}\">{}</td><td data-key=\"blocks\" data-v=\"{}\">{:+}</td></tr>",
-            row.new_tasks,
-            row.old_tasks,
-            row.new_tasks,
-            g.old_live_bytes,
-            human_bytes(g.old_live_bytes),
-            g.new_live_bytes,
-            human_bytes(g.new_live_bytes),
-            g.live_bytes,
-            sign_class(g.live_bytes),
-            signed_bytes(g.live_bytes),
-            g.live_blocks,
-            g.live_blocks
+            "</td><td data-key=\"tasks\" data-v=\"{}\">{} → {}</td>",
+            row.new_tasks, row.old_tasks, row.new_tasks
         );
+        growth_cells(out, g);
     }
     out.push_str("</tbody></table>\n");
     more_rows(out, d.tasks.len());
@@ -672,24 +662,30 @@ fn diff_section(out: &mut String, d: &SnapshotDiff) {
             push_text(out, &path.join(" › "));
             out.push_str("\">");
             push_text(out, inner);
-            let _ = writeln!(
-                out,
-                "</td><td data-key=\"old\" data-v=\"{}\">{}</td><td data-key=\"new\" data-v=\"{}\">{}</td><td data-key=\"growth\" data-v=\"{}\" class=\"{}\">{}</td><td data-key=\"blocks\" data-v=\"{}\">{:+}</td></tr>",
-                g.old_live_bytes,
-                human_bytes(g.old_live_bytes),
-                g.new_live_bytes,
-                human_bytes(g.new_live_bytes),
-                g.live_bytes,
-                sign_class(g.live_bytes),
-                signed_bytes(g.live_bytes),
-                g.live_blocks,
-                g.live_blocks
-            );
+            out.push_str("</td>");
+            growth_cells(out, g);
         }
         out.push_str("</tbody></table>\n");
         more_rows(out, d.sites.len());
     }
     out.push_str("</section>\n");
+}
+
+/// The base, now, growth and blocks cells of a growth row, and its end.
+fn growth_cells(out: &mut String, g: &Growth) {
+    let _ = writeln!(
+        out,
+        "<td data-key=\"old\" data-v=\"{}\">{}</td><td data-key=\"new\" data-v=\"{}\">{}</td><td data-key=\"growth\" data-v=\"{}\" class=\"{}\">{}</td><td data-key=\"blocks\" data-v=\"{}\">{:+}</td></tr>",
+        g.old_live_bytes,
+        human_bytes(g.old_live_bytes),
+        g.new_live_bytes,
+        human_bytes(g.new_live_bytes),
+        g.live_bytes,
+        sign_class(g.live_bytes),
+        signed_bytes(g.live_bytes),
+        g.live_blocks,
+        g.live_blocks
+    );
 }
 
 fn more_rows(out: &mut String, len: usize) {

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use turbowish_snapshot::format::{block_word, human_bytes};
 
-use super::escape::{push_text, text};
+use super::escape::{push_text, text, truncate};
 
 /// Canvas width of every view, in SVG user units.
 pub(crate) const WIDTH: f64 = 1200.0;
@@ -67,6 +67,16 @@ impl Rect {
     fn area(&self) -> f64 {
         self.w * self.h
     }
+
+    /// The same rectangle with x and y swapped.
+    fn transposed(self) -> Rect {
+        Rect {
+            x: self.y,
+            y: self.x,
+            w: self.h,
+            h: self.w,
+        }
+    }
 }
 
 /// Squarified layout (Bruls, Huizing and van Wijk, 2000) of `values`,
@@ -99,48 +109,33 @@ pub(crate) fn squarify(values: &[f64], rect: Rect) -> Vec<Rect> {
             sum = longer;
             end += 1;
         }
+        // A row runs down the left of a wide free rectangle, along the top
+        // of a tall one: the second case is the first with the axes swapped.
+        let wide = free.w >= free.h;
+        let mut f = if wide { free } else { free.transposed() };
         // The last row takes whatever is left, so that rounding cannot
         // leave a sliver of canvas uncovered.
         let last = end == areas.len();
-        if free.w >= free.h {
-            let width = if last { free.w } else { sum / free.h };
-            let mut y = free.y;
-            for (i, a) in areas[start..end].iter().enumerate() {
-                let h = if last && i + 1 == end - start {
-                    free.y + free.h - y
-                } else {
-                    a / width
-                };
-                out.push(Rect {
-                    x: free.x,
-                    y,
-                    w: width,
-                    h,
-                });
-                y += h;
-            }
-            free.x += width;
-            free.w -= width;
-        } else {
-            let height = if last { free.h } else { sum / free.w };
-            let mut x = free.x;
-            for (i, a) in areas[start..end].iter().enumerate() {
-                let w = if last && i + 1 == end - start {
-                    free.x + free.w - x
-                } else {
-                    a / height
-                };
-                out.push(Rect {
-                    x,
-                    y: free.y,
-                    w,
-                    h: height,
-                });
-                x += w;
-            }
-            free.y += height;
-            free.h -= height;
+        let width = if last { f.w } else { sum / f.h };
+        let mut y = f.y;
+        for (i, a) in areas[start..end].iter().enumerate() {
+            let h = if last && i + 1 == end - start {
+                f.y + f.h - y
+            } else {
+                a / width
+            };
+            let r = Rect {
+                x: f.x,
+                y,
+                w: width,
+                h,
+            };
+            out.push(if wide { r } else { r.transposed() });
+            y += h;
         }
+        f.x += width;
+        f.w -= width;
+        free = if wide { f } else { f.transposed() };
         start = end;
     }
     out
@@ -397,16 +392,6 @@ fn tile_label(out: &mut String, item: &Item, r: &Rect, owner: bool, skip: f64) {
 /// A site's colour: its owner's hue, a lightness of its own.
 fn leaf_fill(hue: u32, label: &str) -> String {
     format!("hsl({hue},50%,{}%)", 66 + hash(label) % 18)
-}
-
-/// At most `n` characters of `s`, with `…` when cut.
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_owned();
-    }
-    let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-    t.push('…');
-    t
 }
 
 /// A colour for a name that stays the same from page to page.
