@@ -115,6 +115,16 @@ impl MemoryReport {
     pub fn new(snap: &Snapshot, sort: SortKey, top: usize) -> MemoryReport {
         let mut rows: Vec<MemoryRow> = Vec::new();
         let mut by_name: HashMap<&str, usize> = HashMap::new();
+        // Walk rows by task id, once: a lookup per task would be quadratic
+        // in the tasks (10,000 tasks, 10^8 comparisons). Reversed, so that
+        // of two rows with one id (a hostile file) the first counts, as
+        // before.
+        let walks: HashMap<u64, &TaskWalk> = snap
+            .walk
+            .iter()
+            .flat_map(|w| w.tasks.iter().rev().map(|t| (t.id, t)))
+            .collect();
+        let task_walk = |_: &Snapshot, id: u64| walks.get(&id).copied();
         for task in &snap.tasks {
             match by_name.get(task.name.as_str()) {
                 Some(&i) => {
@@ -248,11 +258,6 @@ fn summary(snap: &Snapshot, task_names: usize) -> Summary {
             sum
         }),
     }
-}
-
-/// A task's walk row, by TurboWish id.
-fn task_walk(snap: &Snapshot, id: u64) -> Option<&TaskWalk> {
-    snap.walk.as_ref()?.tasks.iter().find(|t| t.id == id)
 }
 
 fn add_walk(sum: &mut RowWalk, w: &TaskWalk) {
