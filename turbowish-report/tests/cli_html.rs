@@ -233,3 +233,23 @@ fn zooming_and_switching_the_treemap_from_the_address() {
         .dom
         .contains("data-mode=\"retained\" aria-pressed=\"true\""));
 }
+
+/// The browser checks can fail: a page that fetches an image and logs an
+/// error is caught by both.
+#[test]
+fn the_browser_checks_see_requests_and_console_messages() {
+    let Some(b) = chromium() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("leaky.html");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><img src=\"http://example.invalid/pixel.png\"><script>console.error('boom')</script>",
+    )
+    .unwrap();
+    let loaded = browser::load(&b, &page, "");
+    assert_eq!(loaded.requests, ["http://example.invalid/pixel.png"]);
+    assert_eq!(loaded.console.len(), 1, "{:?}", loaded.console);
+    assert!(loaded.console[0].contains("boom"));
+}
