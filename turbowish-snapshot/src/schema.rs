@@ -376,7 +376,7 @@ pub struct HandleOwner {
 }
 
 /// A kind of handle to a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HandleKind {
     /// A channel's sending end.

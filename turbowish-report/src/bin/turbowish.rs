@@ -292,7 +292,7 @@ fn chains(args: ChainsArgs) -> Result<u8, Failure> {
         );
     }
     if let Some(path) = &args.dot {
-        write_output_from(&args.snapshot, path, chains_dot(&snap).as_bytes())?;
+        write_output_from(&[&args.snapshot], path, chains_dot(&snap).as_bytes())?;
     }
     if args.json {
         print_json(&serde_json::json!({
@@ -329,7 +329,7 @@ fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
             .to_svg(&title)
             .map_err(|e| Failure::input(format!("{}: {e}", args.snapshot.display())))?
     };
-    write_output_from(&args.snapshot, &args.output, &bytes)?;
+    write_output_from(&[&args.snapshot], &args.output, &bytes)?;
     Ok(0)
 }
 
@@ -363,7 +363,7 @@ fn export(args: ExportArgs) -> Result<u8, Failure> {
                     "turbowish: note: the snapshot has no sampled allocation sites; each task is one sample of its live memory, without a stack"
                 );
             }
-            write_output_from(&args.snapshot, &args.output, &pprof_gz(&snap))?;
+            write_output_from(&[&args.snapshot], &args.output, &pprof_gz(&snap))?;
         }
     }
     Ok(0)
@@ -382,25 +382,20 @@ fn html(args: HtmlArgs) -> Result<u8, Failure> {
         force: args.force,
     };
     let page = html_page(&snap, &options).map_err(Failure::input)?;
-    if let Some(base_path) = &args.base {
-        if same_file(base_path, &args.output) {
-            return Err(Failure {
-                message: format!(
-                    "{}: cannot write: it is the snapshot being read",
-                    args.output.display()
-                ),
-                code: 2,
-            });
-        }
-    }
-    write_output_from(&args.snapshot, &args.output, page.as_bytes())?;
+    let mut inputs = vec![args.snapshot.as_path()];
+    inputs.extend(args.base.as_deref());
+    write_output_from(&inputs, &args.output, page.as_bytes())?;
     Ok(0)
 }
 
-/// [`write_output`] of what was made from the snapshot at `input`, which it
-/// must not replace (`-o` given the snapshot's own name by mistake).
-fn write_output_from(input: &Path, path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    if same_file(input, path) {
+/// [`write_output`] of what was made from the snapshots at `inputs`, which
+/// it must not replace (`-o` given a snapshot's own name by mistake).
+fn write_output_from<P: AsRef<Path>>(
+    inputs: &[P],
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    if inputs.iter().any(|input| same_file(input.as_ref(), path)) {
         return Err(Failure {
             message: format!(
                 "{}: cannot write: it is the snapshot being read",

@@ -7,7 +7,7 @@
 //! *owns* (a task whose state owns a handle → the resource, found by the
 //! walker). Nodes and edges of a deadlock cycle carry the class `cycle`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use turbowish_snapshot::schema::{HandleKind, Snapshot, TaskRef};
@@ -43,12 +43,8 @@ struct Node {
 enum EdgeKind {
     Holds,
     Waits,
-    Owns(HandleKindOrd),
+    Owns(HandleKind),
 }
-
-/// [`HandleKind`] with an order, for sets of edges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct HandleKindOrd(u8);
 
 impl EdgeKind {
     fn class(self) -> &'static str {
@@ -201,30 +197,24 @@ type Edge = (NodeKey, NodeKey, EdgeKind, bool);
 /// its holders and waiters, and the tasks owning handles to it.
 fn build(snap: &Snapshot) -> (Vec<Node>, Vec<Edge>, usize) {
     let (cycle_waits, cycle_holds) = crate::chains::cycle_edges(snap);
-    let on_cycle = |k: NodeKey| match k {
-        NodeKey::Task(t) => cycle_waits.iter().any(|&(w, _)| w == t),
-        NodeKey::Resource(r) => cycle_waits.iter().any(|&(_, id)| id == r),
-    };
+    // A node is on a cycle when it is a waiter or a resource of one.
+    let on_cycles: HashSet<NodeKey> = cycle_waits
+        .iter()
+        .flat_map(|&(t, r)| [NodeKey::Task(t), NodeKey::Resource(r)])
+        .collect();
 
     let mut nodes: Vec<Node> = Vec::new();
-    let mut seen: HashMap<NodeKey, usize> = HashMap::new();
+    let mut seen: HashSet<NodeKey> = HashSet::new();
     let mut edges: BTreeSet<Edge> = BTreeSet::new();
-    let add = |seen: &mut HashMap<NodeKey, usize>,
-               nodes: &mut Vec<Node>,
-               key: NodeKey,
-               label: String,
-               detail: String| {
-        if let std::collections::hash_map::Entry::Vacant(v) = seen.entry(key) {
-            v.insert(nodes.len());
-            nodes.push(Node {
-                key,
-                label,
-                detail,
-                cycle: on_cycle(key),
-            });
-        }
+    let add = |nodes: &mut Vec<Node>, key: NodeKey, label: String, detail: String| {
+        nodes.push(Node {
+            key,
+            label,
+            detail,
+            cycle: on_cycles.contains(&key),
+        });
     };
-    let task_label = |t: TaskRef, name: &str| (format!("{name} ({})", task_ref(t)), String::new());
+    let task_label = |t: TaskRef, name: &str| format!("{name} ({})", task_ref(t));
     for r in &snap.resources {
         if r.holders.is_empty() && r.waiters.is_empty() {
             continue;
@@ -237,58 +227,47 @@ fn build(snap: &Snapshot) -> (Vec<Node>, Vec<Edge>, usize) {
         if r.extra_holders > 0 {
             detail = format!("+{} unnamed holder(s) · {detail}", r.extra_holders);
         }
-        add(
-            &mut seen,
-            &mut nodes,
-            key,
-            format!("{} \"{}\"", r.kind.name(), r.name),
-            detail,
-        );
-        for h in &r.holders {
-            let (label, _) = task_label(h.task, &h.task_name);
+        if seen.insert(key) {
             add(
-                &mut seen,
                 &mut nodes,
-                NodeKey::Task(h.task),
-                label,
-                h.location.clone(),
+                key,
+                format!("{} \"{}\"", r.kind.name(), r.name),
+                detail,
             );
-            let hot = cycle_holds.contains(&(r.id, h.task));
-            edges.insert((key, NodeKey::Task(h.task), EdgeKind::Holds, hot));
         }
-        for w in &r.waiters {
-            let (label, _) = task_label(w.task, &w.task_name);
-            add(
-                &mut seen,
-                &mut nodes,
-                NodeKey::Task(w.task),
-                label,
-                w.location.clone(),
-            );
-            let hot = cycle_waits.contains(&(w.task, r.id));
-            edges.insert((NodeKey::Task(w.task), key, EdgeKind::Waits, hot));
+        // Holds edges run from the resource to the task, waits edges the
+        // other way.
+        let parties = r.holders.iter().map(|h| (h, EdgeKind::Holds));
+        for (party, kind) in parties.chain(r.waiters.iter().map(|w| (w, EdgeKind::Waits))) {
+            let task = NodeKey::Task(party.task);
+            if seen.insert(task) {
+                let label = task_label(party.task, &party.task_name);
+                add(&mut nodes, task, label, party.location.clone());
+            }
+            let edge = match kind {
+                EdgeKind::Holds => (key, task, kind, cycle_holds.contains(&(r.id, party.task))),
+                _ => (task, key, kind, cycle_waits.contains(&(party.task, r.id))),
+            };
+            edges.insert(edge);
         }
     }
     // Ownership edges, where they add to holds and waits: a task whose
     // state owns a handle to a resource in the graph.
     for r in &snap.resources {
-        if !seen.contains_key(&NodeKey::Resource(r.id)) {
+        if !seen.contains(&NodeKey::Resource(r.id)) {
             continue;
         }
         for o in &r.owners {
             let Some(t) = o.task else { continue };
-            if nodes.len() >= MAX_NODES && !seen.contains_key(&NodeKey::Task(t)) {
-                continue;
+            let task = NodeKey::Task(t);
+            if !seen.contains(&task) {
+                if nodes.len() >= MAX_NODES {
+                    continue;
+                }
+                seen.insert(task);
+                add(&mut nodes, task, task_label(t, &o.name), String::new());
             }
-            let (label, _) = task_label(t, &o.name);
-            add(
-                &mut seen,
-                &mut nodes,
-                NodeKey::Task(t),
-                label,
-                String::new(),
-            );
-            let kind = EdgeKind::Owns(HandleKindOrd(o.handle as u8));
+            let kind = EdgeKind::Owns(o.handle);
             edges.insert((NodeKey::Task(t), NodeKey::Resource(r.id), kind, false));
         }
     }
@@ -324,13 +303,11 @@ fn edge_verb(kind: EdgeKind) -> &'static str {
     match kind {
         EdgeKind::Holds => "held by",
         EdgeKind::Waits => "waits for",
-        EdgeKind::Owns(HandleKindOrd(h)) => match h {
-            x if x == HandleKind::Sender as u8 => "owns a sender of",
-            x if x == HandleKind::Receiver as u8 => "owns the receiver of",
-            x if x == HandleKind::Guard as u8 => "owns a guard of",
-            x if x == HandleKind::Join as u8 => "owns the join handle of",
-            _ => "may lock",
-        },
+        EdgeKind::Owns(HandleKind::Sender) => "owns a sender of",
+        EdgeKind::Owns(HandleKind::Receiver) => "owns the receiver of",
+        EdgeKind::Owns(HandleKind::Guard) => "owns a guard of",
+        EdgeKind::Owns(HandleKind::Join) => "owns the join handle of",
+        EdgeKind::Owns(HandleKind::Lock) => "may lock",
     }
 }
 

@@ -325,50 +325,80 @@ fn treemaps(out: &mut String, snap: &Snapshot, names: &Names<'_>) {
     out.push_str("</section>\n");
 }
 
+/// Live bytes and blocks per site id, for one owner.
+type SiteSums = HashMap<u32, (u64, u64)>;
+
+/// A tile with no children yet.
+fn item(label: &str, path: String, bytes: u64, blocks: u64) -> Item {
+    Item {
+        label: label.to_owned(),
+        path,
+        bytes,
+        blocks,
+        children: Vec::new(),
+    }
+}
+
+/// The index of the owner named `name`, pushed (empty) when new: tasks
+/// sharing a name share a tile, as they share a row of the table.
+fn group<'a>(
+    owners: &mut Vec<Item>,
+    sites: &mut Vec<SiteSums>,
+    by_name: &mut HashMap<&'a str, usize>,
+    name: &'a str,
+    path: impl FnOnce() -> String,
+) -> usize {
+    *by_name.entry(name).or_insert_with(|| {
+        owners.push(item(name, path(), 0, 0));
+        sites.push(SiteSums::new());
+        owners.len() - 1
+    })
+}
+
+/// Adds bytes and blocks, saturating (a snapshot is untrusted input).
+fn add_amount(sum: &mut (u64, u64), bytes: u64, blocks: u64) {
+    sum.0 = sum.0.saturating_add(bytes);
+    sum.1 = sum.1.saturating_add(blocks);
+}
+
 /// Owners (task names, buckets) → allocation sites, by live bytes.
 fn allocated_items(snap: &Snapshot, names: &Names<'_>) -> Vec<Item> {
     let mut owners: Vec<Item> = Vec::new();
+    let mut sites: Vec<SiteSums> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     let mut of_owner: HashMap<Owner, usize> = HashMap::new();
-    let mut counts: Vec<usize> = Vec::new();
+    let mut counts: HashMap<usize, usize> = HashMap::new();
     for t in &snap.tasks {
-        let i = *by_name.entry(&t.name).or_insert_with(|| {
-            owners.push(Item {
-                label: t.name.clone(),
-                path: t.location.clone().unwrap_or_default(),
-                bytes: 0,
-                blocks: 0,
-                children: Vec::new(),
-            });
-            counts.push(0);
-            owners.len() - 1
-        });
-        owners[i].bytes = owners[i].bytes.saturating_add(t.memory.live_bytes);
-        owners[i].blocks = owners[i].blocks.saturating_add(t.memory.live_blocks);
-        counts[i] += 1;
+        let path = || t.location.clone().unwrap_or_default();
+        let i = group(&mut owners, &mut sites, &mut by_name, &t.name, path);
+        let mut sum = (owners[i].bytes, owners[i].blocks);
+        add_amount(&mut sum, t.memory.live_bytes, t.memory.live_blocks);
+        (owners[i].bytes, owners[i].blocks) = sum;
+        *counts.entry(i).or_default() += 1;
         of_owner.insert(Owner::Task(t.id), i);
     }
-    for (i, n) in counts.iter().enumerate() {
-        if *n > 1 {
+    for (&i, &n) in &counts {
+        if n > 1 {
             owners[i].path = format!("{n} tasks · {}", owners[i].path);
         }
     }
     for b in &snap.buckets {
         of_owner.insert(b.owner, owners.len());
-        owners.push(Item {
-            label: b.name.clone(),
-            path: String::new(),
-            bytes: b.memory.live_bytes,
-            blocks: b.memory.live_blocks,
-            children: Vec::new(),
-        });
+        owners.push(item(
+            &b.name,
+            String::new(),
+            b.memory.live_bytes,
+            b.memory.live_blocks,
+        ));
+        sites.push(SiteSums::new());
     }
-    let mut sites: Vec<HashMap<u32, (u64, u64)>> = vec![HashMap::new(); owners.len()];
     for os in &snap.owner_sites {
         if let Some(&i) = of_owner.get(&os.owner) {
-            let e = sites[i].entry(os.site).or_default();
-            e.0 = e.0.saturating_add(os.live_bytes);
-            e.1 = e.1.saturating_add(os.live_blocks);
+            add_amount(
+                sites[i].entry(os.site).or_default(),
+                os.live_bytes,
+                os.live_blocks,
+            );
         }
     }
     for (owner, sites) in owners.iter_mut().zip(sites) {
@@ -384,58 +414,39 @@ fn retained_items(snap: &Snapshot, names: &Names<'_>) -> Vec<Item> {
         return Vec::new();
     };
     let mut owners: Vec<Item> = Vec::new();
-    let mut sites: Vec<HashMap<u32, (u64, u64)>> = Vec::new();
+    let mut sites: Vec<SiteSums> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for t in &walk.tasks {
-        let i = *by_name.entry(&t.name).or_insert_with(|| {
-            owners.push(Item {
-                label: t.name.clone(),
-                path: String::new(),
-                bytes: 0,
-                blocks: 0,
-                children: Vec::new(),
-            });
-            sites.push(HashMap::new());
-            owners.len() - 1
-        });
-        owners[i].bytes = owners[i].bytes.saturating_add(t.retained.bytes);
-        owners[i].blocks = owners[i].blocks.saturating_add(t.retained.blocks);
+        let i = group(&mut owners, &mut sites, &mut by_name, &t.name, String::new);
+        let mut sum = (owners[i].bytes, owners[i].blocks);
+        add_amount(&mut sum, t.retained.bytes, t.retained.blocks);
+        (owners[i].bytes, owners[i].blocks) = sum;
         for s in &t.sites {
-            let e = sites[i].entry(s.site).or_default();
-            e.0 = e.0.saturating_add(s.bytes);
-            e.1 = e.1.saturating_add(s.blocks);
+            add_amount(sites[i].entry(s.site).or_default(), s.bytes, s.blocks);
         }
     }
     for (owner, sites) in owners.iter_mut().zip(sites) {
         fill_children(owner, sites, names);
     }
     for r in &walk.roots {
-        owners.push(Item {
-            label: format!("root {}", r.name),
-            path: "a named root (turbowish::trace::root)".to_owned(),
-            bytes: r.retained.bytes,
-            blocks: r.retained.blocks,
-            children: Vec::new(),
-        });
+        let path = "a named root (turbowish::trace::root)".to_owned();
+        owners.push(item(
+            &format!("root {}", r.name),
+            path,
+            r.retained.bytes,
+            r.retained.blocks,
+        ));
     }
-    let mut dark = Item {
-        label: "reachable from no root".to_owned(),
-        path: "statics, data on thread stacks, leaks: by allocating owner".to_owned(),
-        bytes: 0,
-        blocks: 0,
-        children: Vec::new(),
-    };
+    let path = "statics, data on thread stacks, leaks: by allocating owner".to_owned();
+    let mut dark = item("reachable from no root", path, 0, 0);
+    let mut sum = (0, 0);
     for u in &walk.unattributed {
-        dark.bytes = dark.bytes.saturating_add(u.amount.bytes);
-        dark.blocks = dark.blocks.saturating_add(u.amount.blocks);
-        dark.children.push(Item {
-            label: format!("allocated by {}", names.owner(u.owner)),
-            path: String::new(),
-            bytes: u.amount.bytes,
-            blocks: u.amount.blocks,
-            children: Vec::new(),
-        });
+        add_amount(&mut sum, u.amount.bytes, u.amount.blocks);
+        let label = format!("allocated by {}", names.owner(u.owner));
+        dark.children
+            .push(item(&label, String::new(), u.amount.bytes, u.amount.blocks));
     }
+    (dark.bytes, dark.blocks) = sum;
     owners.push(dark);
     owners
 }
@@ -444,31 +455,23 @@ fn retained_items(snap: &Snapshot, names: &Names<'_>) -> Vec<Item> {
 /// Site figures are estimates from samples: when they add up to more than
 /// the owner's exact bytes, the owner's tile takes their sum, so that its
 /// children fit it exactly.
-fn fill_children(owner: &mut Item, sites: HashMap<u32, (u64, u64)>, names: &Names<'_>) {
+fn fill_children(owner: &mut Item, sites: SiteSums, names: &Names<'_>) {
     if sites.is_empty() {
         return;
     }
     let mut sampled = (0u64, 0u64);
     for (site, (bytes, blocks)) in sites {
-        sampled.0 = sampled.0.saturating_add(bytes);
-        sampled.1 = sampled.1.saturating_add(blocks);
+        add_amount(&mut sampled, bytes, blocks);
         let (label, path) = site_label(names, site);
-        owner.children.push(Item {
-            label,
-            path,
-            bytes,
-            blocks,
-            children: Vec::new(),
-        });
+        owner.children.push(item(&label, path, bytes, blocks));
     }
     if sampled.0 < owner.bytes {
-        owner.children.push(Item {
-            label: "(not in a sampled site)".to_owned(),
-            path: "live bytes the sampled sites do not account for".to_owned(),
-            bytes: owner.bytes - sampled.0,
-            blocks: owner.blocks.saturating_sub(sampled.1),
-            children: Vec::new(),
-        });
+        owner.children.push(item(
+            "(not in a sampled site)",
+            "live bytes the sampled sites do not account for".to_owned(),
+            owner.bytes - sampled.0,
+            owner.blocks.saturating_sub(sampled.1),
+        ));
     } else if sampled.0 > owner.bytes {
         owner.path = format!(
             "{}{}sampled estimate: exact live {}",
