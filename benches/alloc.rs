@@ -163,5 +163,50 @@ fn bench_alloc(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_alloc);
+/// Budgets cost nothing on the pair path: a task's budget is checked only
+/// when its batch is folded into its record, on a task switch. So this
+/// times the worst case for them: a switch between two tasks around every
+/// pair (each switch folds a batch), without budgets, and with both tasks
+/// given a budget and the process a live limit (none ever reached).
+/// `cargo bench --bench alloc -- budget_check`.
+fn bench_budget_check(c: &mut Criterion) {
+    let mut group = c.benchmark_group("budget_check/switch_and_pair");
+    group.throughput(Throughput::Elements(1));
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    for budgets in [false, true] {
+        let name = if budgets { "with_budgets" } else { "without" };
+        group.bench_function(name, |b| {
+            let tags = [TaskTag::new(), TaskTag::new()];
+            if budgets {
+                for tag in &tags {
+                    tag.set_budget(Some(1 << 40));
+                }
+                turbowish_alloc::budget::set_live_limit(Some(1 << 50));
+            }
+            b.iter_custom(|n| {
+                let start = std::time::Instant::now();
+                for i in 0..n {
+                    let _in_task = context::enter(&tags[(i & 1) as usize]);
+                    // SAFETY: a non-zero-size layout; the block is freed
+                    // with the same layout straight away.
+                    unsafe {
+                        let p = TURBOWISH.alloc(layout);
+                        std::hint::black_box(p);
+                        TURBOWISH.dealloc(p, layout);
+                    }
+                }
+                start.elapsed()
+            });
+            for tag in &tags {
+                tag.set_budget(None);
+            }
+            turbowish_alloc::budget::set_live_limit(None);
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_alloc, bench_budget_check);
 criterion_main!(benches);

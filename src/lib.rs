@@ -6,6 +6,11 @@ pub use turbowish_snapshot as snapshot;
 pub use turbowish_trace as trace;
 
 pub use turbowish_alloc::TurboWish;
+pub use turbowish_capture::testing;
+pub use turbowish_capture::{
+    assert_no_leaked_tasks, assert_no_live_growth, assert_retained_at_most,
+    assert_task_live_at_most,
+};
 
 /// The book's chapters, compiled as doc tests so that every Rust sample in
 /// `book/` builds and runs against this workspace (mdBook's own test
@@ -26,4 +31,6 @@ mod book {
     mod snapshots {}
     #[doc = include_str!("../book/src/heap-walker.md")]
     mod heap_walker {}
+    #[doc = include_str!("../book/src/testing.md")]
+    mod testing {}
 }

@@ -9,6 +9,7 @@ mod stats;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod unwind;
 
+pub mod budget;
 pub mod context;
 
 use core::alloc::{GlobalAlloc, Layout};

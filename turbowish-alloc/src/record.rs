@@ -92,6 +92,9 @@ pub(crate) struct Record {
     pub(crate) free_bytes: AtomicU64,
     pub(crate) free_blocks: AtomicU64,
     pub(crate) peak_bytes: AtomicU64,
+    /// The task's budget as a limit word (see `crate::budget`); 0: none.
+    /// It fills the line's last 8 bytes.
+    pub(crate) budget: AtomicU64,
 }
 
 impl Record {
@@ -105,6 +108,7 @@ impl Record {
             free_bytes: AtomicU64::new(0),
             free_blocks: AtomicU64::new(0),
             peak_bytes: AtomicU64::new(0),
+            budget: AtomicU64::new(0),
         }
     }
 
@@ -190,6 +194,10 @@ impl Record {
             .wrapping_add(size)
             .wrapping_sub(self.free_bytes.load(Ordering::Relaxed));
         self.raise_peak(live);
+        let budget = self.budget.load(Ordering::Relaxed);
+        if budget != 0 {
+            crate::budget::check_word(&self.budget, budget, live, live);
+        }
     }
 
     /// Charges a free straight to the record.
@@ -223,6 +231,7 @@ impl Record {
         self.free_bytes.store(0, Ordering::Relaxed);
         self.free_blocks.store(0, Ordering::Relaxed);
         self.peak_bytes.store(0, Ordering::Relaxed);
+        self.budget.store(0, Ordering::Relaxed);
         self.epoch.store(epoch.wrapping_add(2), Ordering::Release);
     }
 }

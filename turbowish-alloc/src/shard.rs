@@ -542,6 +542,7 @@ fn charge_direct(slot: u32, size: usize) {
     record::get(slot).add_alloc(size as u64);
     let before = GLOBAL_LIVE.fetch_add(size as i64, Ordering::Relaxed);
     raise_global_peak(before + size as i64);
+    crate::budget::check_global(before, before + size as i64);
 }
 
 #[cold]
@@ -720,6 +721,16 @@ impl Shard {
             rec.free_blocks.fetch_add(free_blocks, Ordering::Relaxed);
         }
         rec.raise_peak(live_before.wrapping_add(peak_net));
+        // One load of a line the adds above just took: budgets cost a
+        // flush nothing more unless the task has one.
+        let budget = rec.budget.load(Ordering::Relaxed);
+        if budget != 0 {
+            let after = live_before
+                .wrapping_add(alloc_bytes)
+                .wrapping_sub(free_bytes);
+            let peak = live_before.wrapping_add(peak_net);
+            crate::budget::check_word(&rec.budget, budget, peak, after);
+        }
 
         // The process-wide figure moves only when a thread's unpublished
         // change passes FLUSH_BYTES, so it is exact to that much per thread.
@@ -727,7 +738,8 @@ impl Shard {
         raise_global_peak(GLOBAL_LIVE.load(Ordering::Relaxed) + unpublished + peak_net as i64);
         let unpublished = unpublished + alloc_bytes as i64 - free_bytes as i64;
         if unpublished.abs() >= FLUSH_BYTES {
-            GLOBAL_LIVE.fetch_add(unpublished, Ordering::Relaxed);
+            let before = GLOBAL_LIVE.fetch_add(unpublished, Ordering::Relaxed);
+            crate::budget::check_global(before, before + unpublished);
             self.unpublished.store(0, Ordering::Relaxed);
         } else {
             self.unpublished.store(unpublished, Ordering::Relaxed);
@@ -922,6 +934,11 @@ pub(crate) fn shards_high() -> usize {
 }
 
 /// Peak of the global live bytes, as far as flushes have published it.
+/// The global live total as last published (see `Shard::unpublished`).
+pub(crate) fn published_live() -> i64 {
+    GLOBAL_LIVE.load(Ordering::Relaxed)
+}
+
 pub(crate) fn global_peak() -> u64 {
     GLOBAL_PEAK.load(Ordering::Relaxed)
 }

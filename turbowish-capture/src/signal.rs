@@ -73,6 +73,8 @@ impl SignalConfig {
     /// another directory ([`SnapshotError::AlreadyInstalled`]).
     pub fn install(self) -> Result<SignalHandle, SnapshotError> {
         let _internal = turbowish_alloc::internal();
+        // Read first, so that a bad value installs nothing.
+        let budgets = crate::budget::Budgets::from_env()?;
         let dir = self.dir.unwrap_or_else(|| {
             std::env::var_os("TURBOWISH_DIR")
                 .filter(|d| !d.is_empty())
@@ -132,6 +134,10 @@ impl SignalConfig {
         // let that happen now, not during the caller's next measurement.
         let _ = wait_started.recv();
         *installed = Some(trigger);
+        drop(installed);
+        // The budget watcher serves tasks spawned with a budget; the
+        // process-wide limits come from the environment here.
+        budgets.dir(&trigger.dir).install()?;
         Ok(SignalHandle { trigger })
     }
 }
@@ -267,7 +273,7 @@ fn run(trigger: &'static Trigger, mut signals: Signals, started: SyncSender<()>)
             }
             Err(e) => {
                 state.failed += 1;
-                report(&e);
+                report_line(&format!("turbowish: snapshot failed: {e}"));
             }
         }
         drop(state);
@@ -277,8 +283,8 @@ fn run(trigger: &'static Trigger, mut signals: Signals, started: SyncSender<()>)
 
 /// One line on standard error, written directly: a process hung while
 /// holding std's stderr lock must not hang the snapshot thread too.
-fn report(e: &SnapshotError) {
-    let line = format!("turbowish: snapshot failed: {e}\n");
+pub(crate) fn report_line(line: &str) {
+    let line = format!("{line}\n");
     let mut bytes = line.as_bytes();
     while !bytes.is_empty() {
         // SAFETY: `bytes` is a valid buffer of `bytes.len()` bytes; fd 2

@@ -36,6 +36,15 @@ pub enum SnapshotError {
         /// The directory the installed trigger writes to.
         dir: PathBuf,
     },
+    /// An environment variable holds a value that does not parse.
+    Config {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for SnapshotError {
@@ -53,6 +62,11 @@ impl fmt::Display for SnapshotError {
                 "the snapshot trigger is already installed, writing to {}",
                 dir.display()
             ),
+            SnapshotError::Config {
+                var,
+                value,
+                expected,
+            } => write!(f, "{var}={value:?}: expected {expected}"),
         }
     }
 }
@@ -62,7 +76,7 @@ impl std::error::Error for SnapshotError {
         match self {
             SnapshotError::File(e) => e.source(),
             SnapshotError::Signal { source } | SnapshotError::Thread { source } => Some(source),
-            SnapshotError::AlreadyInstalled { .. } => None,
+            SnapshotError::AlreadyInstalled { .. } | SnapshotError::Config { .. } => None,
         }
     }
 }

@@ -58,6 +58,13 @@ pub(crate) struct TaskEntry {
     /// it ([`CELL_SCANNING`]), or gone ([`CELL_RETIRED`]: the future is
     /// being or has been dropped). See [`scan_live_cells`].
     cell: AtomicU8,
+    /// Whether the task has a memory budget (see `task::Builder::budget`):
+    /// its polls then end by flushing their batch, so the budget is checked
+    /// while the task is still the one that grew.
+    pub(crate) budgeted: AtomicBool,
+    /// The spawn scope the task was spawned in (see [`SpawnScope`]); 0:
+    /// none.
+    pub(crate) spawn_scope: u64,
 }
 
 const CELL_OPEN: u8 = 0;
@@ -188,6 +195,8 @@ pub(crate) fn register(
         parked: std::sync::Mutex::new(FramePath::default()),
         parked_any: AtomicBool::new(false),
         cell: AtomicU8::new(CELL_OPEN),
+        budgeted: AtomicBool::new(false),
+        spawn_scope: current_spawn_scope(),
     });
     REGISTRY.insert(entry.id, entry.clone());
     entry
@@ -214,6 +223,69 @@ fn prune() {
 
 thread_local! {
     static CURRENT: Cell<*const TaskEntry> = const { Cell::new(std::ptr::null()) };
+    /// The spawn scope entered on this thread, outside any task's poll.
+    static SPAWN_SCOPE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Spawn scopes are numbered from 1.
+static NEXT_SPAWN_SCOPE: AtomicU64 = AtomicU64::new(1);
+
+/// A spawn scope: the TurboWish tasks spawned on this thread while it is
+/// entered, and the tasks those spawn in turn (wherever they run), belong
+/// to it ([`TaskInfo::spawn_scope`]). Tests that share a process use one to
+/// tell their own tasks from the others' (`turbowish::testing`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let scope = turbowish_trace::task::SpawnScope::enter();
+/// let task = turbowish_trace::spawn("mine", async { tokio::task::yield_now().await });
+/// let row = turbowish_trace::task::tasks().into_iter().find(|t| t.name == "mine").unwrap();
+/// assert_eq!(row.spawn_scope, Some(scope.id()));
+/// # task.await.unwrap();
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "the scope ends when this guard is dropped"]
+pub struct SpawnScope {
+    id: u64,
+    previous: u64,
+    /// A scope belongs to the thread that entered it.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl SpawnScope {
+    /// Enters a new scope on this thread until the guard is dropped (scopes
+    /// nest; the innermost one counts).
+    pub fn enter() -> SpawnScope {
+        let id = NEXT_SPAWN_SCOPE.fetch_add(1, Ordering::Relaxed);
+        SpawnScope {
+            id,
+            previous: SPAWN_SCOPE.with(|s| s.replace(id)),
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// The scope's id, as [`TaskInfo::spawn_scope`] gives it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for SpawnScope {
+    fn drop(&mut self) {
+        let _ = SPAWN_SCOPE.try_with(|s| s.set(self.previous));
+    }
+}
+
+/// The scope a task spawned here and now belongs to: its spawner's, if a
+/// TurboWish task spawns it, else the thread's.
+fn current_spawn_scope() -> u64 {
+    let from_task = CURRENT.with(|c| {
+        // SAFETY: see `current_task`.
+        unsafe { c.get().as_ref() }.map(|e| e.spawn_scope)
+    });
+    from_task.unwrap_or_else(|| SPAWN_SCOPE.with(Cell::get))
 }
 
 /// Sets the current task for the length of one poll.
@@ -312,6 +384,8 @@ pub struct TaskInfo {
     pub root_address: Option<usize>,
     /// Allocation counters of the bytes this task allocated.
     pub memory: Counters,
+    /// The [`SpawnScope`] the task was spawned in, if any.
+    pub spawn_scope: Option<u64>,
 }
 
 impl TaskInfo {
@@ -420,6 +494,7 @@ fn entry_info(entry: &TaskEntry, memory: Counters) -> TaskInfo {
         future_size: entry.root.map(|r| r.1),
         root_address: entry.root.map(|r| r.0),
         memory,
+        spawn_scope: (entry.spawn_scope != 0).then_some(entry.spawn_scope),
     }
 }
 
@@ -439,7 +514,61 @@ fn other_row(owner: Owner, name: String, memory: Counters) -> TaskInfo {
         future_size: None,
         root_address: None,
         memory,
+        spawn_scope: None,
     }
+}
+
+/// A task whose live bytes passed its budget (see
+/// [`crate::task::Builder::budget`]), from [`take_budget_crossings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetCrossing {
+    /// The task's TurboWish id.
+    pub id: u64,
+    /// The task's name.
+    pub name: String,
+    /// Where it was spawned.
+    pub location: &'static Location<'static>,
+    /// Its budget in bytes.
+    pub budget: u64,
+    /// Its counters when the crossing was collected (live bytes may have
+    /// moved on since the crossing itself).
+    pub memory: Counters,
+}
+
+/// The tasks whose live bytes crossed their budget since the last call,
+/// each once per crossing. A crossing is noticed when the task's counts are
+/// folded together (at the latest at the end of the poll that made it), so
+/// this finds it as soon as that poll returns. `turbowish-capture`'s budget
+/// watcher calls this when the allocator wakes it; a program without the
+/// watcher can call it itself.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Without TurboWish as the global allocator nothing is counted, so no
+/// // budget is ever crossed.
+/// let task = turbowish_trace::task::Builder::new("bounded")
+///     .budget(1024)
+///     .spawn(async { vec![0u8; 4096].len() });
+/// task.await.unwrap();
+/// assert!(turbowish_trace::task::take_budget_crossings().is_empty());
+/// # }
+/// ```
+pub fn take_budget_crossings() -> Vec<BudgetCrossing> {
+    let _internal = turbowish_alloc::internal();
+    let mut crossed: Vec<BudgetCrossing> = REGISTRY
+        .iter()
+        .filter(|e| e.budgeted.load(Ordering::Relaxed) && e.tag.take_budget_crossed())
+        .map(|e| BudgetCrossing {
+            id: e.id,
+            name: e.name.to_string(),
+            location: e.location,
+            budget: e.tag.budget().unwrap_or(0),
+            memory: e.tag.counters(),
+        })
+        .collect();
+    crossed.sort_by_key(|c| c.id);
+    crossed
 }
 
 /// Id, name and root cell (address, size) of every live task whose future

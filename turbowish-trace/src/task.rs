@@ -17,7 +17,8 @@ use crate::frame::{FramePath, TaskScope};
 use crate::registry::{self, TaskEntry};
 
 pub use crate::registry::{
-    current_task, registry_len, tasks, TaskInfo, TaskState, LARGE_FUTURE_BYTES,
+    current_task, registry_len, take_budget_crossings, tasks, BudgetCrossing, SpawnScope, TaskInfo,
+    TaskState, LARGE_FUTURE_BYTES,
 };
 /// Who owns a row of memory: the allocator's name for it, used by the task
 /// registry, the resource records and the snapshot alike.
@@ -48,6 +49,89 @@ where
     let entry = traced.entry.clone();
     let handle = spawning(|| tokio::spawn(traced));
     JoinHandle::new(handle, &entry)
+}
+
+/// Spawns a task with options beyond a name: today, a memory budget.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handle = turbowish_trace::task::Builder::new("cache-filler")
+///     .budget(64 * 1024 * 1024)
+///     .spawn(async { 7 });
+/// assert_eq!(handle.await.unwrap(), 7);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    name: Cow<'static, str>,
+    budget: Option<u64>,
+}
+
+impl Builder {
+    /// A task named `name`, without a budget.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Builder {
+        Builder {
+            name: name.into(),
+            budget: None,
+        }
+    }
+
+    /// Gives the task a budget of `bytes` live bytes (allocated by it and
+    /// not yet freed). When its live bytes first pass the budget, and again
+    /// each time after they have dropped back under it, the crossing is
+    /// reported to the budget watcher (`turbowish::capture::Budgets`,
+    /// started by `install_signal_handler`), which writes a snapshot and
+    /// calls your callback; see [`take_budget_crossings`]. The check runs
+    /// when the task's counts are folded together, at the latest at the
+    /// end of each poll: never per allocation.
+    pub fn budget(mut self, bytes: u64) -> Builder {
+        self.budget = Some(bytes);
+        self
+    }
+
+    /// Like [`spawn`].
+    #[track_caller]
+    pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let traced = self.traced(Location::caller(), future);
+        let entry = traced.entry.clone();
+        let handle = spawning(|| tokio::spawn(traced));
+        JoinHandle::new(handle, &entry)
+    }
+
+    /// Like [`spawn_on`].
+    #[track_caller]
+    pub fn spawn_on<F>(self, future: F, handle: &tokio::runtime::Handle) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let traced = self.traced(Location::caller(), future);
+        let entry = traced.entry.clone();
+        let join = spawning(|| handle.spawn(traced));
+        JoinHandle::new(join, &entry)
+    }
+
+    /// Like [`spawn_local`].
+    #[track_caller]
+    pub fn spawn_local<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let traced = self.traced(Location::caller(), future);
+        let entry = traced.entry.clone();
+        let join = spawning(|| tokio::task::spawn_local(traced));
+        JoinHandle::new(join, &entry)
+    }
+
+    fn traced<F: Future>(self, location: &'static Location<'static>, future: F) -> Traced<F> {
+        Traced::new(self.name, location, future).with_budget(self.budget)
+    }
 }
 
 /// An owned permission to join a task spawned through TurboWish, as
@@ -269,6 +353,16 @@ impl<F: Future> Traced<F> {
     pub fn id(&self) -> u64 {
         self.entry.id
     }
+
+    /// Gives the task a memory budget (see [`Builder::budget`]), or with
+    /// `None` takes it away.
+    pub fn with_budget(self, bytes: Option<u64>) -> Traced<F> {
+        self.entry.tag.set_budget(bytes);
+        self.entry
+            .budgeted
+            .store(bytes.is_some(), Ordering::Relaxed);
+        self
+    }
 }
 
 impl<F> std::fmt::Debug for Traced<F> {
@@ -304,6 +398,11 @@ impl<F: Future> Future for Traced<F> {
             started: clock::now(),
         };
         let poll = future.as_mut().poll(cx);
+        if entry.budgeted.load(Ordering::Relaxed) {
+            // While the batch is still this task's: its budget is checked
+            // now, not when this thread next switches task.
+            turbowish_alloc::budget::flush_thread_batch();
+        }
         drop(busy);
         match poll {
             Poll::Ready(output) => {
