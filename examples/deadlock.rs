@@ -70,7 +70,10 @@ fn run(title: &str, snapshot: bool, story: impl FnOnce()) -> usize {
         println!("no deadlock");
     }
     if let Some(dir) = std::env::var_os("TURBOWISH_DIR").filter(|_| snapshot) {
-        let path = turbowish::capture::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
+        let path = turbowish::capture::snapshot_to_dir(dir).unwrap_or_else(|e| {
+            eprintln!("deadlock: no snapshot in $TURBOWISH_DIR: {e}");
+            std::process::exit(1)
+        });
         println!("snapshot: {}", path.display());
     }
     println!();
@@ -82,7 +85,10 @@ fn run(title: &str, snapshot: bool, story: impl FnOnce()) -> usize {
 /// The first story, left hung with every worker blocked too, answering
 /// `SIGUSR1` with a snapshot.
 fn hang() -> ! {
-    let trigger = turbowish::capture::install_signal_handler().expect("SIGUSR1 trigger");
+    let trigger = turbowish::capture::install_signal_handler().unwrap_or_else(|e| {
+        eprintln!("deadlock: no SIGUSR1 trigger: {e}");
+        std::process::exit(1)
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -98,8 +98,10 @@ fn main() {
         // With `TURBOWISH_DIR` set (as `tests/examples_snapshots.rs` does), keep
         // a snapshot of this moment for the `turbowish` CLI.
         if let Some(dir) = std::env::var_os("TURBOWISH_DIR") {
-            let path =
-                turbowish::capture::snapshot_to_dir(dir).expect("a snapshot in $TURBOWISH_DIR");
+            let path = turbowish::capture::snapshot_to_dir(dir).unwrap_or_else(|e| {
+                eprintln!("held_guard: no snapshot in $TURBOWISH_DIR: {e}");
+                std::process::exit(1)
+            });
             println!("snapshot: {}", path.display());
         }
 

@@ -96,12 +96,22 @@ async fn serve(cache: &mpsc::UnboundedSender<CacheMessage>, first: u64, count: u
     flushed.await.expect("session cache is running");
 }
 
-fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
+    // Errors as one line (what `main() -> Result` would print is their
+    // `Debug` form).
+    run().unwrap_or_else(|e| {
+        eprintln!("leaky_service: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let dir = match std::env::var_os("TURBOWISH_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => std::env::temp_dir().join(format!("turbowish-leaky-{}", std::process::id())),
     };
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("{}: cannot write snapshots here: {e}", dir.display()))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -99,8 +99,10 @@ async fn main() {
     // With `TURBOWISH_DIR` set (as `tests/examples_snapshots.rs` does), keep
     // the snapshot of this moment, the tasks still holding their memory.
     if let Some(dir) = std::env::var_os("TURBOWISH_DIR") {
-        let path = turbowish::capture::write_to_dir(&snapshot, dir.as_ref())
-            .expect("a snapshot in $TURBOWISH_DIR");
+        let path = turbowish::capture::write_to_dir(&snapshot, dir.as_ref()).unwrap_or_else(|e| {
+            eprintln!("quickstart: no snapshot in $TURBOWISH_DIR: {e}");
+            std::process::exit(1)
+        });
         println!("snapshot: {}", path.display());
     }
 

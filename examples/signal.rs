@@ -11,7 +11,19 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOC: turbowish::TurboWish = turbowish::TurboWish::system();
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    // Errors as one line (what `main() -> Result` would print is their
+    // `Debug` form).
+    run().map_or_else(
+        |e| {
+            eprintln!("signal: {e}");
+            std::process::ExitCode::FAILURE
+        },
+        |()| std::process::ExitCode::SUCCESS,
+    )
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir =
         std::env::var_os("TURBOWISH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     let trigger = turbowish::capture::SignalConfig::new()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
 use serde::Serialize;
-use turbowish_snapshot::format::{block_word, human_bytes, percent, printable, MAX_NAME_WIDTH};
+use turbowish_snapshot::format::{block_word, human_bytes, printable, share, MAX_NAME_WIDTH};
 use turbowish_snapshot::schema::{Amount, Counters, Owner, Snapshot, WalkHolder};
 
 use crate::labels::Names;
@@ -450,9 +450,9 @@ fn write_sites(
     for site in sites {
         writeln!(
             f,
-            "{:>10}  {:>5.1}%  {:>6} blocks  site {}",
+            "{:>10}  {:>6}  {:>6} blocks  site {}",
             human_bytes(site.live_bytes),
-            percent(site.live_bytes, total),
+            share(site.live_bytes, total),
             site.live_blocks,
             site.site
         )?;

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` atomically, readable by the owner only (mode
 /// 0600): a reader sees the old file or the whole new one, and a failed
@@ -43,17 +43,127 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "output".to_owned());
-    let tmp = beside(
-        path,
-        &format!(".{name}.{}.{}.tmp", std::process::id(), next_seq()),
-    );
+    let tag = format!("{}.{}", std::process::id(), next_seq());
+    let tmp = beside(path, &temp_name(&name, &tag));
+    let in_flight = InFlight::register(&tmp);
     let result = create_temp(&tmp)
         .and_then(|mut file| fill(&mut file, |f| f.write_all(bytes)))
         .and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    drop(in_flight);
     result
+}
+
+/// Removes every temporary file this process is writing now, for a
+/// `SIGINT` or `SIGTERM` handler that then ends the process (the CLI's
+/// does): a write cut short by a signal then leaves nothing behind.
+///
+/// Async-signal-safe: it takes no lock, allocates nothing, and calls only
+/// `unlink(2)`. Writes that go on after it (a handler that lets the
+/// process continue) fail at their rename, and clean up as on any error.
+pub fn remove_temp_files() {
+    // Announced first: a writer finishing meanwhile then leaks its name's
+    // buffer rather than free it under us (see `InFlight::drop`).
+    REMOVING.store(true, Ordering::SeqCst);
+    for slot in &IN_FLIGHT {
+        let path = slot.load(Ordering::SeqCst);
+        if !path.is_null() {
+            // SAFETY: a non-null slot holds a NUL-terminated path that
+            // stays allocated while `REMOVING` is set (see `InFlight`).
+            unsafe { libc::unlink(path) };
+        }
+    }
+}
+
+/// The longest file name the system takes (Linux's `NAME_MAX`, in bytes).
+const NAME_MAX: usize = 255;
+
+/// The temporary name for a file to be called `name`: `.NAME.TAG.tmp`, or,
+/// when that passes [`NAME_MAX`], the start of `name` with a hash of the
+/// whole of it, so a final name of any valid length gets a valid temporary
+/// one (and two long names with one start get two).
+fn temp_name(name: &str, tag: &str) -> String {
+    let full = format!(".{name}.{tag}.tmp");
+    if full.len() <= NAME_MAX {
+        return full;
+    }
+    // ".", "~", 16 hex digits, ".", the tag, ".tmp".
+    let room = NAME_MAX.saturating_sub(1 + 1 + 16 + 1 + tag.len() + 4);
+    let mut end = room.min(name.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        ".{}~{:016x}.{tag}.tmp",
+        &name[..end],
+        fnv1a(name.as_bytes())
+    )
+}
+
+/// FNV-1a: a stable 64-bit hash for [`temp_name`] (no security role: the
+/// temporary file is created exclusively, so a collision only fails).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// How many temporary files [`remove_temp_files`] can know of at once;
+/// writes beyond that still work, unknown to it.
+const MAX_IN_FLIGHT: usize = 32;
+
+/// The temporary files being written, as leaked NUL-terminated paths.
+static IN_FLIGHT: [AtomicPtr<libc::c_char>; MAX_IN_FLIGHT] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_IN_FLIGHT];
+/// Set once [`remove_temp_files`] has started: buffers are no longer freed.
+static REMOVING: AtomicBool = AtomicBool::new(false);
+
+/// A temporary file's entry in [`IN_FLIGHT`], for as long as it may exist.
+struct InFlight {
+    slot: Option<usize>,
+}
+
+impl InFlight {
+    fn register(path: &Path) -> InFlight {
+        let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+            return InFlight { slot: None };
+        };
+        let raw = c_path.into_raw();
+        for (i, slot) in IN_FLIGHT.iter().enumerate() {
+            if slot
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    raw,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return InFlight { slot: Some(i) };
+            }
+        }
+        // SAFETY: `raw` came from `into_raw` above and was published nowhere.
+        drop(unsafe { std::ffi::CString::from_raw(raw) });
+        InFlight { slot: None }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(i) = self.slot else { return };
+        let raw = IN_FLIGHT[i].swap(std::ptr::null_mut(), Ordering::SeqCst);
+        // Dekker with `remove_temp_files`: it sets REMOVING, then reads the
+        // slot; this clears the slot, then reads REMOVING. If it may have
+        // read our pointer, we see the flag and leak the buffer (the
+        // process is ending); else it reads the null we stored.
+        if !raw.is_null() && !REMOVING.load(Ordering::SeqCst) {
+            // SAFETY: `raw` came from `CString::into_raw` in `register`, and
+            // no reader holds it (see above).
+            drop(unsafe { std::ffi::CString::from_raw(raw) });
+        }
+    }
 }
 
 /// Writes a new file in `dir` through `write`, under the first name that
@@ -83,6 +193,7 @@ pub fn write_new(
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<PathBuf, WriteError> {
     let (final_path, temp_path, mut file) = create_temp_in(dir, &name)?;
+    let _in_flight = InFlight::register(&temp_path);
     let written = fill(&mut file, write);
     drop(file);
     if let Err(source) = written {
@@ -266,7 +377,7 @@ fn create_temp_in(
         if exists(&final_path).map_err(dir_error)? {
             continue;
         }
-        let temp_path = dir.join(format!(".{file_name}.tmp"));
+        let temp_path = dir.join(temp_name(&file_name, "new"));
         match create_temp(&temp_path) {
             Ok(file) => return Ok((final_path, temp_path, file)),
             // Left by another process with our pid (a container), or a
@@ -318,6 +429,14 @@ fn publish(temp: &Path, target: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Held by every test here: `remove_temp_files` removes the temporary
+    /// files of every write in the process, other tests' included.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// An empty directory of its own for one test.
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("turbowish-{name}-{}", std::process::id()));
@@ -330,6 +449,7 @@ mod tests {
     #[test]
     fn regular_files_are_replaced_mode_0600_and_others_refused() {
         use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let _serial = serial();
         let dir = scratch("special");
         let out = dir.join("out");
         std::fs::write(&out, b"old").unwrap();
@@ -383,6 +503,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_nothing_and_names_the_temp_file() {
+        let _serial = serial();
         let dir = scratch("fail");
         let err = write_new(&dir, name, |file| {
             file.write_all(b"{\"format_version\": 1, \"partial")?;
@@ -398,13 +519,58 @@ mod tests {
         }
         assert!(err
             .to_string()
-            .ends_with(".json.tmp: cannot write: disk full"));
+            .ends_with(".json.new.tmp: cannot write: disk full"));
         assert_eq!(entries(&dir), Vec::<String>::new());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
+    fn names_up_to_name_max_get_a_temporary_name_that_fits() {
+        let _serial = serial();
+        let dir = scratch("long");
+        for len in [1, 200, 243, 250, 255] {
+            let name = "n".repeat(len);
+            let out = dir.join(&name);
+            write_atomic(&out, b"x").unwrap();
+            assert_eq!(std::fs::read(&out).unwrap(), b"x", "{len}");
+            std::fs::remove_file(&out).unwrap();
+        }
+        // Multi-byte characters are cut at a boundary.
+        let name = "é".repeat(127);
+        assert_eq!(name.len(), 254);
+        write_atomic(&dir.join(&name), b"y").unwrap();
+        assert_eq!(entries(&dir), [name]);
+        let long = temp_name(&"a".repeat(255), "1.2");
+        let other = temp_name(&format!("{}b", "a".repeat(254)), "1.2");
+        assert!(long.len() <= NAME_MAX && other.len() <= NAME_MAX);
+        assert_ne!(long, other, "the hash tells long names apart");
+        assert_eq!(temp_name("out.svg", "7.1"), ".out.svg.7.1.tmp");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn removing_temp_files_takes_those_being_written() {
+        let _serial = serial();
+        let dir = scratch("in-flight");
+        let name = |n: u64| format!("removed-{n}.json");
+        let err = write_new(&dir, name, |file| {
+            file.write_all(b"partial")?;
+            assert_eq!(entries(&dir).len(), 1, "the temporary file exists");
+            remove_temp_files();
+            assert_eq!(entries(&dir), Vec::<String>::new());
+            Ok(())
+        });
+        // The write itself finished; publishing the removed file fails,
+        // and nothing is left.
+        assert!(err.is_err());
+        assert_eq!(entries(&dir), Vec::<String>::new());
+        REMOVING.store(false, Ordering::SeqCst);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_missing_directory_or_a_file_is_a_dir_error() {
+        let _serial = serial();
         let base = scratch("missing");
         let missing = base.join("not-there");
         let err = write_new(&missing, name, |_| Ok(())).unwrap_err();

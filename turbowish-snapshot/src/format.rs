@@ -72,6 +72,25 @@ pub fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// `part` as a share of `whole` for text, to one decimal (`"25.0%"`).
+/// A part larger than its whole (totals in a snapshot that disagree with
+/// its rows) shows as `">100%"`, not as an absurd figure.
+///
+/// ```
+/// use turbowish_snapshot::format::share;
+/// assert_eq!(share(1, 4), "25.0%");
+/// assert_eq!(share(u64::MAX, 1), ">100%");
+/// assert_eq!(share(1, 0), ">100%");
+/// assert_eq!(share(0, 0), "0.0%");
+/// ```
+pub fn share(part: u64, whole: u64) -> String {
+    if part > whole {
+        ">100%".to_owned()
+    } else {
+        format!("{:.1}%", percent(part, whole))
+    }
+}
+
 /// A name from a snapshot as shown on a terminal: control characters (an
 /// escape sequence in a task's name, a NUL, a line break) are shown
 /// escaped (`\u{1b}`), not sent to the terminal. (The CLI also escapes

@@ -194,11 +194,19 @@ impl Snapshot {
             format_version: Option<serde_json::Value>,
         }
         let version: Version = serde_json::from_slice(bytes).map_err(|e| {
+            // The input is an object (checked above), and any value reads
+            // as `Option<Value>`: the one data error left is a repeated key.
             if e.is_data() {
+                let message = strip_position(&e);
+                let repeated = message.starts_with("duplicate field");
                 LoadError::Shape {
                     origin: origin.to_owned(),
-                    path: ".".to_owned(),
-                    message: "expected a JSON object".to_owned(),
+                    path: if repeated { "format_version" } else { "." }.to_owned(),
+                    message: if repeated {
+                        "appears twice".to_owned()
+                    } else {
+                        message
+                    },
                 }
             } else {
                 json_error(origin, &e)
@@ -374,6 +382,14 @@ mod tests {
         );
         assert!(message(b"[1, 2").starts_with("f.json:1:"));
         assert!(message(br#"{"format_version": 1, "#).contains("ends early"));
+    }
+
+    #[test]
+    fn a_repeated_version_is_named() {
+        assert_eq!(
+            message(br#"{"format_version": 2, "format_version": 2}"#),
+            "f.json: not a TurboWish snapshot: field `format_version`: appears twice"
+        );
     }
 
     #[test]

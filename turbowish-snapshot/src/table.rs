@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::format::{block_word, human_bytes, percent, plural, printable, MAX_NAME_WIDTH};
+use crate::format::{block_word, human_bytes, plural, printable, share, MAX_NAME_WIDTH};
 use crate::schema::{Amount, Counters, Owner, Snapshot, TaskState, TaskWalk};
 
 /// How the memory table orders its rows: biggest first, or by name.
@@ -426,7 +426,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} live in {} blocks across {} {} ({} {}). {} ({:.1}%) is outside TurboWish tasks (main, other tokio tasks, overflow) and {} ({:.1}%) is TurboWish's own. ",
+            "{} live in {} blocks across {} {} ({} {}). {} ({}) is outside TurboWish tasks (main, other tokio tasks, overflow) and {} ({}) is TurboWish's own. ",
             human_bytes(self.live_bytes),
             self.live_blocks,
             self.tasks,
@@ -434,16 +434,16 @@ impl fmt::Display for Summary {
             self.task_names,
             plural(self.task_names, "name", "names"),
             human_bytes(self.untracked_live_bytes),
-            percent(self.untracked_live_bytes, self.live_bytes),
+            share(self.untracked_live_bytes, self.live_bytes),
             human_bytes(self.internal_live_bytes),
-            percent(self.internal_live_bytes, self.live_bytes),
+            share(self.internal_live_bytes, self.live_bytes),
         )?;
         if let Some(dark) = &self.unattributed {
             write!(
                 f,
-                "The heap walk found {} ({:.1}%) in {} {} reachable from no task or root (statics, thread stacks, leaks). ",
+                "The heap walk found {} ({}) in {} {} reachable from no task or root (statics, thread stacks, leaks). ",
                 human_bytes(dark.bytes),
-                percent(dark.bytes, self.live_bytes),
+                share(dark.bytes, self.live_bytes),
                 dark.blocks,
                 block_word(dark.blocks),
             )?;

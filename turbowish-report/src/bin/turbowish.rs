@@ -192,6 +192,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    guard_outputs();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -243,6 +244,72 @@ fn usage_error(e: clap::Error) -> ExitCode {
             );
             ExitCode::from(2)
         }
+    }
+}
+
+/// Whether standard output was closed when the program started (`>&-`).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets up what keeps outputs from being lost or left half-written:
+///
+/// * `SIGINT`, `SIGTERM` and `SIGHUP` remove the temporary file being
+///   written, then end the process as the signal would;
+/// * `SIGXFSZ` (a file-size limit) is ignored, so the write fails with
+///   `EFBIG` and takes the error path, which removes the temporary file;
+/// * a closed standard output is noted (see [`stdout_was_closed`]): what
+///   would be written there would be lost.
+fn guard_outputs() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        turbowish_snapshot::atomic_write::remove_temp_files();
+        // SAFETY: `signal` and `raise` are async-signal-safe; restoring the
+        // default action and raising again ends the process as the signal
+        // would have (exit status 128 + signal for the shell).
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+    }
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only calls async-signal-safe functions
+        // (`unlink` through `remove_temp_files`, `signal`, `raise`).
+        unsafe { libc::signal(signal, handler) };
+    }
+    // SAFETY: ignoring a signal has no preconditions.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+
+    if stdout_was_closed() {
+        STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether standard output was closed when the process started. Rust's
+/// runtime puts `/dev/null`, opened read-write, on a standard descriptor
+/// it finds closed, before `main`; a shell's `> /dev/null` opens it
+/// write-only. So a read-write `/dev/null` on descriptor 1 is taken for a
+/// closed standard output (and `1<>/dev/null`, which nobody writes to
+/// discard output, with it).
+fn stdout_was_closed() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: F_GETFL on a descriptor number only reads its flags.
+    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+    if flags == -1 {
+        return true;
+    }
+    if flags & libc::O_ACCMODE != libc::O_RDWR {
+        return false;
+    }
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let Ok(fd) = stdout.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match (
+        std::fs::File::from(fd).metadata(),
+        std::fs::metadata("/dev/null"),
+    ) {
+        (Ok(out), Ok(null)) => out.rdev() == null.rdev() && out.dev() == null.dev(),
+        _ => false,
     }
 }
 
@@ -407,12 +474,19 @@ fn write_output_from<P: AsRef<Path>>(
     write_output(path, bytes)
 }
 
-/// Whether two paths name one existing file (`-` names none).
+/// Whether two paths name one existing file; `-` as an input is standard
+/// input, whatever it was redirected from (`-o snap.json < snap.json`),
+/// and as an output names no file.
 fn same_file(a: &Path, b: &Path) -> bool {
-    if a == Path::new("-") || b == Path::new("-") {
+    if b == Path::new("-") {
         return false;
     }
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
+    let input = if a == Path::new("-") {
+        stdin_metadata()
+    } else {
+        std::fs::metadata(a)
+    };
+    match (input, std::fs::metadata(b)) {
         #[cfg(unix)]
         (Ok(a), Ok(b)) => {
             use std::os::unix::fs::MetadataExt;
@@ -422,6 +496,13 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(_), Ok(_)) => a.canonicalize().ok() == b.canonicalize().ok(),
         _ => false,
     }
+}
+
+/// What standard input is (a file, a pipe, a terminal), as `fstat` sees it.
+fn stdin_metadata() -> std::io::Result<std::fs::Metadata> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    std::fs::File::from(fd).metadata()
 }
 
 /// Writes a file atomically (mode 0600), or to standard output for `-`.
@@ -467,8 +548,17 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Writes to standard output; a closed pipe (`| head`) is not an error.
+/// Writes to standard output. A pipe whose reader has left (`| head`) is
+/// not an error: `head` users expect its lines and no complaint, so the
+/// rest is dropped and the exit status is 0. A closed standard output
+/// (`>&-`) or any other failure is exit status 1.
 fn print(bytes: &[u8]) -> Result<u8, Failure> {
+    if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Failure::output(
+            Path::new("standard output"),
+            std::io::Error::from_raw_os_error(libc::EBADF),
+        ));
+    }
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(0),
