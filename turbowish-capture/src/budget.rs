@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::snapshot_file::{snapshot_to_dir, SnapshotError};
-use turbowish_snapshot::atomic_write::WriteError;
+use crate::snapshot_file::{snapshot_into, SnapshotError};
+use turbowish_snapshot::atomic_write::Directory;
 
 /// The process-wide live-bytes limit, e.g. `8GiB` or `500MB` (see
 /// [`Budgets::from_env`]).
@@ -157,9 +157,9 @@ impl Budgets {
     /// interval and callback, and keeps the counts).
     pub fn install(self) -> Result<BudgetHandle, SnapshotError> {
         let _internal = turbowish_alloc::internal();
-        let dir = resolve_dir(self.dir.clone())?;
+        let dir = crate::snapshot_file::resolve_dir(self.dir.clone())?;
         let config = Config {
-            dir,
+            dir: Arc::new(Directory::open(&dir)?),
             live_limit: self.live_limit,
             growth: self.growth,
             min_interval: self.min_interval.unwrap_or(DEFAULT_BUDGET_INTERVAL),
@@ -360,7 +360,8 @@ impl std::fmt::Debug for State {
 
 #[derive(Clone)]
 struct Config {
-    dir: PathBuf,
+    /// Opened at install, as the signal trigger's directory is.
+    dir: Arc<Directory>,
     live_limit: Option<u64>,
     growth: Option<(u32, Duration)>,
     min_interval: Duration,
@@ -465,7 +466,7 @@ fn serve_one(
         return event;
     }
     lock(&watcher.state).last_snapshot = Some(now);
-    match snapshot_to_dir(&config.dir) {
+    match snapshot_into(&config.dir) {
         Ok(path) => {
             lock(&watcher.state).snapshots += 1;
             event.snapshot = Some(path);
@@ -477,27 +478,6 @@ fn serve_one(
 
 fn wake() {
     turbowish_alloc::budget::wake_watcher();
-}
-
-/// The snapshot directory: `dir`, else `$TURBOWISH_DIR`, else `.`, made
-/// absolute and checked to be a directory.
-pub(crate) fn resolve_dir(dir: Option<PathBuf>) -> Result<PathBuf, SnapshotError> {
-    let dir = dir.unwrap_or_else(|| {
-        std::env::var_os("TURBOWISH_DIR")
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| PathBuf::from("."), PathBuf::from)
-    });
-    let dir_error = |source| {
-        SnapshotError::File(WriteError::Dir {
-            dir: dir.clone(),
-            source,
-        })
-    };
-    let absolute = std::path::absolute(&dir).map_err(dir_error)?;
-    if !std::fs::metadata(&absolute).map_err(dir_error)?.is_dir() {
-        return Err(dir_error(std::io::ErrorKind::NotADirectory.into()));
-    }
-    Ok(absolute)
 }
 
 fn env(var: &str) -> Option<String> {

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::SIGUSR1;
 use signal_hook::iterator::Signals;
 
-use turbowish_snapshot::atomic_write::WriteError;
-
-use crate::snapshot_file::{snapshot_to_dir, SnapshotError};
+use crate::snapshot_file::{snapshot_into, SnapshotError};
+use turbowish_snapshot::atomic_write::Directory;
 
 /// Installs the `SIGUSR1` trigger with the default configuration: snapshots
 /// go to `$TURBOWISH_DIR`, or the current directory when it is unset (see
@@ -75,21 +74,7 @@ impl SignalConfig {
         let _internal = turbowish_alloc::internal();
         // Read first, so that a bad value installs nothing.
         let budgets = crate::budget::Budgets::from_env()?;
-        let dir = self.dir.unwrap_or_else(|| {
-            std::env::var_os("TURBOWISH_DIR")
-                .filter(|d| !d.is_empty())
-                .map_or_else(|| PathBuf::from("."), PathBuf::from)
-        });
-        let dir_error = |source| {
-            SnapshotError::File(WriteError::Dir {
-                dir: dir.clone(),
-                source,
-            })
-        };
-        let dir = std::path::absolute(&dir).map_err(dir_error)?;
-        if !std::fs::metadata(&dir).map_err(dir_error)?.is_dir() {
-            return Err(dir_error(std::io::ErrorKind::NotADirectory.into()));
-        }
+        let dir = crate::snapshot_file::resolve_dir(self.dir)?;
 
         let mut installed = lock(&INSTALLED);
         if let Some(trigger) = *installed {
@@ -120,7 +105,11 @@ impl SignalConfig {
         let signals =
             Signals::new([SIGUSR1]).map_err(|source| fail(SnapshotError::Signal { source }))?;
         // Lives as long as the thread, which lives as long as the process.
+        // The directory is opened now, once: later renames or swaps of its
+        // path do not move where snapshots go.
+        let directory = Directory::open(&dir).map_err(|e| fail(e.into()))?;
         let trigger: &'static Trigger = Box::leak(Box::new(Trigger {
+            directory,
             dir,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -240,6 +229,7 @@ static INSTALLED: Mutex<Option<&'static Trigger>> = Mutex::new(None);
 
 #[derive(Debug)]
 struct Trigger {
+    directory: Directory,
     dir: PathBuf,
     state: Mutex<State>,
     changed: Condvar,
@@ -263,7 +253,7 @@ fn run(trigger: &'static Trigger, mut signals: Signals, started: SyncSender<()>)
     drop(started);
     for _ in signals.forever() {
         let upto = RECEIVED.load(Ordering::SeqCst);
-        let result = snapshot_to_dir(&trigger.dir);
+        let result = snapshot_into(&trigger.directory);
         let mut state = lock(&trigger.state);
         state.served = upto;
         match result {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use turbowish_snapshot::atomic_write::{write_new, WriteError};
+use turbowish_snapshot::atomic_write::{write_new_in, Directory, WriteError};
 use turbowish_snapshot::Snapshot;
 
 use crate::capture::snapshot;
@@ -115,8 +115,41 @@ pub fn snapshot_to_dir(dir: impl AsRef<Path>) -> Result<PathBuf, SnapshotError> 
 /// Writes `snapshot` to `dir` the way [`snapshot_to_dir`] does.
 pub fn write_to_dir(snapshot: &Snapshot, dir: &Path) -> Result<PathBuf, SnapshotError> {
     let _internal = turbowish_alloc::internal();
+    write_into(snapshot, &Directory::open(dir)?)
+}
+
+/// The snapshot directory: `dir`, else `$TURBOWISH_DIR`, else `.`, made
+/// absolute and checked to be a directory.
+pub(crate) fn resolve_dir(dir: Option<PathBuf>) -> Result<PathBuf, SnapshotError> {
+    let dir = dir.unwrap_or_else(|| {
+        std::env::var_os("TURBOWISH_DIR")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
+    });
+    let dir_error = |source| {
+        SnapshotError::File(WriteError::Dir {
+            dir: dir.clone(),
+            source,
+        })
+    };
+    let absolute = std::path::absolute(&dir).map_err(dir_error)?;
+    if !std::fs::metadata(&absolute).map_err(dir_error)?.is_dir() {
+        return Err(dir_error(io::ErrorKind::NotADirectory.into()));
+    }
+    Ok(absolute)
+}
+
+/// [`snapshot_to_dir`] into a directory opened before: the trigger's,
+/// opened at install, so that snapshots keep going to that directory even
+/// if its path is renamed or replaced later.
+pub(crate) fn snapshot_into(dir: &Directory) -> Result<PathBuf, SnapshotError> {
+    let _internal = turbowish_alloc::internal();
+    write_into(&snapshot(), dir)
+}
+
+fn write_into(snapshot: &Snapshot, dir: &Directory) -> Result<PathBuf, SnapshotError> {
     let pid = std::process::id();
-    let path = write_new(
+    let path = write_new_in(
         dir,
         |seq| format!("turbowish-{pid}-{seq}.json"),
         |file| {

@@ -169,7 +169,8 @@ impl Drop for InFlight {
 /// Writes a new file in `dir` through `write`, under the first name that
 /// `name` gives (called with increasing numbers) that nothing has, a
 /// symlink included; returns its path. Nothing is ever followed or
-/// replaced, and on error nothing is left behind.
+/// replaced, and on error nothing is left behind. `dir` is opened once
+/// for the call (see [`Directory`], to open it once for many).
 ///
 /// The file is published with `link(2)`, which fails if the name exists:
 /// there is no window in which a file appearing at the name could be
@@ -192,47 +193,191 @@ pub fn write_new(
     name: impl Fn(u64) -> String,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<PathBuf, WriteError> {
-    let (final_path, temp_path, mut file) = create_temp_in(dir, &name)?;
+    write_new_in(&Directory::open(dir)?, name, write)
+}
+
+/// A directory opened once, by its path at that moment: files written
+/// into it with [`write_new_in`] go to that directory even if its path is
+/// later renamed or replaced (by a symlink to elsewhere, say). The
+/// snapshot trigger opens its directory this way at install.
+///
+/// ```
+/// use std::io::Write;
+/// let base = std::env::temp_dir().join(format!("turbowish-doc-dir-{}", std::process::id()));
+/// std::fs::create_dir_all(base.join("a")).unwrap();
+/// let dir = turbowish_snapshot::atomic_write::Directory::open(&base.join("a")).unwrap();
+/// std::fs::rename(base.join("a"), base.join("b")).unwrap();
+/// turbowish_snapshot::atomic_write::write_new_in(&dir, |n| format!("f{n}"), |f| f.write_all(b"x")).unwrap();
+/// assert_eq!(std::fs::read_dir(base.join("b")).unwrap().count(), 1);
+/// # std::fs::remove_dir_all(&base).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Directory {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl Directory {
+    /// Opens `path`, which must be a directory (symlinks to one are
+    /// followed, once, now).
+    pub fn open(path: &Path) -> Result<Directory, WriteError> {
+        let dir_error = |source| WriteError::Dir {
+            dir: path.to_owned(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(path)
+            // O_DIRECTORY makes a file in the way "not a directory".
+            .map_err(dir_error)?;
+        Ok(Directory {
+            fd: file.into(),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The path it was opened by (what file paths are reported under).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn raw(&self) -> libc::c_int {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
+    /// Whether anything (a symlink included, dangling or not) has `name`.
+    fn exists(&self, name: &std::ffi::CStr) -> io::Result<bool> {
+        // SAFETY: `stat` is plain data, written by `fstatat` before it is
+        // read (and only when it succeeds).
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid directory descriptor, a NUL-terminated name and
+        // a `stat` buffer of the right type.
+        let r = unsafe {
+            libc::fstatat(
+                self.raw(),
+                name.as_ptr(),
+                &mut stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        match r {
+            0 => Ok(true),
+            _ => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Creates `name` exclusively, owner-only, never through a symlink,
+    /// closed on exec.
+    fn create_temp(&self, name: &std::ffi::CStr) -> io::Result<File> {
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: a valid directory descriptor and a NUL-terminated name;
+        // the mode argument is read because O_CREAT is given.
+        let fd = unsafe { libc::openat(self.raw(), name.as_ptr(), flags, 0o600 as libc::c_uint) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `openat` returned a new descriptor that nothing else owns.
+        Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+
+    fn remove(&self, name: &std::ffi::CStr) {
+        // SAFETY: a valid directory descriptor and a NUL-terminated name.
+        unsafe { libc::unlinkat(self.raw(), name.as_ptr(), 0) };
+    }
+
+    /// Gives the complete temporary file its final name, unless that name
+    /// is taken (`AlreadyExists`). On success the temporary name is gone.
+    fn publish(&self, temp: &std::ffi::CStr, target: &std::ffi::CStr) -> io::Result<()> {
+        let fd = self.raw();
+        // SAFETY: valid descriptors and NUL-terminated names; flags 0 (do
+        // not follow a symlink at `temp`, which is our own regular file).
+        if unsafe { libc::linkat(fd, temp.as_ptr(), fd, target.as_ptr(), 0) } == 0 {
+            self.remove(temp);
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+        // No hard links here (some FUSE or FAT file systems): the name is
+        // checked, then renamed to, with a window between the two.
+        if self.exists(target)? {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        // SAFETY: valid descriptors and NUL-terminated names.
+        if unsafe { libc::renameat(fd, temp.as_ptr(), fd, target.as_ptr()) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+/// [`write_new`] into a directory opened before.
+pub fn write_new_in(
+    dir: &Directory,
+    name: impl Fn(u64) -> String,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<PathBuf, WriteError> {
+    let (final_name, temp_name, mut file) = create_temp_in(dir, &name)?;
+    let temp_path = dir.path.join(temp_name.to_string_lossy().as_ref());
     let _in_flight = InFlight::register(&temp_path);
     let written = fill(&mut file, write);
     drop(file);
     if let Err(source) = written {
-        let _ = std::fs::remove_file(&temp_path);
+        dir.remove(&temp_name);
         return Err(WriteError::Write {
             path: temp_path,
             source,
         });
     }
-    let mut final_path = final_path;
+    let mut final_name = final_name;
     let mut attempts = 0;
     loop {
-        match publish(&temp_path, &final_path) {
+        match dir.publish(&temp_name, &final_name) {
             Ok(()) => break,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => {
-                let _ = std::fs::remove_file(&temp_path);
+                dir.remove(&temp_name);
                 return Err(WriteError::Rename {
                     from: temp_path,
-                    to: final_path,
+                    to: dir.path.join(final_name.to_string_lossy().as_ref()),
                     source,
                 });
             }
         }
         attempts += 1;
         if attempts >= MAX_ATTEMPTS {
-            let _ = std::fs::remove_file(&temp_path);
+            dir.remove(&temp_name);
             return Err(WriteError::NoFreeName {
-                dir: dir.to_owned(),
+                dir: dir.path.clone(),
             });
         }
-        final_path = dir.join(name(next_seq()));
+        final_name = file_name(dir, name(next_seq()))?;
     }
     // Make the rename itself durable; a directory that cannot be synced
     // (some file systems refuse) still holds a complete file.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+    // SAFETY: a valid descriptor.
+    unsafe { libc::fsync(dir.raw()) };
+    Ok(dir.path.join(final_name.to_string_lossy().as_ref()))
+}
+
+/// `name` as a C string, refused if it is not a single file name.
+fn file_name(dir: &Directory, name: String) -> Result<std::ffi::CString, WriteError> {
+    let refused = |why: &str| WriteError::CreateTemp {
+        path: dir.path.join(&name),
+        source: io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()),
+    };
+    if name.contains('/') || name.is_empty() || name == "." || name == ".." {
+        return Err(refused("not a plain file name"));
     }
-    Ok(final_path)
+    std::ffi::CString::new(name.clone()).map_err(|_| refused("contains a NUL byte"))
 }
 
 /// Why [`write_new`] wrote no file. Its `Display` is one line naming the
@@ -358,71 +503,38 @@ fn fill(file: &mut File, write: impl FnOnce(&mut File) -> io::Result<()>) -> io:
     file.sync_all()
 }
 
-/// Picks the next free final name in `dir` and creates its temporary file.
+/// Picks the next free final name in `dir` and creates its temporary file:
+/// returns both names and the file.
 fn create_temp_in(
-    dir: &Path,
+    dir: &Directory,
     name: &impl Fn(u64) -> String,
-) -> Result<(PathBuf, PathBuf, File), WriteError> {
+) -> Result<(std::ffi::CString, std::ffi::CString, File), WriteError> {
     let dir_error = |source| WriteError::Dir {
-        dir: dir.to_owned(),
+        dir: dir.path.clone(),
         source,
     };
-    let meta = std::fs::metadata(dir).map_err(dir_error)?;
-    if !meta.is_dir() {
-        return Err(dir_error(io::Error::from(io::ErrorKind::NotADirectory)));
-    }
     for _ in 0..MAX_ATTEMPTS {
-        let file_name = name(next_seq());
-        let final_path = dir.join(&file_name);
-        if exists(&final_path).map_err(dir_error)? {
+        let final_name = file_name(dir, name(next_seq()))?;
+        if dir.exists(&final_name).map_err(dir_error)? {
             continue;
         }
-        let temp_path = dir.join(temp_name(&file_name, "new"));
-        match create_temp(&temp_path) {
-            Ok(file) => return Ok((final_path, temp_path, file)),
+        let temp = file_name(dir, temp_name(&final_name.to_string_lossy(), "new"))?;
+        match dir.create_temp(&temp) {
+            Ok(file) => return Ok((final_name, temp, file)),
             // Left by another process with our pid (a container), or a
             // crash: never touch it, take the next number.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(source) => {
                 return Err(WriteError::CreateTemp {
-                    path: temp_path,
+                    path: dir.path.join(temp.to_string_lossy().as_ref()),
                     source,
                 })
             }
         }
     }
     Err(WriteError::NoFreeName {
-        dir: dir.to_owned(),
+        dir: dir.path.clone(),
     })
-}
-
-/// Whether anything (a symlink included, dangling or not) has this name.
-fn exists(path: &Path) -> io::Result<bool> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Gives the complete temporary file its final name, unless that name is
-/// taken (`AlreadyExists`). On success the temporary name is gone.
-fn publish(temp: &Path, target: &Path) -> io::Result<()> {
-    match std::fs::hard_link(temp, target) {
-        Ok(()) => {
-            let _ = std::fs::remove_file(temp);
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        // No hard links here (some FUSE or FAT file systems): the name is
-        // checked, then renamed to, with a window between the two.
-        Err(_) => {
-            if exists(target)? {
-                return Err(io::ErrorKind::AlreadyExists.into());
-            }
-            std::fs::rename(temp, target)
-        }
-    }
 }
 
 #[cfg(test)]
