@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::snapshot_file::{snapshot_into, SnapshotError};
-use turbowish_snapshot::atomic_write::Directory;
+use crate::snapshot_file::{SnapshotDir, SnapshotError};
 
 /// The process-wide live-bytes limit, e.g. `8GiB` or `500MB` (see
 /// [`Budgets::from_env`]).
@@ -159,7 +158,7 @@ impl Budgets {
         let _internal = turbowish_alloc::internal();
         let dir = crate::snapshot_file::resolve_dir(self.dir.clone())?;
         let config = Config {
-            dir: Arc::new(Directory::open(&dir)?),
+            dir: Arc::new(SnapshotDir::open(dir)?),
             live_limit: self.live_limit,
             growth: self.growth,
             min_interval: self.min_interval.unwrap_or(DEFAULT_BUDGET_INTERVAL),
@@ -361,7 +360,7 @@ impl std::fmt::Debug for State {
 #[derive(Clone)]
 struct Config {
     /// Opened at install, as the signal trigger's directory is.
-    dir: Arc<Directory>,
+    dir: Arc<SnapshotDir>,
     live_limit: Option<u64>,
     growth: Option<(u32, Duration)>,
     min_interval: Duration,
@@ -466,7 +465,7 @@ fn serve_one(
         return event;
     }
     lock(&watcher.state).last_snapshot = Some(now);
-    match snapshot_into(&config.dir) {
+    match config.dir.write_snapshot() {
         Ok(path) => {
             lock(&watcher.state).snapshots += 1;
             event.snapshot = Some(path);

@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::SIGUSR1;
 use signal_hook::iterator::Signals;
 
-use crate::snapshot_file::{snapshot_into, SnapshotError};
-use turbowish_snapshot::atomic_write::Directory;
+use crate::snapshot_file::{SnapshotDir, SnapshotError};
 
 /// Installs the `SIGUSR1` trigger with the default configuration: snapshots
 /// go to `$TURBOWISH_DIR`, or the current directory when it is unset (see
@@ -107,7 +106,7 @@ impl SignalConfig {
         // Lives as long as the thread, which lives as long as the process.
         // The directory is opened now, once: later renames or swaps of its
         // path do not move where snapshots go.
-        let directory = Directory::open(&dir).map_err(|e| fail(e.into()))?;
+        let directory = SnapshotDir::open(dir.clone()).map_err(fail)?;
         let trigger: &'static Trigger = Box::leak(Box::new(Trigger {
             directory,
             dir,
@@ -229,7 +228,7 @@ static INSTALLED: Mutex<Option<&'static Trigger>> = Mutex::new(None);
 
 #[derive(Debug)]
 struct Trigger {
-    directory: Directory,
+    directory: SnapshotDir,
     dir: PathBuf,
     state: Mutex<State>,
     changed: Condvar,
@@ -253,7 +252,7 @@ fn run(trigger: &'static Trigger, mut signals: Signals, started: SyncSender<()>)
     drop(started);
     for _ in signals.forever() {
         let upto = RECEIVED.load(Ordering::SeqCst);
-        let result = snapshot_into(&trigger.directory);
+        let result = trigger.directory.write_snapshot();
         let mut state = lock(&trigger.state);
         state.served = upto;
         match result {

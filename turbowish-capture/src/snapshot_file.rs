@@ -139,12 +139,35 @@ pub(crate) fn resolve_dir(dir: Option<PathBuf>) -> Result<PathBuf, SnapshotError
     Ok(absolute)
 }
 
-/// [`snapshot_to_dir`] into a directory opened before: the trigger's,
-/// opened at install, so that snapshots keep going to that directory even
-/// if its path is renamed or replaced later.
-pub(crate) fn snapshot_into(dir: &Directory) -> Result<PathBuf, SnapshotError> {
-    let _internal = turbowish_alloc::internal();
-    write_into(&snapshot(), dir)
+/// Where the trigger (and the budget watcher) write: the directory opened
+/// at install, so that renaming its path or putting a symlink to elsewhere
+/// in its place does not move later snapshots. If that directory is
+/// deleted, the path is opened again at the next snapshot (an operator's
+/// `rm -r dir; mkdir dir` must not end snapshots for good).
+#[derive(Debug)]
+pub(crate) struct SnapshotDir {
+    path: PathBuf,
+    /// A `Mutex`: locked once per snapshot, by the one thread writing.
+    open: std::sync::Mutex<Directory>,
+}
+
+impl SnapshotDir {
+    pub(crate) fn open(path: PathBuf) -> Result<SnapshotDir, SnapshotError> {
+        Ok(SnapshotDir {
+            open: std::sync::Mutex::new(Directory::open(&path)?),
+            path,
+        })
+    }
+
+    /// Takes a snapshot and writes it here.
+    pub(crate) fn write_snapshot(&self) -> Result<PathBuf, SnapshotError> {
+        let _internal = turbowish_alloc::internal();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.is_deleted() {
+            *open = Directory::open(&self.path)?;
+        }
+        write_into(&snapshot(), &open)
+    }
 }
 
 fn write_into(snapshot: &Snapshot, dir: &Directory) -> Result<PathBuf, SnapshotError> {

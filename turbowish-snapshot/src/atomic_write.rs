@@ -242,6 +242,18 @@ impl Directory {
         &self.path
     }
 
+    /// Whether the directory has been deleted since it was opened (no
+    /// name links to it any more), so nothing can be written into it.
+    pub fn is_deleted(&self) -> bool {
+        use std::os::fd::AsFd;
+        let Ok(fd) = self.fd.as_fd().try_clone_to_owned() else {
+            return false;
+        };
+        File::from(fd)
+            .metadata()
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) == 0)
+    }
+
     fn raw(&self) -> libc::c_int {
         use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()
