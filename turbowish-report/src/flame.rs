@@ -1,7 +1,7 @@
 //! `turbowish flamegraph`: live bytes by owner, then by call path, as
 //! collapsed ("folded") stacks or an inferno SVG.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::labels::Names;
@@ -15,6 +15,11 @@ use turbowish_snapshot::schema::{Owner, Snapshot};
 /// stack is only an owner name with its exact live bytes, so the picture
 /// still shows memory by task.
 ///
+/// The stacks are kept as a tree of interned frame names, so a snapshot of
+/// millions of sites costs memory in its distinct frames, not in one
+/// string per stack, and the SVG is drawn from the frames wide enough to
+/// be seen.
+///
 /// ```
 /// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
 /// let folded = turbowish_report::flame::FoldedStacks::new(&snap);
@@ -23,65 +28,114 @@ use turbowish_snapshot::schema::{Owner, Snapshot};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoldedStacks {
-    /// `stack -> bytes`, frames separated by `;`, sorted (as inferno wants).
-    pub stacks: BTreeMap<String, u64>,
+    /// Frame names (made safe by `frame_name`), each once.
+    names: Vec<String>,
+    /// The tree; `nodes[0]` is the root, above the owners.
+    nodes: Vec<Node>,
     /// Whether the stacks come from sampled sites (else: owner names only).
     pub sampled: bool,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    /// Index into `names` (unused for the root).
+    name: u32,
+    /// Bytes of stacks that end here.
+    bytes: u64,
+    /// Bytes of this node and everything under it.
+    total: u64,
+    children: Vec<u32>,
+}
+
+/// The least share of the total a frame needs to be drawn: inferno leaves
+/// out frames narrower than 0.1 px, and the SVG is 1,200 px wide.
+const DRAWN_SHARE: u64 = 12_000;
 
 impl FoldedStacks {
     /// Folds the snapshot's owner-site estimates (or, without them, the
     /// owners' live bytes).
     pub fn new(snap: &Snapshot) -> FoldedStacks {
         let names = Names::new(snap);
-        let mut stacks: BTreeMap<String, u64> = BTreeMap::new();
-        let mut add = |stack: String, bytes: u64| {
-            if bytes > 0 {
-                let count = stacks.entry(stack).or_default();
-                *count = count.saturating_add(bytes);
-            }
-        };
+        let mut tree = Builder::new();
         let sampled = !snap.owner_sites.is_empty();
         if sampled {
-            // Many owners share a site: fold each site's frames once.
-            let mut suffixes: HashMap<u32, String> = HashMap::new();
-            let mut owners: HashMap<Owner, String> = HashMap::new();
+            // Each location's frames, and each site's path, made once:
+            // many owners share a site, and many sites a location.
+            let mut location_frames: HashMap<u32, Vec<u32>> = HashMap::new();
+            let mut site_paths: HashMap<u32, Vec<u32>> = HashMap::new();
+            let mut owners: HashMap<Owner, u32> = HashMap::new();
+            let mut path = Vec::new();
             for os in &snap.owner_sites {
-                let suffix = suffixes.entry(os.site).or_insert_with(|| {
-                    let frames = names
-                        .site(os.site)
-                        .map(|s| names.frames(&s.stack))
-                        .unwrap_or_default();
-                    // Sites store the innermost frame first; flame graphs
-                    // grow from the outermost.
-                    let mut suffix = String::new();
-                    for frame in frames.iter().rev() {
-                        suffix.push(';');
-                        suffix.push_str(&frame_name(&frame.function_name()));
-                    }
-                    suffix
-                });
-                let owner = owners
+                if os.live_bytes == 0 {
+                    continue;
+                }
+                let owner = *owners
                     .entry(os.owner)
-                    .or_insert_with(|| frame_name(&names.owner(os.owner)));
-                add(format!("{owner}{suffix}"), os.live_bytes);
+                    .or_insert_with(|| tree.intern(&names.owner(os.owner)));
+                let site_path = site_paths.entry(os.site).or_insert_with(|| {
+                    let mut frames = Vec::new();
+                    if let Some(site) = names.site(os.site) {
+                        // Sites store the innermost frame first; flame
+                        // graphs grow from the outermost.
+                        for &location in site.stack.iter().rev() {
+                            let of_location =
+                                location_frames.entry(location).or_insert_with(|| {
+                                    let mut lines: Vec<u32> = names
+                                        .frames(&[location])
+                                        .iter()
+                                        .map(|f| tree.intern(&f.function_name()))
+                                        .collect();
+                                    lines.reverse();
+                                    lines
+                                });
+                            frames.extend_from_slice(of_location);
+                        }
+                    }
+                    frames
+                });
+                path.clear();
+                path.push(owner);
+                path.extend_from_slice(site_path);
+                tree.add(&path, os.live_bytes);
             }
         } else {
-            for task in &snap.tasks {
-                add(frame_name(&task.name), task.memory.live_bytes);
-            }
-            for bucket in &snap.buckets {
-                add(frame_name(&bucket.name), bucket.memory.live_bytes);
+            for (name, bytes) in snap
+                .tasks
+                .iter()
+                .map(|t| (&t.name, t.memory.live_bytes))
+                .chain(snap.buckets.iter().map(|b| (&b.name, b.memory.live_bytes)))
+            {
+                if bytes > 0 {
+                    let owner = tree.intern(name);
+                    tree.add(&[owner], bytes);
+                }
             }
         }
-        FoldedStacks { stacks, sampled }
+        let mut stacks = FoldedStacks {
+            names: tree.names,
+            nodes: tree.nodes,
+            sampled,
+        };
+        stacks.sort_children();
+        stacks
     }
 
     /// Total bytes over all stacks.
     pub fn total(&self) -> u64 {
-        self.stacks
-            .values()
-            .fold(0u64, |sum, &bytes| sum.saturating_add(bytes))
+        self.nodes[0].total
+    }
+
+    /// Whether there is no stack (no live bytes).
+    pub fn is_empty(&self) -> bool {
+        self.nodes[0].total == 0
+    }
+
+    /// Every `stack bytes` line, stacks in sorted order (frames compared
+    /// one by one), as `Display` writes them.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        self.walk(0, |stack, bytes| lines.push(format!("{stack} {bytes}")));
+        lines
     }
 
     /// Renders the stacks as an inferno flame graph (SVG). Fails when there
@@ -98,17 +152,19 @@ impl FoldedStacks {
     }
 
     fn svg(&self, title: &str, width: Option<usize>) -> std::io::Result<Vec<u8>> {
-        if self.stacks.is_empty() {
+        if self.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "nothing to draw: no live bytes in the snapshot",
             ));
         }
-        let lines: Vec<String> = self
-            .stacks
-            .iter()
-            .map(|(stack, bytes)| format!("{stack} {bytes}"))
-            .collect();
+        // Frames too narrow to be drawn are folded into their parent: the
+        // widths of those drawn stay exact, and inferno gets thousands of
+        // lines, not millions.
+        let mut lines = Vec::new();
+        self.walk(self.total() / DRAWN_SHARE, |stack, bytes| {
+            lines.push(format!("{stack} {bytes}"));
+        });
         let mut options = inferno::flamegraph::Options::default();
         options.title = frame_name(title);
         options.count_name = "bytes".to_owned();
@@ -121,15 +177,160 @@ impl FoldedStacks {
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
         Ok(svg)
     }
+
+    /// Calls `line` with each stack and its bytes, in order; a subtree of
+    /// less than `least` bytes is counted in the stack above it.
+    fn walk(&self, least: u64, mut line: impl FnMut(&str, u64)) {
+        let mut stack = String::new();
+        // (node, length of `stack` before this node's name)
+        let mut todo: Vec<(u32, usize)> = self.nodes[0]
+            .children
+            .iter()
+            .rev()
+            .map(|&c| (c, 0))
+            .collect();
+        while let Some((id, cut)) = todo.pop() {
+            let node = &self.nodes[id as usize];
+            stack.truncate(cut);
+            if cut > 0 {
+                stack.push(';');
+            }
+            stack.push_str(&self.names[node.name as usize]);
+            let mut here = node.bytes;
+            let below = stack.len();
+            for &child in node.children.iter().rev() {
+                let c = &self.nodes[child as usize];
+                if c.total < least {
+                    here = here.saturating_add(c.total);
+                } else {
+                    todo.push((child, below));
+                }
+            }
+            if here > 0 {
+                line(&stack, here);
+            }
+        }
+    }
+
+    /// Orders every node's children by name, so stacks come out sorted.
+    fn sort_children(&mut self) {
+        let names = &self.names;
+        let nodes = &mut self.nodes;
+        let keys: Vec<u32> = nodes.iter().map(|n| n.name).collect();
+        for node in nodes.iter_mut() {
+            node.children.sort_by(|&a, &b| {
+                names[keys[a as usize] as usize].cmp(&names[keys[b as usize] as usize])
+            });
+        }
+    }
 }
 
 impl fmt::Display for FoldedStacks {
     /// One `stack bytes` line per stack.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (stack, bytes) in &self.stacks {
-            writeln!(f, "{stack} {bytes}")?;
+        let mut result = Ok(());
+        self.walk(0, |stack, bytes| {
+            if result.is_ok() {
+                result = writeln!(f, "{stack} {bytes}");
+            }
+        });
+        result
+    }
+}
+
+/// Builds the tree: interns names and finds each child by (parent, name).
+struct Builder {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+    nodes: Vec<Node>,
+    children: HashMap<(u32, u32), u32, BuildFast>,
+}
+
+impl Builder {
+    fn new() -> Builder {
+        Builder {
+            names: Vec::new(),
+            ids: HashMap::new(),
+            nodes: vec![Node {
+                name: 0,
+                bytes: 0,
+                total: 0,
+                children: Vec::new(),
+            }],
+            children: HashMap::default(),
         }
-        Ok(())
+    }
+
+    /// The id of `name` made safe as a frame.
+    fn intern(&mut self, name: &str) -> u32 {
+        let name = frame_name(name);
+        if let Some(&id) = self.ids.get(&name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    /// Adds `bytes` to the stack `path` (name ids, outermost first).
+    fn add(&mut self, path: &[u32], bytes: u64) {
+        let mut at = 0u32;
+        self.nodes[0].total = self.nodes[0].total.saturating_add(bytes);
+        for &name in path {
+            let next = match self.children.get(&(at, name)) {
+                Some(&child) => child,
+                None => {
+                    let child = self.nodes.len() as u32;
+                    self.nodes.push(Node {
+                        name,
+                        bytes: 0,
+                        total: 0,
+                        children: Vec::new(),
+                    });
+                    self.nodes[at as usize].children.push(child);
+                    self.children.insert((at, name), child);
+                    child
+                }
+            };
+            at = next;
+            let node = &mut self.nodes[at as usize];
+            node.total = node.total.saturating_add(bytes);
+        }
+        let node = &mut self.nodes[at as usize];
+        node.bytes = node.bytes.saturating_add(bytes);
+    }
+}
+
+/// A fast hasher for pairs of small integers (the tree's child index is
+/// looked up once per frame of every stack; SipHash's resistance to
+/// chosen keys buys nothing for ids we assign).
+#[derive(Default, Clone, Copy)]
+struct BuildFast;
+
+impl std::hash::BuildHasher for BuildFast {
+    type Hasher = Fast;
+    fn build_hasher(&self) -> Fast {
+        Fast(0)
+    }
+}
+
+struct Fast(u64);
+
+impl std::hash::Hasher for Fast {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
@@ -162,7 +363,13 @@ mod tests {
     #[test]
     fn nothing_to_draw_is_an_error_not_an_empty_svg() {
         let empty = FoldedStacks {
-            stacks: BTreeMap::new(),
+            names: Vec::new(),
+            nodes: vec![Node {
+                name: 0,
+                bytes: 0,
+                total: 0,
+                children: Vec::new(),
+            }],
             sampled: false,
         };
         let err = empty.to_svg("t").unwrap_err();

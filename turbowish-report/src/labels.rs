@@ -10,8 +10,44 @@ use turbowish_snapshot::schema::{CodeLocation, Owner, Site, Snapshot, TaskRef};
 pub(crate) struct Names<'a> {
     tasks: HashMap<u64, &'a str>,
     buckets: HashMap<Owner, &'a str>,
-    locations: HashMap<u32, &'a CodeLocation>,
-    sites: HashMap<u32, &'a Site>,
+    locations: ById<'a, CodeLocation>,
+    sites: ById<'a, Site>,
+}
+
+/// Rows by their `u32` id: a vector when the ids are dense (a snapshot's
+/// are `0..n`), so the look-up renderers do for every frame of every
+/// stack is an index; a hash map for ids that are not.
+enum ById<'a, T> {
+    Dense(Vec<Option<&'a T>>),
+    Sparse(HashMap<u32, &'a T>),
+}
+
+impl<'a, T> ById<'a, T> {
+    fn new(rows: impl ExactSizeIterator<Item = (u32, &'a T)> + Clone) -> ById<'a, T> {
+        let len = rows.len();
+        let max = rows.clone().map(|(id, _)| id as usize).max().unwrap_or(0);
+        if max <= 2 * len + 1024 {
+            let mut dense = vec![None; max + 1];
+            for (id, row) in rows {
+                // The last of two rows with one id wins, as in a map.
+                dense[id as usize] = Some(row);
+            }
+            ById::Dense(dense)
+        } else {
+            let mut sparse = HashMap::with_capacity(len);
+            for (id, row) in rows {
+                sparse.insert(id, row);
+            }
+            ById::Sparse(sparse)
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<&'a T> {
+        match self {
+            ById::Dense(rows) => rows.get(id as usize).copied().flatten(),
+            ById::Sparse(rows) => rows.get(&id).copied(),
+        }
+    }
 }
 
 /// One source line of a symbolised stack.
@@ -52,8 +88,8 @@ impl<'a> Names<'a> {
                 .iter()
                 .map(|b| (b.owner, b.name.as_str()))
                 .collect(),
-            locations: snap.locations.iter().map(|l| (l.id, l)).collect(),
-            sites: snap.sites.iter().map(|s| (s.id, s)).collect(),
+            locations: ById::new(snap.locations.iter().map(|l| (l.id, l))),
+            sites: ById::new(snap.sites.iter().map(|s| (s.id, s))),
         }
     }
 
@@ -72,11 +108,11 @@ impl<'a> Names<'a> {
     }
 
     pub(crate) fn site(&self, id: u32) -> Option<&'a Site> {
-        self.sites.get(&id).copied()
+        self.sites.get(id)
     }
 
     pub(crate) fn location(&self, id: u32) -> Option<&'a CodeLocation> {
-        self.locations.get(&id).copied()
+        self.locations.get(id)
     }
 
     /// The frames of a stack of location ids, innermost first; an inlined
@@ -84,7 +120,7 @@ impl<'a> Names<'a> {
     pub(crate) fn frames(&self, stack: &[u32]) -> Vec<Frame<'a>> {
         let mut frames = Vec::new();
         for &id in stack {
-            match self.locations.get(&id) {
+            match self.locations.get(id) {
                 Some(location) if !location.lines.is_empty() => {
                     frames.extend(location.lines.iter().map(|l| Frame {
                         function: &l.function,

@@ -189,6 +189,16 @@ impl Snapshot {
             }
             Some(_) => {}
         }
+        // A valid snapshot of a version this build reads, the common case,
+        // costs one plain pass. Anything else is read again, slowly, for
+        // the error: its version first, then the path to the bad field
+        // (which the field-tracking pass is for; it costs about half as
+        // much again on a 500 MB file).
+        if let Ok(snapshot) = serde_json::from_slice::<Snapshot>(bytes) {
+            if SUPPORTED_VERSIONS.contains(&snapshot.format_version) {
+                return Ok(snapshot);
+            }
+        }
         #[derive(Deserialize)]
         struct Version {
             format_version: Option<serde_json::Value>,
