@@ -10,6 +10,7 @@ use turbowish_snapshot::atomic_write::{write_new, WriteError};
 use turbowish_snapshot::Snapshot;
 
 use crate::capture::snapshot;
+use crate::live::LiveError;
 
 /// Why a snapshot could not be written, or the signal trigger not installed.
 /// Its `Display` is one line naming the path involved.
@@ -36,6 +37,8 @@ pub enum SnapshotError {
         /// The directory the installed trigger writes to.
         dir: PathBuf,
     },
+    /// The live endpoint could not be started.
+    Live(LiveError),
 }
 
 impl fmt::Display for SnapshotError {
@@ -53,6 +56,7 @@ impl fmt::Display for SnapshotError {
                 "the snapshot trigger is already installed, writing to {}",
                 dir.display()
             ),
+            SnapshotError::Live(e) => e.fmt(f),
         }
     }
 }
@@ -63,6 +67,7 @@ impl std::error::Error for SnapshotError {
             SnapshotError::File(e) => e.source(),
             SnapshotError::Signal { source } | SnapshotError::Thread { source } => Some(source),
             SnapshotError::AlreadyInstalled { .. } => None,
+            SnapshotError::Live(e) => e.source(),
         }
     }
 }
