@@ -240,6 +240,9 @@ pub enum WireError {
         /// The version this side reads.
         supported: u32,
     },
+    /// The program refused this connection, for this reason (too many
+    /// viewers, another user).
+    Refused(String),
     /// A frame of a kind this version does not know.
     UnknownFrame(u8),
     /// A frame's body does not parse.
@@ -263,6 +266,7 @@ impl fmt::Display for WireError {
                 f,
                 "the program speaks live-view format version {found}, this turbowish reads version {supported}: use a turbowish built from the same TurboWish release as the program"
             ),
+            WireError::Refused(message) => write!(f, "the program refused the viewer: {message}"),
             WireError::UnknownFrame(kind) => write!(f, "unknown frame kind {kind}"),
             WireError::Malformed { what } => write!(f, "malformed frame: bad {what}"),
         }
@@ -422,14 +426,26 @@ impl ServerFrame {
 
     /// Reads the first frame of a stream, which must be a hello of this
     /// version: anything else is [`WireError::NotLive`] (or
-    /// [`WireError::Version`]), checked before the rest is parsed.
+    /// [`WireError::Version`], or a refusal's message as
+    /// [`WireError::Refused`]), checked before the rest is parsed.
     pub fn read_hello(reader: &mut impl Read) -> Result<Hello, WireError> {
         let body = read_frame(reader, MAX_FRAME_BYTES)?;
-        if body.first() != Some(&HELLO) {
-            return Err(WireError::NotLive);
-        }
-        match ServerFrame::decode(&body)? {
-            ServerFrame::Hello(hello) => Ok(hello),
+        ServerFrame::decode_first(&body)
+    }
+
+    /// Parses the first frame's body: a hello of this version, or a
+    /// refusal ([`WireError::Refused`]); anything else is
+    /// [`WireError::NotLive`].
+    pub fn decode_first(body: &[u8]) -> Result<Hello, WireError> {
+        match body.first() {
+            Some(&HELLO) => match ServerFrame::decode(body)? {
+                ServerFrame::Hello(hello) => Ok(hello),
+                _ => Err(WireError::NotLive),
+            },
+            Some(&REFUSED) => match ServerFrame::decode(body) {
+                Ok(ServerFrame::Refused { message }) => Err(WireError::Refused(message)),
+                _ => Err(WireError::NotLive),
+            },
             _ => Err(WireError::NotLive),
         }
     }
@@ -1010,6 +1026,21 @@ mod tests {
                 "{first:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_refusal_instead_of_the_hello_is_told() {
+        let mut stream = Vec::new();
+        ServerFrame::Refused {
+            message: "4 viewers are connected already".to_owned(),
+        }
+        .write_to(&mut stream)
+        .unwrap();
+        let err = ServerFrame::read_hello(&mut stream.as_slice()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the program refused the viewer: 4 viewers are connected already"
+        );
     }
 
     #[test]
