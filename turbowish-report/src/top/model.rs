@@ -75,11 +75,12 @@ impl TaskRow {
         self.history.push_back(self.live_bytes);
     }
 
-    /// The id shown for the row: a task's TurboWish id, a tokio task's
-    /// tokio id, nothing for buckets.
+    /// The id shown for the row: a TurboWish task's id (as `#id` in the
+    /// resource pane); other tokio tasks carry their tokio id in their
+    /// name, and buckets have none.
     pub fn id(&self) -> Option<u64> {
         match self.owner {
-            Owner::Task(id) | Owner::TokioTask(id) => Some(id),
+            Owner::Task(id) => Some(id),
             _ => None,
         }
     }
@@ -405,7 +406,8 @@ pub(crate) mod tests {
         });
         assert!(!m.rows.contains_key(&Owner::Task(3)));
         assert_eq!(m.rows[&Owner::TokioTask(77)].name, "tokio task 77");
-        assert_eq!(m.rows[&Owner::TokioTask(77)].id(), Some(77));
+        assert_eq!(m.rows[&Owner::TokioTask(77)].id(), None);
+        assert_eq!(m.rows[&Owner::Task(4)].id(), Some(4));
         assert_eq!(m.rows[&Owner::Main].id(), None);
         assert!(m.resources.is_empty());
     }

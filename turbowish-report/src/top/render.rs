@@ -33,6 +33,11 @@ const FIXED: [(&str, u16, Option<SortKey>); 9] = [
     ("RESOURCES", 18, None),
 ];
 
+/// The narrowest the TASK column and the sparkline get before the
+/// RESOURCES column makes way.
+const MIN_NAME: u16 = 16;
+const MIN_SPARK: u16 = 8;
+
 /// Most resource lines the pane shows.
 const RESOURCE_LINES: usize = 6;
 
@@ -100,8 +105,20 @@ fn summary_line(app: &App) -> String {
 
 fn render_tasks(app: &mut App, frame: &mut Frame<'_>, area: Rect) {
     let inner_width = area.width.saturating_sub(2);
-    let fixed: u16 = FIXED.iter().map(|c| c.1).sum::<u16>() + FIXED.len() as u16 + 1;
-    let spark = inner_width.saturating_sub(fixed + 20).clamp(8, 60);
+    let width_of = |cols: &[(&str, u16, Option<SortKey>)]| -> u16 {
+        cols.iter().map(|c| c.1 + 1).sum::<u16>() + 1
+    };
+    // Narrow terminals lose the RESOURCES column (the pane below still
+    // names holders and waiters) before TASK and the sparkline get tight.
+    let fixed: &[(&str, u16, Option<SortKey>)] =
+        if inner_width >= width_of(&FIXED) + MIN_NAME + MIN_SPARK {
+            &FIXED
+        } else {
+            &FIXED[..FIXED.len() - 1]
+        };
+    let spark = inner_width
+        .saturating_sub(width_of(fixed) + 20)
+        .clamp(MIN_SPARK, 60);
     let arrow = if app.descending { "▼" } else { "▲" };
     let title = |name: &str, key: Option<SortKey>| -> String {
         if key == Some(app.sort) {
@@ -111,7 +128,7 @@ fn render_tasks(app: &mut App, frame: &mut Frame<'_>, area: Rect) {
         }
     };
     let mut header = vec![Cell::from(title("TASK", Some(SortKey::Name)))];
-    header.extend(FIXED.iter().enumerate().map(|(i, (name, _, key))| {
+    header.extend(fixed.iter().enumerate().map(|(i, (name, _, key))| {
         let text = title(name, *key);
         // Figures are right-aligned, and so are their titles.
         if (2..8).contains(&i) {
@@ -126,26 +143,31 @@ fn render_tasks(app: &mut App, frame: &mut Frame<'_>, area: Rect) {
     let rows: Vec<Row<'static>> = app
         .rows()
         .into_iter()
-        .map(|r| task_row(model, r, spark as usize))
+        .map(|r| task_row(model, r, fixed.len() == FIXED.len(), spark as usize))
         .collect();
     let count = rows.len();
+    let shown = if count == model.rows.len() {
+        format!(" Tasks ({count}) ")
+    } else {
+        format!(" Tasks ({count} of {} shown) ", model.rows.len())
+    };
     let mut widths = vec![Constraint::Fill(1)];
-    widths.extend(FIXED.iter().map(|c| Constraint::Length(c.1)));
+    widths.extend(fixed.iter().map(|c| Constraint::Length(c.1)));
     widths.push(Constraint::Length(spark));
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
         .column_spacing(1)
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-        .block(Block::bordered().title(format!(" Tasks ({count} shown) ")));
+        .block(Block::bordered().title(shown));
     if app.table.selected().is_some_and(|s| s >= count) {
         app.table.select(Some(count.saturating_sub(1)));
     }
     frame.render_stateful_widget(table, area, &mut app.table);
 }
 
-fn task_row(model: &Model, r: &TaskRow, spark: usize) -> Row<'static> {
+fn task_row(model: &Model, r: &TaskRow, resources: bool, spark: usize) -> Row<'static> {
     let right = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
-    Row::new(vec![
+    let mut cells = vec![
         Cell::from(safe(&r.name).into_owned()),
         Cell::from(r.id().map_or_else(|| "-".to_owned(), |id| id.to_string())),
         Cell::from(r.state.map_or("-", |s| s.name())),
@@ -153,11 +175,21 @@ fn task_row(model: &Model, r: &TaskRow, spark: usize) -> Row<'static> {
         right(r.live_blocks.to_string()),
         right(signed_bytes(r.growth)),
         right(format!("{}/s", human_bytes(r.alloc_rate))),
-        right(r.polls.to_string()),
-        right(duration(r.busy_ns)),
-        Cell::from(resource_cell(model, r)),
-        Cell::from(sparkline(&r.history, spark)),
-    ])
+        // Only TurboWish tasks count polls.
+        right(
+            r.state
+                .map_or_else(|| "-".to_owned(), |_| r.polls.to_string()),
+        ),
+        right(
+            r.state
+                .map_or_else(|| "-".to_owned(), |_| duration(r.busy_ns)),
+        ),
+    ];
+    if resources {
+        cells.push(Cell::from(resource_cell(model, r)));
+    }
+    cells.push(Cell::from(sparkline(&r.history, spark)));
+    Row::new(cells)
 }
 
 /// What a task waits for (first), else what it holds.
@@ -339,11 +371,11 @@ mod tests {
         let expected = [
             " turbowish top · pid 4242 · /srv/bank/bin/bank-service · update 2",
             " live 6.1 MiB in 6229 blocks · allocating 4.0 MiB/s · 5 rows · sorted by live ↓",
-            "┌ Tasks (5 shown) ─────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┐",
+            "┌ Tasks (5) ───────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┐",
             "│TASK                 ID     STATE          LIVE▼   BLOCKS      GROWTH     ALLOC/S   POLLS     BUSY RESOURCES          LIVE BYTES          │",
             "│session-cache        1      idle         6.0 MiB     6144    +2.0 MiB   4.0 MiB/s    1536     62ms                    ▆█                  │",
             "│transfer             2      idle        64.0 KiB       64         0 B       0 B/s      16    655µs holds ledger       ██                  │",
-            "│main (outside tasks) -      -           20.0 KiB       20         0 B       0 B/s       5    204µs                    ██                  │",
+            "│main (outside tasks) -      -           20.0 KiB       20         0 B       0 B/s       -        -                    ██                  │",
             "│reader-1             3      idle         2.0 KiB        2         0 B       0 B/s       0     20µs waits ledger       ██                  │",
             "│reader-2             4      idle         1.0 KiB        1         0 B       0 B/s       0     10µs waits ledger       ██                  │",
             "│                                                                                                                                          │",
@@ -354,6 +386,36 @@ mod tests {
             "│Mutex \"ledger\"               transfer #2 2.5s                     reader-1 #3 2.1s, reader-2 #4 300ms                                     │",
             "└──────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┘",
             " snapshot written: /var/tmp/tw/turbowish-4242-1.json",
+            " q quit  s snapshot  p pause  / filter  ←→ sort  r reverse  ↑↓ select",
+        ];
+        assert_eq!(found, expected, "found:\n{}", found.join("\n"));
+    }
+
+    #[test]
+    fn paused_filtered_and_narrow_the_screen_is_exactly_this() {
+        use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut app = App::new(hello());
+        app.model = bank();
+        app.model.resources.clear();
+        for code in [KeyCode::Char('p'), KeyCode::Right, KeyCode::Right] {
+            app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+        }
+        for c in "/read".chars() {
+            app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        let found = screen(&mut app, 112, 12);
+        let expected = [
+            " turbowish top · pid 4242 · /srv/bank/bin/bank-service · update 2",
+            " live 6.1 MiB in 6229 blocks · allocating 4.0 MiB/s · 5 rows · sorted by growth ↓ · filter \"read\" · PAUSED",
+            "┌ Tasks (2 of 5 shown) ────────────────────────────────────────────────────────────────────────────────────────┐",
+            "│TASK                 ID     STATE           LIVE   BLOCKS     GROWTH▼     ALLOC/S   POLLS     BUSY LIVE BYTES │",
+            "│reader-1             3      idle         2.0 KiB        2         0 B       0 B/s       0     20µs ██         │",
+            "└──────────────────────────────────────────────────────────────────────────────────────────────────────────────┘",
+            "┌ Resources (0 held or awaited) ───────────────────────────────────────────────────────────────────────────────┐",
+            "│ no resource has a holder or a waiter                                                                         │",
+            "│                                                                                                              │",
+            "└──────────────────────────────────────────────────────────────────────────────────────────────────────────────┘",
+            " filter: read▏ (Enter keeps it, Esc clears it)",
             " q quit  s snapshot  p pause  / filter  ←→ sort  r reverse  ↑↓ select",
         ];
         assert_eq!(found, expected, "found:\n{}", found.join("\n"));
