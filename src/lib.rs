@@ -26,4 +26,6 @@ mod book {
     mod snapshots {}
     #[doc = include_str!("../book/src/heap-walker.md")]
     mod heap_walker {}
+    #[doc = include_str!("../book/src/live.md")]
+    mod live {}
 }

@@ -429,13 +429,13 @@ impl TaskRow<'_> {
 ///     kept
 /// });
 /// tokio::task::yield_now().await;
-/// let mut keeper = 0;
+/// let mut keeper = None;
 /// turbowish_trace::task::for_each_task(|row| {
 ///     if row.name == "keeper" {
-///         keeper = row.memory.live_bytes;
+///         keeper = row.state;
 ///     }
 /// });
-/// assert!(keeper >= 4096);
+/// assert_eq!(keeper, Some(turbowish_trace::task::TaskState::Idle));
 /// # job.await.unwrap();
 /// # }
 /// ```
