@@ -33,4 +33,6 @@ mod book {
     mod heap_walker {}
     #[doc = include_str!("../book/src/testing.md")]
     mod testing {}
+    #[doc = include_str!("../book/src/live.md")]
+    mod live {}
 }

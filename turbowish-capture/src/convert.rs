@@ -78,13 +78,7 @@ pub(crate) fn totals(rows: &[TaskInfo], peak: u64) -> schema::Counters {
 pub(crate) fn resource(r: &ResourceInfo) -> schema::Resource {
     schema::Resource {
         id: r.id,
-        kind: match r.kind {
-            sync::ResourceKind::Mutex => schema::ResourceKind::Mutex,
-            sync::ResourceKind::RwLock => schema::ResourceKind::RwLock,
-            sync::ResourceKind::Semaphore => schema::ResourceKind::Semaphore,
-            sync::ResourceKind::Channel => schema::ResourceKind::Channel,
-            sync::ResourceKind::Task => schema::ResourceKind::Task,
-        },
+        kind: resource_kind(r.kind),
         name: r.name.clone(),
         location: location(r.location),
         holders: r.holders.iter().map(party).collect(),
@@ -289,7 +283,27 @@ fn task(id: u64, row: &TaskInfo) -> schema::Task {
     }
 }
 
-fn state(s: turbowish_trace::task::TaskState) -> schema::TaskState {
+pub(crate) fn resource_kind(k: sync::ResourceKind) -> schema::ResourceKind {
+    match k {
+        sync::ResourceKind::Mutex => schema::ResourceKind::Mutex,
+        sync::ResourceKind::RwLock => schema::ResourceKind::RwLock,
+        sync::ResourceKind::Semaphore => schema::ResourceKind::Semaphore,
+        sync::ResourceKind::Channel => schema::ResourceKind::Channel,
+        sync::ResourceKind::Task => schema::ResourceKind::Task,
+    }
+}
+
+pub(crate) fn access(a: sync::Access) -> schema::Access {
+    match a {
+        sync::Access::Exclusive => schema::Access::Exclusive,
+        sync::Access::Shared => schema::Access::Shared,
+        sync::Access::Permits(n) => schema::Access::Permits(n),
+        sync::Access::Send => schema::Access::Send,
+        sync::Access::Receive => schema::Access::Receive,
+    }
+}
+
+pub(crate) fn state(s: turbowish_trace::task::TaskState) -> schema::TaskState {
     match s {
         turbowish_trace::task::TaskState::Idle => schema::TaskState::Idle,
         turbowish_trace::task::TaskState::Running => schema::TaskState::Running,
@@ -321,7 +335,7 @@ fn link(l: &turbowish_trace::chains::Link, resources: &[ResourceInfo]) -> schema
     }
 }
 
-fn task_ref(t: sync::TaskRef) -> schema::TaskRef {
+pub(crate) fn task_ref(t: sync::TaskRef) -> schema::TaskRef {
     match t {
         sync::TaskRef::Task(id) => schema::TaskRef::Task(id),
         sync::TaskRef::TokioTask(id) => schema::TaskRef::TokioTask(id),
@@ -351,13 +365,7 @@ fn party(p: &sync::Party) -> schema::Party {
         frames: frame_names(&p.frames),
         location: location(p.location),
         since_ms: p.since.as_millis() as u64,
-        access: match p.access {
-            sync::Access::Exclusive => schema::Access::Exclusive,
-            sync::Access::Shared => schema::Access::Shared,
-            sync::Access::Permits(n) => schema::Access::Permits(n),
-            sync::Access::Send => schema::Access::Send,
-            sync::Access::Receive => schema::Access::Receive,
-        },
+        access: access(p.access),
         movable: p.movable,
         parked_in: p
             .parked_in

@@ -3,6 +3,7 @@
 mod budget;
 mod capture;
 mod convert;
+mod live;
 mod signal;
 mod snapshot_file;
 mod symbolize;
@@ -13,5 +14,6 @@ pub use budget::{
     DEFAULT_BUDGET_INTERVAL, GROWTH_LIMIT_ENV, LIVE_LIMIT_ENV,
 };
 pub use capture::snapshot;
-pub use signal::{install_signal_handler, SignalConfig, SignalHandle};
+pub use live::{live_socket_name, LiveError, LiveSampler, MAX_VIEWERS, UPDATE_INTERVAL};
+pub use signal::{install_signal_handler, serve, SignalConfig, SignalHandle};
 pub use snapshot_file::{snapshot_to_dir, write_to_dir, SnapshotError};

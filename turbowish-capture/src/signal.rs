@@ -9,12 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::SIGUSR1;
 use signal_hook::iterator::Signals;
 
+use crate::live;
 use crate::snapshot_file::{SnapshotDir, SnapshotError};
 
 /// Installs the `SIGUSR1` trigger with the default configuration: snapshots
@@ -27,6 +28,11 @@ use crate::snapshot_file::{SnapshotDir, SnapshotError};
 /// written produce at most one more. A failed write is reported on standard
 /// error (one line) and the trigger keeps going. Installing again with the
 /// same directory returns the same trigger.
+///
+/// With `TURBOWISH_LIVE=1` in the environment it also starts the live
+/// endpoint `turbowish top` connects to (see [`SignalConfig::live`]); if
+/// that fails, the reason goes to standard error in one line and the
+/// trigger is installed all the same.
 ///
 /// ```no_run
 /// let trigger = turbowish_capture::install_signal_handler()?;
@@ -48,6 +54,19 @@ pub fn install_signal_handler() -> Result<SignalHandle, SnapshotError> {
 #[derive(Debug, Clone, Default)]
 pub struct SignalConfig {
     dir: Option<PathBuf>,
+    live: Option<bool>,
+}
+
+/// Installs the `SIGUSR1` trigger and the live endpoint `turbowish top`
+/// connects to: `SignalConfig::new().live(true).install()`.
+///
+/// ```no_run
+/// let trigger = turbowish_capture::serve()?;
+/// println!("turbowish top --socket {}", trigger.live_socket().unwrap().display());
+/// # Ok::<(), turbowish_capture::SnapshotError>(())
+/// ```
+pub fn serve() -> Result<SignalHandle, SnapshotError> {
+    SignalConfig::new().live(true).install()
 }
 
 impl SignalConfig {
@@ -64,12 +83,58 @@ impl SignalConfig {
         self
     }
 
+    /// Also serves the live view (`turbowish top`), or not, whatever
+    /// `TURBOWISH_LIVE` says. Without this call the environment decides:
+    /// `TURBOWISH_LIVE=1` (any value but empty or `0`) turns it on.
+    ///
+    /// The endpoint is a Unix socket (never TCP), `turbowish-<pid>.sock`
+    /// in the snapshot directory, mode 0600 from the moment it has that
+    /// name: it is bound in a private directory of mode 0700 and linked
+    /// into place. A stale socket of this user at the name is replaced.
+    /// The socket is removed when the process exits through `exit` (a
+    /// return from `main` included); a process killed by a signal leaves
+    /// it, and the viewer then says it is stale.
+    ///
+    /// With no viewer connected its cost is one thread blocked in
+    /// `accept`. Each viewer (at most [`crate::MAX_VIEWERS`] at once) has a
+    /// thread of its own that sends an update about once a second and asks
+    /// for snapshots by raising `SIGUSR1`.
+    ///
+    /// Asked for here, a failure to start it fails [`SignalConfig::install`]
+    /// ([`SnapshotError::Live`]); asked for by the environment, it is
+    /// reported on standard error and the trigger is installed all the
+    /// same.
+    pub fn live(mut self, on: bool) -> SignalConfig {
+        self.live = Some(on);
+        self
+    }
+
     /// Registers the handler and starts the `turbowish-snapshot` thread.
     ///
     /// Fails if the directory is not one, if the handler or the thread
     /// cannot be set up, or if the trigger is already installed with
-    /// another directory ([`SnapshotError::AlreadyInstalled`]).
+    /// another directory ([`SnapshotError::AlreadyInstalled`]). Installing
+    /// again with the live view on starts it if it was not.
     pub fn install(self) -> Result<SignalHandle, SnapshotError> {
+        let (live, asked) = match self.live {
+            Some(on) => (on, true),
+            None => (
+                std::env::var_os("TURBOWISH_LIVE").is_some_and(|v| !v.is_empty() && v != "0"),
+                false,
+            ),
+        };
+        let handle = self.install_trigger()?;
+        if live {
+            match start_live(handle) {
+                Ok(()) => {}
+                Err(e) if asked => return Err(e),
+                Err(e) => report_line(&format!("turbowish: live view not started: {e}")),
+            }
+        }
+        Ok(handle)
+    }
+
+    fn install_trigger(self) -> Result<SignalHandle, SnapshotError> {
         let _internal = turbowish_alloc::internal();
         // Read first, so that a bad value installs nothing.
         let budgets = crate::budget::Budgets::from_env()?;
@@ -112,6 +177,7 @@ impl SignalConfig {
             dir,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            live: OnceLock::new(),
         }));
         let (started, wait_started) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
@@ -128,6 +194,17 @@ impl SignalConfig {
         budgets.dir(&trigger.dir).install()?;
         Ok(SignalHandle { trigger })
     }
+}
+
+/// Starts the live endpoint of `handle` unless it runs already.
+fn start_live(handle: SignalHandle) -> Result<(), SnapshotError> {
+    // Under the install lock: two installs at once start one endpoint.
+    let _installed = lock(&INSTALLED);
+    if handle.trigger.live.get().is_none() {
+        let path = live::start(handle).map_err(SnapshotError::Live)?;
+        let _ = handle.trigger.live.set(path);
+    }
+    Ok(())
 }
 
 /// The installed `SIGUSR1` trigger: where it writes and what it wrote.
@@ -155,6 +232,18 @@ impl SignalHandle {
     /// The last file written, if any.
     pub fn last_snapshot(&self) -> Option<PathBuf> {
         lock(&self.trigger.state).last.clone()
+    }
+
+    /// Why the last failed snapshot failed (the line reported on standard
+    /// error, without its prefix), if one has.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.trigger.state).last_error.clone()
+    }
+
+    /// The live endpoint's socket (`turbowish top --socket PATH`), if the
+    /// live view is served (see [`SignalConfig::live`]).
+    pub fn live_socket(&self) -> Option<&Path> {
+        self.trigger.live.get().map(PathBuf::as_path)
     }
 
     /// `SIGUSR1` deliveries seen since install (signals sent while one was
@@ -232,6 +321,8 @@ struct Trigger {
     dir: PathBuf,
     state: Mutex<State>,
     changed: Condvar,
+    /// The live endpoint's socket, once it serves.
+    live: OnceLock<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -239,6 +330,8 @@ struct State {
     written: u64,
     failed: u64,
     last: Option<PathBuf>,
+    /// Why the last failed snapshot failed.
+    last_error: Option<String>,
     /// The value of [`RECEIVED`] when the last finished snapshot began.
     served: u64,
 }
@@ -262,6 +355,7 @@ fn run(trigger: &'static Trigger, mut signals: Signals, started: SyncSender<()>)
             }
             Err(e) => {
                 state.failed += 1;
+                state.last_error = Some(e.to_string());
                 report_line(&format!("turbowish: snapshot failed: {e}"));
             }
         }

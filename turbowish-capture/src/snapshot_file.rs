@@ -10,6 +10,7 @@ use turbowish_snapshot::atomic_write::{write_new_in, Directory, WriteError};
 use turbowish_snapshot::Snapshot;
 
 use crate::capture::snapshot;
+use crate::live::LiveError;
 
 /// Why a snapshot could not be written, or the signal trigger not installed.
 /// Its `Display` is one line naming the path involved.
@@ -45,6 +46,8 @@ pub enum SnapshotError {
         /// What it should hold.
         expected: &'static str,
     },
+    /// The live endpoint could not be started.
+    Live(LiveError),
 }
 
 impl fmt::Display for SnapshotError {
@@ -67,6 +70,7 @@ impl fmt::Display for SnapshotError {
                 value,
                 expected,
             } => write!(f, "{var}={value:?}: expected {expected}"),
+            SnapshotError::Live(e) => e.fmt(f),
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::error::Error for SnapshotError {
             SnapshotError::File(e) => e.source(),
             SnapshotError::Signal { source } | SnapshotError::Thread { source } => Some(source),
             SnapshotError::AlreadyInstalled { .. } | SnapshotError::Config { .. } => None,
+            SnapshotError::Live(e) => e.source(),
         }
     }
 }

@@ -7,3 +7,4 @@ pub mod html;
 mod labels;
 pub mod pprof;
 pub mod sites;
+pub mod top;

@@ -13,19 +13,45 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-/// A point in time on the busy clock, in ticks (see [`elapsed_ns`]).
+/// A point in time on the busy clock, in ticks (see [`tick_scale`]).
 pub(crate) fn now() -> u64 {
     source().now()
 }
 
-/// Nanoseconds in `ticks` (a difference of two [`now`] readings).
+/// The scale from ticks (differences of [`now`] readings) to nanoseconds,
+/// with the clocks read once: a reader of every task's busy time converts
+/// them all with one.
 ///
 /// The TSC's rate is measured against `Instant` over the time since the
 /// first reading, so it is exact to the jitter of two clock reads over that
 /// span: under 0.01 % once the program has run a millisecond, which is also
 /// the most busy time a task can have by then.
-pub(crate) fn elapsed_ns(ticks: u64) -> u64 {
-    source().ticks_to_ns(ticks)
+pub(crate) fn tick_scale() -> TickScale {
+    match *source() {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        Source::Tsc { base, base_tsc } => TickScale {
+            ns: base.elapsed().as_nanos(),
+            ticks: u128::from(tsc().saturating_sub(base_tsc)),
+        },
+        Source::Monotonic { .. } => TickScale { ns: 1, ticks: 1 },
+    }
+}
+
+/// Nanoseconds per tick as a ratio, from [`tick_scale`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TickScale {
+    ns: u128,
+    ticks: u128,
+}
+
+impl TickScale {
+    /// `ticks` in nanoseconds.
+    pub(crate) fn ns(&self, ticks: u64) -> u64 {
+        if self.ticks == 0 {
+            return 0;
+        }
+        saturating_ns(u128::from(ticks) * self.ns / self.ticks)
+    }
 }
 
 /// Where [`now`] reads the time.
@@ -61,21 +87,6 @@ impl Source {
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             Source::Tsc { .. } => tsc(),
             Source::Monotonic { base } => saturating_ns(base.elapsed().as_nanos()),
-        }
-    }
-
-    fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        match *self {
-            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            Source::Tsc { base, base_tsc } => {
-                let ns = base.elapsed().as_nanos();
-                let elapsed_ticks = u128::from(tsc().saturating_sub(base_tsc));
-                if elapsed_ticks == 0 {
-                    return 0;
-                }
-                saturating_ns(u128::from(ticks) * ns / elapsed_ticks)
-            }
-            Source::Monotonic { .. } => ticks,
         }
     }
 }
@@ -149,7 +160,7 @@ mod tests {
         let inner = inner.elapsed().as_nanos() as f64;
         let ticks = now() - start;
         let outer = outer.elapsed().as_nanos() as f64;
-        let measured = elapsed_ns(ticks) as f64;
+        let measured = tick_scale().ns(ticks) as f64;
         assert!(
             inner * 0.95 <= measured && measured <= outer * 1.05,
             "{measured} ns measured, {inner}..{outer} ns passed: {:?}",
@@ -160,7 +171,7 @@ mod tests {
     /// No ticks, no time; readings never go backwards on one thread.
     #[test]
     fn readings_are_monotonic() {
-        assert_eq!(elapsed_ns(0), 0);
+        assert_eq!(tick_scale().ns(0), 0);
         let mut last = now();
         for _ in 0..10_000 {
             let next = now();

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::fmt::Write;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -421,47 +421,15 @@ impl TaskInfo {
 /// ```
 pub fn tasks() -> Vec<TaskInfo> {
     let _internal = turbowish_alloc::internal();
-    let stats = turbowish_alloc::stats();
-    let entries: Vec<Arc<TaskEntry>> = REGISTRY.iter().map(|e| e.value().clone()).collect();
-    let mut rows: Vec<TaskInfo> = entries
-        .iter()
-        .map(|e| entry_info(e, Counters::default()))
-        .collect();
-    let by_id: HashMap<u64, usize> = entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
-    // tokio may allocate for a TurboWish task outside our poll wrapper (in
-    // its scheduler, still under the task's tokio id): those bytes belong to
-    // the same task's row.
-    let by_tokio_id: HashMap<u64, usize> = entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| e.tokio_id().map(|t| (t, i)))
-        .collect();
-    for row in &stats.tasks {
-        let index = match row.owner {
-            Owner::Task(id) => by_id.get(&id).copied(),
-            Owner::TokioTask(id) => by_tokio_id.get(&id).copied(),
-            _ => None,
-        };
-        if let Some(i) = index {
-            add_counters(&mut rows[i].memory, &row.counters);
-            continue;
+    // Nothing allocated before `for_each_task`'s `stats()`: the rows then
+    // add up to what was live when `tasks()` was called.
+    let mut rows = Vec::new();
+    for_each_task(|row| {
+        if rows.is_empty() {
+            rows.reserve(REGISTRY.len() + 8);
         }
-        rows.push(match row.owner {
-            Owner::Task(id) => {
-                other_row(Owner::Task(id), format!("task #{id} (ended)"), row.counters)
-            }
-            Owner::TokioTask(id) => other_row(
-                Owner::TokioTask(id),
-                format!("tokio task {id}"),
-                row.counters,
-            ),
-            Owner::Main => other_row(Owner::Main, "main (outside tasks)".into(), row.counters),
-            Owner::Internal => {
-                other_row(Owner::Internal, "internal (turbowish)".into(), row.counters)
-            }
-            Owner::Overflow => other_row(Owner::Overflow, "overflow".into(), row.counters),
-        });
-    }
+        rows.push(row.to_info());
+    });
     rows.sort_by(|a, b| {
         b.memory
             .live_bytes
@@ -471,51 +439,158 @@ pub fn tasks() -> Vec<TaskInfo> {
     rows
 }
 
+/// One row of [`for_each_task`]: a [`TaskInfo`] that borrows its name.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskRow<'a> {
+    /// Whose row this is (as [`TaskInfo::owner`]).
+    pub owner: Owner,
+    /// The task's name, or the row's description (as [`TaskInfo::name`]).
+    pub name: &'a str,
+    /// Where the task was spawned.
+    pub location: Option<&'static Location<'static>>,
+    /// The task's state (tasks spawned through TurboWish only).
+    pub state: Option<TaskState>,
+    /// tokio's id of the task, where known.
+    pub tokio_id: Option<u64>,
+    /// When the task was spawned.
+    pub created_at: Option<SystemTime>,
+    /// How many times it was polled.
+    pub polls: u64,
+    /// Time spent inside its polls.
+    pub busy: Duration,
+    /// `size_of` the task's future.
+    pub future_size: Option<usize>,
+    /// Address of the root cell.
+    pub root_address: Option<usize>,
+    /// Allocation counters of the bytes this task allocated.
+    pub memory: Counters,
+    /// The [`SpawnScope`] the task was spawned in, if any.
+    pub spawn_scope: Option<u64>,
+}
+
+impl TaskRow<'_> {
+    /// The row as [`tasks`] gives it (the name copied).
+    pub fn to_info(&self) -> TaskInfo {
+        TaskInfo {
+            owner: self.owner,
+            name: self.name.to_owned(),
+            location: self.location,
+            state: self.state,
+            tokio_id: self.tokio_id,
+            created_at: self.created_at,
+            polls: self.polls,
+            busy: self.busy,
+            future_size: self.future_size,
+            root_address: self.root_address,
+            memory: self.memory,
+            spawn_scope: self.spawn_scope,
+        }
+    }
+}
+
+/// Calls `visit` with every row of [`tasks`] — the same rows, with the same
+/// figures — in no particular order, without sorting them or copying a
+/// name: for a reader that runs every second over many tasks (the live
+/// view) and keeps only what changed.
+///
+/// It reads the allocator's counters once (`turbowish_alloc::stats`) and
+/// the registry's entries; `visit` runs with no lock held. What it
+/// allocates is charged to the `internal` bucket.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let job = turbowish_trace::spawn("keeper", async {
+///     let kept = vec![0u8; 4096];
+///     tokio::task::yield_now().await;
+///     kept
+/// });
+/// tokio::task::yield_now().await;
+/// let mut keeper = None;
+/// turbowish_trace::task::for_each_task(|row| {
+///     if row.name == "keeper" {
+///         keeper = row.state;
+///     }
+/// });
+/// assert_eq!(keeper, Some(turbowish_trace::task::TaskState::Idle));
+/// # job.await.unwrap();
+/// # }
+/// ```
+pub fn for_each_task(mut visit: impl FnMut(TaskRow<'_>)) {
+    let _internal = turbowish_alloc::internal();
+    // Rows sorted by owner, one per owner: found by binary search.
+    let stats = turbowish_alloc::stats();
+    let find = |owner: Owner| {
+        stats
+            .tasks
+            .binary_search_by(|row| row.owner.cmp(&owner))
+            .ok()
+    };
+    let entries: Vec<Arc<TaskEntry>> = REGISTRY.iter().map(|e| e.value().clone()).collect();
+    let mut merged = vec![false; stats.tasks.len()];
+    let scale = crate::clock::tick_scale();
+    for entry in &entries {
+        let mut memory = Counters::default();
+        // tokio may allocate for a TurboWish task outside our poll
+        // wrapper (in its scheduler, still under the task's tokio id):
+        // those bytes belong to the same task's row.
+        let tokio_id = entry.tokio_id();
+        let owners = [Some(Owner::Task(entry.id)), tokio_id.map(Owner::TokioTask)];
+        for i in owners.into_iter().flatten().filter_map(find) {
+            add_counters(&mut memory, &stats.tasks[i].counters);
+            merged[i] = true;
+        }
+        visit(TaskRow {
+            owner: Owner::Task(entry.id),
+            name: &entry.name,
+            location: Some(entry.location),
+            state: Some(entry.state()),
+            tokio_id,
+            created_at: Some(entry.created_at),
+            polls: entry.polls.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(scale.ns(entry.busy_ticks.load(Ordering::Relaxed))),
+            future_size: entry.root.map(|r| r.1),
+            root_address: entry.root.map(|r| r.0),
+            memory,
+            spawn_scope: (entry.spawn_scope != 0).then_some(entry.spawn_scope),
+        });
+    }
+    let mut name = String::new();
+    for (row, _) in stats.tasks.iter().zip(&merged).filter(|(_, &m)| !m) {
+        name.clear();
+        let _ = match row.owner {
+            Owner::Task(id) => write!(name, "task #{id} (ended)"),
+            Owner::TokioTask(id) => write!(name, "tokio task {id}"),
+            Owner::Main => write!(name, "main (outside tasks)"),
+            Owner::Internal => write!(name, "internal (turbowish)"),
+            Owner::Overflow => write!(name, "overflow"),
+        };
+        visit(TaskRow {
+            owner: row.owner,
+            name: &name,
+            location: None,
+            state: None,
+            tokio_id: match row.owner {
+                Owner::TokioTask(id) => Some(id),
+                _ => None,
+            },
+            created_at: None,
+            polls: 0,
+            busy: Duration::ZERO,
+            future_size: None,
+            root_address: None,
+            memory: row.counters,
+            spawn_scope: None,
+        });
+    }
+}
+
 fn add_counters(sum: &mut Counters, c: &Counters) {
     sum.live_bytes = sum.live_bytes.wrapping_add(c.live_bytes);
     sum.live_blocks = sum.live_blocks.wrapping_add(c.live_blocks);
     sum.total_bytes += c.total_bytes;
     sum.total_blocks += c.total_blocks;
     sum.peak_live_bytes = sum.peak_live_bytes.max(c.peak_live_bytes);
-}
-
-fn entry_info(entry: &TaskEntry, memory: Counters) -> TaskInfo {
-    TaskInfo {
-        owner: Owner::Task(entry.id),
-        name: entry.name.to_string(),
-        location: Some(entry.location),
-        state: Some(entry.state()),
-        tokio_id: entry.tokio_id(),
-        created_at: Some(entry.created_at),
-        polls: entry.polls.load(Ordering::Relaxed),
-        busy: Duration::from_nanos(crate::clock::elapsed_ns(
-            entry.busy_ticks.load(Ordering::Relaxed),
-        )),
-        future_size: entry.root.map(|r| r.1),
-        root_address: entry.root.map(|r| r.0),
-        memory,
-        spawn_scope: (entry.spawn_scope != 0).then_some(entry.spawn_scope),
-    }
-}
-
-fn other_row(owner: Owner, name: String, memory: Counters) -> TaskInfo {
-    TaskInfo {
-        owner,
-        name,
-        location: None,
-        state: None,
-        tokio_id: match owner {
-            Owner::TokioTask(id) => Some(id),
-            _ => None,
-        },
-        created_at: None,
-        polls: 0,
-        busy: Duration::ZERO,
-        future_size: None,
-        root_address: None,
-        memory,
-        spawn_scope: None,
-    }
 }
 
 /// A task whose live bytes passed its budget (see

@@ -17,8 +17,8 @@ use crate::frame::{FramePath, TaskScope};
 use crate::registry::{self, TaskEntry};
 
 pub use crate::registry::{
-    current_task, registry_len, take_budget_crossings, tasks, BudgetCrossing, SpawnScope, TaskInfo,
-    TaskState, LARGE_FUTURE_BYTES,
+    current_task, for_each_task, registry_len, take_budget_crossings, tasks, BudgetCrossing,
+    SpawnScope, TaskInfo, TaskRow, TaskState, LARGE_FUTURE_BYTES,
 };
 /// Who owns a row of memory: the allocator's name for it, used by the task
 /// registry, the resource records and the snapshot alike.

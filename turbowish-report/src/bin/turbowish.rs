@@ -22,7 +22,7 @@ use turbowish_snapshot::Snapshot;
 #[command(
     name = "turbowish",
     version,
-    after_help = "Every SNAPSHOT may be `-` to read standard input.\n\nExit status: 0 success, 2 bad input or usage, 3 `chains` found a deadlock, 1 an output could not be written."
+    after_help = "Every SNAPSHOT may be `-` to read standard input.\n\nExit status: 0 success, 2 bad input or usage, 3 `chains` found a deadlock, 1 an output could not be written or `top` could not reach or lost its program."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +47,10 @@ enum Command {
     /// One self-contained HTML page: the task table, an ownership treemap,
     /// the task/resource graph, the flame graph and, with --base, growth.
     Html(HtmlArgs),
+    /// Live view of a running program (started with TURBOWISH_LIVE=1): its
+    /// tasks' memory, growth and allocation rates as they change, and who
+    /// holds and waits for each resource.
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +165,20 @@ struct HtmlArgs {
     output: PathBuf,
 }
 
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Keys: q quit, s write a snapshot now (into the program's $TURBOWISH_DIR, as SIGUSR1 would), p or space pause, / filter by name (Enter keeps, Esc clears), left/right sort column, r reverse, up/down select.\n\nWithout --pid or --socket, the one endpoint in $TURBOWISH_DIR (else the current directory) is used.\n\nExit status: 0 after q, 1 when the program cannot be reached or goes away, 2 when it speaks another live-view version."
+)]
+struct TopArgs {
+    /// The program's process id: connects to turbowish-<pid>.sock in
+    /// $TURBOWISH_DIR (else the current directory).
+    #[arg(long, value_name = "N", conflicts_with = "socket")]
+    pid: Option<u32>,
+    /// The program's live socket.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     /// Gzipped pprof profile.proto (inuse_space, inuse_objects; a `task`
@@ -204,6 +222,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => diff_cmd(args),
         Command::Export(args) => export(args),
         Command::Html(args) => html(args),
+        Command::Top(args) => top(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -452,6 +471,25 @@ fn html(args: HtmlArgs) -> Result<u8, Failure> {
     let mut inputs = vec![args.snapshot.as_path()];
     inputs.extend(args.base.as_deref());
     write_output_from(&inputs, &args.output, page.as_bytes())?;
+    Ok(0)
+}
+
+fn top(args: TopArgs) -> Result<u8, Failure> {
+    use turbowish_report::top::client::Target;
+    let dir = || {
+        std::env::var_os("TURBOWISH_DIR")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
+    };
+    let target = match (args.pid, args.socket) {
+        (_, Some(path)) => Target::Socket(path),
+        (Some(pid), None) => Target::Pid { pid, dir: dir() },
+        (None, None) => Target::Only { dir: dir() },
+    };
+    turbowish_report::top::run(&target).map_err(|e| Failure {
+        code: e.exit_code(),
+        message: e.to_string(),
+    })?;
     Ok(0)
 }
 
