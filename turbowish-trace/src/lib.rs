@@ -16,6 +16,7 @@ pub mod frame;
 mod hooks;
 pub mod ownership;
 mod registry;
+pub mod resource;
 mod roots;
 mod scc;
 pub mod sync;
