@@ -222,12 +222,20 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
         let blockers = graph.blockers(at, waiter);
         // Follow a blocking holder that itself waits, another than the
         // waiter if there is one (a waiter for units it also holds), else
-        // the first.
-        let next = blockers
-            .iter()
-            .find(|h| h.task != task && graph.waits.contains_key(&h.task))
-            .or_else(|| blockers.iter().find(|h| graph.waits.contains_key(&h.task)))
-            .or_else(|| blockers.first());
+        // the first. A waiter for units of a cumulative resource (or for a
+        // value) waits for *any* holder: if one of them is not waiting, it
+        // can give units back (or send), and the chain ends there.
+        let waiting = |h: &&&Party| graph.waits.contains_key(&h.task);
+        let cumulative = matches!(waiter.access, Access::Permits(_));
+        let next = if cumulative && blockers.iter().any(|h| !waiting(&h)) {
+            blockers.iter().find(|h| !waiting(h))
+        } else {
+            blockers
+                .iter()
+                .find(|h| h.task != task && waiting(h))
+                .or_else(|| blockers.iter().find(waiting))
+                .or_else(|| blockers.first())
+        };
         let Some(holder) = next else {
             let end = if resource.extra_holders > 0 {
                 match resource.kind {
