@@ -129,7 +129,11 @@ mod pool {
 
         /// Connections not checked out now.
         pub(crate) fn idle(&self) -> usize {
-            self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+            self.inner
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len()
         }
 
         /// Checks a connection out, waiting up to `timeout` for one to come
@@ -369,7 +373,10 @@ fn slow_holder() -> (Vec<Chain>, usize) {
         release.send(true).expect("the tasks listen");
         report.await.expect("report task").expect("report checkout");
         for session in sessions {
-            session.await.expect("session task").expect("session checkout");
+            session
+                .await
+                .expect("session task")
+                .expect("session checkout");
         }
         println!(
             "released: {} of 3 connections idle, {} waiter(s) left",
@@ -395,7 +402,9 @@ async fn import(pool: Pool, started: Arc<tokio::sync::Barrier>) -> Result<(), Po
     let mut lookup = async { pool.checkout(Duration::from_secs(600)).await }
         .traced("lookup")
         .await?;
-    lookup.query("SELECT id FROM customers …", Duration::ZERO).await;
+    lookup
+        .query("SELECT id FROM customers …", Duration::ZERO)
+        .await;
     Ok(())
 }
 
@@ -446,6 +455,9 @@ fn main() {
     assert_eq!(cycles.len(), 1, "the exhaustion is one deadlock");
     let text = cycles[0].to_string();
     assert!(text.contains("pool \"db-batch\""), "{text}");
-    assert!(text.contains("\"import-a\"") && text.contains("\"import-b\""), "{text}");
+    assert!(
+        text.contains("\"import-a\"") && text.contains("\"import-b\""),
+        "{text}"
+    );
     println!("checked: 2 chains naming the 3 holders, 2 timeouts, 1 exhaustion cycle");
 }

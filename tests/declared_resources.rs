@@ -97,7 +97,9 @@ impl Lease {
     }
 
     #[track_caller]
-    fn acquire(&self) -> impl std::future::Future<Output = (Hold<'_>, tokio::sync::MutexGuard<'_, ()>)> {
+    fn acquire(
+        &self,
+    ) -> impl std::future::Future<Output = (Hold<'_>, tokio::sync::MutexGuard<'_, ()>)> {
         let location = Location::caller();
         async move {
             let guard = match self.lock.try_lock() {
@@ -184,7 +186,10 @@ fn rate_limiter_deadlock() {
         .iter()
         .find(|r| r.name == "api-quota")
         .expect("the declared resource");
-    assert_eq!(quota.kind, ResourceKind::Declared("rate-limiter".to_owned()));
+    assert_eq!(
+        quota.kind,
+        ResourceKind::Declared("rate-limiter".to_owned())
+    );
     assert_eq!(quota.permits, Some(2));
     assert_eq!(quota.holders.len(), 2);
     assert_eq!(quota.waiters.len(), 2);

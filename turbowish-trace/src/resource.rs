@@ -67,8 +67,8 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::sync::resource::{EndMark, HolderSlot, Mark, MarkKind, Record, ResourceState};
 pub use crate::sync::resource::{Class, ResourceKind, TokioKind};
+use crate::sync::resource::{EndMark, HolderSlot, Mark, MarkKind, Record, ResourceState};
 use crate::sync::Access;
 
 /// A resource that a library declared, whose holders and waiters TurboWish
@@ -118,7 +118,12 @@ impl Resource {
     /// ```
     #[track_caller]
     pub fn unnamed(kind: &'static str, class: Class) -> Resource {
-        Resource::declared(ResourceKind::Declared(kind), None, class, Location::caller())
+        Resource::declared(
+            ResourceKind::Declared(kind),
+            None,
+            class,
+            Location::caller(),
+        )
     }
 
     /// The one constructor, for TurboWish's own kinds too.
@@ -284,9 +289,20 @@ impl Resource {
         access: Access,
         location: &'static Location<'static>,
     ) -> OwnedHold {
+        self.hold_owned_as(access, true, location)
+    }
+
+    /// An owned hold recorded as `movable` or not (what tokio's
+    /// instrumentation reports is kept in owned holds, movable or not).
+    pub(crate) fn hold_owned_as(
+        &self,
+        access: Access,
+        movable: bool,
+        location: &'static Location<'static>,
+    ) -> OwnedHold {
         OwnedHold {
             _mark: Mark::new(MarkKind::Guard, &self.state),
-            slot: self.state.hold(location, access, true),
+            slot: self.state.hold(location, access, movable),
             state: Arc::clone(&self.state),
         }
     }
@@ -353,9 +369,7 @@ impl Resource {
         location: &'static Location<'static>,
     ) -> Wait<'_> {
         Wait {
-            key: self
-                .state
-                .wait(Record::now(location, access, movable)),
+            key: self.state.wait(Record::now(location, access, movable)),
             state: &self.state,
         }
     }
@@ -752,9 +766,7 @@ impl End {
     /// [`End::wait`] at `location`.
     pub fn wait_at(&self, location: &'static Location<'static>) -> Wait<'_> {
         Wait {
-            key: self
-                .state
-                .wait(Record::now(location, self.access, false)),
+            key: self.state.wait(Record::now(location, self.access, false)),
             state: &self.state,
         }
     }

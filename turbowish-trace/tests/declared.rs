@@ -239,7 +239,10 @@ fn cumulative_wait_with_a_running_holder_is_no_deadlock() {
     assert!(!found.is_empty());
     for chain in &found {
         assert_ne!(chain.end, ChainEnd::Cycle, "{chain}");
-        assert!(chain.links.iter().all(|l| l.holders[0].task != l.waiter.task));
+        assert!(chain
+            .links
+            .iter()
+            .all(|l| l.holders[0].task != l.waiter.task));
     }
 
     // The only holder waiting for more of what it holds: a deadlock of one.

@@ -37,9 +37,8 @@ impl Joining {
     ) -> Joining {
         // A task resource is reached through the handle awaiting it, which
         // carries a mark of its own kind: not the resource's lock mark.
-        let state =
-            Resource::declared(ResourceKind::Task, Some(name), Class::Exclusive, location)
-                .into_state();
+        let state = Resource::declared(ResourceKind::Task, Some(name), Class::Exclusive, location)
+            .into_state();
         let slot = state.hold_for_task(TaskRef::Task(id), location);
         let waiting = OwnedWait::new(&state, Record::now(location, Access::Exclusive, false));
         Joining {

@@ -69,7 +69,10 @@ impl<T> Mutex<T> {
         let location = Location::caller();
         async move {
             let guard = acquire_recorded(
-                || self.resource.wait_unchecked(Access::Exclusive, false, location),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Exclusive, false, location)
+                },
                 &self.inner,
                 |inner| inner.try_lock().ok(),
                 |inner| inner.lock(),
@@ -99,7 +102,10 @@ impl<T> Mutex<T> {
             // SAFETY: this future owns `self`, and hands it to the guard.
             let inner = unsafe { erase(&self.inner) };
             let inner = acquire_recorded(
-                || self.resource.wait_unchecked(Access::Exclusive, true, location),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Exclusive, true, location)
+                },
                 inner,
                 |inner| inner.try_lock().ok(),
                 |inner| inner.lock(),

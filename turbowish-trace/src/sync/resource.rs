@@ -430,6 +430,38 @@ impl ResourceState {
         }
     }
 
+    /// Sets the units of a cumulative resource (what tokio reports of a
+    /// semaphore it creates).
+    #[cfg_attr(
+        not(all(feature = "tokio-resources", tokio_unstable)),
+        allow(dead_code)
+    )]
+    pub(crate) fn set_permits(&self, n: usize) {
+        if self.class == ClassTag::Cumulative {
+            self.permits.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts `n` more holders without naming them (holders tokio's
+    /// instrumentation does not name).
+    #[cfg_attr(
+        not(all(feature = "tokio-resources", tokio_unstable)),
+        allow(dead_code)
+    )]
+    pub(crate) fn add_unnamed(&self, n: usize) {
+        self.table().extra_holders += n;
+    }
+
+    /// Counts `n` fewer unnamed holders.
+    #[cfg_attr(
+        not(all(feature = "tokio-resources", tokio_unstable)),
+        allow(dead_code)
+    )]
+    pub(crate) fn remove_unnamed(&self, n: usize) {
+        let mut table = self.table();
+        table.extra_holders = table.extra_holders.saturating_sub(n);
+    }
+
     /// Records permits added to a semaphore.
     pub(crate) fn add_permits(&self, n: usize) {
         self.permits.fetch_add(n, Ordering::Relaxed);

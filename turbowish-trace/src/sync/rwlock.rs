@@ -66,7 +66,10 @@ impl<T> RwLock<T> {
         let location = Location::caller();
         async move {
             let inner = acquire_recorded(
-                || self.resource.wait_unchecked(Access::Shared, false, location),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Shared, false, location)
+                },
                 &self.inner,
                 |inner| inner.try_read().ok(),
                 |inner| inner.read(),
@@ -82,7 +85,10 @@ impl<T> RwLock<T> {
         let location = Location::caller();
         async move {
             let inner = acquire_recorded(
-                || self.resource.wait_unchecked(Access::Exclusive, false, location),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Exclusive, false, location)
+                },
                 &self.inner,
                 |inner| inner.try_write().ok(),
                 |inner| inner.write(),
@@ -125,7 +131,10 @@ impl<T> RwLock<T> {
             // SAFETY: this future owns `self`, and hands it to the guard.
             let inner = unsafe { erase(&self.inner) };
             let inner = acquire_recorded(
-                || self.resource.wait_unchecked(Access::Exclusive, true, location),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Exclusive, true, location)
+                },
                 inner,
                 |inner| inner.try_write().ok(),
                 |inner| inner.write(),

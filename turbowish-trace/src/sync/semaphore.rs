@@ -105,7 +105,10 @@ impl Semaphore {
         // A closed semaphore also fails `try_*`: the wait then returns
         // tokio's own error value at once.
         let inner = acquire_recorded(
-            || self.resource.wait_unchecked(Access::Permits(n), false, location),
+            || {
+                self.resource
+                    .wait_unchecked(Access::Permits(n), false, location)
+            },
             &*self.inner,
             |inner| inner.try_acquire_many(n).ok().map(Ok),
             |inner| inner.acquire_many(n),
@@ -165,13 +168,21 @@ impl Semaphore {
         let location = Location::caller();
         async move {
             let permit = acquire_recorded(
-                || self.resource.wait_unchecked(Access::Permits(n), true, location),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Permits(n), true, location)
+                },
                 Arc::clone(&self.inner),
                 |inner| Arc::clone(inner).try_acquire_many_owned(n).ok().map(Ok),
                 |inner| inner.acquire_many_owned(n),
             )
             .await?;
-            Ok(OwnedSemaphorePermit::new(&self.resource, permit, n, location))
+            Ok(OwnedSemaphorePermit::new(
+                &self.resource,
+                permit,
+                n,
+                location,
+            ))
         }
     }
 
@@ -182,7 +193,12 @@ impl Semaphore {
     ) -> Result<OwnedSemaphorePermit, tokio::sync::TryAcquireError> {
         let location = Location::caller();
         let permit = Arc::clone(&self.inner).try_acquire_owned()?;
-        Ok(OwnedSemaphorePermit::new(&self.resource, permit, 1, location))
+        Ok(OwnedSemaphorePermit::new(
+            &self.resource,
+            permit,
+            1,
+            location,
+        ))
     }
 
     /// Acquires `n` permits for an owned permit without waiting.
@@ -193,7 +209,12 @@ impl Semaphore {
     ) -> Result<OwnedSemaphorePermit, tokio::sync::TryAcquireError> {
         let location = Location::caller();
         let permit = Arc::clone(&self.inner).try_acquire_many_owned(n)?;
-        Ok(OwnedSemaphorePermit::new(&self.resource, permit, n, location))
+        Ok(OwnedSemaphorePermit::new(
+            &self.resource,
+            permit,
+            n,
+            location,
+        ))
     }
 
     /// Whether [`Semaphore::close`] was called.
