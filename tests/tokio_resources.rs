@@ -167,6 +167,8 @@ fn plain_tokio_mutexes_deadlock_into_a_snapshot_cycle() {
         );
     }
     let text = turbowish_report::chains::chains_text(&snap);
+    // As `turbowish chains` prints it (run with --nocapture to see it).
+    println!("{text}");
     assert!(text.contains("(exclusive, reported by tokio)"), "{text}");
     assert!(
         text.contains("at a place tokio's instrumentation does not report in debit"),
@@ -326,6 +328,7 @@ fn channel_waits_say_the_holder_is_not_reported() {
             .expect("the sender's chain");
         assert_eq!(chain.end, ChainEnd::HolderNotReported);
         let text = chain.to_string();
+        println!("{text}");
         assert!(
             text.contains(
                 "waits for tokio::sync::mpsc \"a bounded channel (tokio reports no place)\""
