@@ -92,6 +92,12 @@ impl TokioResources {
 
 /// Whether `meta` is one of tokio's resource spans or events: what the
 /// layer reads.
+///
+/// ```
+/// let any = tracing::trace_span!("request");
+/// let meta = any.metadata().map(turbowish_trace::tokio_resources::is_tokio_resource_callsite);
+/// assert_ne!(meta, Some(true));
+/// ```
 pub fn is_tokio_resource_callsite(meta: &Metadata<'_>) -> bool {
     if meta.is_span() {
         matches!(meta.name(), RESOURCE_SPAN | ASYNC_OP_SPAN | POLL_SPAN)
@@ -115,6 +121,23 @@ where
 /// Installs [`layer`] on a [`tracing_subscriber::Registry`] as the global
 /// default subscriber. Call it first thing in `main`, before the runtime
 /// and its resources are made.
+///
+/// ```
+/// use turbowish_trace::sync::{ResourceKind, TokioKind};
+///
+/// turbowish_trace::tokio_resources::install().unwrap();
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let config = tokio::sync::Mutex::new(0);
+/// let guard = config.lock().await;
+/// let graph = turbowish_trace::sync::resources();
+/// let seen = graph
+///     .iter()
+///     .find(|r| r.kind == ResourceKind::Tokio(TokioKind::Mutex))
+///     .unwrap();
+/// assert_eq!(seen.holders.len(), 1);
+/// drop(guard);
+/// # });
+/// ```
 ///
 /// # Errors
 ///
