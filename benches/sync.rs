@@ -4,6 +4,12 @@
 //! current-thread runtime.
 //!
 //! Run: `cargo bench --bench sync`
+//!
+//! With `RUSTFLAGS="--cfg tokio_unstable"` and `--features tokio-resources`
+//! (in a target directory of its own: `CARGO_TARGET_DIR=target/tokio-unstable`)
+//! it also measures the other route, plain `tokio::sync::Mutex` seen
+//! through tokio's instrumentation: with no subscriber, then with
+//! TurboWish's layer (`turbowish::trace::tokio_resources`) installed.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -59,5 +65,45 @@ fn run_in_task(
     })
 }
 
+/// Plain `tokio::sync::Mutex` under `--cfg tokio_unstable`: tokio's
+/// instrumentation compiled in but no subscriber (its spans disabled), then
+/// every lock reported to TurboWish's layer. Each mutex is made after the
+/// subscriber it runs under is in place (tokio's spans are made then).
+#[cfg(all(tokio_unstable, feature = "tokio-resources"))]
+fn bench_tokio_resources(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime");
+    let rt = &rt;
+    let mut group = c.benchmark_group("tokio_mutex_under_tokio_unstable");
+    let lock_unlock = |mutex: std::sync::Arc<tokio::sync::Mutex<u64>>| {
+        move |b: &mut criterion::Bencher<'_>| {
+            b.iter_custom(|iters| {
+                let mutex = mutex.clone();
+                run_in_task(rt, async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        *mutex.lock().await += 1;
+                    }
+                    start.elapsed()
+                })
+            })
+        }
+    };
+    group.bench_function(
+        "no_subscriber",
+        lock_unlock(std::sync::Arc::new(tokio::sync::Mutex::new(0))),
+    );
+    turbowish::trace::tokio_resources::install().expect("the only subscriber");
+    group.bench_function(
+        "tokio_resources_layer",
+        lock_unlock(std::sync::Arc::new(tokio::sync::Mutex::new(0))),
+    );
+    group.finish();
+}
+
+#[cfg(not(all(tokio_unstable, feature = "tokio-resources")))]
 criterion_group!(benches, bench_mutex);
+#[cfg(all(tokio_unstable, feature = "tokio-resources"))]
+criterion_group!(benches, bench_mutex, bench_tokio_resources);
 criterion_main!(benches);

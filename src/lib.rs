@@ -25,6 +25,8 @@ mod book {
     mod tasks_and_frames {}
     #[doc = include_str!("../book/src/resources.md")]
     mod resources {}
+    #[doc = include_str!("../book/src/own-resources.md")]
+    mod own_resources {}
     #[doc = include_str!("../book/src/allocator.md")]
     mod allocator {}
     #[doc = include_str!("../book/src/snapshots.md")]

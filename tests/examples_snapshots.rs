@@ -121,6 +121,47 @@ fn deadlock_example_pages_show_the_lock_cycle() {
 }
 
 #[test]
+fn db_pool_snapshot_shows_the_exhaustion_cycle_by_the_pools_own_kind() {
+    let (_dir, path) = example_snapshot("db_pool");
+    check_all_commands(&path);
+    let out = run(&["chains", path.to_str().unwrap()], b"");
+    let chains = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{chains}");
+    assert!(chains.starts_with("1 deadlock"), "{chains}");
+    let deadlock = chains
+        .lines()
+        .find(|l| l.starts_with("deadlock: "))
+        .unwrap();
+    for needle in [
+        "\"import-a\"",
+        "\"import-b\"",
+        "holds pool \"db-batch\"",
+        "waits for pool \"db-batch\"",
+    ] {
+        assert!(deadlock.contains(needle), "no {needle}:\n{chains}");
+    }
+    // Both connections, each held by an import waiting in its lookup.
+    assert_eq!(
+        chains
+            .matches("(1 permit, recorded)\n         at examples/db_pool.rs:")
+            .count(),
+        4,
+        "{chains}"
+    );
+    let snap = turbowish::snapshot::Snapshot::load(&path).unwrap();
+    let pool = snap
+        .resources
+        .iter()
+        .find(|r| r.name == "db-batch")
+        .expect("the pool");
+    assert_eq!(
+        pool.kind,
+        turbowish::snapshot::schema::ResourceKind::Declared("pool".to_owned())
+    );
+    assert_eq!(pool.permits, Some(2));
+}
+
+#[test]
 fn signal_snapshot_passes_every_command() {
     let (_dir, path) = example_snapshot("signal");
     check_all_commands(&path);

@@ -80,7 +80,12 @@ pub(crate) fn resource(r: &ResourceInfo) -> schema::Resource {
         id: r.id,
         kind: resource_kind(r.kind),
         name: r.name.clone(),
-        location: location(r.location),
+        // tokio's resources are named by where they were created (tokio
+        // reports the place as fields, not as a `Location`).
+        location: match r.kind {
+            sync::ResourceKind::Tokio(_) => r.name.clone(),
+            _ => location(r.location),
+        },
         holders: r.holders.iter().map(party).collect(),
         extra_holders: r.extra_holders as u64,
         waiters: r.waiters.iter().map(party).collect(),
@@ -106,6 +111,9 @@ pub(crate) fn chain(
                 schema::ChainEnd::SendersOutsideTasks
             }
             turbowish_trace::chains::ChainEnd::NoSenders => schema::ChainEnd::NoSenders,
+            turbowish_trace::chains::ChainEnd::HolderNotReported => {
+                schema::ChainEnd::HolderNotReported
+            }
         },
         text: c.to_string(),
     }
@@ -290,6 +298,8 @@ pub(crate) fn resource_kind(k: sync::ResourceKind) -> schema::ResourceKind {
         sync::ResourceKind::Semaphore => schema::ResourceKind::Semaphore,
         sync::ResourceKind::Channel => schema::ResourceKind::Channel,
         sync::ResourceKind::Task => schema::ResourceKind::Task,
+        sync::ResourceKind::Declared(kind) => schema::ResourceKind::Declared(kind.to_owned()),
+        sync::ResourceKind::Tokio(kind) => schema::ResourceKind::Tokio(kind.name().to_owned()),
     }
 }
 
@@ -363,7 +373,11 @@ fn party(p: &sync::Party) -> schema::Party {
         task: task_ref(p.task),
         task_name: p.task_name.clone(),
         frames: frame_names(&p.frames),
-        location: location(p.location),
+        // tokio says no place for what it reports.
+        location: match p.provenance {
+            sync::Provenance::Tokio => String::new(),
+            _ => location(p.location),
+        },
         since_ms: p.since.as_millis() as u64,
         access: access(p.access),
         movable: p.movable,
@@ -374,6 +388,7 @@ fn party(p: &sync::Party) -> schema::Party {
         provenance: match &p.provenance {
             sync::Provenance::Recorded => schema::Provenance::Recorded,
             sync::Provenance::Owns { path } => schema::Provenance::Owns { path: path.clone() },
+            sync::Provenance::Tokio => schema::Provenance::Tokio,
         },
     }
 }

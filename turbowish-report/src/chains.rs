@@ -9,7 +9,8 @@ use turbowish_snapshot::format::printable;
 use crate::labels::task_ref;
 use serde::Serialize;
 use turbowish_snapshot::schema::{
-    Access, HandleKind, HandleOwner, Link, Party, Provenance, Resource, Snapshot, TaskRef,
+    Access, HandleKind, HandleOwner, Link, Party, Provenance, Resource, ResourceKind, Snapshot,
+    TaskRef,
 };
 
 /// The chains and cycles of a snapshot in plain text: deadlocks first, each
@@ -109,13 +110,14 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
                 match &holder.provenance {
                     Provenance::Recorded => "recorded",
                     Provenance::Owns { .. } => "owns",
+                    Provenance::Tokio => "reported by tokio",
                 },
             );
             match &holder.provenance {
                 Provenance::Owns { path } => {
                     let _ = writeln!(out, "         in its state at {}", printable(path));
                 }
-                Provenance::Recorded => party_place(out, holder, "         "),
+                Provenance::Recorded | Provenance::Tokio => party_place(out, holder, "         "),
             }
             if !holder.parked_in.is_empty() {
                 let _ = writeln!(
@@ -126,11 +128,22 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
             }
         }
         if link.extra_holders > 0 {
-            let _ = writeln!(
-                out,
-                "       and {} holder(s) TurboWish counted but did not name",
-                link.extra_holders
-            );
+            let tokio = resources
+                .get(&link.resource)
+                .is_some_and(|r| matches!(r.kind, ResourceKind::Tokio(_)));
+            let _ = if tokio {
+                writeln!(
+                    out,
+                    "       and {} holder(s) tokio's instrumentation does not name (TurboWish does not guess)",
+                    link.extra_holders
+                )
+            } else {
+                writeln!(
+                    out,
+                    "       and {} holder(s) TurboWish counted but did not name",
+                    link.extra_holders
+                )
+            };
         }
         if let Some(r) = resources.get(&link.resource) {
             may_lock_line(out, r);
@@ -205,12 +218,17 @@ fn party_name(p: &Party) -> String {
     )
 }
 
-/// Where a party acquired or waits, and in which frames.
+/// Where a party acquired or waits, and in which frames. What tokio's
+/// instrumentation reported has no place: the line says so.
 fn party_place(out: &mut String, p: &Party, indent: &str) {
+    let at = match p.provenance {
+        Provenance::Tokio => "at a place tokio's instrumentation does not report".to_owned(),
+        _ => format!("at {}", p.location),
+    };
     if p.frames.is_empty() {
-        let _ = writeln!(out, "{indent}at {}", p.location);
+        let _ = writeln!(out, "{indent}{at}");
     } else {
-        let _ = writeln!(out, "{indent}at {} in {}", p.location, p.frames.join(" › "));
+        let _ = writeln!(out, "{indent}{at} in {}", p.frames.join(" › "));
     }
 }
 

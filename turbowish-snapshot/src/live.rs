@@ -601,7 +601,13 @@ impl Encoder {
                 ResourceKind::Semaphore => 2,
                 ResourceKind::Channel => 3,
                 ResourceKind::Task => 4,
+                ResourceKind::Declared(_) => 5,
+                ResourceKind::Tokio(_) => 6,
             });
+            // Kinds with a name of their own carry it.
+            if let ResourceKind::Declared(kind) | ResourceKind::Tokio(kind) = &r.kind {
+                self.str(kind);
+            }
             self.str(&r.name);
             self.uint(r.holders.len() as u64);
             for p in &r.holders {
@@ -792,6 +798,8 @@ impl<'a> Decoder<'a> {
                 2 => ResourceKind::Semaphore,
                 3 => ResourceKind::Channel,
                 4 => ResourceKind::Task,
+                5 => ResourceKind::Declared(self.string("resource kind name")?),
+                6 => ResourceKind::Tokio(self.string("resource kind name")?),
                 _ => {
                     return Err(WireError::Malformed {
                         what: "resource kind",

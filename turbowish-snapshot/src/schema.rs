@@ -7,8 +7,11 @@
 //! event for durations), locations are `file:line:col` strings.
 //!
 //! Compatibility rule: a field may be *added* within a format version only
-//! with `#[serde(default)]`, so older files still load; anything else (a
-//! rename, a removal, a change of meaning) bumps [`FORMAT_VERSION`].
+//! with `#[serde(default)]`, so older files still load; so may a variant of
+//! an enum (older files still load; a file that uses it is refused by an
+//! older build, naming the unknown variant and where it is, while files
+//! without it stay readable there). Anything else (a rename, a removal, a
+//! change of meaning) bumps [`FORMAT_VERSION`].
 
 use serde::{Deserialize, Serialize};
 
@@ -289,7 +292,7 @@ pub struct Resource {
 }
 
 /// Kinds of [`Resource`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     /// A mutex.
@@ -302,18 +305,28 @@ pub enum ResourceKind {
     Channel,
     /// A task, as awaiting its `JoinHandle` waits for it (version 2).
     Task,
+    /// A resource a library declared, by the kind name it gave (`"pool"`;
+    /// version 2, added with the resource API).
+    Declared(String),
+    /// One of tokio's own primitives, seen through tokio's instrumentation
+    /// (`--cfg tokio_unstable`), by its type (`tokio::sync::Mutex`; version
+    /// 2, added with the resource API). Its holders and waiters have
+    /// provenance [`Provenance::Tokio`].
+    Tokio(String),
 }
 
 impl ResourceKind {
-    /// `Mutex`, `RwLock`, `Semaphore`, `Channel`, `Task`: as reports label
-    /// a resource.
-    pub fn name(self) -> &'static str {
+    /// `Mutex`, `RwLock`, `Semaphore`, `Channel`, `Task`, a declared
+    /// resource's own kind name (`pool`), tokio's type
+    /// (`tokio::sync::Mutex`): as reports label a resource.
+    pub fn name(&self) -> &str {
         match self {
             ResourceKind::Mutex => "Mutex",
             ResourceKind::RwLock => "RwLock",
             ResourceKind::Semaphore => "Semaphore",
             ResourceKind::Channel => "Channel",
             ResourceKind::Task => "Task",
+            ResourceKind::Declared(kind) | ResourceKind::Tokio(kind) => kind,
         }
     }
 }
@@ -360,6 +373,10 @@ pub enum Provenance {
         /// field path when traced precisely.
         path: String,
     },
+    /// Reported by tokio's own instrumentation (a [`ResourceKind::Tokio`]
+    /// resource): the task current at tokio's event. tokio says no place,
+    /// so [`Party::location`] is empty. Also on waiters of such resources.
+    Tokio,
 }
 
 /// A task (or named root) whose state owns a handle to a resource.
@@ -464,6 +481,9 @@ pub enum ChainEnd {
     SendersOutsideTasks,
     /// At a receiver whose channel has no sender left (version 2).
     NoSenders,
+    /// At one of tokio's resources whose holders tokio's instrumentation
+    /// does not name (version 2, added with tokio's resources).
+    HolderNotReported,
 }
 
 /// A wait chain.

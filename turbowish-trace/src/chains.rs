@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use crate::sync::{Access, Party, Provenance, ResourceInfo, TaskRef};
+use crate::sync::{Access, Party, Provenance, ResourceInfo, ResourceKind, TaskRef};
 
 /// One step of a chain: `waiter` waits for `resource`, whose holders are
 /// `holders` (the chain continues with the first of them).
@@ -44,6 +44,12 @@ pub enum ChainEnd {
     /// At a receiver whose channel has no sender left: its receive returns
     /// `None` (an `Err`, for a oneshot) as soon as it is polled again.
     NoSenders,
+    /// At one of tokio's own resources ([`crate::sync::ResourceKind::Tokio`])
+    /// whose holders tokio's instrumentation does not name: the receiver of
+    /// an `mpsc` channel, the sender of a `oneshot`, permits taken by
+    /// `try_acquire` or released by another task than took them. TurboWish
+    /// says so rather than guess.
+    HolderNotReported,
 }
 
 /// A wait chain, longest first in [`chains`].
@@ -140,20 +146,31 @@ impl<'a> Graph<'a> {
 
     /// Tasks `task` waits on through some resource, with the link.
     ///
-    /// A receiver waits for *every* sender (Holt's cumulative resource):
-    /// one sender whose owner is not itself waiting can still send, so the
-    /// wait leads on, for a deadlock, only when every sender's owner waits.
+    /// A receiver waits for *every* sender, and a waiter for units of a
+    /// cumulative resource (a semaphore, a pool) for every holder (Holt's
+    /// cumulative resources): one sender whose owner is not itself waiting
+    /// can still send, one holder not waiting can still give its units
+    /// back, so the wait leads on, for a deadlock, only when every holder
+    /// waits. A waiter for units it holds some of itself waits for the
+    /// others, unless it is the only holder.
     fn next(&self, task: TaskRef) -> Vec<(TaskRef, usize, &'a Party)> {
         let mut out = Vec::new();
         for &(at, w) in self.waits.get(&task).into_iter().flatten() {
             let blocked_by = self.blockers(at, w);
-            if w.access == Access::Receive
+            let cumulative = matches!(w.access, Access::Receive | Access::Permits(_));
+            if cumulative
                 && (self.waited[at].resource.extra_holders > 0
                     || blocked_by.iter().any(|h| !self.waits.contains_key(&h.task)))
             {
                 continue;
             }
-            out.extend(blocked_by.iter().map(|h| (h.task, at, w)));
+            let others = blocked_by.iter().any(|h| h.task != task);
+            out.extend(
+                blocked_by
+                    .iter()
+                    .filter(|h| !(cumulative && others && h.task == task))
+                    .map(|h| (h.task, at, w)),
+            );
         }
         out
     }
@@ -203,14 +220,28 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
         links.push(graph.link(at, waiter));
         let resource = graph.waited[at].resource;
         let blockers = graph.blockers(at, waiter);
-        // Follow a blocking holder that itself waits, if any, else the first.
-        let next = blockers
-            .iter()
-            .find(|h| graph.waits.contains_key(&h.task))
-            .or_else(|| blockers.first());
+        // Follow a blocking holder that itself waits, another than the
+        // waiter if there is one (a waiter for units it also holds), else
+        // the first. A waiter for units of a cumulative resource (or for a
+        // value) waits for *any* holder: if one of them is not waiting, it
+        // can give units back (or send), and the chain ends there.
+        let waiting = |h: &&&Party| graph.waits.contains_key(&h.task);
+        let cumulative = matches!(waiter.access, Access::Permits(_));
+        let next = if cumulative && blockers.iter().any(|h| !waiting(&h)) {
+            blockers.iter().find(|h| !waiting(h))
+        } else {
+            blockers
+                .iter()
+                .find(|h| h.task != task && waiting(h))
+                .or_else(|| blockers.iter().find(waiting))
+                .or_else(|| blockers.first())
+        };
         let Some(holder) = next else {
             let end = if resource.extra_holders > 0 {
-                ChainEnd::UnnamedHolders
+                match resource.kind {
+                    ResourceKind::Tokio(_) => ChainEnd::HolderNotReported,
+                    _ => ChainEnd::UnnamedHolders,
+                }
             } else if waiter.access == Access::Receive {
                 ChainEnd::NoSenders
             } else {
@@ -355,18 +386,30 @@ fn task_phrase(p: &Party) -> String {
         };
         return format!("task \"{}\" (owns {what} at {path})", p.task_name);
     }
-    let mut s = format!(
-        "task \"{}\" ({}:{}",
-        p.task_name,
-        p.location.file(),
-        p.location.line()
-    );
+    let mut s = format!("task \"{}\" ({}", p.task_name, place(p));
     if !p.frames.is_empty() {
         s.push_str(" › ");
         s.push_str(&p.frames.to_string());
     }
     s.push(')');
     s
+}
+
+/// `file:line` where a party took or waits for a resource, or, for what
+/// tokio's instrumentation reported (which says no place), that.
+fn place(p: &Party) -> String {
+    match p.provenance {
+        Provenance::Tokio => "reported by tokio's instrumentation".to_owned(),
+        _ => format!("{}:{}", p.location.file(), p.location.line()),
+    }
+}
+
+/// `at file:line`, or `reported by tokio's instrumentation`.
+fn at_place(p: &Party) -> String {
+    match p.provenance {
+        Provenance::Tokio => place(p),
+        _ => format!("at {}", place(p)),
+    }
 }
 
 fn frames_suffix(p: &Party) -> String {
@@ -401,18 +444,27 @@ impl fmt::Display for Chain {
     /// `task "a" (…) waits for Mutex "x" (for 1.2s), held by task "b" (…)
     /// since 3.4s, which waits for …, which waits on nothing tracked`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last = self.links.len().saturating_sub(1);
         for (i, link) in self.links.iter().enumerate() {
             if i == 0 {
                 write!(f, "{}", task_phrase(&link.waiter))?;
             } else {
                 f.write_str(", which")?;
             }
+            let held_by = if i == last && self.end == ChainEnd::HolderNotReported {
+                format!(
+                    "whose holder tokio's instrumentation does not name ({} counted; \
+                     TurboWish does not guess)",
+                    link.extra_holders
+                )
+            } else {
+                holder_phrase(link)
+            };
             write!(
                 f,
-                " waits for {} (for {}), {}",
+                " waits for {} (for {}), {held_by}",
                 link.resource,
                 secs(link.waiter.since),
-                holder_phrase(link)
             )?;
         }
         match self.end {
@@ -430,7 +482,9 @@ impl fmt::Display for Chain {
                     None => f.write_str(", which is waiting on something untracked (or running)"),
                 }
             }
-            ChainEnd::HeldByNobody | ChainEnd::UnnamedHolders => Ok(()),
+            ChainEnd::HeldByNobody | ChainEnd::UnnamedHolders | ChainEnd::HolderNotReported => {
+                Ok(())
+            }
             ChainEnd::Cycle => f.write_str(", which closes a cycle: deadlock"),
             ChainEnd::SendersOutsideTasks => {
                 let Some(last) = self.links.last() else {
@@ -473,13 +527,12 @@ impl fmt::Display for Cycle {
             // Where the first task took the lock it holds, then where it waits.
             Some(held) => write!(
                 f,
-                "deadlock: {} holds {} since {} and waits for {} (at {}:{}{})",
+                "deadlock: {} holds {} since {} and waits for {} ({}{})",
                 task_phrase(held),
                 last.resource,
                 secs(held.since),
                 first.resource,
-                first.waiter.location.file(),
-                first.waiter.location.line(),
+                at_place(&first.waiter),
                 frames_suffix(&first.waiter),
             )?,
             None => write!(

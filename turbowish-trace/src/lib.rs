@@ -6,6 +6,12 @@ compile_error!(
      build with RUSTFLAGS=\"--cfg tokio_unstable\""
 );
 
+#[cfg(all(feature = "tokio-resources", not(tokio_unstable)))]
+compile_error!(
+    "turbowish-trace's `tokio-resources` feature reads tokio's unstable instrumentation: \
+     build with RUSTFLAGS=\"--cfg tokio_unstable\""
+);
+
 // Lets `#[derive(Trace)]`'s `::turbowish_trace::` paths work inside this crate.
 extern crate self as turbowish_trace;
 
@@ -16,10 +22,13 @@ pub mod frame;
 mod hooks;
 pub mod ownership;
 mod registry;
+pub mod resource;
 mod roots;
 mod scc;
 pub mod sync;
 pub mod task;
+#[cfg(all(feature = "tokio-resources", tokio_unstable))]
+pub mod tokio_resources;
 mod trace;
 pub mod walk;
 

@@ -5,11 +5,13 @@
 
 use std::borrow::Cow;
 use std::panic::Location;
+
 use std::sync::Arc;
 
 use super::resource::{
-    Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState, TaskRef, WaitingOwned,
+    Access, Class, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState, TaskRef,
 };
+use crate::resource::{OwnedWait, Resource};
 
 /// One pending await of a task: the task resource (made on the first
 /// pending poll, so a handle never awaited costs nothing), its holder
@@ -17,7 +19,7 @@ use super::resource::{
 #[derive(Debug)]
 pub(crate) struct Joining {
     /// Dropped before the holder is released (see `Drop`).
-    waiting: Option<WaitingOwned>,
+    waiting: Option<OwnedWait>,
     state: Arc<ResourceState>,
     slot: HolderSlot,
     /// Inside the `JoinHandle`, so the walker finds who awaits it in the
@@ -33,9 +35,12 @@ impl Joining {
         name: Cow<'static, str>,
         location: &'static Location<'static>,
     ) -> Joining {
-        let state = ResourceState::new(ResourceKind::Task, Some(name), location, None);
+        // A task resource is reached through the handle awaiting it, which
+        // carries a mark of its own kind: not the resource's lock mark.
+        let state = Resource::declared(ResourceKind::Task, Some(name), Class::Exclusive, location)
+            .into_state();
         let slot = state.hold_for_task(TaskRef::Task(id), location);
-        let waiting = WaitingOwned::new(&state, Record::now(location, Access::Exclusive, false));
+        let waiting = OwnedWait::new(&state, Record::now(location, Access::Exclusive, false));
         Joining {
             waiting: Some(waiting),
             _mark: Mark::new(MarkKind::Join, &state),

@@ -12,8 +12,9 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 
-use super::resource::{Access, End, Record, ResourceKind, ResourceState, Waiting};
+use super::resource::{Access, Class, ResourceKind};
 use super::{acquire_recorded, cooperate};
+use crate::resource::{End, Resource};
 
 pub use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
 pub use tokio::sync::mpsc::Permit;
@@ -29,10 +30,9 @@ macro_rules! receiver_methods {
         pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
             let location = Location::caller();
             async move {
-                self.end.mark(location);
+                self.end.mark_held_at(location);
                 acquire_recorded(
-                    self.end.state(),
-                    || Record::now(location, Access::Receive, false),
+                    || self.end.wait_at(location),
                     &mut self.inner,
                     |inner| ready_or_closed(inner.try_recv()),
                     |inner| inner.recv(),
@@ -52,10 +52,9 @@ macro_rules! receiver_methods {
         ) -> impl Future<Output = usize> + 'a {
             let location = Location::caller();
             async move {
-                self.end.mark(location);
+                self.end.mark_held_at(location);
                 acquire_recorded(
-                    self.end.state(),
-                    || Record::now(location, Access::Receive, false),
+                    || self.end.wait_at(location),
                     (&mut self.inner, buffer),
                     |(inner, buffer)| drain_ready(|| inner.try_recv(), buffer, limit),
                     |(inner, buffer)| inner.recv_many(buffer, limit),
@@ -122,16 +121,28 @@ fn channel_at<T>(
     location: &'static Location<'static>,
 ) -> (Sender<T>, Receiver<T>) {
     let (tx, rx) = tokio::sync::mpsc::channel(buffer);
-    let state = ResourceState::new(ResourceKind::Channel, name, location, None);
+    let (send, receive) = channel_resource(name, location);
     let sender = Sender {
-        end: End::new(&state, location, Access::Send),
+        end: send,
         inner: tx,
     };
     let receiver = Receiver {
-        end: End::new(&state, location, Access::Receive),
+        end: receive,
         inner: rx,
     };
     (sender, receiver)
+}
+
+/// A channel's record ([`Class::Channel`]) and its first two ends, held by
+/// the caller; the ends keep the record alive.
+pub(super) fn channel_resource(
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+) -> (End, End) {
+    let resource = Resource::declared(ResourceKind::Channel, name, Class::Channel, location);
+    let send = End::new(resource.state_arc(), location, Access::Send);
+    let receive = End::new(resource.state_arc(), location, Access::Receive);
+    (send, receive)
 }
 
 /// What a receive that need not wait returns: the value, or `None` once
@@ -158,14 +169,13 @@ impl<T> Sender<T> {
     pub fn send(&self, value: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
         let location = Location::caller();
         async move {
-            self.end.mark(location);
+            self.end.mark_held_at(location);
             cooperate().await;
             match self.inner.try_send(value) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Closed(value)) => Err(SendError(value)),
                 Err(TrySendError::Full(value)) => {
-                    let _waiting =
-                        Waiting::new(self.end.state(), Record::now(location, Access::Send, false));
+                    let _waiting = self.end.wait_at(location);
                     self.inner.send(value).await
                 }
             }
@@ -175,7 +185,7 @@ impl<T> Sender<T> {
     /// Sends without waiting.
     #[track_caller]
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        self.end.mark(Location::caller());
+        self.end.mark_held_at(Location::caller());
         self.inner.try_send(value)
     }
 
@@ -185,10 +195,9 @@ impl<T> Sender<T> {
     pub fn reserve(&self) -> impl Future<Output = Result<Permit<'_, T>, SendError<()>>> + '_ {
         let location = Location::caller();
         async move {
-            self.end.mark(location);
+            self.end.mark_held_at(location);
             acquire_recorded(
-                self.end.state(),
-                || Record::now(location, Access::Send, false),
+                || self.end.wait_at(location),
                 &self.inner,
                 |inner| match inner.try_reserve() {
                     Ok(permit) => Some(Ok(permit)),
@@ -204,7 +213,7 @@ impl<T> Sender<T> {
     /// Reserves a slot without waiting.
     #[track_caller]
     pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
-        self.end.mark(Location::caller());
+        self.end.mark_held_at(Location::caller());
         self.inner.try_reserve()
     }
 
@@ -233,7 +242,7 @@ impl<T> Sender<T> {
     /// moving the sender into a task, before its first send.
     #[track_caller]
     pub fn mark_held(&self) {
-        self.end.mark(Location::caller());
+        self.end.mark_held_at(Location::caller());
     }
 }
 
@@ -288,13 +297,13 @@ fn unbounded_at<T>(
     location: &'static Location<'static>,
 ) -> (UnboundedSender<T>, UnboundedReceiver<T>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let state = ResourceState::new(ResourceKind::Channel, name, location, None);
+    let (send, receive) = channel_resource(name, location);
     let sender = UnboundedSender {
-        end: End::new(&state, location, Access::Send),
+        end: send,
         inner: tx,
     };
     let receiver = UnboundedReceiver {
-        end: End::new(&state, location, Access::Receive),
+        end: receive,
         inner: rx,
     };
     (sender, receiver)
@@ -311,7 +320,7 @@ impl<T> UnboundedSender<T> {
     /// Sends a value (never waits).
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        self.end.mark(Location::caller());
+        self.end.mark_held_at(Location::caller());
         self.inner.send(value)
     }
 }
@@ -371,7 +380,7 @@ macro_rules! trace_end {
             /// inside is scanned conservatively.
             impl<T> crate::Trace for $end<T> {
                 fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-                    self.end.trace(tracer);
+                    self.end.trace_end(tracer);
                     tracer.conservative(&self.inner);
                 }
             }

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use super::acquire_recorded;
 use super::owned::{erase, Owned, Recorded};
-use super::resource::{
-    Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState, Waiting,
-};
+use super::resource::{Access, Class, ResourceKind};
+use crate::resource::{Hold, Resource};
 
 /// An async mutex with the API of `tokio::sync::Mutex`, whose holder and
 /// waiters (task, frame path, location, since when) appear in
@@ -28,9 +27,8 @@ use super::resource::{
 /// # }
 /// ```
 pub struct Mutex<T> {
-    state: Arc<ResourceState>,
-    /// Lets the walker find the lock inside the block owning it.
-    _mark: Mark,
+    /// Its record: a [`Resource`] of kind `Mutex`, exclusive.
+    resource: Resource,
     inner: tokio::sync::Mutex<T>,
 }
 
@@ -52,17 +50,15 @@ impl<T> Mutex<T> {
         value: T,
         location: &'static Location<'static>,
     ) -> Mutex<T> {
-        let state = ResourceState::new(ResourceKind::Mutex, name, location, None);
         Mutex {
-            _mark: Mark::new(MarkKind::Lock, &state),
-            state,
+            resource: Resource::declared(ResourceKind::Mutex, name, Class::Exclusive, location),
             inner: tokio::sync::Mutex::new(value),
         }
     }
 
     /// The name reports use.
     pub fn name(&self) -> Cow<'_, str> {
-        self.state.name()
+        self.resource.name()
     }
 
     /// Locks the mutex, waiting (recorded as a waiter) while another task
@@ -73,8 +69,10 @@ impl<T> Mutex<T> {
         let location = Location::caller();
         async move {
             let guard = acquire_recorded(
-                &self.state,
-                || Record::now(location, Access::Exclusive, false),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Exclusive, false, location)
+                },
                 &self.inner,
                 |inner| inner.try_lock().ok(),
                 |inner| inner.lock(),
@@ -104,8 +102,10 @@ impl<T> Mutex<T> {
             // SAFETY: this future owns `self`, and hands it to the guard.
             let inner = unsafe { erase(&self.inner) };
             let inner = acquire_recorded(
-                &self.state,
-                || Record::now(location, Access::Exclusive, true),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Exclusive, true, location)
+                },
                 inner,
                 |inner| inner.try_lock().ok(),
                 |inner| inner.lock(),
@@ -135,8 +135,9 @@ impl<T> Mutex<T> {
         let guard = match self.inner.try_lock() {
             Ok(guard) => guard,
             Err(_) => {
-                let _waiting =
-                    Waiting::new(&self.state, Record::now(location, Access::Exclusive, false));
+                let _waiting = self
+                    .resource
+                    .wait_unchecked(Access::Exclusive, false, location);
                 self.inner.blocking_lock()
             }
         };
@@ -158,12 +159,10 @@ impl<T> Mutex<T> {
         inner: tokio::sync::MutexGuard<'a, T>,
         location: &'static Location<'static>,
     ) -> MutexGuard<'a, T> {
-        self.state.note_home(self);
-        let slot = self.state.hold(location, Access::Exclusive, false);
+        self.resource.note_owner(self);
         MutexGuard {
+            hold: self.resource.hold_unchecked(Access::Exclusive, location),
             inner,
-            state: &self.state,
-            slot,
         }
     }
 }
@@ -171,7 +170,7 @@ impl<T> Mutex<T> {
 impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mutex")
-            .field("name", &self.state.name())
+            .field("name", &self.resource.name())
             .field("inner", &self.inner)
             .finish()
     }
@@ -179,9 +178,9 @@ impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
 
 /// Guard of a [`Mutex`]; releasing it clears the holder record.
 pub struct MutexGuard<'a, T> {
+    /// The holder record: released first, then tokio's guard.
+    hold: Hold<'a>,
     inner: tokio::sync::MutexGuard<'a, T>,
-    state: &'a ResourceState,
-    slot: HolderSlot,
 }
 
 impl<T> Deref for MutexGuard<'_, T> {
@@ -194,12 +193,6 @@ impl<T> Deref for MutexGuard<'_, T> {
 impl<T> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.inner
-    }
-}
-
-impl<T> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
     }
 }
 
@@ -234,8 +227,8 @@ impl<T: 'static> OwnedMutexGuard<T> {
 }
 
 impl<T> Recorded for Mutex<T> {
-    fn state(&self) -> &ResourceState {
-        &self.state
+    fn resource(&self) -> &Resource {
+        &self.resource
     }
 }
 
@@ -265,12 +258,7 @@ impl<T: fmt::Debug> fmt::Debug for OwnedMutexGuard<T> {
 impl<T: crate::Trace> crate::Trace for Mutex<T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
         // Whoever owns this lock (or an `Arc` to it) may lock it next.
-        tracer.handle(self.state.id(), None, crate::ownership::HandleKind::Lock);
-        tracer.shared(
-            Arc::as_ptr(&self.state) as *const u8,
-            "turbowish_trace::sync::ResourceState",
-            |_| {},
-        );
+        self.resource.trace_resource(tracer);
         match self.inner.try_lock() {
             Ok(value) => value.trace(tracer),
             Err(_) => tracer.conservative(&self.inner),
@@ -282,7 +270,7 @@ impl<T: crate::Trace> crate::Trace for Mutex<T> {
 /// this guard. The value is the mutex's to trace.
 impl<T> crate::Trace for MutexGuard<'_, T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-        tracer.guard(self.state.id(), &self.state.name());
+        crate::Trace::trace(&self.hold, tracer);
     }
 }
 
@@ -292,14 +280,15 @@ impl<T> crate::Trace for MutexGuard<'_, T> {
 impl<T: crate::Trace> crate::Trace for OwnedMutexGuard<T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
         let mutex = self.inner.owner();
-        tracer.guard(mutex.state.id(), &mutex.state.name());
+        let state = mutex.resource.state();
+        tracer.guard(state.id(), &state.name());
         let value: &T = self;
         tracer.shared(
             Arc::as_ptr(mutex) as *const u8,
             std::any::type_name::<Mutex<T>>(),
             |t| {
                 t.shared(
-                    Arc::as_ptr(&mutex.state) as *const u8,
+                    Arc::as_ptr(mutex.resource.state_arc()) as *const u8,
                     "turbowish_trace::sync::ResourceState",
                     |_| {},
                 );

@@ -5,10 +5,9 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::resource::{Access, End, Record, ResourceKind, ResourceState, WaitingOwned};
+use crate::resource::{End, OwnedWait};
 
 pub use tokio::sync::oneshot::error::RecvError;
 
@@ -38,14 +37,13 @@ fn channel_at<T>(
     location: &'static Location<'static>,
 ) -> (Sender<T>, Receiver<T>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let state = ResourceState::new(ResourceKind::Channel, name, location, None);
+    let (send, receive) = super::mpsc::channel_resource(name, location);
     let sender = Sender {
-        end: End::new(&state, location, Access::Send),
+        end: send,
         inner: Some(tx),
     };
     let receiver = Receiver {
-        end: End::new(&state, location, Access::Receive),
-        state,
+        end: receive,
         location,
         inner: rx,
         waiting: None,
@@ -73,7 +71,7 @@ impl<T> Sender<T> {
     /// sender into another task, say).
     #[track_caller]
     pub fn mark_held(&self) {
-        self.end.mark(Location::caller());
+        self.end.mark_held_at(Location::caller());
     }
 
     /// Whether the receiver is gone.
@@ -89,10 +87,9 @@ pub struct Receiver<T> {
     /// The receiving end's holder record and mark, so the walker names the
     /// task owning the receiver (see [`crate::ownership`]).
     end: End,
-    state: Arc<ResourceState>,
     location: &'static Location<'static>,
     /// Set while a poll has returned `Pending`.
-    waiting: Option<WaitingOwned>,
+    waiting: Option<OwnedWait>,
 }
 
 impl<T> Receiver<T> {
@@ -119,9 +116,8 @@ impl<T> Future for Receiver<T> {
             }
             Poll::Pending => {
                 if this.waiting.is_none() {
-                    this.end.mark(this.location);
-                    let record = Record::now(this.location, Access::Receive, false);
-                    this.waiting = Some(WaitingOwned::new(&this.state, record));
+                    this.end.mark_held_at(this.location);
+                    this.waiting = Some(this.end.wait_owned_at(this.location));
                 }
                 Poll::Pending
             }
@@ -133,7 +129,7 @@ impl<T> Future for Receiver<T> {
 /// channel inside is scanned conservatively.
 impl<T> crate::Trace for Receiver<T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-        self.end.trace(tracer);
+        self.end.trace_end(tracer);
         tracer.conservative(&self.inner);
     }
 }
@@ -142,7 +138,7 @@ impl<T> crate::Trace for Receiver<T> {
 /// channel inside is scanned conservatively.
 impl<T> crate::Trace for Sender<T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-        self.end.trace(tracer);
+        self.end.trace_end(tracer);
         tracer.conservative(&self.inner);
     }
 }

@@ -9,11 +9,13 @@ use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::resource::{Access, HolderSlot, Mark, MarkKind, ResourceState};
+use super::resource::Mark;
+use super::Access;
+use crate::resource::{Hold, Resource};
 
-/// A resource whose owned guards are recorded: its record table.
+/// A resource whose owned guards are recorded: its [`Resource`].
 pub(crate) trait Recorded {
-    fn state(&self) -> &ResourceState;
+    fn resource(&self) -> &Resource;
 }
 
 /// `guard`, which borrows from `*owner`, kept alive with it, and recorded
@@ -21,12 +23,14 @@ pub(crate) trait Recorded {
 /// guard type is this, plus its own `Deref` and accessors.
 #[derive(Debug)]
 pub(crate) struct Owned<O: Recorded, G> {
-    /// Dropped by hand, before `owner`.
+    /// Dropped by hand, after the hold and before `owner`.
     guard: ManuallyDrop<G>,
+    /// The holder record, borrowed from `owner`'s resource (the `Arc` here
+    /// keeps it alive): dropped by hand, first.
+    hold: ManuallyDrop<Hold<'static>>,
     owner: Arc<O>,
     /// Lets the heap walker find the guard in a task's opaque state.
     _mark: Mark,
-    slot: HolderSlot,
 }
 
 impl<O: Recorded, G> Owned<O, G> {
@@ -42,11 +46,15 @@ impl<O: Recorded, G> Owned<O, G> {
         location: &'static Location<'static>,
         access: Access,
     ) -> Owned<O, G> {
-        let state = owner.state();
-        state.note_home(&*owner);
+        let resource = owner.resource();
+        resource.note_owner(&*owner);
+        let (hold, mark) = resource.hold_movable(access, location);
+        // SAFETY: the hold is dropped in `drop` below, before `owner`,
+        // which keeps the resource it borrows alive.
+        let hold = unsafe { hold.erase() };
         Owned {
-            slot: state.hold(location, access, true),
-            _mark: Mark::new(MarkKind::Guard, state),
+            hold: ManuallyDrop::new(hold),
+            _mark: mark,
             guard: ManuallyDrop::new(guard),
             owner,
         }
@@ -72,10 +80,13 @@ impl<O: Recorded, G> DerefMut for Owned<O, G> {
 
 impl<O: Recorded, G> Drop for Owned<O, G> {
     fn drop(&mut self) {
-        self.owner.state().release(self.slot);
-        // SAFETY: dropped once, here, while `self.owner` (dropped after
-        // this body) still keeps alive what the guard borrows.
-        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        // SAFETY: each dropped once, here: the record first (as a borrowed
+        // guard releases it), then the guard, while `self.owner` (dropped
+        // after this body) still keeps alive what both borrow.
+        unsafe {
+            ManuallyDrop::drop(&mut self.hold);
+            ManuallyDrop::drop(&mut self.guard);
+        }
     }
 }
 

@@ -36,6 +36,54 @@ pub enum ResourceKind {
     /// A task spawned through TurboWish, as awaiting its
     /// [`crate::task::JoinHandle`] waits for it: held by the task itself.
     Task,
+    /// A resource a library declared with [`crate::resource::Resource`],
+    /// by the kind name it gave (`"pool"`, `"rate limiter"`).
+    Declared(&'static str),
+    /// One of tokio's own primitives, seen through tokio's instrumentation
+    /// (`--cfg tokio_unstable` and the `tokio-resources` feature; see
+    /// [`TokioKind`]).
+    Tokio(TokioKind),
+}
+
+/// Which of tokio's primitives a [`ResourceKind::Tokio`] resource is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokioKind {
+    /// `tokio::sync::Mutex`: its holder and waiters are reported.
+    Mutex,
+    /// `tokio::sync::RwLock`: readers, writer and waiters are reported.
+    RwLock,
+    /// `tokio::sync::Semaphore`: holders of permits taken by `acquire*`
+    /// and waiters are reported (not permits taken by `try_acquire*`).
+    Semaphore,
+    /// A bounded `tokio::sync::mpsc` channel: only senders waiting on a
+    /// full buffer are reported, not who holds the receiver.
+    Mpsc,
+    /// A `tokio::sync::oneshot` channel: the receiver's wait is reported,
+    /// not who holds the sender.
+    Oneshot,
+}
+
+impl TokioKind {
+    /// Whether tokio's instrumentation names the tasks holding this kind
+    /// of resource. When it does not, a waiter's chain ends there, saying
+    /// so ([`crate::chains::ChainEnd::HolderNotReported`]).
+    pub fn reports_holders(self) -> bool {
+        matches!(
+            self,
+            TokioKind::Mutex | TokioKind::RwLock | TokioKind::Semaphore
+        )
+    }
+
+    /// `tokio::sync::Mutex`, …: how reports label the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokioKind::Mutex => "tokio::sync::Mutex",
+            TokioKind::RwLock => "tokio::sync::RwLock",
+            TokioKind::Semaphore => "tokio::sync::Semaphore",
+            TokioKind::Mpsc => "tokio::sync::mpsc",
+            TokioKind::Oneshot => "tokio::sync::oneshot",
+        }
+    }
 }
 
 impl std::fmt::Display for ResourceKind {
@@ -46,7 +94,56 @@ impl std::fmt::Display for ResourceKind {
             ResourceKind::Semaphore => "Semaphore",
             ResourceKind::Channel => "channel",
             ResourceKind::Task => "task",
+            ResourceKind::Declared(kind) => kind,
+            ResourceKind::Tokio(kind) => kind.name(),
         })
+    }
+}
+
+/// How a resource is held, in Holt's terms: whether a waiter waits for one
+/// holder or for any of several. Given when a resource is declared
+/// ([`crate::resource::Resource::new`]); it decides which [`Access`] fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// One unit (a mutex, a lease, a read-write lock): held by one task
+    /// exclusively ([`Access::Exclusive`]) or shared by several
+    /// ([`Access::Shared`]); a waiter waits for every holder.
+    Exclusive,
+    /// `capacity` interchangeable units (a semaphore, a pool of
+    /// connections): each holder holds some ([`Access::Permits`]), and a
+    /// waiter waits for *any* holder to give units back, so it is stuck
+    /// only when every holder is itself waiting.
+    Cumulative {
+        /// Units in all (a pool's connections); it may change later
+        /// ([`crate::resource::Resource::add_capacity`]).
+        capacity: usize,
+    },
+    /// Produced and consumed (a channel): held by its ends, each a sender
+    /// ([`Access::Send`]) or a receiver ([`Access::Receive`]); a receiver
+    /// waits for every sender, a sender blocked on a full buffer for the
+    /// receivers.
+    Channel,
+}
+
+/// The class of a resource without its capacity (which changes, and is
+/// kept in an atomic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClassTag {
+    Exclusive,
+    Cumulative,
+    Channel,
+}
+
+impl ClassTag {
+    /// Whether `access` fits a resource of this class.
+    #[inline]
+    pub(crate) fn admits(self, access: Access) -> bool {
+        match (self, access) {
+            (ClassTag::Exclusive, Access::Exclusive | Access::Shared) => true,
+            (ClassTag::Cumulative, Access::Permits(n)) => n > 0,
+            (ClassTag::Channel, Access::Send | Access::Receive) => true,
+            _ => false,
+        }
     }
 }
 
@@ -184,10 +281,11 @@ struct Table {
 pub(crate) struct ResourceState {
     id: u64,
     kind: ResourceKind,
+    class: ClassTag,
     name: Option<Cow<'static, str>>,
     location: &'static Location<'static>,
-    /// Total permits of a semaphore (`usize::MAX`: not a semaphore); grows
-    /// with `add_permits`.
+    /// Total units of a cumulative resource (a semaphore's permits;
+    /// `usize::MAX`: not cumulative); grows with `add_permits`.
     permits: std::sync::atomic::AtomicUsize,
     table: SpinLock<Table>,
     /// Where the lock itself was last seen (`&self` of a lock, acquire or
@@ -204,13 +302,19 @@ impl ResourceState {
         kind: ResourceKind,
         name: Option<Cow<'static, str>>,
         location: &'static Location<'static>,
-        permits: Option<usize>,
+        class: Class,
     ) -> Arc<ResourceState> {
         let _internal = turbowish_alloc::internal();
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (class, permits) = match class {
+            Class::Exclusive => (ClassTag::Exclusive, None),
+            Class::Cumulative { capacity } => (ClassTag::Cumulative, Some(capacity)),
+            Class::Channel => (ClassTag::Channel, None),
+        };
         let state = Arc::new(ResourceState {
             id,
             kind,
+            class,
             name,
             location,
             permits: std::sync::atomic::AtomicUsize::new(permits.unwrap_or(usize::MAX)),
@@ -225,6 +329,29 @@ impl ResourceState {
     /// The resource's process-unique id.
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    pub(crate) fn kind(&self) -> ResourceKind {
+        self.kind
+    }
+
+    pub(crate) fn class_tag(&self) -> ClassTag {
+        self.class
+    }
+
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// The class, with the capacity now.
+    pub(crate) fn class(&self) -> Class {
+        match self.class {
+            ClassTag::Exclusive => Class::Exclusive,
+            ClassTag::Cumulative => Class::Cumulative {
+                capacity: self.permits.load(Ordering::Relaxed),
+            },
+            ClassTag::Channel => Class::Channel,
+        }
     }
 
     /// The resource's name, or its creation location when it has none.
@@ -303,6 +430,38 @@ impl ResourceState {
         }
     }
 
+    /// Sets the units of a cumulative resource (what tokio reports of a
+    /// semaphore it creates).
+    #[cfg_attr(
+        not(all(feature = "tokio-resources", tokio_unstable)),
+        allow(dead_code)
+    )]
+    pub(crate) fn set_permits(&self, n: usize) {
+        if self.class == ClassTag::Cumulative {
+            self.permits.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts `n` more holders without naming them (holders tokio's
+    /// instrumentation does not name).
+    #[cfg_attr(
+        not(all(feature = "tokio-resources", tokio_unstable)),
+        allow(dead_code)
+    )]
+    pub(crate) fn add_unnamed(&self, n: usize) {
+        self.table().extra_holders += n;
+    }
+
+    /// Counts `n` fewer unnamed holders.
+    #[cfg_attr(
+        not(all(feature = "tokio-resources", tokio_unstable)),
+        allow(dead_code)
+    )]
+    pub(crate) fn remove_unnamed(&self, n: usize) {
+        let mut table = self.table();
+        table.extra_holders = table.extra_holders.saturating_sub(n);
+    }
+
     /// Records permits added to a semaphore.
     pub(crate) fn add_permits(&self, n: usize) {
         self.permits.fetch_add(n, Ordering::Relaxed);
@@ -371,6 +530,12 @@ impl ResourceState {
 
     fn info(&self) -> ResourceInfo {
         let now = now_ns();
+        // What tokio's instrumentation reports is its own kind of record:
+        // the task that was current at tokio's event, no place in its code.
+        let provenance = match self.kind {
+            ResourceKind::Tokio(_) => Provenance::Tokio,
+            _ => Provenance::Recorded,
+        };
         let party = |r: &Record| Party {
             task: r.task,
             task_name: r.task.name(),
@@ -380,7 +545,7 @@ impl ResourceState {
             access: r.access,
             movable: r.movable,
             parked_in: None,
-            provenance: Provenance::Recorded,
+            provenance: provenance.clone(),
             slot: None,
         };
         let holder = |(slot, r): (usize, &Record)| Party {
@@ -568,7 +733,7 @@ pub(crate) struct EndMark {
 }
 
 impl EndMark {
-    fn new(kind: MarkKind, state: &ResourceState, slot: HolderSlot) -> EndMark {
+    pub(crate) fn new(kind: MarkKind, state: &ResourceState, slot: HolderSlot) -> EndMark {
         let index = match slot {
             HolderSlot::Named(i) => i + 1,
             HolderSlot::Extra => 0,
@@ -709,117 +874,6 @@ pub(crate) fn live_resources() -> LiveResources {
     out
 }
 
-/// One end of a channel, recorded as a holder of its side (`Send` or
-/// `Receive`); the record goes when the end is dropped.
-#[derive(Debug)]
-pub(crate) struct End {
-    state: Arc<ResourceState>,
-    /// Lets the walker find this end in a task's opaque state.
-    _mark: EndMark,
-    slot: HolderSlot,
-    access: Access,
-}
-
-impl End {
-    pub(crate) fn new(
-        state: &Arc<ResourceState>,
-        location: &'static Location<'static>,
-        access: Access,
-    ) -> End {
-        let slot = state.hold(location, access, true);
-        let kind = match access {
-            Access::Receive => MarkKind::Receiver,
-            _ => MarkKind::Sender,
-        };
-        End {
-            _mark: EndMark::new(kind, state, slot),
-            slot,
-            state: Arc::clone(state),
-            access,
-        }
-    }
-
-    /// Reports this end to the walker (precise tracing through the
-    /// handle's `Trace` impl).
-    pub(crate) fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-        let handle = match self.access {
-            Access::Receive => crate::ownership::HandleKind::Receiver,
-            _ => crate::ownership::HandleKind::Sender,
-        };
-        let slot = match self.slot {
-            HolderSlot::Named(i) => Some(i),
-            HolderSlot::Extra => None,
-        };
-        tracer.handle(self.state.id, slot, handle);
-    }
-
-    /// Records the calling task as this end's holder.
-    pub(crate) fn mark(&self, location: &'static Location<'static>) {
-        self.state
-            .update(self.slot, Record::now(location, self.access, true));
-    }
-
-    /// A further end of the same side (a cloned sender), held by the caller.
-    pub(crate) fn clone_at(&self, location: &'static Location<'static>) -> End {
-        End::new(&self.state, location, self.access)
-    }
-
-    pub(crate) fn state(&self) -> &ResourceState {
-        &self.state
-    }
-}
-
-impl Drop for End {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
-    }
-}
-
-/// Removes a waiter's record when the wait ends, acquired or cancelled (a
-/// `lock()` future dropped by a lost `select!` branch, say).
-#[derive(Debug)]
-pub(crate) struct Waiting<'a> {
-    state: &'a ResourceState,
-    key: u64,
-}
-
-impl<'a> Waiting<'a> {
-    pub(crate) fn new(state: &'a ResourceState, record: Record) -> Waiting<'a> {
-        Waiting {
-            key: state.wait(record),
-            state,
-        }
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.state.stop_waiting(self.key);
-    }
-}
-
-/// [`Waiting`] that owns its resource, for futures that cannot borrow it.
-#[derive(Debug)]
-pub(crate) struct WaitingOwned {
-    state: Arc<ResourceState>,
-    key: u64,
-}
-
-impl WaitingOwned {
-    pub(crate) fn new(state: &Arc<ResourceState>, record: Record) -> WaitingOwned {
-        WaitingOwned {
-            key: state.wait(record),
-            state: Arc::clone(state),
-        }
-    }
-}
-
-impl Drop for WaitingOwned {
-    fn drop(&mut self) {
-        self.state.stop_waiting(self.key);
-    }
-}
-
 /// A holder or waiter of a resource, in [`ResourceInfo`].
 #[derive(Debug, Clone)]
 pub struct Party {
@@ -845,7 +899,8 @@ pub struct Party {
     pub parked_in: Option<FramePath>,
     /// Where this holder comes from: the record of who took, created or
     /// last used the handle, or the task whose state owns it (found by
-    /// [`crate::ownership`]). Waiters are always recorded.
+    /// [`crate::ownership`]), or what tokio's instrumentation reported.
+    /// Waiters are recorded, or reported by tokio.
     pub provenance: Provenance,
     /// For a holder: its record's slot in the resource's table, which the
     /// handle that holds it carries (see [`crate::ownership`]). `None` for
@@ -866,6 +921,12 @@ pub enum Provenance {
         /// Where in the task's state the handle is.
         path: String,
     },
+    /// Reported by tokio's own instrumentation (a [`ResourceKind::Tokio`]
+    /// resource): the task that was current when tokio reported the lock
+    /// taken, or the wait begun. tokio does not say where in the task's
+    /// code, so [`Party::location`] means nothing here (the frames still
+    /// say which future).
+    Tokio,
 }
 
 /// One resource of the wait-for graph: see [`crate::sync::resources`].

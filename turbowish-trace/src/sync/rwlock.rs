@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use super::acquire_recorded;
 use super::owned::{erase, Owned, Recorded};
-use super::resource::{Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState};
+use super::resource::{Access, Class, ResourceKind};
+use crate::resource::{Hold, Resource};
 
 /// An async reader-writer lock with the API of `tokio::sync::RwLock`, whose
 /// readers, writer and waiters appear in [`crate::sync::resources`].
@@ -24,9 +25,9 @@ use super::resource::{Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, 
 /// # }
 /// ```
 pub struct RwLock<T> {
-    state: Arc<ResourceState>,
-    /// Lets the walker find the lock inside the block owning it.
-    _mark: Mark,
+    /// Its record: a [`Resource`] of kind `RwLock`, exclusive (readers
+    /// share it).
+    resource: Resource,
     inner: tokio::sync::RwLock<T>,
 }
 
@@ -48,17 +49,15 @@ impl<T> RwLock<T> {
         value: T,
         location: &'static Location<'static>,
     ) -> RwLock<T> {
-        let state = ResourceState::new(ResourceKind::RwLock, name, location, None);
         RwLock {
-            _mark: Mark::new(MarkKind::Lock, &state),
-            state,
+            resource: Resource::declared(ResourceKind::RwLock, name, Class::Exclusive, location),
             inner: tokio::sync::RwLock::new(value),
         }
     }
 
     /// The name reports use.
     pub fn name(&self) -> Cow<'_, str> {
-        self.state.name()
+        self.resource.name()
     }
 
     /// Shared access, waiting (recorded) while a writer holds or waits.
@@ -67,8 +66,10 @@ impl<T> RwLock<T> {
         let location = Location::caller();
         async move {
             let inner = acquire_recorded(
-                &self.state,
-                || Record::now(location, Access::Shared, false),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Shared, false, location)
+                },
                 &self.inner,
                 |inner| inner.try_read().ok(),
                 |inner| inner.read(),
@@ -84,8 +85,10 @@ impl<T> RwLock<T> {
         let location = Location::caller();
         async move {
             let inner = acquire_recorded(
-                &self.state,
-                || Record::now(location, Access::Exclusive, false),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Exclusive, false, location)
+                },
                 &self.inner,
                 |inner| inner.try_write().ok(),
                 |inner| inner.write(),
@@ -107,8 +110,7 @@ impl<T> RwLock<T> {
             // SAFETY: this future owns `self`, and hands it to the guard.
             let inner = unsafe { erase(&self.inner) };
             let inner = acquire_recorded(
-                &self.state,
-                || Record::now(location, Access::Shared, true),
+                || self.resource.wait_unchecked(Access::Shared, true, location),
                 inner,
                 |inner| inner.try_read().ok(),
                 |inner| inner.read(),
@@ -129,8 +131,10 @@ impl<T> RwLock<T> {
             // SAFETY: this future owns `self`, and hands it to the guard.
             let inner = unsafe { erase(&self.inner) };
             let inner = acquire_recorded(
-                &self.state,
-                || Record::now(location, Access::Exclusive, true),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Exclusive, true, location)
+                },
                 inner,
                 |inner| inner.try_write().ok(),
                 |inner| inner.write(),
@@ -197,11 +201,10 @@ impl<T> RwLock<T> {
         inner: tokio::sync::RwLockReadGuard<'a, T>,
         location: &'static Location<'static>,
     ) -> RwLockReadGuard<'a, T> {
-        self.state.note_home(self);
+        self.resource.note_owner(self);
         RwLockReadGuard {
+            hold: self.resource.hold_unchecked(Access::Shared, location),
             inner,
-            state: &self.state,
-            slot: self.state.hold(location, Access::Shared, false),
         }
     }
 
@@ -210,11 +213,10 @@ impl<T> RwLock<T> {
         inner: tokio::sync::RwLockWriteGuard<'a, T>,
         location: &'static Location<'static>,
     ) -> RwLockWriteGuard<'a, T> {
-        self.state.note_home(self);
+        self.resource.note_owner(self);
         RwLockWriteGuard {
+            hold: self.resource.hold_unchecked(Access::Exclusive, location),
             inner,
-            state: &self.state,
-            slot: self.state.hold(location, Access::Exclusive, false),
         }
     }
 }
@@ -222,7 +224,7 @@ impl<T> RwLock<T> {
 impl<T: fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RwLock")
-            .field("name", &self.state.name())
+            .field("name", &self.resource.name())
             .field("inner", &self.inner)
             .finish()
     }
@@ -231,9 +233,9 @@ impl<T: fmt::Debug> fmt::Debug for RwLock<T> {
 /// Read guard of an [`RwLock`].
 #[derive(Debug)]
 pub struct RwLockReadGuard<'a, T> {
+    /// The holder record: released first, then tokio's guard.
+    hold: Hold<'a>,
     inner: tokio::sync::RwLockReadGuard<'a, T>,
-    state: &'a ResourceState,
-    slot: HolderSlot,
 }
 
 impl<T> Deref for RwLockReadGuard<'_, T> {
@@ -243,18 +245,12 @@ impl<T> Deref for RwLockReadGuard<'_, T> {
     }
 }
 
-impl<T> Drop for RwLockReadGuard<'_, T> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
-    }
-}
-
 /// Write guard of an [`RwLock`].
 #[derive(Debug)]
 pub struct RwLockWriteGuard<'a, T> {
+    /// The holder record: released first, then tokio's guard.
+    hold: Hold<'a>,
     inner: tokio::sync::RwLockWriteGuard<'a, T>,
-    state: &'a ResourceState,
-    slot: HolderSlot,
 }
 
 impl<T> Deref for RwLockWriteGuard<'_, T> {
@@ -270,15 +266,9 @@ impl<T> DerefMut for RwLockWriteGuard<'_, T> {
     }
 }
 
-impl<T> Drop for RwLockWriteGuard<'_, T> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
-    }
-}
-
 impl<T> Recorded for RwLock<T> {
-    fn state(&self) -> &ResourceState {
-        &self.state
+    fn resource(&self) -> &Resource {
+        &self.resource
     }
 }
 
@@ -366,12 +356,7 @@ impl<T: fmt::Debug> fmt::Debug for OwnedRwLockWriteGuard<T> {
 impl<T: crate::Trace> crate::Trace for RwLock<T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
         // Whoever owns this lock (or an `Arc` to it) may lock it next.
-        tracer.handle(self.state.id(), None, crate::ownership::HandleKind::Lock);
-        tracer.shared(
-            Arc::as_ptr(&self.state) as *const u8,
-            "turbowish_trace::sync::ResourceState",
-            |_| {},
-        );
+        self.resource.trace_resource(tracer);
         match self.inner.try_read() {
             Ok(value) => value.trace(tracer),
             Err(_) => tracer.conservative(&self.inner),
@@ -382,14 +367,14 @@ impl<T: crate::Trace> crate::Trace for RwLock<T> {
 /// Reports the held resource; the value is the lock's to trace.
 impl<T> crate::Trace for RwLockReadGuard<'_, T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-        tracer.guard(self.state.id(), &self.state.name());
+        crate::Trace::trace(&self.hold, tracer);
     }
 }
 
 /// Reports the held resource; the value is the lock's to trace.
 impl<T> crate::Trace for RwLockWriteGuard<'_, T> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-        tracer.guard(self.state.id(), &self.state.name());
+        crate::Trace::trace(&self.hold, tracer);
     }
 }
 
@@ -410,13 +395,14 @@ impl<T: crate::Trace> crate::Trace for OwnedRwLockWriteGuard<T> {
 }
 
 fn trace_owned<T: crate::Trace>(tracer: &mut crate::Tracer<'_>, lock: &Arc<RwLock<T>>, value: &T) {
-    tracer.guard(lock.state.id(), &lock.state.name());
+    let state = lock.resource.state();
+    tracer.guard(state.id(), &state.name());
     tracer.shared(
         Arc::as_ptr(lock) as *const u8,
         std::any::type_name::<RwLock<T>>(),
         |t| {
             t.shared(
-                Arc::as_ptr(&lock.state) as *const u8,
+                Arc::as_ptr(lock.resource.state_arc()) as *const u8,
                 "turbowish_trace::sync::ResourceState",
                 |_| {},
             );

@@ -7,7 +7,8 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::acquire_recorded;
-use super::resource::{Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, ResourceState};
+use super::resource::{Access, Class, ResourceKind};
+use crate::resource::{Hold, OwnedHold, Resource};
 
 /// A counting semaphore with the API of `tokio::sync::Semaphore`, whose
 /// permit holders and waiters appear in [`crate::sync::resources`].
@@ -23,9 +24,9 @@ use super::resource::{Access, HolderSlot, Mark, MarkKind, Record, ResourceKind, 
 /// ```
 #[derive(Debug)]
 pub struct Semaphore {
-    state: Arc<ResourceState>,
-    /// Lets the walker find the semaphore inside the block owning it.
-    _mark: Mark,
+    /// Its record: a [`Resource`] of kind `Semaphore`, cumulative with its
+    /// permits as capacity.
+    resource: Resource,
     inner: Arc<tokio::sync::Semaphore>,
 }
 
@@ -47,17 +48,20 @@ impl Semaphore {
         permits: usize,
         location: &'static Location<'static>,
     ) -> Semaphore {
-        let state = ResourceState::new(ResourceKind::Semaphore, name, location, Some(permits));
         Semaphore {
-            _mark: Mark::new(MarkKind::Lock, &state),
-            state,
+            resource: Resource::declared(
+                ResourceKind::Semaphore,
+                name,
+                Class::Cumulative { capacity: permits },
+                location,
+            ),
             inner: Arc::new(tokio::sync::Semaphore::new(permits)),
         }
     }
 
     /// The name reports use.
     pub fn name(&self) -> Cow<'_, str> {
-        self.state.name()
+        self.resource.name()
     }
 
     /// Permits available now.
@@ -68,7 +72,7 @@ impl Semaphore {
     /// Adds permits (they do not appear as held by anyone).
     pub fn add_permits(&self, n: usize) {
         self.inner.add_permits(n);
-        self.state.add_permits(n);
+        self.resource.state().add_permits(n);
     }
 
     /// Closes the semaphore: waiters and later acquires fail.
@@ -101,8 +105,10 @@ impl Semaphore {
         // A closed semaphore also fails `try_*`: the wait then returns
         // tokio's own error value at once.
         let inner = acquire_recorded(
-            &self.state,
-            || Record::now(location, Access::Permits(n), false),
+            || {
+                self.resource
+                    .wait_unchecked(Access::Permits(n), false, location)
+            },
             &*self.inner,
             |inner| inner.try_acquire_many(n).ok().map(Ok),
             |inner| inner.acquire_many(n),
@@ -134,11 +140,10 @@ impl Semaphore {
         n: u32,
         location: &'static Location<'static>,
     ) -> SemaphorePermit<'a> {
-        self.state.note_home(self);
+        self.resource.note_owner(self);
         SemaphorePermit {
+            hold: self.resource.hold_unchecked(Access::Permits(n), location),
             inner: Some(inner),
-            state: &self.state,
-            slot: self.state.hold(location, Access::Permits(n), false),
         }
     }
 
@@ -163,14 +168,21 @@ impl Semaphore {
         let location = Location::caller();
         async move {
             let permit = acquire_recorded(
-                &self.state,
-                || Record::now(location, Access::Permits(n), true),
+                || {
+                    self.resource
+                        .wait_unchecked(Access::Permits(n), true, location)
+                },
                 Arc::clone(&self.inner),
                 |inner| Arc::clone(inner).try_acquire_many_owned(n).ok().map(Ok),
                 |inner| inner.acquire_many_owned(n),
             )
             .await?;
-            Ok(OwnedSemaphorePermit::new(&self.state, permit, n, location))
+            Ok(OwnedSemaphorePermit::new(
+                &self.resource,
+                permit,
+                n,
+                location,
+            ))
         }
     }
 
@@ -181,7 +193,12 @@ impl Semaphore {
     ) -> Result<OwnedSemaphorePermit, tokio::sync::TryAcquireError> {
         let location = Location::caller();
         let permit = Arc::clone(&self.inner).try_acquire_owned()?;
-        Ok(OwnedSemaphorePermit::new(&self.state, permit, 1, location))
+        Ok(OwnedSemaphorePermit::new(
+            &self.resource,
+            permit,
+            1,
+            location,
+        ))
     }
 
     /// Acquires `n` permits for an owned permit without waiting.
@@ -192,7 +209,12 @@ impl Semaphore {
     ) -> Result<OwnedSemaphorePermit, tokio::sync::TryAcquireError> {
         let location = Location::caller();
         let permit = Arc::clone(&self.inner).try_acquire_many_owned(n)?;
-        Ok(OwnedSemaphorePermit::new(&self.state, permit, n, location))
+        Ok(OwnedSemaphorePermit::new(
+            &self.resource,
+            permit,
+            n,
+            location,
+        ))
     }
 
     /// Whether [`Semaphore::close`] was called.
@@ -203,7 +225,7 @@ impl Semaphore {
     /// Removes up to `n` available permits; returns how many were removed.
     pub fn forget_permits(&self, n: usize) -> usize {
         let removed = self.inner.forget_permits(n);
-        self.state.remove_permits(removed);
+        self.resource.state().remove_permits(removed);
         removed
     }
 }
@@ -211,10 +233,10 @@ impl Semaphore {
 /// Permit(s) of a [`Semaphore`]; dropping returns them.
 #[derive(Debug)]
 pub struct SemaphorePermit<'a> {
+    /// The holder record: released first, then tokio's permit.
+    hold: Hold<'a>,
     /// `None` once forgotten.
     inner: Option<tokio::sync::SemaphorePermit<'a>>,
-    state: &'a ResourceState,
-    slot: HolderSlot,
 }
 
 impl SemaphorePermit<'_> {
@@ -227,41 +249,32 @@ impl SemaphorePermit<'_> {
     /// that many fewer in total.
     pub fn forget(mut self) {
         if let Some(inner) = self.inner.take() {
-            self.state.remove_permits(inner.num_permits());
+            self.hold.state().remove_permits(inner.num_permits());
             inner.forget();
         }
-    }
-}
-
-impl Drop for SemaphorePermit<'_> {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
     }
 }
 
 /// Owned permit(s) of a [`Semaphore`].
 #[derive(Debug)]
 pub struct OwnedSemaphorePermit {
+    /// The holder record (movable, with its mark for the walker): released
+    /// first, then tokio's permit.
+    hold: OwnedHold,
     /// `None` once forgotten.
     inner: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// Lets the heap walker find the permit in a task's opaque state.
-    _mark: Mark,
-    state: Arc<ResourceState>,
-    slot: HolderSlot,
 }
 
 impl OwnedSemaphorePermit {
     fn new(
-        state: &Arc<ResourceState>,
+        resource: &Resource,
         inner: tokio::sync::OwnedSemaphorePermit,
         n: u32,
         location: &'static Location<'static>,
     ) -> OwnedSemaphorePermit {
         OwnedSemaphorePermit {
-            _mark: Mark::new(MarkKind::Guard, state),
-            slot: state.hold(location, Access::Permits(n), true),
+            hold: resource.hold_owned_unchecked(Access::Permits(n), location),
             inner: Some(inner),
-            state: Arc::clone(state),
         }
     }
 
@@ -274,15 +287,9 @@ impl OwnedSemaphorePermit {
     /// that many fewer in total.
     pub fn forget(mut self) {
         if let Some(inner) = self.inner.take() {
-            self.state.remove_permits(inner.num_permits());
+            self.hold.state().remove_permits(inner.num_permits());
             inner.forget();
         }
-    }
-}
-
-impl Drop for OwnedSemaphorePermit {
-    fn drop(&mut self) {
-        self.state.release(self.slot);
     }
 }
 
@@ -291,12 +298,7 @@ impl Drop for OwnedSemaphorePermit {
 impl crate::Trace for Semaphore {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
         // Whoever owns this lock (or an `Arc` to it) may lock it next.
-        tracer.handle(self.state.id(), None, crate::ownership::HandleKind::Lock);
-        tracer.shared(
-            Arc::as_ptr(&self.state) as *const u8,
-            "turbowish_trace::sync::ResourceState",
-            |_| {},
-        );
+        self.resource.trace_resource(tracer);
         tracer.shared(
             Arc::as_ptr(&self.inner) as *const u8,
             "tokio::sync::Semaphore",
@@ -308,7 +310,7 @@ impl crate::Trace for Semaphore {
 /// Reports the held resource.
 impl crate::Trace for SemaphorePermit<'_> {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-        tracer.guard(self.state.id(), &self.state.name());
+        crate::Trace::trace(&self.hold, tracer);
     }
 }
 
@@ -316,11 +318,6 @@ impl crate::Trace for SemaphorePermit<'_> {
 /// the permit, whichever task acquired it).
 impl crate::Trace for OwnedSemaphorePermit {
     fn trace(&self, tracer: &mut crate::Tracer<'_>) {
-        tracer.guard(self.state.id(), &self.state.name());
-        tracer.shared(
-            Arc::as_ptr(&self.state) as *const u8,
-            "turbowish_trace::sync::ResourceState",
-            |_| {},
-        );
+        crate::Trace::trace(&self.hold, tracer);
     }
 }
