@@ -225,8 +225,11 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
         // the first. A waiter for units of a cumulative resource (or for a
         // value) waits for *any* holder: if one of them is not waiting, it
         // can give units back (or send), and the chain ends there.
+        // (As in `Graph::next`, which `cycles` reads: a chain that said
+        // "closes a cycle" past a sender still free to send would call a
+        // deadlock what `cycles` does not.)
         let waiting = |h: &&&Party| graph.waits.contains_key(&h.task);
-        let cumulative = matches!(waiter.access, Access::Permits(_));
+        let cumulative = matches!(waiter.access, Access::Receive | Access::Permits(_));
         let next = if cumulative && blockers.iter().any(|h| !waiting(&h)) {
             blockers.iter().find(|h| !waiting(h))
         } else {

@@ -569,6 +569,15 @@ fn a_channel_cycle_needs_every_sender_blocked() {
         mutex(2, "state", Some(A), &[B]),
     ];
     assert!(cycles(&free_c).is_empty(), "{:?}", cycles(&free_c));
+    // The chain agrees: B waits for A, whose wait leads to C, free to
+    // send, not round through B back to A.
+    let found = chains(&free_c);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let chain = &found[0];
+    assert_eq!(waiters(&chain.links), [traced(B), traced(A)]);
+    assert_eq!(holders(&chain.links[1])[0], traced(C));
+    assert_eq!(chain.end, ChainEnd::Untracked);
+    assert!(!chain.to_string().contains("cycle"), "{chain}");
     let both_blocked = vec![
         channel(vec![party(B, Access::Send), party(C, Access::Send)]),
         mutex(2, "state", Some(A), &[B, C]),
