@@ -75,6 +75,11 @@ struct Graph<'a> {
     waits: HashMap<TaskRef, Vec<(usize, &'a Party)>>,
     /// The resources someone waits for.
     waited: Vec<Waited<'a>>,
+    /// For each waiting task that can still go on, how many waits away it
+    /// is from a task that is not waiting (see [`Graph::reduce`]). A
+    /// waiting task without a rank is *stuck*: no order of releases by the
+    /// tasks that can run frees it. Only stuck tasks are in deadlocks.
+    rank: HashMap<TaskRef, u32>,
 }
 
 /// A resource someone waits for, with its holders sorted once by what
@@ -115,7 +120,105 @@ impl<'a> Graph<'a> {
                 waits.entry(w.task).or_default().push((at, w));
             }
         }
-        Graph { waits, waited }
+        let mut graph = Graph {
+            waits,
+            waited,
+            rank: HashMap::new(),
+        };
+        graph.rank = graph.reduce();
+        graph
+    }
+
+    /// Ranks the waiting tasks that can still go on, by reducing the
+    /// wait-for graph (Holt's reduction): a task that waits for nothing can
+    /// run (rank 0); a wait is satisfiable once every holder it waits for
+    /// can go on, or for a wait for units or a value (a semaphore, a pool,
+    /// a receive), once *any* of them can; a task can go on once any of
+    /// its waits is satisfiable (a `select!` over several). Its rank is
+    /// one more than the rank of the holder that satisfies the wait last
+    /// (first, for units). A wait TurboWish cannot judge, with holders only
+    /// counted or none recorded, counts as satisfiable: a deadlock is
+    /// reported only when it is certain. Linear in the number of waits and
+    /// holders: each wait keeps a count of the holders still to go on.
+    fn reduce(&self) -> HashMap<TaskRef, u32> {
+        // Per wait: the holders it still needs (all, or one for units).
+        let mut waits: Vec<(TaskRef, usize)> = Vec::new();
+        let mut need: Vec<usize> = Vec::new();
+        let mut by_holder: HashMap<TaskRef, Vec<usize>> = HashMap::new();
+        let mut queue: std::collections::VecDeque<(TaskRef, u32)> = Default::default();
+        let mut rank: HashMap<TaskRef, u32> = HashMap::new();
+        for (&task, list) in &self.waits {
+            for &(at, w) in list {
+                let mut holders: Vec<TaskRef> = self
+                    .counted_blockers(at, w)
+                    .iter()
+                    .map(|h| h.task)
+                    .collect();
+                holders.sort_unstable();
+                holders.dedup();
+                let units = matches!(w.access, Access::Receive | Access::Permits(_));
+                let unknown =
+                    holders.is_empty() || (units && self.waited[at].resource.extra_holders > 0);
+                if unknown {
+                    if rank.insert(task, 1).is_none() {
+                        queue.push_back((task, 1));
+                    }
+                    continue;
+                }
+                let id = waits.len();
+                waits.push((task, at));
+                need.push(if units { 1 } else { holders.len() });
+                for h in holders {
+                    by_holder.entry(h).or_default().push(id);
+                }
+            }
+        }
+        // Holders that wait for nothing go on first.
+        let mut running: Vec<TaskRef> = by_holder
+            .keys()
+            .filter(|h| !self.waits.contains_key(h))
+            .copied()
+            .collect();
+        running.sort_unstable();
+        queue.extend(running.into_iter().map(|h| (h, 0)));
+        while let Some((holder, r)) = queue.pop_front() {
+            for &id in by_holder.get(&holder).into_iter().flatten() {
+                if need[id] == 0 {
+                    continue;
+                }
+                need[id] -= 1;
+                let task = waits[id].0;
+                if need[id] == 0 && !rank.contains_key(&task) {
+                    rank.insert(task, r + 1);
+                    queue.push_back((task, r + 1));
+                }
+            }
+        }
+        rank
+    }
+
+    /// The rank of `task` (see [`Graph::reduce`]): 0 for a task that waits
+    /// for nothing, `None` for a stuck one.
+    fn rank_of(&self, task: TaskRef) -> Option<u32> {
+        if self.waits.contains_key(&task) {
+            self.rank.get(&task).copied()
+        } else {
+            Some(0)
+        }
+    }
+
+    /// The blockers a wait depends on: for units, a holder that waits for
+    /// units it holds some of itself waits for the others, unless it is
+    /// the only holder.
+    fn counted_blockers(&self, at: usize, waiter: &Party) -> Vec<&'a Party> {
+        let blocked_by = self.blockers(at, waiter);
+        let units = matches!(waiter.access, Access::Receive | Access::Permits(_));
+        let others = blocked_by.iter().any(|h| h.task != waiter.task);
+        blocked_by
+            .iter()
+            .filter(|h| !(units && others && h.task == waiter.task))
+            .copied()
+            .collect()
     }
 
     /// The holders of `waited[at]` that `waiter` waits for (for a channel,
@@ -220,25 +323,40 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
         links.push(graph.link(at, waiter));
         let resource = graph.waited[at].resource;
         let blockers = graph.blockers(at, waiter);
-        // Follow a blocking holder that itself waits, another than the
-        // waiter if there is one (a waiter for units it also holds), else
-        // the first. A waiter for units of a cumulative resource (or for a
-        // value) waits for *any* holder: if one of them is not waiting, it
-        // can give units back (or send), and the chain ends there.
-        // (As in `Graph::next`, which `cycles` reads: a chain that said
-        // "closes a cycle" past a sender still free to send would call a
-        // deadlock what `cycles` does not.)
-        let waiting = |h: &&&Party| graph.waits.contains_key(&h.task);
-        let cumulative = matches!(waiter.access, Access::Receive | Access::Permits(_));
-        let next = if cumulative && blockers.iter().any(|h| !waiting(&h)) {
-            blockers.iter().find(|h| !waiting(h))
-        } else {
-            blockers
-                .iter()
-                .find(|h| h.task != task && waiting(h))
-                .or_else(|| blockers.iter().find(waiting))
-                .or_else(|| blockers.first())
-        };
+        // Which holder the chain goes on with. From a task that can still
+        // go on (see `Graph::reduce`), the holder its rank came from: for
+        // units or a value (a semaphore, a pool, a receive) the one that
+        // goes on first, else the one that goes on last. Ranks fall along
+        // the way, so such a chain ends at a running task, never in a
+        // "cycle" that is none. From a stuck task, a stuck holder (another
+        // than the waiter if there is one): the chain shows the deadlock.
+        let counted = graph.counted_blockers(at, waiter);
+        let units = matches!(waiter.access, Access::Receive | Access::Permits(_));
+        let next = match graph.rank_of(task) {
+            Some(_) => {
+                let ranked = counted
+                    .iter()
+                    .filter_map(|h| graph.rank_of(h.task).map(|r| (r, *h)));
+                // (`min_by_key` keeps the first of equals: holders in
+                // their recorded order.)
+                if units {
+                    ranked.min_by_key(|&(r, _)| r).map(|(_, h)| h)
+                } else {
+                    ranked
+                        .min_by_key(|&(r, _)| std::cmp::Reverse(r))
+                        .map(|(_, h)| h)
+                }
+            }
+            None => {
+                let stuck = |h: &&&Party| graph.rank_of(h.task).is_none();
+                counted
+                    .iter()
+                    .find(|h| h.task != task && stuck(h))
+                    .or_else(|| counted.iter().find(stuck))
+                    .copied()
+            }
+        }
+        .or_else(|| blockers.first().copied());
         let Some(holder) = next else {
             let end = if resource.extra_holders > 0 {
                 match resource.kind {
@@ -286,7 +404,14 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
 /// several cycles may therefore show up in fewer cycles than exist.
 pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
     let graph = Graph::new(resources);
-    let mut nodes: Vec<TaskRef> = graph.waits.keys().copied().collect();
+    // Only stuck tasks can be in a deadlock (see `Graph::reduce`): a cycle
+    // of waits through a task that can still go on is no deadlock.
+    let mut nodes: Vec<TaskRef> = graph
+        .waits
+        .keys()
+        .filter(|t| graph.rank_of(**t).is_none())
+        .copied()
+        .collect();
     nodes.sort();
     // A cycle lies inside one strongly connected component: searching
     // only the components that have one keeps a graph of thousands of

@@ -590,6 +590,46 @@ fn a_channel_cycle_needs_every_sender_blocked() {
     assert_eq!(waiters(&found[1].links), [traced(C), traced(A)]);
 }
 
+/// Every sender of A's channel waits, but C waits for a lock that D, which
+/// is running, will give back: C gets it, sends, A goes on and releases
+/// what B waits for. A cycle of waits (A -> B -> A) through a task that can
+/// still go on is no deadlock, in `cycles` or in the chains' text.
+#[test]
+fn a_wait_cycle_that_a_running_task_can_untie_is_no_deadlock() {
+    let graph = vec![
+        resource(
+            1,
+            ResourceKind::Channel,
+            "events",
+            vec![party(B, Access::Send), party(C, Access::Send)],
+            vec![party(A, Access::Receive)],
+        ),
+        mutex(2, "state", Some(A), &[B]),
+        mutex(3, "config", Some(D), &[C]),
+    ];
+    assert!(cycles(&graph).is_empty(), "{:?}", cycles(&graph));
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let chain = &found[0];
+    assert_eq!(
+        waiters(&chain.links),
+        [traced(B), traced(A), traced(C)],
+        "{chain}"
+    );
+    assert_eq!(holders(&chain.links[2]), [traced(D)]);
+    assert_eq!(chain.end, ChainEnd::Untracked);
+    assert!(!chain.to_string().contains("cycle"), "{chain}");
+
+    // With D waiting for A too, nobody can go on: a deadlock.
+    let mut stuck = graph.clone();
+    stuck.push(mutex(4, "log", Some(A), &[D]));
+    let found = cycles(&stuck);
+    assert_eq!(found.len(), 2, "{found:?}");
+    for cycle in &found {
+        assert_well_formed(cycle);
+    }
+}
+
 /// A task awaiting the `JoinHandle` of a task that waits for it: A owns
 /// the sender B's receive waits for, and awaits B.
 #[test]
