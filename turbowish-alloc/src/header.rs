@@ -167,7 +167,7 @@ pub(crate) unsafe fn inner_from_user(user: *mut u8, align: usize) -> *mut u8 {
 /// pair lost about 2 ns with no more instructions executed.
 #[inline(always)]
 pub(crate) unsafe fn write(user: *mut u8, header: Header) {
-    debug_assert!(user as usize % HEADER_SIZE == 0);
+    debug_assert!((user as usize).is_multiple_of(HEADER_SIZE));
     let word = u64::from(header.tag) | u64::from(header.flags) << 32;
     // SAFETY: the prefix is at least HEADER_SIZE bytes and a multiple of 8,
     // and the inner block is at least 8-aligned, so `user - 8` is an aligned,
@@ -182,7 +182,7 @@ pub(crate) unsafe fn write(user: *mut u8, header: Header) {
 /// As for [`write()`], and the header must have been written.
 #[inline(always)]
 pub(crate) unsafe fn read(user: *const u8) -> Header {
-    debug_assert!(user as usize % HEADER_SIZE == 0);
+    debug_assert!((user as usize).is_multiple_of(HEADER_SIZE));
     // SAFETY: see `write`; the header was written when the block was handed out.
     let word = unsafe { user.sub(HEADER_SIZE).cast::<u64>().read() };
     Header {
@@ -201,7 +201,7 @@ pub(crate) unsafe fn read(user: *const u8) -> Header {
 /// header that is not ordered with this one (happens-before) is atomic.
 #[inline(always)]
 pub(crate) unsafe fn shared<'a>(user: *const u8) -> &'a AtomicU64 {
-    debug_assert!(user as usize % HEADER_SIZE == 0);
+    debug_assert!((user as usize).is_multiple_of(HEADER_SIZE));
     // SAFETY: see `write` for the slot (aligned, inside the inner block);
     // the caller keeps unordered accesses to it atomic.
     unsafe { AtomicU64::from_ptr(user.sub(HEADER_SIZE).cast::<u64>().cast_mut()) }

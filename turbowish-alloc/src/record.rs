@@ -163,7 +163,7 @@ impl Record {
         let mut spins = 0u32;
         while owner == BUSY && spins < 4096 {
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 std::thread::yield_now();
             } else {
                 core::hint::spin_loop();

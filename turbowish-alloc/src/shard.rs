@@ -380,7 +380,7 @@ pub(crate) fn spin_until(mut done: impl FnMut() -> bool) {
     let mut spins = 0u32;
     while !done() {
         spins = spins.wrapping_add(1);
-        if spins % 64 == 0 {
+        if spins.is_multiple_of(64) {
             std::thread::yield_now();
         } else {
             core::hint::spin_loop();
@@ -619,7 +619,7 @@ pub(crate) fn owner_settled(slot: u32) -> u64 {
             return key;
         }
         spins = spins.wrapping_add(1);
-        if spins % 64 != 0 {
+        if !spins.is_multiple_of(64) {
             core::hint::spin_loop();
             continue;
         }

@@ -261,7 +261,7 @@ pub(crate) fn capture(local: &Local, out: &mut [usize]) -> Option<usize> {
         None => return None,
     }
     let mut read_stack = |address: u64| -> Result<u64, ()> {
-        if address % 8 != 0 || address < rsp || address > high - 8 {
+        if !address.is_multiple_of(8) || address < rsp || address > high - 8 {
             return Err(());
         }
         // SAFETY: `address` is 8-aligned and between this function's own

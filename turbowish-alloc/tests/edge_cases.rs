@@ -437,18 +437,18 @@ fn hammer(stop: &AtomicBool, rounds: &AtomicU64) {
         {
             let _entered = context::enter(&tags[i % tags.len()]);
             let slot = &mut ring[i % 64];
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 slot.resize(i % 5000 + 1, i as u8);
             } else {
                 *slot = vec![i as u8; (i * 7919) % 20_000 + 1];
             }
-            if i % 500 == 0 {
+            if i.is_multiple_of(500) {
                 let fresh = TaskTag::new();
                 let _nested = context::enter(&fresh);
                 black_box(vec![0u8; 64]);
             }
         }
-        if i % 2000 == 0 {
+        if i.is_multiple_of(2000) {
             black_box(stats());
             black_box(turbowish_alloc::sweep_idle_records());
         }

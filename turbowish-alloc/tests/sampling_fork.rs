@@ -64,12 +64,12 @@ fn sample_hard(seed: u64, stop: &AtomicBool, rounds: &AtomicU64) {
     let mut i = seed as usize;
     while !stop.load(Ordering::Relaxed) {
         let slot = &mut ring[i % 32];
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             slot.resize(i % 3000 + 1, i as u8);
         } else {
             *slot = vec![i as u8; (i * 7919) % 5000 + 1];
         }
-        if i % 1000 == 0 {
+        if i.is_multiple_of(1000) {
             black_box(samples());
         }
         i += 1;

@@ -624,7 +624,7 @@ impl<T> SpinLock<T> {
         let mut spins = 0u32;
         while self.locked.swap(true, Ordering::Acquire) {
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 // The holder may have been preempted: let it run.
                 std::thread::yield_now();
             } else {
