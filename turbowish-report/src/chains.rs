@@ -269,7 +269,14 @@ pub fn chains_dot(snap: &Snapshot) -> String {
         if r.holders.is_empty() && r.waiters.is_empty() {
             continue;
         }
-        let mut label = format!("{} \"{}\"\n{}", r.kind.name(), r.name, r.location);
+        // Names pass the shared escaping first; `escape` then quotes for
+        // DOT (our own `\n` separators become DOT line breaks).
+        let mut label = format!(
+            "{} \"{}\"\n{}",
+            printable(r.kind.name()),
+            printable(&r.name),
+            printable(&r.location)
+        );
         if r.extra_holders > 0 {
             let _ = write!(label, "\n+{} unnamed holder(s)", r.extra_holders);
         }
@@ -310,7 +317,7 @@ pub fn chains_dot(snap: &Snapshot) -> String {
         }
     }
     for (task, name) in tasks {
-        let label = format!("{name}\n{}", task_ref(task));
+        let label = format!("{}\n{}", printable(name), task_ref(task));
         let _ = writeln!(
             out,
             "  {} [shape=ellipse, label=\"{}\"];",
@@ -362,6 +369,8 @@ fn task_node(task: TaskRef) -> String {
 }
 
 /// A DOT double-quoted string's content; newlines become `\n` line breaks.
+/// Text from the snapshot in `s` has passed [`printable`] already, so the
+/// only line breaks left are the label's own.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -383,5 +392,26 @@ mod tests {
     #[test]
     fn escape_keeps_dot_strings_closed() {
         assert_eq!(escape("a \"b\"\\c\nd\r"), "a \\\"b\\\"\\\\c\\nd");
+    }
+
+    #[test]
+    fn dot_labels_show_controls_and_bidi_escaped() {
+        let mut snap: Snapshot = serde_json::from_str(include_str!(
+            "../../turbowish-snapshot/tests/fixtures/service.json"
+        ))
+        .unwrap();
+        snap.resources[0].name = "evil\u{1b}[31m\u{7}\u{0}\u{202e}".to_owned();
+        snap.resources[0].holders[0].task_name = "t\u{202e}\"x\n".to_owned();
+        let dot = chains_dot(&snap);
+        assert!(
+            !dot.chars()
+                .any(|c| c != '\n' && turbowish_snapshot::format::shown_escaped(c)),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("evil\\\\u{1b}[31m\\\\u{7}\\\\u{0}\\\\u{202e}"),
+            "{dot}"
+        );
+        assert!(dot.contains("t\\\\u{202e}\\\"x\\\\u{a}\\n#"), "{dot}");
     }
 }

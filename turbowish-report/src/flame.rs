@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::labels::Names;
+use turbowish_snapshot::format::printable;
 use turbowish_snapshot::schema::{Owner, Snapshot};
 
 /// Collapsed stacks of live bytes: each stack starts at its owner's name
@@ -334,19 +335,13 @@ impl std::hash::Hasher for Fast {
     }
 }
 
-/// A name as one frame of a folded stack: no `;` (it separates frames, and
-/// Rust names have it in array types, `[u8; 4]`), no control character (a
-/// line break would split the line, and XML 1.0 allows none of the others,
-/// even escaped, so the SVG would not parse), and neither of the two
-/// noncharacters XML also refuses.
+/// A name as one frame of a folded stack: escaped by [`printable`] (the
+/// escaping every writer shares: no control character, so no line break
+/// splits the line and XML gets none of those it refuses, no bidi control,
+/// no noncharacter), and no `;` (it separates frames, and Rust names have
+/// it in array types, `[u8; 4]`: it is written as `,`).
 fn frame_name(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            ';' => ',',
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => ' ',
-            c => c,
-        })
-        .collect()
+    printable(name).replace(';', ",")
 }
 
 #[cfg(test)]
@@ -356,8 +351,12 @@ mod tests {
     #[test]
     fn frame_names_cannot_split_stacks_or_lines() {
         assert_eq!(frame_name("f<[u8; 4]>"), "f<[u8, 4]>");
-        assert_eq!(frame_name("a\nb\rc"), "a b c");
-        assert_eq!(frame_name("bad\u{1}name\u{1b}[31m"), "bad name [31m");
+        assert_eq!(frame_name("a\nb\rc"), "a\\u{a}b\\u{d}c");
+        assert_eq!(
+            frame_name("bad\u{1}name\u{1b}[31m"),
+            "bad\\u{1}name\\u{1b}[31m"
+        );
+        assert_eq!(frame_name("task;fake\u{202e}"), "task,fake\\u{202e}");
     }
 
     #[test]

@@ -1,0 +1,294 @@
+//! Limits on the shape of a snapshot, so that what reading it costs is
+//! bounded by the file: a few times its size plus a fixed amount.
+//!
+//! A snapshot is untrusted input, and JSON lets a small file describe a
+//! large structure: `"",` is 3 bytes of a list of strings but 24 bytes of
+//! `String`; a site's stack of 1,000 copies of one location of 200
+//! inlined lines is 200,000 frames for every renderer to walk. Lists that
+//! no real snapshot makes long are refused *while they are parsed*, as
+//! soon as they pass their limit ([`MAX_ARGS`], [`MAX_PARTY_FRAMES`],
+//! [`MAX_STACK_DEPTH`], [`MAX_INLINE_DEPTH`], [`MAX_LINKS`]); what
+//! renderers expand (a site's stack with its locations' inlined lines;
+//! every owner's stacks in a flame graph; a resource's details repeated at
+//! every step of a chain) is checked once the file is parsed, against a
+//! budget that grows with the file ([`frame_budget`], [`text_budget`]).
+//! JSON nesting is limited by serde_json (128 levels).
+//!
+//! Real snapshots are far inside every limit: TurboWish's sampler keeps at
+//! most 64 frames a stack, and a snapshot of two million sites (as large
+//! as the 512 MiB input cap allows) uses a tenth of the budgets.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+
+use crate::load::LoadError;
+use crate::schema::{HandleKind, Owner, Snapshot};
+
+/// Most entries of `process.args`. Linux passes a program at most a few
+/// hundred thousand arguments (their bytes and pointers must fit in a
+/// quarter of the stack limit).
+pub const MAX_ARGS: usize = 1 << 20;
+
+/// Most names in one holder's or waiter's `frames` or `parked_in` (nested
+/// `.traced()` futures).
+pub const MAX_PARTY_FRAMES: usize = 4096;
+
+/// Most locations in one site's `stack` (TurboWish's sampler keeps 64).
+pub const MAX_STACK_DEPTH: usize = 1024;
+
+/// Most source lines (inlined functions) at one location.
+pub const MAX_INLINE_DEPTH: usize = 256;
+
+/// Most frames of one site once each location of its stack contributes
+/// its inlined lines.
+pub const MAX_SITE_FRAMES: usize = 4096;
+
+/// Most steps (`links`) in one chain or cycle.
+pub const MAX_LINKS: usize = 1 << 20;
+
+/// The marker that starts the message of a limit hit while parsing, so the
+/// loader can tell it from a wrong type.
+pub(crate) const OVER_LIMIT: &str = "over the limit: ";
+
+/// The most frames renderers may expand, in all sites and in all owners'
+/// stacks (each separately), for a file of `len` bytes: 256 Ki plus one
+/// for every 2 bytes of the file.
+///
+/// ```
+/// assert_eq!(turbowish_snapshot::limits::frame_budget(0), 262_144);
+/// ```
+pub fn frame_budget(len: usize) -> u64 {
+    (1 << 18) + len as u64 / 2
+}
+
+/// The most bytes of text renderers may expand (function and file names of
+/// every frame of every site, and of every owner's stacks; resource
+/// details at every step of every chain; each separately), for a file of
+/// `len` bytes: 16 MiB plus 4 bytes for every byte of the file.
+///
+/// ```
+/// assert_eq!(turbowish_snapshot::limits::text_budget(1), (16 << 20) + 4);
+/// ```
+pub fn text_budget(len: usize) -> u64 {
+    (16 << 20) + 4 * len as u64
+}
+
+/// Deserializes a list, refusing it once it has more than `max` entries
+/// (before the next one is stored).
+fn bounded<'de, D, T>(d: D, max: usize, what: &'static str) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T> {
+        max: usize,
+        what: &'static str,
+        marker: PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {} {}", self.max, self.what)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == self.max {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "{OVER_LIMIT}more than {} {} (limit {})",
+                        self.max, self.what, self.max
+                    )));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_seq(Bounded {
+        max,
+        what,
+        marker: PhantomData,
+    })
+}
+
+pub(crate) fn args<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    bounded(d, MAX_ARGS, "arguments")
+}
+
+pub(crate) fn party_frames<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    bounded(d, MAX_PARTY_FRAMES, "frames")
+}
+
+pub(crate) fn stack<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    bounded(d, MAX_STACK_DEPTH, "locations")
+}
+
+pub(crate) fn lines<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    bounded(d, MAX_INLINE_DEPTH, "lines")
+}
+
+pub(crate) fn links<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    bounded(d, MAX_LINKS, "entries")
+}
+
+/// Text a frame adds besides its names (`:line`, separators).
+const FRAME_OVERHEAD: u64 = 16;
+
+/// Checks what renderers would expand from `snap` (parsed from `len`
+/// bytes) against the per-site limit and the budgets.
+pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Result<(), LoadError> {
+    let over = |path: String, message: String| LoadError::Limit {
+        origin: origin.to_owned(),
+        path,
+        message,
+    };
+    let frames_max = frame_budget(len);
+    let text_max = text_budget(len);
+
+    // (frames, text bytes) of each location.
+    let locations: HashMap<u32, (u64, u64)> = snap
+        .locations
+        .iter()
+        .map(|l| {
+            let text = l.lines.iter().fold(0u64, |sum, line| {
+                sum.saturating_add(
+                    line.function.len() as u64
+                        + line.file.as_ref().map_or(0, |f| f.len() as u64)
+                        + FRAME_OVERHEAD,
+                )
+            });
+            // An unsymbolised location is one frame: its address.
+            let frames = (l.lines.len() as u64).max(1);
+            (l.id, (frames, text.max(FRAME_OVERHEAD + 2)))
+        })
+        .collect();
+    let mut site_cost: HashMap<u32, (u64, u64)> = HashMap::with_capacity(snap.sites.len());
+    let (mut frames_all, mut text_all) = (0u64, 0u64);
+    for (i, site) in snap.sites.iter().enumerate() {
+        let (mut frames, mut text) = (0u64, 0u64);
+        for id in &site.stack {
+            // A dangling id renders as one placeholder frame.
+            let (f, t) = locations
+                .get(id)
+                .copied()
+                .unwrap_or((1, FRAME_OVERHEAD + 20));
+            frames += f;
+            text = text.saturating_add(t);
+        }
+        if frames > MAX_SITE_FRAMES as u64 {
+            return Err(over(
+                format!("sites[{i}].stack"),
+                format!(
+                    "{frames} frames once its locations' inlined lines are counted (limit {MAX_SITE_FRAMES})"
+                ),
+            ));
+        }
+        frames_all = frames_all.saturating_add(frames);
+        text_all = text_all.saturating_add(text);
+        site_cost.insert(site.id, (frames, text));
+    }
+    check_budget(&over, "sites", frames_all, text_all, frames_max, text_max)?;
+
+    // A flame graph draws every owner's stacks separately.
+    let task_names: HashMap<u64, u64> = snap
+        .tasks
+        .iter()
+        .map(|t| (t.id, t.name.len() as u64))
+        .collect();
+    let (mut frames_all, mut text_all) = (0u64, 0u64);
+    for os in &snap.owner_sites {
+        let (frames, text) = site_cost.get(&os.site).copied().unwrap_or((0, 0));
+        let owner = match os.owner {
+            Owner::Task(id) => task_names.get(&id).copied().unwrap_or(24),
+            _ => 24,
+        };
+        frames_all = frames_all.saturating_add(frames + 1);
+        text_all = text_all.saturating_add(text.saturating_add(owner + FRAME_OVERHEAD));
+    }
+    check_budget(
+        &over,
+        "owner_sites",
+        frames_all,
+        text_all,
+        frames_max,
+        text_max,
+    )?;
+
+    // Each step of a chain shows its resource's place and who may lock it.
+    let resource_text: HashMap<u64, u64> = snap
+        .resources
+        .iter()
+        .map(|r| {
+            let owners = r
+                .owners
+                .iter()
+                .filter(|o| o.handle == HandleKind::Lock)
+                .fold(0u64, |sum, o| {
+                    sum.saturating_add((o.name.len() + o.path.len()) as u64 + 2 * FRAME_OVERHEAD)
+                });
+            (r.id, owners.saturating_add(r.location.len() as u64))
+        })
+        .collect();
+    for (field, links) in [
+        (
+            "chains",
+            snap.chains.iter().map(|c| &c.links).collect::<Vec<_>>(),
+        ),
+        ("cycles", snap.cycles.iter().map(|c| &c.links).collect()),
+    ] {
+        let text: u64 = links
+            .iter()
+            .flat_map(|links| links.iter())
+            .map(|l| resource_text.get(&l.resource).copied().unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
+        if text > text_max {
+            return Err(over(
+                field.to_owned(),
+                format!(
+                    "its steps repeat {text} bytes of their resources' details, more than a file of this size may expand to (limit {text_max}: 16 MiB + 4 bytes a byte)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_budget(
+    over: &impl Fn(String, String) -> LoadError,
+    field: &str,
+    frames: u64,
+    text: u64,
+    frames_max: u64,
+    text_max: u64,
+) -> Result<(), LoadError> {
+    if frames > frames_max {
+        return Err(over(
+            field.to_owned(),
+            format!(
+                "its stacks expand to {frames} frames, more than a file of this size may expand to (limit {frames_max}: 262144 + 1 per 2 bytes)"
+            ),
+        ));
+    }
+    if text > text_max {
+        return Err(over(
+            field.to_owned(),
+            format!(
+                "its stacks expand to {text} bytes of names, more than a file of this size may expand to (limit {text_max}: 16 MiB + 4 bytes a byte)"
+            ),
+        ));
+    }
+    Ok(())
+}
