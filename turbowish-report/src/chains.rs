@@ -53,11 +53,11 @@ pub fn chains_text(snap: &Snapshot) -> String {
         .flat_map(|c| c.links.iter().map(|l| (l.waiter.task, l.resource)))
         .collect();
     for cycle in &snap.cycles {
-        let _ = writeln!(out, "\n{}", cycle.text);
+        let _ = writeln!(out, "\n{}", printable(&cycle.text));
         links_text(&mut out, &cycle.links, &resources);
     }
     for (i, chain) in snap.chains.iter().enumerate() {
-        let _ = writeln!(out, "\nchain {}: {}", i + 1, chain.text);
+        let _ = writeln!(out, "\nchain {}: {}", i + 1, printable(&chain.text));
         if chain
             .links
             .iter()
@@ -85,7 +85,7 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
         party_place(out, &link.waiter, "       ");
         let created = resources
             .get(&link.resource)
-            .map(|r| format!(", created at {},", r.location))
+            .map(|r| format!(", created at {},", printable(&r.location)))
             .unwrap_or_default();
         if link.holders.is_empty() && link.extra_holders == 0 {
             let _ = writeln!(
@@ -123,7 +123,7 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
                 let _ = writeln!(
                     out,
                     "         parked now in {}",
-                    holder.parked_in.join(" › ")
+                    printable(&holder.parked_in.join(" › "))
                 );
             }
         }
@@ -223,12 +223,12 @@ fn party_name(p: &Party) -> String {
 fn party_place(out: &mut String, p: &Party, indent: &str) {
     let at = match p.provenance {
         Provenance::Tokio => "at a place tokio's instrumentation does not report".to_owned(),
-        _ => format!("at {}", p.location),
+        _ => format!("at {}", printable(&p.location)),
     };
     if p.frames.is_empty() {
         let _ = writeln!(out, "{indent}{at}");
     } else {
-        let _ = writeln!(out, "{indent}{at} in {}", p.frames.join(" › "));
+        let _ = writeln!(out, "{indent}{at} in {}", printable(&p.frames.join(" › ")));
     }
 }
 
