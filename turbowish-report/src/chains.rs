@@ -52,9 +52,13 @@ pub fn chains_text(snap: &Snapshot) -> String {
         .iter()
         .flat_map(|c| c.links.iter().map(|l| (l.waiter.task, l.resource)))
         .collect();
+    // Resources whose owners were listed: a later step names them once
+    // more, not the list (a lock a thousand tasks own, in a thousand
+    // chains, would be a million names).
+    let mut shown: HashSet<u64> = HashSet::new();
     for cycle in &snap.cycles {
         let _ = writeln!(out, "\n{}", printable(&cycle.text));
-        links_text(&mut out, &cycle.links, &resources);
+        links_text(&mut out, &cycle.links, &resources, &mut shown);
     }
     for (i, chain) in snap.chains.iter().enumerate() {
         let _ = writeln!(out, "\nchain {}: {}", i + 1, printable(&chain.text));
@@ -65,13 +69,18 @@ pub fn chains_text(snap: &Snapshot) -> String {
         {
             out.push_str("  (its steps are those of the deadlock above)\n");
         } else {
-            links_text(&mut out, &chain.links, &resources);
+            links_text(&mut out, &chain.links, &resources, &mut shown);
         }
     }
     out
 }
 
-fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resource>) {
+fn links_text(
+    out: &mut String,
+    links: &[Link],
+    resources: &HashMap<u64, &Resource>,
+    shown: &mut HashSet<u64>,
+) {
     for (i, link) in links.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -146,7 +155,7 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
             };
         }
         if let Some(r) = resources.get(&link.resource) {
-            may_lock_line(out, r);
+            may_lock_line(out, r, shown);
         }
     }
 }
@@ -192,7 +201,16 @@ pub fn may_lock(snap: &Snapshot) -> Vec<MayLock> {
 
 /// The tasks owning an `Arc` to (or the value of) a lock, who may take it
 /// next: `     may lock: task "a" (#1) at future state +0x30, …`.
-fn may_lock_line(out: &mut String, r: &Resource) {
+/// Only the first step of the output that names `r` lists them; later
+/// ones say `may lock: as above`.
+fn may_lock_line(out: &mut String, r: &Resource, shown: &mut HashSet<u64>) {
+    if !r.owners.iter().any(|o| o.handle == HandleKind::Lock) {
+        return;
+    }
+    if !shown.insert(r.id) {
+        out.push_str("     may lock: as above\n");
+        return;
+    }
     let owners: Vec<String> = r
         .owners
         .iter()
@@ -392,6 +410,25 @@ mod tests {
     #[test]
     fn escape_keeps_dot_strings_closed() {
         assert_eq!(escape("a \"b\"\\c\nd\r"), "a \\\"b\\\"\\\\c\\nd");
+    }
+
+    #[test]
+    fn who_may_lock_a_resource_is_listed_at_its_first_step_only() {
+        let mut snap: Snapshot = serde_json::from_str(include_str!(
+            "../../turbowish-snapshot/tests/fixtures/service.json"
+        ))
+        .unwrap();
+        let once = chains_text(&snap);
+        assert_eq!(once.matches("may lock: task").count(), 2, "{once}");
+        assert!(!once.contains("as above"), "{once}");
+        snap.cycles.push(snap.cycles[0].clone());
+        let twice = chains_text(&snap);
+        assert_eq!(twice.matches("may lock: task").count(), 2, "{twice}");
+        assert_eq!(
+            twice.matches("     may lock: as above\n").count(),
+            2,
+            "{twice}"
+        );
     }
 
     #[test]

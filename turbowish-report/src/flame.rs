@@ -48,6 +48,10 @@ struct Node {
     children: Vec<u32>,
 }
 
+/// The largest sum of counts handed to inferno, which adds them up in a
+/// `usize` and scales them in `f64`s: 2^52 fits both, exactly.
+const MAX_INFERNO_SUM: u128 = 1 << 52;
+
 /// The least share of the total a frame needs to be drawn: inferno leaves
 /// out frames narrower than 0.1 px, and the SVG is 1,200 px wide.
 const DRAWN_SHARE: u64 = 12_000;
@@ -162,10 +166,23 @@ impl FoldedStacks {
         // Frames too narrow to be drawn are folded into their parent: the
         // widths of those drawn stay exact, and inferno gets thousands of
         // lines, not millions.
-        let mut lines = Vec::new();
+        let mut stacks = Vec::new();
         self.walk(self.total() / DRAWN_SHARE, |stack, bytes| {
-            lines.push(format!("{stack} {bytes}"));
+            stacks.push((stack.to_owned(), bytes));
         });
+        // inferno adds the counts up in a `usize` (and panics, or wraps,
+        // past it): figures a snapshot made absurd (sums saturated at
+        // `u64::MAX`) are scaled down until their sum fits, which keeps
+        // the picture's proportions.
+        let sum: u128 = stacks.iter().map(|(_, bytes)| u128::from(*bytes)).sum();
+        let mut shift = 0;
+        while sum >> shift > MAX_INFERNO_SUM {
+            shift += 1;
+        }
+        let lines: Vec<String> = stacks
+            .iter()
+            .map(|(stack, bytes)| format!("{stack} {}", bytes >> shift))
+            .collect();
         let mut options = inferno::flamegraph::Options::default();
         options.title = frame_name(title);
         options.count_name = "bytes".to_owned();
@@ -357,6 +374,24 @@ mod tests {
             "bad\\u{1}name\\u{1b}[31m"
         );
         assert_eq!(frame_name("task;fake\u{202e}"), "task,fake\\u{202e}");
+    }
+
+    #[test]
+    fn absurd_byte_counts_are_scaled_for_inferno_not_overflowed() {
+        let mut tree = Builder::new();
+        for name in ["a", "b", "c"] {
+            let id = tree.intern(name);
+            tree.add(&[id], u64::MAX);
+        }
+        let stacks = FoldedStacks {
+            names: tree.names,
+            nodes: tree.nodes,
+            sampled: false,
+        };
+        let svg = String::from_utf8(stacks.to_svg("t").unwrap()).unwrap();
+        for name in ["a", "b", "c"] {
+            assert!(svg.contains(&format!("<title>{name} (")), "{name}");
+        }
     }
 
     #[test]

@@ -29,7 +29,9 @@
 //! (default 30) bound a run, whichever ends first; `TURBOWISH_FUZZ_SEED`
 //! picks the mutations (default fixed: runs are repeatable);
 //! `TURBOWISH_FUZZ_SAVE=DIR` writes every case with a new outcome there,
-//! to grow the corpus; `TURBOWISH_FUZZ_VERBOSE=1` lists the outcomes.
+//! to grow the corpus; `TURBOWISH_FUZZ_VERBOSE=1` lists the outcomes;
+//! `TURBOWISH_FUZZ_BINARY=PATH` runs another build of `turbowish` (an
+//! older one, to see what the campaign finds there).
 //! Failing cases are written to
 //! `target/fuzz-failures/` with their command.
 //!
@@ -362,7 +364,9 @@ fn run_case(args: &[String]) -> Outcome {
         }
         Ok(())
     }
-    let mut command = Command::new(turbowish_binary());
+    let binary =
+        std::env::var_os("TURBOWISH_FUZZ_BINARY").map_or_else(turbowish_binary, PathBuf::from);
+    let mut command = Command::new(binary);
     command
         .args(args)
         .stdin(Stdio::null())

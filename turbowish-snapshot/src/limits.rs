@@ -15,8 +15,9 @@
 //! JSON nesting is limited by serde_json (128 levels).
 //!
 //! Real snapshots are far inside every limit: TurboWish's sampler keeps at
-//! most 64 frames a stack, and a snapshot of two million sites (as large
-//! as the 512 MiB input cap allows) uses a tenth of the budgets.
+//! most 64 frames a stack, and the large-input bench's snapshot of two
+//! million sites (as large as the 512 MiB input cap allows) uses under a
+//! tenth of the frame budget and under a twentieth of the text budget.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,7 +26,7 @@ use std::marker::PhantomData;
 use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 
 use crate::load::LoadError;
-use crate::schema::{HandleKind, Owner, Snapshot};
+use crate::schema::{Owner, Snapshot};
 
 /// Most entries of `process.args`. Linux passes a program at most a few
 /// hundred thousand arguments (their bytes and pointers must fit in a
@@ -64,16 +65,19 @@ pub fn frame_budget(len: usize) -> u64 {
     (1 << 18) + len as u64 / 2
 }
 
-/// The most bytes of text renderers may expand (function and file names of
-/// every frame of every site, and of every owner's stacks; resource
-/// details at every step of every chain; each separately), for a file of
-/// `len` bytes: 16 MiB plus 4 bytes for every byte of the file.
+/// The most bytes of names renderers may spell out (function and file
+/// names of every frame of every site, and of every owner's stacks; the
+/// resource's place at every step of every chain; each separately), for a
+/// file of `len` bytes: 16 MiB plus 64 bytes for every byte of the file.
+/// Real snapshots spell out 3 (short names, as the large-input bench's) to
+/// about 25 (64 frames of long generic names) bytes a byte: a stack entry
+/// is a few bytes of the file but a whole name in a flame graph's line.
 ///
 /// ```
-/// assert_eq!(turbowish_snapshot::limits::text_budget(1), (16 << 20) + 4);
+/// assert_eq!(turbowish_snapshot::limits::text_budget(1), (16 << 20) + 64);
 /// ```
 pub fn text_budget(len: usize) -> u64 {
-    (16 << 20) + 4 * len as u64
+    (16 << 20) + 64 * len as u64
 }
 
 /// Deserializes a list, refusing it once it has more than `max` entries
@@ -227,20 +231,12 @@ pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Resu
         text_max,
     )?;
 
-    // Each step of a chain shows its resource's place and who may lock it.
+    // Each step of a chain shows its resource's place (who may lock it
+    // only at its first step).
     let resource_text: HashMap<u64, u64> = snap
         .resources
         .iter()
-        .map(|r| {
-            let owners = r
-                .owners
-                .iter()
-                .filter(|o| o.handle == HandleKind::Lock)
-                .fold(0u64, |sum, o| {
-                    sum.saturating_add((o.name.len() + o.path.len()) as u64 + 2 * FRAME_OVERHEAD)
-                });
-            (r.id, owners.saturating_add(r.location.len() as u64))
-        })
+        .map(|r| (r.id, r.location.len() as u64 + FRAME_OVERHEAD))
         .collect();
     for (field, links) in [
         (
@@ -258,7 +254,7 @@ pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Resu
             return Err(over(
                 field.to_owned(),
                 format!(
-                    "its steps repeat {text} bytes of their resources' details, more than a file of this size may expand to (limit {text_max}: 16 MiB + 4 bytes a byte)"
+                    "its steps repeat {text} bytes of their resources' places, more than a file of this size may expand to (limit {text_max}: 16 MiB + 64 bytes a byte)"
                 ),
             ));
         }
@@ -286,7 +282,7 @@ fn check_budget(
         return Err(over(
             field.to_owned(),
             format!(
-                "its stacks expand to {text} bytes of names, more than a file of this size may expand to (limit {text_max}: 16 MiB + 4 bytes a byte)"
+                "its stacks expand to {text} bytes of names, more than a file of this size may expand to (limit {text_max}: 16 MiB + 64 bytes a byte)"
             ),
         ));
     }
