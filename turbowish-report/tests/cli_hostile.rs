@@ -11,7 +11,7 @@ use std::process::Output;
 
 use cli_support::fixtures::{service, to_json};
 use cli_support::{assert_one_line_error, fixture, raw_control, run_limited, text, HOSTILE_MEMORY};
-use turbowish_snapshot::schema::{Snapshot, SourceLine};
+use turbowish_snapshot::schema::{Owner, Snapshot, SourceLine};
 
 /// Runs `turbowish` on hostile input under [`HOSTILE_MEMORY`]: never a
 /// signal (an abort on a failed allocation, a CPU-time kill), never a raw
@@ -36,7 +36,9 @@ fn write(dir: &Path, name: &str, json: &str) -> PathBuf {
 }
 
 /// The fixture with location 0 made 200 inlined lines deep, and every
-/// site's stack `depth` copies of it.
+/// site's stack `depth` copies of it. (With 2,000 sites of depth 20, the
+/// build before the limits aborted on `flamegraph` and `report --task`
+/// under 256 MiB.)
 fn self_repeating(sites: usize, depth: usize) -> Snapshot {
     let mut snap = service();
     snap.locations[0].lines = (0..200)
@@ -56,10 +58,17 @@ fn self_repeating(sites: usize, depth: usize) -> Snapshot {
             site
         })
         .collect();
+    // Half of them cache-filler's (for `report --task`), half each of
+    // another owner's (so a flame graph draws every stack apart).
     snap.owner_sites = (0..sites as u32)
         .map(|site| {
             let mut os = owner;
             os.site = site;
+            os.owner = if site % 2 == 0 {
+                Owner::Task(5)
+            } else {
+                Owner::TokioTask(u64::from(site))
+            };
             os
         })
         .collect();
@@ -318,4 +327,81 @@ fn folded_stacks_and_the_svg_escape_bidi_and_keep_semicolons_inside_a_frame() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let svg = text(&out.stdout);
     assert!(svg.contains(owner), "the SVG names the escaped owner");
+}
+
+#[test]
+fn empty_frames_spread_over_many_waiters_are_refused_while_parsing() {
+    // 2,500 waiters of 4,096 empty frame names each, every list under its
+    // own limit: 10 million names, 30 MB of file, 240 MB of `String`s had
+    // they been read.
+    let dir = tempfile::tempdir().unwrap();
+    let mut snap = service();
+    let mut waiter = snap.resources[0].holders[0].clone();
+    waiter.frames = vec!["F".to_owned()];
+    snap.resources[0].waiters = vec![waiter; 2_500];
+    let frames = format!("[\"\"{}]", ",\"\"".repeat(4_095));
+    let json = serde_json::to_string(&snap)
+        .unwrap()
+        .replace("\"frames\":[\"F\"]", &format!("\"frames\":{frames}"));
+    assert!(json.len() > 30_000_000, "{}", json.len());
+    let path = write(dir.path(), "frames.json", &json);
+    let p = path.to_str().unwrap();
+    let budget = turbowish_snapshot::limits::name_budget(json.len());
+    for args in [vec!["report", p], vec!["chains", p, "--json"]] {
+        let e = assert_one_line_error(&run(&args), &format!("{args:?}"));
+        assert!(
+            e.starts_with(&format!(
+                "turbowish: {p}: refused: field `resources[0].waiters["
+            )),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(&format!("].frames`: more names in all holders' and waiters' frames than a file of this size may hold (limit {budget}: 1048576 + 1 per 16 bytes)\n")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn json_outputs_escape_controls_and_bidi_and_decode_to_the_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut snap = evil_names();
+    let evil = "cache\u{1b}[2J\u{9b}\u{7f}\u{202e}\u{2066}\u{fffe}";
+    snap.tasks
+        .iter_mut()
+        .find(|t| t.name == "cache-filler")
+        .unwrap()
+        .name = evil.to_owned();
+    let path = write(dir.path(), "evil.json", &to_json(&snap));
+    let p = path.to_str().unwrap();
+    let good = fixture("service.json");
+    for (args, status) in [
+        (vec!["report", p, "--json"], 0),
+        (vec!["report", p, "--task", evil, "--json"], 0),
+        (vec!["chains", p, "--json"], 3),
+        (vec!["diff", good.to_str().unwrap(), p, "--json"], 0),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(status), "{}", text(&out.stderr));
+        let json = text(&out.stdout);
+        assert!(json.contains("\\u202e"), "{args:?}: {json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let mut strings = Vec::new();
+        collect_strings(&value, &mut strings);
+        assert!(
+            strings
+                .iter()
+                .any(|s| s.contains(evil) || s.contains("acc\u{1b}[31m\u{7}\u{0}\u{202e}ounts")),
+            "{args:?}: the names decode as the snapshot has them"
+        );
+    }
+}
+
+fn collect_strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
 }

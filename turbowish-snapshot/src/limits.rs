@@ -7,7 +7,8 @@
 //! inlined lines is 200,000 frames for every renderer to walk. Lists that
 //! no real snapshot makes long are refused *while they are parsed*, as
 //! soon as they pass their limit ([`MAX_ARGS`], [`MAX_PARTY_FRAMES`],
-//! [`MAX_STACK_DEPTH`], [`MAX_INLINE_DEPTH`], [`MAX_LINKS`]); what
+//! [`MAX_STACK_DEPTH`], [`MAX_INLINE_DEPTH`], [`MAX_LINKS`], and
+//! [`name_budget`] for all parties' frames together); what
 //! renderers expand (a site's stack with its locations' inlined lines;
 //! every owner's stacks in a flame graph; a resource's details repeated at
 //! every step of a chain) is checked once the file is parsed, against a
@@ -19,6 +20,7 @@
 //! million sites (as large as the 512 MiB input cap allows) uses under a
 //! tenth of the frame budget and under a twentieth of the text budget.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -80,9 +82,47 @@ pub fn text_budget(len: usize) -> u64 {
     (16 << 20) + 64 * len as u64
 }
 
+/// The most names all holders' and waiters' `frames` and `parked_in` may
+/// hold together, for a file of `len` bytes: 1 Mi plus one for every 16
+/// bytes of the file. (A name in such a list is 3 bytes of the file at
+/// least, `"",`, but 24 bytes of `String`: spread over many holders, the
+/// per-list limit alone would let a file take 8 times its size.)
+///
+/// ```
+/// assert_eq!(turbowish_snapshot::limits::name_budget(160), 1_048_586);
+/// ```
+pub fn name_budget(len: usize) -> u64 {
+    (1 << 20) + len as u64 / 16
+}
+
+thread_local! {
+    /// `(budget, left)` of names in parties' lists for the file being
+    /// parsed on this thread; no budget outside [`NameBudget`].
+    static NAMES: Cell<(u64, u64)> = const { Cell::new((u64::MAX, u64::MAX)) };
+}
+
+/// While alive, parties' lists on this thread count against
+/// [`name_budget`] of a file of the given length.
+pub(crate) struct NameBudget(());
+
+impl NameBudget {
+    pub(crate) fn start(len: usize) -> NameBudget {
+        let budget = name_budget(len);
+        NAMES.with(|n| n.set((budget, budget)));
+        NameBudget(())
+    }
+}
+
+impl Drop for NameBudget {
+    fn drop(&mut self) {
+        NAMES.with(|n| n.set((u64::MAX, u64::MAX)));
+    }
+}
+
 /// Deserializes a list, refusing it once it has more than `max` entries
-/// (before the next one is stored).
-fn bounded<'de, D, T>(d: D, max: usize, what: &'static str) -> Result<Vec<T>, D::Error>
+/// (before the next one is stored); with `names`, each entry also counts
+/// against the [`NameBudget`].
+fn bounded<'de, D, T>(d: D, max: usize, what: &'static str, names: bool) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -90,6 +130,7 @@ where
     struct Bounded<T> {
         max: usize,
         what: &'static str,
+        names: bool,
         marker: PhantomData<T>,
     }
     impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
@@ -108,6 +149,15 @@ where
                         self.max, self.what, self.max
                     )));
                 }
+                if self.names {
+                    let (budget, left) = NAMES.with(Cell::get);
+                    if left == 0 {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "{OVER_LIMIT}more names in all holders' and waiters' frames than a file of this size may hold (limit {budget}: 1048576 + 1 per 16 bytes)"
+                        )));
+                    }
+                    NAMES.with(|n| n.set((budget, left - 1)));
+                }
                 items.push(item);
             }
             Ok(items)
@@ -116,20 +166,21 @@ where
     d.deserialize_seq(Bounded {
         max,
         what,
+        names,
         marker: PhantomData,
     })
 }
 
 pub(crate) fn args<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    bounded(d, MAX_ARGS, "arguments")
+    bounded(d, MAX_ARGS, "arguments", false)
 }
 
 pub(crate) fn party_frames<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    bounded(d, MAX_PARTY_FRAMES, "frames")
+    bounded(d, MAX_PARTY_FRAMES, "frames", true)
 }
 
 pub(crate) fn stack<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
-    bounded(d, MAX_STACK_DEPTH, "locations")
+    bounded(d, MAX_STACK_DEPTH, "locations", false)
 }
 
 pub(crate) fn lines<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
@@ -137,7 +188,7 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    bounded(d, MAX_INLINE_DEPTH, "lines")
+    bounded(d, MAX_INLINE_DEPTH, "lines", false)
 }
 
 pub(crate) fn links<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
@@ -145,7 +196,7 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    bounded(d, MAX_LINKS, "entries")
+    bounded(d, MAX_LINKS, "entries", false)
 }
 
 /// Text a frame adds besides its names (`:line`, separators).

@@ -211,7 +211,11 @@ impl Snapshot {
         // the error: its version first, then the path to the bad field
         // (which the field-tracking pass is for; it costs about half as
         // much again on a 500 MB file).
-        if let Ok(snapshot) = serde_json::from_slice::<Snapshot>(bytes) {
+        let parsed = {
+            let _names = crate::limits::NameBudget::start(bytes.len());
+            serde_json::from_slice::<Snapshot>(bytes)
+        };
+        if let Ok(snapshot) = parsed {
             if SUPPORTED_VERSIONS.contains(&snapshot.format_version) {
                 crate::limits::check_expansion(&snapshot, bytes.len(), origin)?;
                 return Ok(snapshot);
@@ -265,6 +269,7 @@ impl Snapshot {
             }
         }
         let mut de = serde_json::Deserializer::from_slice(bytes);
+        let _names = crate::limits::NameBudget::start(bytes.len());
         let snapshot: Snapshot = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = clip(&e.path().to_string());
             let inner = e.into_inner();
