@@ -339,3 +339,76 @@ fn check_budget(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::SourceLine;
+
+    fn fixture() -> Snapshot {
+        serde_json::from_str(include_str!("../tests/fixtures/service.json")).unwrap()
+    }
+
+    /// The fixture with location 0 made 64 lines deep and site 0's stack
+    /// `depth` copies of it.
+    fn deep(depth: usize) -> Snapshot {
+        let mut snap = fixture();
+        snap.locations[0].lines = (0..64)
+            .map(|i| SourceLine {
+                function: format!("f{i}"),
+                file: None,
+                line: None,
+            })
+            .collect();
+        snap.sites[0].stack = vec![0; depth];
+        snap
+    }
+
+    #[test]
+    fn a_site_may_have_exactly_its_limit_of_frames() {
+        assert!(check_expansion(&deep(64), 30_000, "f").is_ok());
+        let err = check_expansion(&deep(65), 30_000, "f").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "f: refused: field `sites[0].stack`: 4160 frames once its locations' inlined lines are counted (limit 4096)"
+        );
+    }
+
+    #[test]
+    fn owners_stacks_count_against_the_frame_budget() {
+        // 100 owner rows of a 4,096-frame site: 409,700 frames, over the
+        // budget of a 100 kB file (312,144), under that of a 1 MB one.
+        let mut snap = deep(64);
+        let row = snap.owner_sites[0];
+        assert_eq!(row.site, 0);
+        snap.owner_sites = vec![row; 100];
+        assert!(check_expansion(&snap, 1_000_000, "f").is_ok());
+        let err = check_expansion(&snap, 100_000, "f").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "f: refused: field `owner_sites`: its stacks expand to 409700 frames, more than a file of this size may expand to (limit 312144:"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names_spelled_out_count_against_the_text_budget() {
+        let mut snap = fixture();
+        snap.locations[0].lines[0].function = "f".repeat(1 << 20);
+        let site = snap
+            .sites
+            .iter()
+            .position(|s| s.stack.contains(&0))
+            .unwrap();
+        snap.sites[site].stack = vec![0; 20];
+        // 20 names of 1 MiB: over 16 MiB + 64 bytes a byte of a 1 kB file.
+        let err = check_expansion(&snap, 1_000, "f").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("f: refused: field `sites`: its stacks expand to"),
+            "{err}"
+        );
+        assert!(check_expansion(&snap, 1_000_000, "f").is_ok());
+    }
+}

@@ -508,6 +508,63 @@ mod tests {
         );
     }
 
+    /// The service fixture with `process.args` made `n` empty strings.
+    fn with_args(n: usize) -> Vec<u8> {
+        let json = include_str!("../tests/fixtures/service.json");
+        let start = json.find("\"args\": [").unwrap();
+        let end = start + json[start..].find(']').unwrap() + 1;
+        let args = format!("\"args\": [{}]", vec!["\"\""; n].join(","));
+        format!("{}{args}{}", &json[..start], &json[end..]).into_bytes()
+    }
+
+    #[test]
+    fn args_are_read_up_to_their_limit_and_refused_past_it() {
+        use crate::limits::MAX_ARGS;
+        let snap = Snapshot::from_slice(&with_args(MAX_ARGS), "f.json").unwrap();
+        assert_eq!(snap.process.args.len(), MAX_ARGS);
+        let err = Snapshot::from_slice(&with_args(MAX_ARGS + 1), "f.json").unwrap_err();
+        assert!(matches!(err, LoadError::Limit { ref path, .. } if path == "process.args"));
+        assert_eq!(
+            err.to_string(),
+            "f.json: refused: field `process.args`: more than 1048576 arguments (limit 1048576)"
+        );
+    }
+
+    #[test]
+    fn a_version_of_another_type_is_described_not_copied() {
+        assert_eq!(
+            message(br#"{"format_version": [1, [2, {"a": 3}]]}"#),
+            "f.json: not a TurboWish snapshot: field `format_version`: expected an unsigned integer, found an array"
+        );
+        assert_eq!(
+            message(b"{\"format_version\": \"2\\u001b[2J\\n\"}"),
+            "f.json: not a TurboWish snapshot: field `format_version`: expected an unsigned integer, found \"2\\u{1b}[2J\\n\""
+        );
+        assert_eq!(
+            message(br#"{"format_version": -1}"#),
+            "f.json: not a TurboWish snapshot: field `format_version`: expected an unsigned integer, found -1"
+        );
+    }
+
+    #[test]
+    fn values_quoted_in_errors_are_escaped_and_cut() {
+        let json = include_str!("../tests/fixtures/service.json");
+        let long = format!("\\u001b]0;x\\u0007{}", "y".repeat(10_000));
+        let bad = json.replacen(
+            "\"live_bytes\": 6400000",
+            &format!("\"live_bytes\": \"{long}\""),
+            1,
+        );
+        assert_ne!(bad, json);
+        let text = message(bad.as_bytes());
+        assert!(
+            text.starts_with("f.json: not a TurboWish snapshot: field `tasks[4].memory.live_bytes`: invalid type: string \"\\u{1b}]0;x\\u{7}yyy"),
+            "{text}"
+        );
+        assert!(text.ends_with("yyy…"), "{text}");
+        assert!(text.chars().count() < 300, "{text}");
+    }
+
     #[test]
     fn version_is_checked_before_shape() {
         assert_eq!(
