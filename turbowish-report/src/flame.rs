@@ -52,6 +52,26 @@ struct Node {
 /// `usize` and scales them in `f64`s: 2^52 fits both, exactly.
 const MAX_INFERNO_SUM: u128 = 1 << 52;
 
+/// The most frames the SVG draws besides the owners: a picture of more is
+/// unreadable, and each costs the SVG its name twice and some markup.
+const MAX_DRAWN: usize = 50_000;
+
+/// The longest frame name the SVG spells out (in bytes; longer ones are
+/// cut, with `…`); the folded stacks keep every name whole.
+const MAX_DRAWN_NAME: usize = 1_000;
+
+/// `name` cut to [`MAX_DRAWN_NAME`] bytes (at a character boundary).
+fn drawn_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= MAX_DRAWN_NAME {
+        return name.into();
+    }
+    let mut cut = MAX_DRAWN_NAME;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &name[..cut]).into()
+}
+
 /// The least share of the total a frame needs to be drawn: inferno leaves
 /// out frames narrower than 0.1 px, and the SVG is 1,200 px wide.
 const DRAWN_SHARE: u64 = 12_000;
@@ -163,26 +183,7 @@ impl FoldedStacks {
                 "nothing to draw: no live bytes in the snapshot",
             ));
         }
-        // Frames too narrow to be drawn are folded into their parent: the
-        // widths of those drawn stay exact, and inferno gets thousands of
-        // lines, not millions.
-        let mut stacks = Vec::new();
-        self.walk(self.total() / DRAWN_SHARE, |stack, bytes| {
-            stacks.push((stack.to_owned(), bytes));
-        });
-        // inferno adds the counts up in a `usize` (and panics, or wraps,
-        // past it): figures a snapshot made absurd (sums saturated at
-        // `u64::MAX`) are scaled down until their sum fits, which keeps
-        // the picture's proportions.
-        let sum: u128 = stacks.iter().map(|(_, bytes)| u128::from(*bytes)).sum();
-        let mut shift = 0;
-        while sum >> shift > MAX_INFERNO_SUM {
-            shift += 1;
-        }
-        let lines: Vec<String> = stacks
-            .iter()
-            .map(|(stack, bytes)| format!("{stack} {}", bytes >> shift))
-            .collect();
+        let lines = self.svg_lines();
         let mut options = inferno::flamegraph::Options::default();
         options.title = frame_name(title);
         options.count_name = "bytes".to_owned();
@@ -194,6 +195,49 @@ impl FoldedStacks {
         let mut svg = Vec::new();
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
         Ok(svg)
+    }
+
+    /// The folded lines inferno draws the SVG from.
+    fn svg_lines(&self) -> Vec<String> {
+        // Frames too narrow to be drawn are folded into their parent: the
+        // widths of those drawn stay exact, and inferno gets thousands of
+        // lines, not millions.
+        let mut least = self.total() / DRAWN_SHARE;
+        // At most MAX_DRAWN frames besides the owners: a node's total is
+        // at least each child's, so the frames drawn at a threshold are
+        // exactly those whose total reaches it.
+        if self.nodes.len() > MAX_DRAWN + 1 {
+            let mut totals: Vec<u64> = self.nodes[1..].iter().map(|n| n.total).collect();
+            let (_, &mut nth, _) = totals.select_nth_unstable_by(MAX_DRAWN, |a, b| b.cmp(a));
+            least = least.max(nth.saturating_add(1));
+        }
+        let long_names = self.names.iter().any(|n| n.len() > MAX_DRAWN_NAME);
+        let mut stacks = Vec::new();
+        self.walk(least, |stack, bytes| {
+            let stack = if long_names {
+                stack
+                    .split(';')
+                    .map(drawn_name)
+                    .collect::<Vec<_>>()
+                    .join(";")
+            } else {
+                stack.to_owned()
+            };
+            stacks.push((stack, bytes));
+        });
+        // inferno adds the counts up in a `usize` (and panics, or wraps,
+        // past it): figures a snapshot made absurd (sums saturated at
+        // `u64::MAX`) are scaled down until their sum fits, which keeps
+        // the picture's proportions.
+        let sum: u128 = stacks.iter().map(|(_, bytes)| u128::from(*bytes)).sum();
+        let mut shift = 0;
+        while sum >> shift > MAX_INFERNO_SUM {
+            shift += 1;
+        }
+        stacks
+            .into_iter()
+            .map(|(stack, bytes)| format!("{stack} {}", bytes >> shift))
+            .collect()
     }
 
     /// Calls `line` with each stack and its bytes, in order; a subtree of
@@ -392,6 +436,44 @@ mod tests {
         for name in ["a", "b", "c"] {
             assert!(svg.contains(&format!("<title>{name} (")), "{name}");
         }
+    }
+
+    #[test]
+    fn the_svg_draws_at_most_its_limit_of_frames_and_cuts_long_names() {
+        // 20 chains of 3,000 frames under one owner, chain i of
+        // (i + 1) * 1,000 bytes: 60,000 frames, each wide enough. The
+        // 16 widest chains (48,000 frames) are drawn; the 4 narrowest
+        // fold into the owner's line.
+        let mut tree = Builder::new();
+        let owner = tree.intern("owner");
+        let depth: Vec<u32> = (1..3_000).map(|j| tree.intern(&format!("f{j}"))).collect();
+        for i in 0..20u64 {
+            let mut path = vec![owner, tree.intern(&format!("c{i}"))];
+            path.extend_from_slice(&depth);
+            tree.add(&path, (i + 1) * 1_000);
+        }
+        // A name over the SVG's length, cut there.
+        let other = tree.intern("other");
+        let long = tree.intern(&"x".repeat(5_000));
+        tree.add(&[other, long], 100_000);
+        let mut stacks = FoldedStacks {
+            names: tree.names,
+            nodes: tree.nodes,
+            sampled: true,
+        };
+        stacks.sort_children();
+        let lines = stacks.svg_lines();
+        assert_eq!(lines.len(), 18, "{:?}", &lines[..2]);
+        assert_eq!(
+            lines[0],
+            "other;".to_owned() + &"x".repeat(MAX_DRAWN_NAME) + "… 100000"
+        );
+        assert_eq!(lines[1], "owner 10000");
+        assert!(lines[2..]
+            .iter()
+            .all(|l| l.matches(';').count() == 3_000 && l.starts_with("owner;c")));
+        assert_eq!(drawn_name("日本"), "日本");
+        assert_eq!(drawn_name(&"é".repeat(600)).chars().count(), 501);
     }
 
     #[test]

@@ -405,3 +405,49 @@ fn collect_strings(value: &serde_json::Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[test]
+fn stacks_spelled_out_up_to_the_text_budget_stay_within_256_mib() {
+    // Just inside the budgets: a 1.1 MB file (an argument of 1 MB) whose
+    // 10 sites, each of another owner, are 64 copies of one location of
+    // 64 lines of 2,000-byte names: 83 MB of names to spell out, where the
+    // text budget is 90 MB. The SVG used to abort here under 256 MiB.
+    let dir = tempfile::tempdir().unwrap();
+    let mut snap = self_repeating(10, 64);
+    snap.locations[0].lines = (0..64)
+        .map(|i| SourceLine {
+            function: format!("f{i}_{}", "x".repeat(2_000)),
+            file: None,
+            line: None,
+        })
+        .collect();
+    for (i, os) in snap.owner_sites.iter_mut().enumerate() {
+        os.owner = Owner::TokioTask(i as u64);
+    }
+    snap.process.args.push("p".repeat(1_000_000));
+    let json = serde_json::to_string(&snap).unwrap();
+    let path = write(dir.path(), "edge.json", &json);
+    let good = fixture("service.json");
+    let out = dir.path().join("out");
+    let (p, g, o) = (
+        path.to_str().unwrap(),
+        good.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    for args in [
+        vec!["report", p],
+        vec!["flamegraph", p, "-o", "-"],
+        vec!["flamegraph", p, "--folded", "-o", "-"],
+        vec!["diff", g, p, "--json"],
+        vec!["diff", p, g],
+        vec!["html", p, "-o", o],
+        vec!["chains", p, "--json"],
+    ] {
+        let out = run(&args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
