@@ -206,8 +206,13 @@ impl FoldedStacks {
         // At most MAX_DRAWN frames besides the owners: a node's total is
         // at least each child's, so the frames drawn at a threshold are
         // exactly those whose total reaches it.
-        if self.nodes.len() > MAX_DRAWN + 1 {
-            let mut totals: Vec<u64> = self.nodes[1..].iter().map(|n| n.total).collect();
+        let wide = |n: &&Node| n.total >= least;
+        if self.nodes[1..].iter().filter(wide).count() > MAX_DRAWN {
+            let mut totals: Vec<u64> = self.nodes[1..]
+                .iter()
+                .filter(wide)
+                .map(|n| n.total)
+                .collect();
             let (_, &mut nth, _) = totals.select_nth_unstable_by(MAX_DRAWN, |a, b| b.cmp(a));
             least = least.max(nth.saturating_add(1));
         }

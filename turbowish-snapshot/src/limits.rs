@@ -230,7 +230,7 @@ pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Resu
             (l.id, (frames, text.max(FRAME_OVERHEAD + 2)))
         })
         .collect();
-    let mut site_cost: HashMap<u32, (u64, u64)> = HashMap::with_capacity(snap.sites.len());
+    let mut site_cost = SiteCosts::new(snap);
     let (mut frames_all, mut text_all) = (0u64, 0u64);
     for (i, site) in snap.sites.iter().enumerate() {
         let (mut frames, mut text) = (0u64, 0u64);
@@ -253,7 +253,7 @@ pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Resu
         }
         frames_all = frames_all.saturating_add(frames);
         text_all = text_all.saturating_add(text);
-        site_cost.insert(site.id, (frames, text));
+        site_cost.insert(site.id, frames, text);
     }
     check_budget(&over, "sites", frames_all, text_all, frames_max, text_max)?;
 
@@ -297,7 +297,7 @@ pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Resu
     pairs.dedup();
     let (mut frames_all, mut text_all) = (0u64, 0u64);
     for &(owner, site) in &pairs {
-        let (frames, text) = site_cost.get(&site).copied().unwrap_or((0, 0));
+        let (frames, text) = site_cost.get(site);
         let owner = name_len.get(owner as usize).copied().unwrap_or(0).max(24);
         frames_all = frames_all.saturating_add(frames + 1);
         text_all = text_all.saturating_add(text.saturating_add(owner + FRAME_OVERHEAD));
@@ -341,6 +341,42 @@ pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Resu
         }
     }
     Ok(())
+}
+
+/// `(frames, text)` of each site by id: a vector when the ids are dense
+/// (a snapshot's are `0..n`), else a map.
+enum SiteCosts {
+    Dense(Vec<(u64, u64)>),
+    Sparse(HashMap<u32, (u64, u64)>),
+}
+
+impl SiteCosts {
+    fn new(snap: &Snapshot) -> SiteCosts {
+        let max = snap.sites.iter().map(|s| s.id as usize).max().unwrap_or(0);
+        if max <= 2 * snap.sites.len() + 1024 {
+            SiteCosts::Dense(vec![(0, 0); max + 1])
+        } else {
+            SiteCosts::Sparse(HashMap::with_capacity(snap.sites.len()))
+        }
+    }
+
+    fn insert(&mut self, id: u32, frames: u64, text: u64) {
+        match self {
+            SiteCosts::Dense(costs) => costs[id as usize] = (frames, text),
+            SiteCosts::Sparse(costs) => {
+                costs.insert(id, (frames, text));
+            }
+        }
+    }
+
+    /// A site the snapshot does not have costs nothing (it is drawn as
+    /// nothing).
+    fn get(&self, id: u32) -> (u64, u64) {
+        match self {
+            SiteCosts::Dense(costs) => costs.get(id as usize).copied().unwrap_or((0, 0)),
+            SiteCosts::Sparse(costs) => costs.get(&id).copied().unwrap_or((0, 0)),
+        }
+    }
 }
 
 fn check_budget(
