@@ -1,5 +1,7 @@
 //! Limits on the shape of a snapshot, so that what reading it costs is
-//! bounded by the file: a few times its size plus a fixed amount.
+//! bounded by the file: a few times its size plus a fixed amount, and,
+//! for what renderers must spell out (each stack of a flame graph names
+//! every frame), the [`text_budget`].
 //!
 //! A snapshot is untrusted input, and JSON lets a small file describe a
 //! large structure: `"",` is 3 bytes of a list of strings but 24 bytes of
@@ -10,9 +12,10 @@
 //! [`MAX_STACK_DEPTH`], [`MAX_INLINE_DEPTH`], [`MAX_LINKS`], and
 //! [`name_budget`] for all parties' frames together); what
 //! renderers expand (a site's stack with its locations' inlined lines;
-//! every owner's stacks in a flame graph; a resource's details repeated at
-//! every step of a chain) is checked once the file is parsed, against a
-//! budget that grows with the file ([`frame_budget`], [`text_budget`]).
+//! the stacks of a flame graph, one per owner name and site; a resource's
+//! place repeated at every step of a chain) is checked once the file is
+//! parsed, against a budget that grows with the file ([`frame_budget`],
+//! [`text_budget`]).
 //! JSON nesting is limited by serde_json (128 levels).
 //!
 //! Real snapshots are far inside every limit: TurboWish's sampler keeps at
@@ -56,9 +59,9 @@ pub const MAX_LINKS: usize = 1 << 20;
 /// loader can tell it from a wrong type.
 pub(crate) const OVER_LIMIT: &str = "over the limit: ";
 
-/// The most frames renderers may expand, in all sites and in all owners'
-/// stacks (each separately), for a file of `len` bytes: 256 Ki plus one
-/// for every 2 bytes of the file.
+/// The most frames renderers may expand, in all sites and in a flame
+/// graph's stacks (each separately), for a file of `len` bytes: 256 Ki
+/// plus one for every 2 bytes of the file.
 ///
 /// ```
 /// assert_eq!(turbowish_snapshot::limits::frame_budget(0), 262_144);
@@ -68,12 +71,13 @@ pub fn frame_budget(len: usize) -> u64 {
 }
 
 /// The most bytes of names renderers may spell out (function and file
-/// names of every frame of every site, and of every owner's stacks; the
+/// names of every frame of every site, and of a flame graph's stacks; the
 /// resource's place at every step of every chain; each separately), for a
 /// file of `len` bytes: 16 MiB plus 64 bytes for every byte of the file.
-/// Real snapshots spell out 3 (short names, as the large-input bench's) to
-/// about 25 (64 frames of long generic names) bytes a byte: a stack entry
-/// is a few bytes of the file but a whole name in a flame graph's line.
+/// Real snapshots spell out from 3 (short names, as the large-input
+/// bench's) to a few tens (deep stacks of long generic names, a site in
+/// the stacks of several task names) bytes a byte: a stack entry is a few
+/// bytes of the file but a whole name in a flame graph's line.
 ///
 /// ```
 /// assert_eq!(turbowish_snapshot::limits::text_budget(1), (16 << 20) + 64);
