@@ -52,12 +52,16 @@ pub fn chains_text(snap: &Snapshot) -> String {
         .iter()
         .flat_map(|c| c.links.iter().map(|l| (l.waiter.task, l.resource)))
         .collect();
+    // Resources whose owners were listed: a later step names them once
+    // more, not the list (a lock a thousand tasks own, in a thousand
+    // chains, would be a million names).
+    let mut shown: HashSet<u64> = HashSet::new();
     for cycle in &snap.cycles {
-        let _ = writeln!(out, "\n{}", cycle.text);
-        links_text(&mut out, &cycle.links, &resources);
+        let _ = writeln!(out, "\n{}", printable(&cycle.text));
+        links_text(&mut out, &cycle.links, &resources, &mut shown);
     }
     for (i, chain) in snap.chains.iter().enumerate() {
-        let _ = writeln!(out, "\nchain {}: {}", i + 1, chain.text);
+        let _ = writeln!(out, "\nchain {}: {}", i + 1, printable(&chain.text));
         if chain
             .links
             .iter()
@@ -65,13 +69,18 @@ pub fn chains_text(snap: &Snapshot) -> String {
         {
             out.push_str("  (its steps are those of the deadlock above)\n");
         } else {
-            links_text(&mut out, &chain.links, &resources);
+            links_text(&mut out, &chain.links, &resources, &mut shown);
         }
     }
     out
 }
 
-fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resource>) {
+fn links_text(
+    out: &mut String,
+    links: &[Link],
+    resources: &HashMap<u64, &Resource>,
+    shown: &mut HashSet<u64>,
+) {
     for (i, link) in links.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -85,7 +94,7 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
         party_place(out, &link.waiter, "       ");
         let created = resources
             .get(&link.resource)
-            .map(|r| format!(", created at {},", r.location))
+            .map(|r| format!(", created at {},", printable(&r.location)))
             .unwrap_or_default();
         if link.holders.is_empty() && link.extra_holders == 0 {
             let _ = writeln!(
@@ -123,7 +132,7 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
                 let _ = writeln!(
                     out,
                     "         parked now in {}",
-                    holder.parked_in.join(" › ")
+                    printable(&holder.parked_in.join(" › "))
                 );
             }
         }
@@ -146,7 +155,7 @@ fn links_text(out: &mut String, links: &[Link], resources: &HashMap<u64, &Resour
             };
         }
         if let Some(r) = resources.get(&link.resource) {
-            may_lock_line(out, r);
+            may_lock_line(out, r, shown);
         }
     }
 }
@@ -192,7 +201,16 @@ pub fn may_lock(snap: &Snapshot) -> Vec<MayLock> {
 
 /// The tasks owning an `Arc` to (or the value of) a lock, who may take it
 /// next: `     may lock: task "a" (#1) at future state +0x30, …`.
-fn may_lock_line(out: &mut String, r: &Resource) {
+/// Only the first step of the output that names `r` lists them; later
+/// ones say `may lock: as above`.
+fn may_lock_line(out: &mut String, r: &Resource, shown: &mut HashSet<u64>) {
+    if !r.owners.iter().any(|o| o.handle == HandleKind::Lock) {
+        return;
+    }
+    if !shown.insert(r.id) {
+        out.push_str("     may lock: as above\n");
+        return;
+    }
     let owners: Vec<String> = r
         .owners
         .iter()
@@ -223,12 +241,12 @@ fn party_name(p: &Party) -> String {
 fn party_place(out: &mut String, p: &Party, indent: &str) {
     let at = match p.provenance {
         Provenance::Tokio => "at a place tokio's instrumentation does not report".to_owned(),
-        _ => format!("at {}", p.location),
+        _ => format!("at {}", printable(&p.location)),
     };
     if p.frames.is_empty() {
         let _ = writeln!(out, "{indent}{at}");
     } else {
-        let _ = writeln!(out, "{indent}{at} in {}", p.frames.join(" › "));
+        let _ = writeln!(out, "{indent}{at} in {}", printable(&p.frames.join(" › ")));
     }
 }
 
@@ -269,7 +287,14 @@ pub fn chains_dot(snap: &Snapshot) -> String {
         if r.holders.is_empty() && r.waiters.is_empty() {
             continue;
         }
-        let mut label = format!("{} \"{}\"\n{}", r.kind.name(), r.name, r.location);
+        // Names pass the shared escaping first; `escape` then quotes for
+        // DOT (our own `\n` separators become DOT line breaks).
+        let mut label = format!(
+            "{} \"{}\"\n{}",
+            printable(r.kind.name()),
+            printable(&r.name),
+            printable(&r.location)
+        );
         if r.extra_holders > 0 {
             let _ = write!(label, "\n+{} unnamed holder(s)", r.extra_holders);
         }
@@ -310,7 +335,7 @@ pub fn chains_dot(snap: &Snapshot) -> String {
         }
     }
     for (task, name) in tasks {
-        let label = format!("{name}\n{}", task_ref(task));
+        let label = format!("{}\n{}", printable(name), task_ref(task));
         let _ = writeln!(
             out,
             "  {} [shape=ellipse, label=\"{}\"];",
@@ -362,6 +387,8 @@ fn task_node(task: TaskRef) -> String {
 }
 
 /// A DOT double-quoted string's content; newlines become `\n` line breaks.
+/// Text from the snapshot in `s` has passed [`printable`] already, so the
+/// only line breaks left are the label's own.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -383,5 +410,45 @@ mod tests {
     #[test]
     fn escape_keeps_dot_strings_closed() {
         assert_eq!(escape("a \"b\"\\c\nd\r"), "a \\\"b\\\"\\\\c\\nd");
+    }
+
+    #[test]
+    fn who_may_lock_a_resource_is_listed_at_its_first_step_only() {
+        let mut snap: Snapshot = serde_json::from_str(include_str!(
+            "../../turbowish-snapshot/tests/fixtures/service.json"
+        ))
+        .unwrap();
+        let once = chains_text(&snap);
+        assert_eq!(once.matches("may lock: task").count(), 2, "{once}");
+        assert!(!once.contains("as above"), "{once}");
+        snap.cycles.push(snap.cycles[0].clone());
+        let twice = chains_text(&snap);
+        assert_eq!(twice.matches("may lock: task").count(), 2, "{twice}");
+        assert_eq!(
+            twice.matches("     may lock: as above\n").count(),
+            2,
+            "{twice}"
+        );
+    }
+
+    #[test]
+    fn dot_labels_show_controls_and_bidi_escaped() {
+        let mut snap: Snapshot = serde_json::from_str(include_str!(
+            "../../turbowish-snapshot/tests/fixtures/service.json"
+        ))
+        .unwrap();
+        snap.resources[0].name = "evil\u{1b}[31m\u{7}\u{0}\u{202e}".to_owned();
+        snap.resources[0].holders[0].task_name = "t\u{202e}\"x\n".to_owned();
+        let dot = chains_dot(&snap);
+        assert!(
+            !dot.chars()
+                .any(|c| c != '\n' && turbowish_snapshot::format::shown_escaped(c)),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("evil\\\\u{1b}[31m\\\\u{7}\\\\u{0}\\\\u{202e}"),
+            "{dot}"
+        );
+        assert!(dot.contains("t\\\\u{202e}\\\"x\\\\u{a}\\n#"), "{dot}");
     }
 }

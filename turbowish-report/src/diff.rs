@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use turbowish_snapshot::format::{delta, human_bytes, signed_bytes};
+use turbowish_snapshot::format::{delta, human_bytes, printable, signed_bytes};
 use turbowish_snapshot::schema::Snapshot;
 
 use crate::labels::Names;
@@ -121,7 +121,9 @@ impl fmt::Display for DiffError {
         match self {
             DiffError::DifferentExecutables { old, new } => write!(
                 f,
-                "the snapshots are of different executables ({old} and {new}); their tasks and sites need not correspond (pass --force to compare anyway)"
+                "the snapshots are of different executables ({} and {}); their tasks and sites need not correspond (pass --force to compare anyway)",
+                printable(old),
+                printable(new)
             ),
         }
     }
@@ -274,9 +276,9 @@ impl SnapshotDiff {
         let _ = writeln!(
             out,
             "OLD: {} (pid {}), NEW: {} (pid {}), taken {elapsed:.1}s {}",
-            self.old.executable,
+            printable(&self.old.executable),
             self.old.pid,
-            self.new.executable,
+            printable(&self.new.executable),
             self.new.pid,
             if self.new_is_older {
                 "EARLIER"
@@ -320,7 +322,7 @@ impl SnapshotDiff {
                     human_bytes(g.new_live_bytes),
                     g.live_blocks,
                     format!("{}->{}", row.old_tasks, row.new_tasks),
-                    row.name,
+                    printable(&row.name),
                 );
             }
             more(&mut out, self.tasks.len(), top, "tasks");
@@ -347,7 +349,7 @@ impl SnapshotDiff {
                 // The innermost frames name the site; a thread's whole
                 // stack (outside tasks) would bury the next one.
                 for frame in row.frames.iter().take(MAX_FRAMES) {
-                    let _ = writeln!(out, "        {frame}");
+                    let _ = writeln!(out, "        {}", printable(frame));
                 }
                 if row.frames.len() > MAX_FRAMES {
                     let _ = writeln!(

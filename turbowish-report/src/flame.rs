@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::labels::Names;
+use turbowish_snapshot::format::printable;
 use turbowish_snapshot::schema::{Owner, Snapshot};
 
 /// Collapsed stacks of live bytes: each stack starts at its owner's name
@@ -45,6 +46,30 @@ struct Node {
     /// Bytes of this node and everything under it.
     total: u64,
     children: Vec<u32>,
+}
+
+/// The largest sum of counts handed to inferno, which adds them up in a
+/// `usize` and scales them in `f64`s: 2^52 fits both, exactly.
+const MAX_INFERNO_SUM: u128 = 1 << 52;
+
+/// The most frames the SVG draws besides the owners: a picture of more is
+/// unreadable, and each costs the SVG its name twice and some markup.
+const MAX_DRAWN: usize = 50_000;
+
+/// The longest frame name the SVG spells out (in bytes; longer ones are
+/// cut, with `…`); the folded stacks keep every name whole.
+const MAX_DRAWN_NAME: usize = 1_000;
+
+/// `name` cut to [`MAX_DRAWN_NAME`] bytes (at a character boundary).
+fn drawn_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= MAX_DRAWN_NAME {
+        return name.into();
+    }
+    let mut cut = MAX_DRAWN_NAME;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &name[..cut]).into()
 }
 
 /// The least share of the total a frame needs to be drawn: inferno leaves
@@ -158,13 +183,7 @@ impl FoldedStacks {
                 "nothing to draw: no live bytes in the snapshot",
             ));
         }
-        // Frames too narrow to be drawn are folded into their parent: the
-        // widths of those drawn stay exact, and inferno gets thousands of
-        // lines, not millions.
-        let mut lines = Vec::new();
-        self.walk(self.total() / DRAWN_SHARE, |stack, bytes| {
-            lines.push(format!("{stack} {bytes}"));
-        });
+        let lines = self.svg_lines();
         let mut options = inferno::flamegraph::Options::default();
         options.title = frame_name(title);
         options.count_name = "bytes".to_owned();
@@ -176,6 +195,54 @@ impl FoldedStacks {
         let mut svg = Vec::new();
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
         Ok(svg)
+    }
+
+    /// The folded lines inferno draws the SVG from.
+    fn svg_lines(&self) -> Vec<String> {
+        // Frames too narrow to be drawn are folded into their parent: the
+        // widths of those drawn stay exact, and inferno gets thousands of
+        // lines, not millions.
+        let mut least = self.total() / DRAWN_SHARE;
+        // At most MAX_DRAWN frames besides the owners: a node's total is
+        // at least each child's, so the frames drawn at a threshold are
+        // exactly those whose total reaches it.
+        let wide = |n: &&Node| n.total >= least;
+        if self.nodes[1..].iter().filter(wide).count() > MAX_DRAWN {
+            let mut totals: Vec<u64> = self.nodes[1..]
+                .iter()
+                .filter(wide)
+                .map(|n| n.total)
+                .collect();
+            let (_, &mut nth, _) = totals.select_nth_unstable_by(MAX_DRAWN, |a, b| b.cmp(a));
+            least = least.max(nth.saturating_add(1));
+        }
+        let long_names = self.names.iter().any(|n| n.len() > MAX_DRAWN_NAME);
+        let mut stacks = Vec::new();
+        self.walk(least, |stack, bytes| {
+            let stack = if long_names {
+                stack
+                    .split(';')
+                    .map(drawn_name)
+                    .collect::<Vec<_>>()
+                    .join(";")
+            } else {
+                stack.to_owned()
+            };
+            stacks.push((stack, bytes));
+        });
+        // inferno adds the counts up in a `usize` (and panics, or wraps,
+        // past it): figures a snapshot made absurd (sums saturated at
+        // `u64::MAX`) are scaled down until their sum fits, which keeps
+        // the picture's proportions.
+        let sum: u128 = stacks.iter().map(|(_, bytes)| u128::from(*bytes)).sum();
+        let mut shift = 0;
+        while sum >> shift > MAX_INFERNO_SUM {
+            shift += 1;
+        }
+        stacks
+            .into_iter()
+            .map(|(stack, bytes)| format!("{stack} {}", bytes >> shift))
+            .collect()
     }
 
     /// Calls `line` with each stack and its bytes, in order; a subtree of
@@ -334,19 +401,13 @@ impl std::hash::Hasher for Fast {
     }
 }
 
-/// A name as one frame of a folded stack: no `;` (it separates frames, and
-/// Rust names have it in array types, `[u8; 4]`), no control character (a
-/// line break would split the line, and XML 1.0 allows none of the others,
-/// even escaped, so the SVG would not parse), and neither of the two
-/// noncharacters XML also refuses.
+/// A name as one frame of a folded stack: escaped by [`printable`] (the
+/// escaping every writer shares: no control character, so no line break
+/// splits the line and XML gets none of those it refuses, no bidi control,
+/// no noncharacter), and no `;` (it separates frames, and Rust names have
+/// it in array types, `[u8; 4]`: it is written as `,`).
 fn frame_name(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            ';' => ',',
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => ' ',
-            c => c,
-        })
-        .collect()
+    printable(name).replace(';', ",")
 }
 
 #[cfg(test)]
@@ -356,8 +417,68 @@ mod tests {
     #[test]
     fn frame_names_cannot_split_stacks_or_lines() {
         assert_eq!(frame_name("f<[u8; 4]>"), "f<[u8, 4]>");
-        assert_eq!(frame_name("a\nb\rc"), "a b c");
-        assert_eq!(frame_name("bad\u{1}name\u{1b}[31m"), "bad name [31m");
+        assert_eq!(frame_name("a\nb\rc"), "a\\u{a}b\\u{d}c");
+        assert_eq!(
+            frame_name("bad\u{1}name\u{1b}[31m"),
+            "bad\\u{1}name\\u{1b}[31m"
+        );
+        assert_eq!(frame_name("task;fake\u{202e}"), "task,fake\\u{202e}");
+    }
+
+    #[test]
+    fn absurd_byte_counts_are_scaled_for_inferno_not_overflowed() {
+        let mut tree = Builder::new();
+        for name in ["a", "b", "c"] {
+            let id = tree.intern(name);
+            tree.add(&[id], u64::MAX);
+        }
+        let stacks = FoldedStacks {
+            names: tree.names,
+            nodes: tree.nodes,
+            sampled: false,
+        };
+        let svg = String::from_utf8(stacks.to_svg("t").unwrap()).unwrap();
+        for name in ["a", "b", "c"] {
+            assert!(svg.contains(&format!("<title>{name} (")), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_svg_draws_at_most_its_limit_of_frames_and_cuts_long_names() {
+        // 20 chains of 3,000 frames under one owner, chain i of
+        // (i + 1) * 1,000 bytes: 60,000 frames, each wide enough. The
+        // 16 widest chains (48,000 frames) are drawn; the 4 narrowest
+        // fold into the owner's line.
+        let mut tree = Builder::new();
+        let owner = tree.intern("owner");
+        let depth: Vec<u32> = (1..3_000).map(|j| tree.intern(&format!("f{j}"))).collect();
+        for i in 0..20u64 {
+            let mut path = vec![owner, tree.intern(&format!("c{i}"))];
+            path.extend_from_slice(&depth);
+            tree.add(&path, (i + 1) * 1_000);
+        }
+        // A name over the SVG's length, cut there.
+        let other = tree.intern("other");
+        let long = tree.intern(&"x".repeat(5_000));
+        tree.add(&[other, long], 100_000);
+        let mut stacks = FoldedStacks {
+            names: tree.names,
+            nodes: tree.nodes,
+            sampled: true,
+        };
+        stacks.sort_children();
+        let lines = stacks.svg_lines();
+        assert_eq!(lines.len(), 18, "{:?}", &lines[..2]);
+        assert_eq!(
+            lines[0],
+            "other;".to_owned() + &"x".repeat(MAX_DRAWN_NAME) + "… 100000"
+        );
+        assert_eq!(lines[1], "owner 10000");
+        assert!(lines[2..]
+            .iter()
+            .all(|l| l.matches(';').count() == 3_000 && l.starts_with("owner;c")));
+        assert_eq!(drawn_name("日本"), "日本");
+        assert_eq!(drawn_name(&"é".repeat(600)).chars().count(), 501);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod chains;
 pub mod diff;
 pub mod flame;
 pub mod html;
+pub mod json;
 mod labels;
 pub mod pprof;
 pub mod sites;

@@ -121,7 +121,7 @@ impl fmt::Display for NoSuchTask {
         write!(
             f,
             "no task named or numbered \"{}\" (and no bucket of that name) in the snapshot",
-            self.query
+            printable(&self.query)
         )
     }
 }
@@ -423,7 +423,7 @@ impl fmt::Display for RetainedSummary {
                 writeln!(
                     f,
                     "  {:<width$}  {:>8}  {:>10}  {:>10}",
-                    c.type_name,
+                    printable(&c.type_name),
                     c.objects,
                     human_bytes(c.bytes),
                     human_bytes(c.slack)
@@ -433,7 +433,13 @@ impl fmt::Display for RetainedSummary {
         if !self.guards.is_empty() {
             writeln!(f, "guards held in its state:")?;
             for g in &self.guards {
-                writeln!(f, "  {} (#{}) at {}", g.resource_label, g.resource, g.path)?;
+                writeln!(
+                    f,
+                    "  {} (#{}) at {}",
+                    printable(&g.resource_label),
+                    g.resource,
+                    printable(&g.path)
+                )?;
             }
         }
         Ok(())
@@ -457,13 +463,13 @@ fn write_sites(
             site.site
         )?;
         for frame in &site.frames {
-            let mut text = format!("      {}", frame.function);
+            let mut text = format!("      {}", printable(&frame.function));
             match (&frame.file, frame.line) {
                 (Some(file), Some(line)) => {
-                    let _ = write!(text, "  {file}:{line}");
+                    let _ = write!(text, "  {}:{line}", printable(file));
                 }
                 (Some(file), None) => {
-                    let _ = write!(text, "  {file}");
+                    let _ = write!(text, "  {}", printable(file));
                 }
                 _ => {}
             }

@@ -2,6 +2,7 @@
 //! and names from a snapshot made safe for a terminal.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// The widest a name column grows: a longer name overflows its column
 /// (pushing the rest of its row right) rather than widening every row,
@@ -91,30 +92,76 @@ pub fn share(part: u64, whole: u64) -> String {
     }
 }
 
-/// A name from a snapshot as shown on a terminal: control characters (an
-/// escape sequence in a task's name, a NUL, a line break) are shown
-/// escaped (`\u{1b}`), not sent to the terminal. (The CLI also escapes
-/// bidi controls where it prints.)
+/// Whether a character from a snapshot is shown escaped (`\u{202e}`)
+/// rather than as itself, wherever text from a snapshot goes (terminal,
+/// error message, DOT, folded stacks, SVG, HTML): every control character
+/// (C0, DEL and C1: an escape sequence, a NUL, a line break), Unicode's
+/// bidirectional-text controls (which reorder what a terminal shows next
+/// to them), and the noncharacters (which XML refuses).
+///
+/// ```
+/// use turbowish_snapshot::format::shown_escaped;
+/// assert!(shown_escaped('\u{1b}') && shown_escaped('\u{9b}') && shown_escaped('\u{202e}'));
+/// assert!(!shown_escaped('a') && !shown_escaped('日'));
+/// ```
+pub fn shown_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(c as u32, 0xfdd0..=0xfdef)
+        || (c as u32) & 0xfffe == 0xfffe
+}
+
+/// Text from a snapshot as every writer shows it: each character that
+/// [`shown_escaped`] names is written as its Rust escape (`\u{1b}`), so a
+/// snapshot cannot drive a terminal, reorder what it shows, start a second
+/// line in an error message, or break a DOT, folded or XML file. This is
+/// the one escaping function: the terminal, error messages, DOT, folded
+/// stacks, the SVG and the HTML page all pass names through it (and add
+/// their own quoting on top).
 ///
 /// ```
 /// use turbowish_snapshot::format::printable;
 /// assert_eq!(printable("cache"), "cache");
 /// assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+/// assert_eq!(printable("x\u{202e}y\nz"), "x\\u{202e}y\\u{a}z");
 /// ```
 pub fn printable(name: &str) -> Cow<'_, str> {
-    if !name.chars().any(char::is_control) {
-        return Cow::Borrowed(name);
+    escape(name, false)
+}
+
+/// [`printable`] for whole lines of output: line breaks and tabs stay (the
+/// text's own layout); every other character [`shown_escaped`] names is
+/// escaped. The CLI passes all of its text output through it, as a net
+/// under the names already escaped.
+///
+/// ```
+/// use turbowish_snapshot::format::printable_text;
+/// assert_eq!(printable_text("a\tb\n\u{7}"), "a\tb\n\\u{7}");
+/// ```
+pub fn printable_text(text: &str) -> Cow<'_, str> {
+    escape(text, true)
+}
+
+/// [`printable`], appended to `out`.
+pub fn push_printable(out: &mut String, name: &str) {
+    out.push_str(&printable(name));
+}
+
+fn escape(s: &str, keep_layout: bool) -> Cow<'_, str> {
+    let bad = |c: char| shown_escaped(c) && !(keep_layout && (c == '\n' || c == '\t'));
+    let Some(first) = s.find(bad) else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = String::with_capacity(s.len() + 16);
+    out.push_str(&s[..first]);
+    for c in s[first..].chars() {
+        if bad(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
     }
-    name.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
+    Cow::Owned(out)
 }
 
 /// `block` or `blocks`.
@@ -156,5 +203,19 @@ mod tests {
     fn control_characters_are_shown_escaped() {
         assert_eq!(printable("cache-filler"), "cache-filler");
         assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\u{a}");
+        assert_eq!(
+            printable("\u{0}\u{7}\u{7f}\u{9b}"),
+            "\\u{0}\\u{7}\\u{7f}\\u{9b}"
+        );
+        assert_eq!(
+            printable("x\u{202e}y\u{2066}\u{200f}"),
+            "x\\u{202e}y\\u{2066}\\u{200f}"
+        );
+        assert_eq!(
+            printable("\u{fffe}\u{1ffff}\u{fdd0}"),
+            "\\u{fffe}\\u{1ffff}\\u{fdd0}"
+        );
+        assert_eq!(printable("naïve ✓ 日本 [u8; 4]"), "naïve ✓ 日本 [u8; 4]");
+        assert_eq!(printable_text("a\n\tb\r"), "a\n\tb\\u{d}");
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod atomic_write;
 pub mod format;
+pub mod limits;
 pub mod live;
 mod load;
 pub mod schema;

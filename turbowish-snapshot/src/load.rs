@@ -61,6 +61,18 @@ pub enum LoadError {
         /// What is wrong with it.
         message: String,
     },
+    /// The file's shape passes a limit of the reader (see
+    /// [`limits`](crate::limits)): a list longer than any real snapshot
+    /// has, or stacks that would expand to more than the file's size
+    /// allows. Refused before the memory it would take is spent.
+    Limit {
+        /// The file.
+        origin: String,
+        /// Path of the offending field, e.g. `process.args`.
+        path: String,
+        /// What is over which limit.
+        message: String,
+    },
     /// The file is a snapshot of a format version this build cannot read.
     UnsupportedVersion {
         /// The file.
@@ -96,6 +108,11 @@ impl fmt::Display for LoadError {
                 f,
                 "{origin}: not a TurboWish snapshot: field `{path}`: {message}"
             ),
+            LoadError::Limit {
+                origin,
+                path,
+                message,
+            } => write!(f, "{origin}: refused: field `{path}`: {message}"),
             LoadError::UnsupportedVersion { origin, found } => write!(
                 f,
                 "{origin}: snapshot format_version {found} is not supported (this build reads {}; it writes {FORMAT_VERSION})",
@@ -194,14 +211,19 @@ impl Snapshot {
         // the error: its version first, then the path to the bad field
         // (which the field-tracking pass is for; it costs about half as
         // much again on a 500 MB file).
-        if let Ok(snapshot) = serde_json::from_slice::<Snapshot>(bytes) {
+        let parsed = {
+            let _names = crate::limits::NameBudget::start(bytes.len());
+            serde_json::from_slice::<Snapshot>(bytes)
+        };
+        if let Ok(snapshot) = parsed {
             if SUPPORTED_VERSIONS.contains(&snapshot.format_version) {
+                crate::limits::check_expansion(&snapshot, bytes.len(), origin)?;
                 return Ok(snapshot);
             }
         }
         #[derive(Deserialize)]
         struct Version {
-            format_version: Option<serde_json::Value>,
+            format_version: Option<VersionValue>,
         }
         let version: Version = serde_json::from_slice(bytes).map_err(|e| {
             // The input is an object (checked above), and any value reads
@@ -230,37 +252,47 @@ impl Snapshot {
                     message: "missing (is this a TurboWish snapshot?)".to_owned(),
                 })
             }
-            Some(v) => match v.as_u64() {
-                Some(found) if SUPPORTED_VERSIONS.iter().any(|&s| u64::from(s) == found) => {}
-                Some(found) => {
-                    return Err(LoadError::UnsupportedVersion {
-                        origin: origin.to_owned(),
-                        found,
-                    })
-                }
-                None => {
-                    return Err(LoadError::Shape {
-                        origin: origin.to_owned(),
-                        path: "format_version".to_owned(),
-                        message: format!("expected an unsigned integer, found {v}"),
-                    })
-                }
-            },
+            Some(VersionValue::Unsigned(found))
+                if SUPPORTED_VERSIONS.iter().any(|&s| u64::from(s) == found) => {}
+            Some(VersionValue::Unsigned(found)) => {
+                return Err(LoadError::UnsupportedVersion {
+                    origin: origin.to_owned(),
+                    found,
+                })
+            }
+            Some(VersionValue::Other(found)) => {
+                return Err(LoadError::Shape {
+                    origin: origin.to_owned(),
+                    path: "format_version".to_owned(),
+                    message: format!("expected an unsigned integer, found {found}"),
+                })
+            }
         }
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
+        let _names = crate::limits::NameBudget::start(bytes.len());
+        let snapshot: Snapshot = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = clip(&e.path().to_string());
             let inner = e.into_inner();
             if inner.is_data() {
-                LoadError::Shape {
-                    origin: origin.to_owned(),
-                    path,
-                    message: strip_position(&inner),
+                let message = strip_position(&inner);
+                match message.strip_prefix(crate::limits::OVER_LIMIT) {
+                    Some(message) => LoadError::Limit {
+                        origin: origin.to_owned(),
+                        path,
+                        message: message.to_owned(),
+                    },
+                    None => LoadError::Shape {
+                        origin: origin.to_owned(),
+                        path,
+                        message,
+                    },
                 }
             } else {
                 json_error(origin, &inner)
             }
-        })
+        })?;
+        crate::limits::check_expansion(&snapshot, bytes.len(), origin)?;
+        Ok(snapshot)
     }
 
     /// Writes the snapshot as JSON (the file format).
@@ -345,12 +377,86 @@ fn json_error(origin: &str, e: &serde_json::Error) -> LoadError {
 }
 
 /// serde_json appends " at line L column C" to its messages; the error
-/// already says where, up front.
+/// already says where, up front. What is left is [`clip`]ped: serde's
+/// messages quote the offending value (`invalid type: string "..."`).
 fn strip_position(e: &serde_json::Error) -> String {
     let text = e.to_string();
     match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
+        Some(i) => clip(&text[..i]),
+        None => clip(&text),
+    }
+}
+
+/// The most characters of a message taken from the file (a quoted value,
+/// a field path): an error is one line, not a copy of the input.
+const MAX_QUOTED: usize = 200;
+
+/// Text from the file as it goes into an error: escaped by the shared
+/// escaping ([`printable`](crate::format::printable): no control, bidi
+/// or line break reaches the terminal) and cut to [`MAX_QUOTED`]
+/// characters, with `…` where cut.
+fn clip(text: &str) -> String {
+    let safe = crate::format::printable(text);
+    match safe.char_indices().nth(MAX_QUOTED) {
+        Some((at, _)) => format!("{}…", &safe[..at]),
+        None => safe.into_owned(),
+    }
+}
+
+/// `format_version` as the version check reads it: any JSON value, kept
+/// only as the number it should be or a short description (an array of a
+/// million entries is skipped, not built).
+enum VersionValue {
+    Unsigned(u64),
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for VersionValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = VersionValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<VersionValue, E> {
+                Ok(VersionValue::Unsigned(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<VersionValue, E> {
+                Ok(VersionValue::Other(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<VersionValue, E> {
+                Ok(VersionValue::Other(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<VersionValue, E> {
+                Ok(VersionValue::Other(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<VersionValue, E> {
+                Ok(VersionValue::Other("null".to_owned()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<VersionValue, E> {
+                let start: String = v.chars().take(MAX_QUOTED).collect();
+                Ok(VersionValue::Other(clip(&format!("{start:?}"))))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<VersionValue, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(VersionValue::Other("an array".to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<VersionValue, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(VersionValue::Other("an object".to_owned()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -400,6 +506,63 @@ mod tests {
             message(br#"{"format_version": 2, "format_version": 2}"#),
             "f.json: not a TurboWish snapshot: field `format_version`: appears twice"
         );
+    }
+
+    /// The service fixture with `process.args` made `n` empty strings.
+    fn with_args(n: usize) -> Vec<u8> {
+        let json = include_str!("../tests/fixtures/service.json");
+        let start = json.find("\"args\": [").unwrap();
+        let end = start + json[start..].find(']').unwrap() + 1;
+        let args = format!("\"args\": [{}]", vec!["\"\""; n].join(","));
+        format!("{}{args}{}", &json[..start], &json[end..]).into_bytes()
+    }
+
+    #[test]
+    fn args_are_read_up_to_their_limit_and_refused_past_it() {
+        use crate::limits::MAX_ARGS;
+        let snap = Snapshot::from_slice(&with_args(MAX_ARGS), "f.json").unwrap();
+        assert_eq!(snap.process.args.len(), MAX_ARGS);
+        let err = Snapshot::from_slice(&with_args(MAX_ARGS + 1), "f.json").unwrap_err();
+        assert!(matches!(err, LoadError::Limit { ref path, .. } if path == "process.args"));
+        assert_eq!(
+            err.to_string(),
+            "f.json: refused: field `process.args`: more than 1048576 arguments (limit 1048576)"
+        );
+    }
+
+    #[test]
+    fn a_version_of_another_type_is_described_not_copied() {
+        assert_eq!(
+            message(br#"{"format_version": [1, [2, {"a": 3}]]}"#),
+            "f.json: not a TurboWish snapshot: field `format_version`: expected an unsigned integer, found an array"
+        );
+        assert_eq!(
+            message(b"{\"format_version\": \"2\\u001b[2J\\n\"}"),
+            "f.json: not a TurboWish snapshot: field `format_version`: expected an unsigned integer, found \"2\\u{1b}[2J\\n\""
+        );
+        assert_eq!(
+            message(br#"{"format_version": -1}"#),
+            "f.json: not a TurboWish snapshot: field `format_version`: expected an unsigned integer, found -1"
+        );
+    }
+
+    #[test]
+    fn values_quoted_in_errors_are_escaped_and_cut() {
+        let json = include_str!("../tests/fixtures/service.json");
+        let long = format!("\\u001b]0;x\\u0007{}", "y".repeat(10_000));
+        let bad = json.replacen(
+            "\"live_bytes\": 6400000",
+            &format!("\"live_bytes\": \"{long}\""),
+            1,
+        );
+        assert_ne!(bad, json);
+        let text = message(bad.as_bytes());
+        assert!(
+            text.starts_with("f.json: not a TurboWish snapshot: field `tasks[4].memory.live_bytes`: invalid type: string \"\\u{1b}]0;x\\u{7}yyy"),
+            "{text}"
+        );
+        assert!(text.ends_with("yyy…"), "{text}");
+        assert!(text.chars().count() < 300, "{text}");
     }
 
     #[test]

@@ -74,7 +74,9 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// Path of the executable (`/proc/self/exe` where available).
     pub executable: String,
-    /// Command-line arguments, the program name first.
+    /// Command-line arguments, the program name first (at most
+    /// [`MAX_ARGS`](crate::limits::MAX_ARGS) when read).
+    #[serde(deserialize_with = "crate::limits::args")]
     pub args: Vec<String>,
     /// When the process started, in ms since the Unix epoch, where known.
     pub start_time_ms: Option<u64>,
@@ -221,7 +223,9 @@ pub struct CodeLocation {
     /// after the call).
     pub address: u64,
     /// Source lines at this address, innermost (inlined) first; empty when
-    /// no symbol was found.
+    /// no symbol was found (at most
+    /// [`MAX_INLINE_DEPTH`](crate::limits::MAX_INLINE_DEPTH) when read).
+    #[serde(deserialize_with = "crate::limits::lines")]
     pub lines: Vec<SourceLine>,
 }
 
@@ -242,7 +246,9 @@ pub struct Site {
     /// Index of this site in [`Snapshot::sites`].
     pub id: u32,
     /// The stack, innermost frame first, as ids into [`Snapshot::locations`],
-    /// with the allocator's own frames removed.
+    /// with the allocator's own frames removed (at most
+    /// [`MAX_STACK_DEPTH`](crate::limits::MAX_STACK_DEPTH) when read).
+    #[serde(deserialize_with = "crate::limits::stack")]
     pub stack: Vec<u32>,
     /// Estimated live bytes allocated here (unbiased; exact when
     /// `sample_interval` is 1).
@@ -339,7 +345,9 @@ pub struct Party {
     /// Its name when recorded.
     pub task_name: String,
     /// Frames (named futures) active at the acquisition or wait, outermost
-    /// first.
+    /// first (at most [`MAX_PARTY_FRAMES`](crate::limits::MAX_PARTY_FRAMES)
+    /// when read).
+    #[serde(deserialize_with = "crate::limits::party_frames")]
     pub frames: Vec<String>,
     /// Where it acquired or waits, `file:line:col`.
     pub location: String,
@@ -351,8 +359,9 @@ pub struct Party {
     /// (owned guards).
     pub movable: bool,
     /// For a holder: the frames its task is parked in now (where its last
-    /// poll returned `Pending`), outermost first; empty when unknown.
-    #[serde(default)]
+    /// poll returned `Pending`), outermost first; empty when unknown (at
+    /// most [`MAX_PARTY_FRAMES`](crate::limits::MAX_PARTY_FRAMES) when read).
+    #[serde(default, deserialize_with = "crate::limits::party_frames")]
     pub parked_in: Vec<String>,
     /// Where this holder comes from (version 2; `recorded` in version 1).
     #[serde(default)]
@@ -489,7 +498,9 @@ pub enum ChainEnd {
 /// A wait chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chain {
-    /// The steps.
+    /// The steps (at most [`MAX_LINKS`](crate::limits::MAX_LINKS) when
+    /// read).
+    #[serde(deserialize_with = "crate::limits::links")]
     pub links: Vec<Link>,
     /// How it ends.
     pub end: ChainEnd,
@@ -500,7 +511,9 @@ pub struct Chain {
 /// A deadlock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cycle {
-    /// The steps; link `i`'s holder is link `i + 1`'s waiter, cyclically.
+    /// The steps; link `i`'s holder is link `i + 1`'s waiter, cyclically
+    /// (at most [`MAX_LINKS`](crate::limits::MAX_LINKS) when read).
+    #[serde(deserialize_with = "crate::limits::links")]
     pub links: Vec<Link>,
     /// The cycle in plain text (`deadlock: task "a" ... holds ... and waits for ...`).
     pub text: String,

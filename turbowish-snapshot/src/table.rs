@@ -359,7 +359,7 @@ impl MemoryReport {
                 &human_bytes(row.memory.peak_live_bytes),
                 &future,
                 state,
-                row.location.as_deref().unwrap_or("-"),
+                &printable(row.location.as_deref().unwrap_or("-")),
             )?;
         }
         // The allocator's own peak is the process peak, unlike a sum of rows.

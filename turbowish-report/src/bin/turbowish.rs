@@ -13,6 +13,7 @@ use turbowish_report::html::{page as html_page, PageOptions};
 use turbowish_report::pprof::pprof_gz;
 use turbowish_report::sites::task_sites;
 use turbowish_snapshot::atomic_write::write_atomic;
+use turbowish_snapshot::format::{printable, printable_text};
 use turbowish_snapshot::table::{MemoryReport, SortKey};
 use turbowish_snapshot::Snapshot;
 
@@ -227,7 +228,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("turbowish: {}", failure.message);
+            say(&failure.message);
             ExitCode::from(failure.code)
         }
     }
@@ -257,10 +258,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
                 }
                 line.push_str(part);
             }
-            eprintln!(
-                "turbowish: {}",
-                line.strip_prefix("error: ").unwrap_or(&line)
-            );
+            say(line.strip_prefix("error: ").unwrap_or(&line));
             ExitCode::from(2)
         }
     }
@@ -371,21 +369,21 @@ fn chains(args: ChainsArgs) -> Result<u8, Failure> {
         ));
     }
     if snap.format_version < 2 {
-        eprintln!(
-            "turbowish: note: {} is format version {}: it has no ownership, so every holder shown is as recorded",
+        say(&format!(
+            "note: {} is format version {}: it has no ownership, so every holder shown is as recorded",
             args.snapshot.display(),
             snap.format_version
-        );
+        ));
     }
     if let Some(path) = &args.dot {
         write_output_from(&[&args.snapshot], path, chains_dot(&snap).as_bytes())?;
     }
     if args.json {
-        print_json(&serde_json::json!({
-            "chains": snap.chains,
-            "cycles": snap.cycles,
-            "may_lock": may_lock(&snap),
-        }))?;
+        print_json(&ChainsJson {
+            chains: &snap.chains,
+            cycles: &snap.cycles,
+            may_lock: may_lock(&snap),
+        })?;
     } else if !dot_to_stdout {
         print_text(&chains_text(&snap))?;
     }
@@ -393,14 +391,22 @@ fn chains(args: ChainsArgs) -> Result<u8, Failure> {
     Ok(if snap.cycles.is_empty() { 0 } else { 3 })
 }
 
+/// What `chains --json` prints, serialized straight from the snapshot.
+#[derive(serde::Serialize)]
+struct ChainsJson<'a> {
+    chains: &'a [turbowish_snapshot::schema::Chain],
+    cycles: &'a [turbowish_snapshot::schema::Cycle],
+    may_lock: Vec<turbowish_report::chains::MayLock>,
+}
+
 fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
     let snap = load(&args.snapshot)?;
     let stacks = FoldedStacks::new(&snap);
     if !stacks.sampled {
-        eprintln!(
-            "turbowish: note: the snapshot has no sampled allocation sites (sample_interval {}); each stack is only a task or bucket name with its live bytes",
+        say(&format!(
+            "note: the snapshot has no sampled allocation sites (sample_interval {}); each stack is only a task or bucket name with its live bytes",
             snap.sample_interval
-        );
+        ));
     }
     let bytes = if args.folded {
         stacks.to_string().into_bytes()
@@ -427,11 +433,11 @@ fn diff_cmd(args: DiffArgs) -> Result<u8, Failure> {
     let new = load(&args.new)?;
     let d = diff(&old, &new, args.force).map_err(Failure::input)?;
     if d.new_is_older {
-        eprintln!(
-            "turbowish: warning: NEW ({}) was taken before OLD ({})",
+        say(&format!(
+            "warning: NEW ({}) was taken before OLD ({})",
             args.new.display(),
             args.old.display()
-        );
+        ));
     }
     if args.json {
         print_json(&d)
@@ -445,8 +451,8 @@ fn export(args: ExportArgs) -> Result<u8, Failure> {
     match args.format {
         Format::Pprof => {
             if snap.owner_sites.is_empty() {
-                eprintln!(
-                    "turbowish: note: the snapshot has no sampled allocation sites; each task is one sample of its live memory, without a stack"
+                say(
+                    "note: the snapshot has no sampled allocation sites; each task is one sample of its live memory, without a stack",
                 );
             }
             write_output_from(&[&args.snapshot], &args.output, &pprof_gz(&snap))?;
@@ -552,38 +558,52 @@ fn write_output(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     }
 }
 
+/// Writes JSON to standard output as it is made (a `Value` copy of a
+/// large snapshot would take several times its size), names escaped as
+/// JSON `\uXXXX` where the shared escaping says so (see
+/// [`turbowish_report::json`]). Failures are as for [`print`].
 fn print_json(value: &impl serde::Serialize) -> Result<u8, Failure> {
-    let mut text = serde_json::to_vec_pretty(value).map_err(|e| Failure {
-        message: format!("cannot encode JSON: {e}"),
-        code: 1,
-    })?;
-    text.push(b'\n');
-    print(&text)
+    if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Failure::output(
+            Path::new("standard output"),
+            std::io::Error::from_raw_os_error(libc::EBADF),
+        ));
+    }
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = turbowish_report::json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            // What the buffer still holds goes nowhere: drop it unwritten.
+            let _ = out.into_parts();
+            Ok(0)
+        }
+        Err(e) => {
+            let _ = out.into_parts();
+            Err(Failure::output(Path::new("standard output"), e))
+        }
+    }
 }
 
 /// Writes text for a terminal to standard output: control characters
 /// (other than line breaks and tabs) and bidirectional-text controls that
-/// came in with names from the snapshot are shown escaped (`\u{1b}`), so
-/// a snapshot cannot drive the terminal or reorder what it shows.
+/// came in with names from the snapshot are shown escaped (`\u{1b}`) by
+/// the shared escaping, so a snapshot cannot drive the terminal or reorder
+/// what it shows.
 fn print_text(text: &str) -> Result<u8, Failure> {
-    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
-    if !text.chars().any(unsafe_char) {
-        return print(text.as_bytes());
-    }
-    let mut safe = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if unsafe_char(c) {
-            safe.extend(c.escape_unicode());
-        } else {
-            safe.push(c);
-        }
-    }
-    print(safe.as_bytes())
+    print(printable_text(text).as_bytes())
 }
 
-/// Unicode's explicit bidirectional formatting characters.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+/// One line on standard error, `turbowish: ` first. Messages carry text
+/// from snapshots (a field's value, an executable's path) and paths from
+/// the command line: every character the shared escaping names is shown
+/// escaped, a line break too, so the message stays one line and drives
+/// no terminal.
+fn say(message: &str) {
+    eprintln!("turbowish: {}", printable(message));
 }
 
 /// Writes to standard output. A pipe whose reader has left (`| head`) is

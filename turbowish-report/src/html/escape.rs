@@ -6,13 +6,14 @@
 //! attribute value, and the page's script only ever reads it back through
 //! `textContent` and `dataset`, never as markup.
 
-use std::fmt::Write as _;
+use turbowish_snapshot::format::printable;
 
 /// `s` as HTML text that is safe both as element content and inside a
 /// double- or single-quoted attribute value. Control characters and the
-/// bidirectional-text controls are shown escaped (`\u{202e}`), as the
-/// terminal output shows them, so a name cannot reorder or hide what the
-/// page shows next to it.
+/// bidirectional-text controls are shown escaped (`\u{202e}`) by
+/// [`printable`], the escaping every writer shares, as the terminal output
+/// shows them, so a name cannot reorder or hide what the page shows next
+/// to it.
 pub(crate) fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     push_text(&mut out, s);
@@ -21,12 +22,8 @@ pub(crate) fn text(s: &str) -> String {
 
 /// [`text`], appended to `out`.
 pub(crate) fn push_text(out: &mut String, s: &str) {
-    for c in s.chars() {
-        if shown_escaped(c) {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        } else {
-            push_markup_char(out, c);
-        }
+    for c in printable(s).chars() {
+        push_markup_char(out, c);
     }
 }
 
@@ -62,15 +59,6 @@ pub(crate) fn truncate(s: &str, n: usize) -> String {
     let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
     t.push('…');
     t
-}
-
-/// Characters a name may not carry into the page as they are: controls
-/// (HTML forbids most of them), bidi controls, and the noncharacters.
-fn shown_escaped(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        || matches!(c as u32, 0xfdd0..=0xfdef)
-        || (c as u32) & 0xfffe == 0xfffe
 }
 
 #[cfg(test)]

@@ -317,21 +317,7 @@ pub fn duration(ns: u64) -> String {
 /// A name from the program as the terminal may show it: control and
 /// bidirectional-text characters escaped (`\u{1b}`).
 fn safe(name: &str) -> Cow<'_, str> {
-    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !name.chars().any(bidi) {
-        return printable(name);
-    }
     printable(name)
-        .chars()
-        .map(|c| {
-            if bidi(c) {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
 }
 
 #[cfg(test)]

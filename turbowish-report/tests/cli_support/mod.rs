@@ -500,3 +500,66 @@ pub(crate) fn check_html(path: &Path, name: &str) -> Option<String> {
     let loaded = browser::check_page(&page, &snap, name)?;
     Some(loaded.dom)
 }
+
+/// The address-space limit hostile inputs run under: what the CLI may
+/// take on them (see CLI.md, "Limits").
+pub(crate) const HOSTILE_MEMORY: u64 = 256 << 20;
+
+/// Runs `turbowish` with `args` (standard input empty) under an
+/// address-space limit of `memory` bytes (`RLIMIT_AS`, so an allocation
+/// past it fails and the run aborts instead of swapping) and a CPU-time
+/// limit of `cpu_seconds` (`RLIMIT_CPU`: the kernel ends a runaway run).
+/// Returns the output and the wall time.
+pub(crate) fn run_limited(
+    args: &[&str],
+    memory: u64,
+    cpu_seconds: u64,
+) -> (Output, std::time::Duration) {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(turbowish_binary());
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+        let limit = libc::rlimit {
+            rlim_cur: value as libc::rlim_t,
+            rlim_max: value as libc::rlim_t,
+        };
+        // SAFETY: `limit` is a valid rlimit for the call's duration.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe functions may be called: `setrlimit` is a
+    // plain system call, and the closure allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            set(libc::RLIMIT_AS, memory)?;
+            set(libc::RLIMIT_CPU, cpu_seconds)?;
+            // A core file of an aborted run would only fill the disk.
+            set(libc::RLIMIT_CORE, 0)
+        });
+    }
+    let start = std::time::Instant::now();
+    let out = command.output().expect("turbowish runs");
+    (out, start.elapsed())
+}
+
+/// The first character of `bytes` (as text) a terminal would obey rather
+/// than show: a control character other than a line break or tab, a bidi
+/// control or a noncharacter; `None` when there is none.
+pub(crate) fn raw_control(bytes: &[u8]) -> Option<char> {
+    if let Some(&b) = bytes
+        .iter()
+        .find(|&&b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f)
+    {
+        return Some(char::from(b));
+    }
+    text(bytes)
+        .chars()
+        .find(|&c| c != '\n' && c != '\t' && turbowish_snapshot::format::shown_escaped(c))
+}
