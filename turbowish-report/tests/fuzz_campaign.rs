@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use cli_support::{raw_control, turbowish_binary, HOSTILE_MEMORY};
+use cli_support::{limit_child, raw_control, turbowish_binary, HOSTILE_MEMORY};
 
 /// The longest a case may run.
 const WALL_LIMIT: Duration = Duration::from_secs(10);
@@ -352,18 +352,6 @@ struct Outcome {
 }
 
 fn run_case(args: &[String]) -> Outcome {
-    use std::os::unix::process::CommandExt;
-    fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-        let limit = libc::rlimit {
-            rlim_cur: value as libc::rlim_t,
-            rlim_max: value as libc::rlim_t,
-        };
-        // SAFETY: `limit` is a valid rlimit for the call's duration.
-        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
     let binary =
         std::env::var_os("TURBOWISH_FUZZ_BINARY").map_or_else(turbowish_binary, PathBuf::from);
     let mut command = Command::new(binary);
@@ -372,15 +360,7 @@ fn run_case(args: &[String]) -> Outcome {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: runs in the child between fork and exec; it only makes
-    // `setrlimit` system calls and allocates nothing.
-    unsafe {
-        command.pre_exec(|| {
-            set(libc::RLIMIT_AS, HOSTILE_MEMORY)?;
-            set(libc::RLIMIT_CPU, 30)?;
-            set(libc::RLIMIT_CORE, 0)
-        });
-    }
+    limit_child(&mut command, HOSTILE_MEMORY, 30);
     let start = Instant::now();
     let mut child = command.spawn().expect("turbowish runs");
     let mut out = child.stdout.take().expect("piped");

@@ -515,13 +515,24 @@ pub(crate) fn run_limited(
     memory: u64,
     cpu_seconds: u64,
 ) -> (Output, std::time::Duration) {
-    use std::os::unix::process::CommandExt;
     let mut command = Command::new(turbowish_binary());
     command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    limit_child(&mut command, memory, cpu_seconds);
+    let start = std::time::Instant::now();
+    let out = command.output().expect("turbowish runs");
+    (out, start.elapsed())
+}
+
+/// Makes `command`'s child run under an address-space limit of `memory`
+/// bytes (`RLIMIT_AS`: an allocation past it fails, so the run aborts
+/// instead of swapping), a CPU-time limit of `cpu_seconds` (`RLIMIT_CPU`:
+/// the kernel ends a runaway run) and no core file.
+pub(crate) fn limit_child(command: &mut Command, memory: u64, cpu_seconds: u64) {
+    use std::os::unix::process::CommandExt;
     fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
         let limit = libc::rlimit {
             rlim_cur: value as libc::rlim_t,
@@ -544,9 +555,6 @@ pub(crate) fn run_limited(
             set(libc::RLIMIT_CORE, 0)
         });
     }
-    let start = std::time::Instant::now();
-    let out = command.output().expect("turbowish runs");
-    (out, start.elapsed())
 }
 
 /// The first character of `bytes` (as text) a terminal would obey rather
