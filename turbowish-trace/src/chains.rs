@@ -79,7 +79,19 @@ struct Graph<'a> {
     /// is from a task that is not waiting (see [`Graph::reduce`]). A
     /// waiting task without a rank is *stuck*: no order of releases by the
     /// tasks that can run frees it. Only stuck tasks are in deadlocks.
-    rank: HashMap<TaskRef, u32>,
+    rank: HashMap<TaskRef, Ranked<'a>>,
+}
+
+/// How a waiting task that can still go on gets to: its rank, and the wait
+/// that frees it with the holder that frees that wait last (first, for
+/// units); `None` for a wait TurboWish cannot judge, with holders only
+/// counted or none recorded.
+#[derive(Clone, Copy)]
+struct Ranked<'a> {
+    rank: u32,
+    at: usize,
+    waiter: &'a Party,
+    holder: Option<TaskRef>,
 }
 
 /// A resource someone waits for, with its holders sorted once by what
@@ -134,63 +146,102 @@ impl<'a> Graph<'a> {
     /// run (rank 0); a wait is satisfiable once every holder it waits for
     /// can go on, or for a wait for units or a value (a semaphore, a pool,
     /// a receive), once *any* of them can; a task can go on once any of
-    /// its waits is satisfiable (a `select!` over several). Its rank is
-    /// one more than the rank of the holder that satisfies the wait last
-    /// (first, for units). A wait TurboWish cannot judge, with holders only
-    /// counted or none recorded, counts as satisfiable: a deadlock is
-    /// reported only when it is certain. Linear in the number of waits and
-    /// holders: each wait keeps a count of the holders still to go on.
-    fn reduce(&self) -> HashMap<TaskRef, u32> {
-        // Per wait: the holders it still needs (all, or one for units).
-        let mut waits: Vec<(TaskRef, usize)> = Vec::new();
-        let mut need: Vec<usize> = Vec::new();
+    /// its waits is satisfiable (a `select!` over several), with a rank one
+    /// more than the holder's that satisfied it. A wait TurboWish cannot
+    /// judge, with holders only counted or none recorded, counts as
+    /// satisfiable (rank 1): a deadlock is reported only when it is
+    /// certain.
+    ///
+    /// Linear in the resources' holders and waiters: every waiter of one
+    /// side of a resource waits for the same holders (a lock's waiters for
+    /// its holders, a channel's receivers for its senders), so each side is
+    /// one node with one count of the holders still to go on, and its
+    /// waiters hang off it. (A waiter that holds units itself is among the
+    /// holders it waits for, but it cannot free its own wait: it is not
+    /// free before the wait is.)
+    fn reduce(&self) -> HashMap<TaskRef, Ranked<'a>> {
+        struct Node<'a> {
+            at: usize,
+            need: usize,
+            waiters: Vec<&'a Party>,
+        }
+        let mut nodes: Vec<Node<'a>> = Vec::new();
+        // Node of (resource, side, units) by key.
+        let mut node_of: HashMap<(usize, u8, bool), usize> = HashMap::new();
         let mut by_holder: HashMap<TaskRef, Vec<usize>> = HashMap::new();
-        let mut queue: std::collections::VecDeque<(TaskRef, u32)> = Default::default();
-        let mut rank: HashMap<TaskRef, u32> = HashMap::new();
-        for (&task, list) in &self.waits {
-            for &(at, w) in list {
-                let mut holders: Vec<TaskRef> = self
-                    .counted_blockers(at, w)
-                    .iter()
-                    .map(|h| h.task)
-                    .collect();
-                holders.sort_unstable();
-                holders.dedup();
-                let units = matches!(w.access, Access::Receive | Access::Permits(_));
-                let unknown =
-                    holders.is_empty() || (units && self.waited[at].resource.extra_holders > 0);
-                if unknown {
-                    if rank.insert(task, 1).is_none() {
-                        queue.push_back((task, 1));
-                    }
+        let mut unknown: Vec<(usize, &'a Party)> = Vec::new();
+        let mut order: Vec<TaskRef> = self.waits.keys().copied().collect();
+        order.sort_unstable();
+        for task in &order {
+            for &(at, w) in &self.waits[task] {
+                let units = is_units(w.access);
+                let side = match w.access {
+                    Access::Receive => 0,
+                    Access::Send => 1,
+                    _ => 2,
+                };
+                let blockers = self.blockers(at, w);
+                if blockers.is_empty() || (units && self.waited[at].resource.extra_holders > 0) {
+                    unknown.push((at, w));
                     continue;
                 }
-                let id = waits.len();
-                waits.push((task, at));
-                need.push(if units { 1 } else { holders.len() });
-                for h in holders {
-                    by_holder.entry(h).or_default().push(id);
-                }
+                let id = *node_of.entry((at, side, units)).or_insert_with(|| {
+                    let mut holders: Vec<TaskRef> = blockers.iter().map(|h| h.task).collect();
+                    holders.sort_unstable();
+                    holders.dedup();
+                    for &h in &holders {
+                        by_holder.entry(h).or_default().push(nodes.len());
+                    }
+                    nodes.push(Node {
+                        at,
+                        need: if units { 1 } else { holders.len() },
+                        waiters: Vec::new(),
+                    });
+                    nodes.len() - 1
+                });
+                nodes[id].waiters.push(w);
             }
         }
-        // Holders that wait for nothing go on first.
-        let mut running: Vec<TaskRef> = by_holder
+        let mut rank: HashMap<TaskRef, Ranked<'a>> = HashMap::new();
+        // Breadth first, so ranks count waits: the running holders (rank
+        // 0) first, then the waits that cannot be judged (rank 1).
+        let mut queue: std::collections::VecDeque<(TaskRef, u32)> = by_holder
             .keys()
             .filter(|h| !self.waits.contains_key(h))
-            .copied()
+            .map(|&h| (h, 0))
             .collect();
-        running.sort_unstable();
-        queue.extend(running.into_iter().map(|h| (h, 0)));
+        queue.make_contiguous().sort_unstable();
+        for (at, w) in unknown {
+            if let std::collections::hash_map::Entry::Vacant(e) = rank.entry(w.task) {
+                e.insert(Ranked {
+                    rank: 1,
+                    at,
+                    waiter: w,
+                    holder: None,
+                });
+                queue.push_back((w.task, 1));
+            }
+        }
         while let Some((holder, r)) = queue.pop_front() {
             for &id in by_holder.get(&holder).into_iter().flatten() {
-                if need[id] == 0 {
+                let node = &mut nodes[id];
+                if node.need == 0 {
                     continue;
                 }
-                need[id] -= 1;
-                let task = waits[id].0;
-                if need[id] == 0 && !rank.contains_key(&task) {
-                    rank.insert(task, r + 1);
-                    queue.push_back((task, r + 1));
+                node.need -= 1;
+                if node.need > 0 {
+                    continue;
+                }
+                for &w in &node.waiters {
+                    if let std::collections::hash_map::Entry::Vacant(e) = rank.entry(w.task) {
+                        e.insert(Ranked {
+                            rank: r + 1,
+                            at: node.at,
+                            waiter: w,
+                            holder: Some(holder),
+                        });
+                        queue.push_back((w.task, r + 1));
+                    }
                 }
             }
         }
@@ -201,7 +252,7 @@ impl<'a> Graph<'a> {
     /// for nothing, `None` for a stuck one.
     fn rank_of(&self, task: TaskRef) -> Option<u32> {
         if self.waits.contains_key(&task) {
-            self.rank.get(&task).copied()
+            self.rank.get(&task).map(|r| r.rank)
         } else {
             Some(0)
         }
@@ -212,7 +263,7 @@ impl<'a> Graph<'a> {
     /// the only holder.
     fn counted_blockers(&self, at: usize, waiter: &Party) -> Vec<&'a Party> {
         let blocked_by = self.blockers(at, waiter);
-        let units = matches!(waiter.access, Access::Receive | Access::Permits(_));
+        let units = is_units(waiter.access);
         let others = blocked_by.iter().any(|h| h.task != waiter.task);
         blocked_by
             .iter()
@@ -247,31 +298,19 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// Tasks `task` waits on through some resource, with the link.
-    ///
-    /// A receiver waits for *every* sender, and a waiter for units of a
-    /// cumulative resource (a semaphore, a pool) for every holder (Holt's
-    /// cumulative resources): one sender whose owner is not itself waiting
-    /// can still send, one holder not waiting can still give its units
-    /// back, so the wait leads on, for a deadlock, only when every holder
-    /// waits. A waiter for units it holds some of itself waits for the
-    /// others, unless it is the only holder.
+    /// The holders stuck task `task` waits on, each with the wait: the
+    /// edges `cycles` searches. Only for stuck tasks (see [`Graph::reduce`]),
+    /// every wait of which is stuck: a wait for units has no holder that
+    /// can go on (nor counted ones), so all its holders lead on; a waiter
+    /// for units it holds some of itself waits for the others, unless it
+    /// is the only holder.
     fn next(&self, task: TaskRef) -> Vec<(TaskRef, usize, &'a Party)> {
+        debug_assert!(self.rank_of(task).is_none());
         let mut out = Vec::new();
         for &(at, w) in self.waits.get(&task).into_iter().flatten() {
-            let blocked_by = self.blockers(at, w);
-            let cumulative = matches!(w.access, Access::Receive | Access::Permits(_));
-            if cumulative
-                && (self.waited[at].resource.extra_holders > 0
-                    || blocked_by.iter().any(|h| !self.waits.contains_key(&h.task)))
-            {
-                continue;
-            }
-            let others = blocked_by.iter().any(|h| h.task != task);
             out.extend(
-                blocked_by
-                    .iter()
-                    .filter(|h| !(cumulative && others && h.task == task))
+                self.counted_blockers(at, w)
+                    .into_iter()
                     .map(|h| (h.task, at, w)),
             );
         }
@@ -314,7 +353,19 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
     let mut task = start;
     loop {
         seen.insert(task);
-        let Some(&(at, waiter)) = graph.waits.get(&task).and_then(|w| w.first()) else {
+        // A task that can still go on (see `Graph::reduce`) is followed
+        // through the wait that frees it, to the holder that frees that
+        // wait: ranks fall along the way, so such a chain ends at a running
+        // task (or a wait TurboWish cannot judge), never in a "cycle" that
+        // is none. A stuck task, every wait of which is stuck, through its
+        // first wait to a stuck holder (another than itself if there is
+        // one): that chain shows the deadlock.
+        let ranked = graph.rank.get(&task).copied();
+        let wait = match ranked {
+            Some(r) => Some((r.at, r.waiter)),
+            None => graph.waits.get(&task).and_then(|w| w.first()).copied(),
+        };
+        let Some((at, waiter)) = wait else {
             return Chain {
                 links,
                 end: ChainEnd::Untracked,
@@ -323,31 +374,18 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
         links.push(graph.link(at, waiter));
         let resource = graph.waited[at].resource;
         let blockers = graph.blockers(at, waiter);
-        // Which holder the chain goes on with. From a task that can still
-        // go on (see `Graph::reduce`), the holder its rank came from: for
-        // units or a value (a semaphore, a pool, a receive) the one that
-        // goes on first, else the one that goes on last. Ranks fall along
-        // the way, so such a chain ends at a running task, never in a
-        // "cycle" that is none. From a stuck task, a stuck holder (another
-        // than the waiter if there is one): the chain shows the deadlock.
-        let counted = graph.counted_blockers(at, waiter);
-        let units = matches!(waiter.access, Access::Receive | Access::Permits(_));
-        let next = match graph.rank_of(task) {
-            Some(_) => {
-                let ranked = counted
+        let next = match ranked {
+            // Of the holders as far from running as the one that freed
+            // the wait, the first recorded: the order `Link::holders` has.
+            Some(r) => r.holder.and_then(|h| {
+                let rank = graph.rank_of(h);
+                blockers
                     .iter()
-                    .filter_map(|h| graph.rank_of(h.task).map(|r| (r, *h)));
-                // (`min_by_key` keeps the first of equals: holders in
-                // their recorded order.)
-                if units {
-                    ranked.min_by_key(|&(r, _)| r).map(|(_, h)| h)
-                } else {
-                    ranked
-                        .min_by_key(|&(r, _)| std::cmp::Reverse(r))
-                        .map(|(_, h)| h)
-                }
-            }
+                    .find(|p| graph.rank_of(p.task) == rank)
+                    .copied()
+            }),
             None => {
+                let counted = graph.counted_blockers(at, waiter);
                 let stuck = |h: &&&Party| graph.rank_of(h.task).is_none();
                 counted
                     .iter()
@@ -355,8 +393,7 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
                     .or_else(|| counted.iter().find(stuck))
                     .copied()
             }
-        }
-        .or_else(|| blockers.first().copied());
+        };
         let Some(holder) = next else {
             let end = if resource.extra_holders > 0 {
                 match resource.kind {
@@ -370,7 +407,11 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
             };
             return Chain { links, end };
         };
-        if waiter.access == Access::Receive
+        // Senders held only outside tasks: no task can send. (Unless the
+        // receiver is stuck: then a blocked thread is part of a deadlock,
+        // which the chain goes on to show.)
+        if ranked.is_some()
+            && waiter.access == Access::Receive
             && resource.extra_holders == 0
             && blockers
                 .iter()
@@ -396,6 +437,13 @@ fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
         }
         task = holder.task;
     }
+}
+
+/// Whether a wait with this access waits for units or a value (a
+/// semaphore's permits, a pool's, a receive): any one holder can satisfy
+/// it, where other waits need every holder.
+fn is_units(access: Access) -> bool {
+    matches!(access, Access::Receive | Access::Permits(_))
 }
 
 /// The deadlocks in `resources`: cycles of tasks each waiting for a resource

@@ -630,6 +630,77 @@ fn a_wait_cycle_that_a_running_task_can_untie_is_no_deadlock() {
     }
 }
 
+/// A and X each wait for two locks at once (a `select!`): one the other
+/// holds, one that R, running, holds. Either can go on once R releases,
+/// so this is no deadlock, and no chain says it closes a cycle: a chain
+/// follows the wait that frees its task, not merely its first one.
+#[test]
+fn a_task_waiting_for_several_things_is_followed_through_the_one_that_frees_it() {
+    let graph = vec![
+        mutex(1, "m1", Some(B), &[A]),
+        mutex(3, "m3", Some(A), &[B]),
+        mutex(2, "m2", Some(E), &[A]),
+        mutex(4, "m4", Some(E), &[B]),
+    ];
+    assert!(cycles(&graph).is_empty(), "{:?}", cycles(&graph));
+    for chain in chains(&graph) {
+        assert_ne!(chain.end, ChainEnd::Cycle, "{chain}");
+        assert_eq!(chain.links.len(), 1, "{chain}");
+        assert_eq!(holders(&chain.links[0]), [traced(E)], "{chain}");
+    }
+}
+
+/// U waits for units of a semaphore one of whose holders TurboWish only
+/// counted: that holder may give units back, so U can go on, and A, which
+/// waits for U, is no part of a deadlock even though the named holder is A.
+#[test]
+fn a_wait_with_counted_holders_is_no_deadlock_and_ends_there() {
+    let mut permits = resource(
+        1,
+        ResourceKind::Semaphore,
+        "permits",
+        vec![party(A, Access::Permits(1))],
+        vec![party(C, Access::Permits(1))],
+    );
+    permits.extra_holders = 1;
+    let graph = vec![permits, mutex(2, "m", Some(C), &[A])];
+    assert!(cycles(&graph).is_empty(), "{:?}", cycles(&graph));
+    let found = chains(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(waiters(&found[0].links), [traced(A), traced(C)]);
+    assert_eq!(found[0].end, ChainEnd::UnnamedHolders, "{}", found[0]);
+}
+
+/// The thread that owns the only sender is itself blocked on a lock the
+/// receiver holds: a deadlock, which the chain shows rather than saying
+/// only that no task can send.
+#[test]
+fn a_blocked_thread_owning_the_sender_closes_a_cycle() {
+    let graph = vec![
+        resource(
+            1,
+            ResourceKind::Channel,
+            "jobs",
+            vec![thread_party(1, Access::Send)],
+            vec![party(A, Access::Receive)],
+        ),
+        resource(
+            2,
+            ResourceKind::Mutex,
+            "m",
+            vec![party(A, Access::Exclusive)],
+            vec![thread_party(1, Access::Exclusive)],
+        ),
+    ];
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let chain = chains(&graph)
+        .into_iter()
+        .find(|c| c.links[0].waiter.task == traced(A))
+        .expect("A's chain");
+    assert_eq!(chain.end, ChainEnd::Cycle, "{chain}");
+}
+
 /// A task awaiting the `JoinHandle` of a task that waits for it: A owns
 /// the sender B's receive waits for, and awaits B.
 #[test]
