@@ -240,6 +240,11 @@ impl Estimate {
 /// - `turbowish_trace::frame::Frame` poll wrappers: the user's async block
 ///   or fn they wrap follows them anyway;
 /// - address 0, the unwinder's end-of-stack marker.
+///
+/// Without line tables, an address holding the task's poll entry and no
+/// other code than the library's keeps the entry's own line: the user's
+/// code inlined there is invisible, and the entry is the innermost frame
+/// that is not library code (the CLI says to build with line tables).
 #[derive(Debug)]
 struct Frames {
     /// The lines shown, innermost (inlined) first.
@@ -281,6 +286,16 @@ impl Frames {
             .filter(|l| !is_frame_wrapper(&l.function))
             .cloned()
             .collect();
+        if let Some(at) = entry_at {
+            let user = lines.iter().any(|l| !is_library(&l.function));
+            if !user && raw.iter().all(|l| l.file.is_none()) {
+                // No line tables (a release build without debug info): the
+                // user's async block inlined into the task's poll entry
+                // cannot be seen, so the entry, the innermost frame that is
+                // not library code, stands for it.
+                lines = vec![raw[at].clone()];
+            }
+        }
         let library = lines.iter().all(|l| is_library(&l.function));
         if !library {
             // Inlined library code at the call: the user line is the site.
@@ -602,6 +617,48 @@ mod tests {
         );
         assert_eq!(out.locations.len(), 1);
         assert_eq!(out.locations[0].address, 0x30);
+    }
+
+    #[test]
+    fn a_release_stack_without_line_tables_keeps_the_task_entry() {
+        // Symbols only: the user's async block and `collect` are inlined
+        // into `Traced::poll`, whose symbol alone names the address.
+        let symbol = |f: &str| {
+            vec![SourceLine {
+                function: f.to_owned(),
+                file: None,
+                line: None,
+            }]
+        };
+        let samples = [sample(
+            64,
+            1.0,
+            Owner::Task(1),
+            &[0x10, 0x20, 0x30, 0x40, 0x50],
+        )];
+        let out = sites(&samples, to_ref, |ip| {
+            match ip {
+            0x10 => symbol("__rustc::__rust_alloc"),
+            0x20 => symbol("<core::iter::adapters::map::Map<I,F> as core::iter::traits::iterator::Iterator>::fold"),
+            0x30 => symbol("<alloc::vec::Vec<T> as alloc::vec::spec_from_iter::SpecFromIter<T,I>>::from_iter"),
+            0x40 => symbol("<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll"),
+            _ => symbol("tokio::runtime::scheduler::multi_thread::worker::run"),
+        }
+        });
+        assert_eq!(
+            shown(&out),
+            ["<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll"]
+        );
+        // With line tables the entry's address shows the user's lines
+        // instead (a_release_stack_keeps_the_user_lines_...); a debug
+        // build's entry address, with nothing inlined, shows nothing.
+        let samples = [sample(64, 1.0, Owner::Task(1), &[0x10, 0x20, 0x40])];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => line("alloc::alloc::alloc"),
+            0x20 => line("app::serve::{{closure}}"),
+            _ => line("<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll"),
+        });
+        assert_eq!(shown(&out), ["app::serve::{{closure}}"]);
     }
 
     #[test]

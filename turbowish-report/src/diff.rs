@@ -1,7 +1,7 @@
 //! `turbowish diff`: growth between two snapshots of one process, per task
 //! name and per allocation site: the leak hunter's view.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 
 use serde::Serialize;
@@ -229,33 +229,34 @@ fn task_growth(old: &Snapshot, new: &Snapshot) -> Vec<TaskGrowth> {
 
 fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
     // Site ids and addresses differ between processes; the symbolised stack
-    // is what stays the same.
-    fn sums(snap: &Snapshot) -> BTreeMap<Vec<String>, (u64, u64)> {
-        let names = Names::new(snap);
-        let mut sums: BTreeMap<Vec<String>, (u64, u64)> = BTreeMap::new();
-        for site in &snap.sites {
-            let key: Vec<String> = names.frames(&site.stack).iter().map(|f| f.key()).collect();
-            let e = sums.entry(key).or_default();
-            e.0 = e.0.saturating_add(site.live_bytes);
-            e.1 = e.1.saturating_add(site.live_blocks);
+    // is what stays the same. Each distinct frame (`function file:line`)
+    // gets one id for both snapshots, made once per location, so a stack is
+    // a short run of ids and no string is built per frame of every site;
+    // strings are made only for the rows that changed.
+    let mut frames = FrameIds::default();
+    let old = frames.sums(old);
+    let new = frames.sums(new);
+    let mut rows: Vec<SiteGrowth> = Vec::new();
+    let mut row = |key: &[u32], o: (u64, u64), n: (u64, u64)| {
+        let g = growth(o, n);
+        if g.changed() {
+            rows.push(SiteGrowth {
+                frames: key
+                    .iter()
+                    .map(|&id| frames.keys[id as usize].clone())
+                    .collect(),
+                growth: g,
+            });
         }
-        sums
+    };
+    for (key, &o) in &old {
+        row(key, o, new.get(key).copied().unwrap_or_default());
     }
-    let (old, new) = (sums(old), sums(new));
-    let mut keys: Vec<&Vec<String>> = old.keys().chain(new.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let mut rows: Vec<SiteGrowth> = keys
-        .into_iter()
-        .map(|key| SiteGrowth {
-            frames: key.clone(),
-            growth: growth(
-                old.get(key).copied().unwrap_or_default(),
-                new.get(key).copied().unwrap_or_default(),
-            ),
-        })
-        .filter(|row| row.growth.changed())
-        .collect();
+    for (key, &n) in &new {
+        if !old.contains_key(key) {
+            row(key, (0, 0), n);
+        }
+    }
     rows.sort_by(|a, b| {
         b.growth
             .live_bytes
@@ -263,6 +264,54 @@ fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
             .then_with(|| a.frames.cmp(&b.frames))
     });
     rows
+}
+
+/// Frame keys (`function file:line`) by id, shared by both snapshots.
+#[derive(Default)]
+struct FrameIds {
+    keys: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl FrameIds {
+    fn id(&mut self, key: String) -> u32 {
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(key.clone());
+        self.ids.insert(key, id);
+        id
+    }
+
+    /// Live bytes and blocks per symbolised stack (frame ids, innermost
+    /// first).
+    fn sums(&mut self, snap: &Snapshot) -> HashMap<Box<[u32]>, (u64, u64)> {
+        let names = Names::new(snap);
+        let mut of_location: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut sums: HashMap<Box<[u32]>, (u64, u64)> = HashMap::new();
+        let mut key: Vec<u32> = Vec::new();
+        for site in &snap.sites {
+            key.clear();
+            for &location in &site.stack {
+                let ids = of_location.entry(location).or_insert_with(|| {
+                    names
+                        .frames(&[location])
+                        .iter()
+                        .map(|f| self.id(f.key()))
+                        .collect()
+                });
+                key.extend_from_slice(ids);
+            }
+            let e = match sums.get_mut(key.as_slice()) {
+                Some(e) => e,
+                None => sums.entry(key.as_slice().into()).or_default(),
+            };
+            e.0 = e.0.saturating_add(site.live_bytes);
+            e.1 = e.1.saturating_add(site.live_blocks);
+        }
+        sums
+    }
 }
 
 impl SnapshotDiff {

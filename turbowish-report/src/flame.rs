@@ -2,7 +2,7 @@
 //! collapsed ("folded") stacks or an inferno SVG.
 
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use crate::labels::Names;
 use turbowish_snapshot::schema::{Owner, Snapshot};
@@ -15,10 +15,13 @@ use turbowish_snapshot::schema::{Owner, Snapshot};
 /// stack is only an owner name with its exact live bytes, so the picture
 /// still shows memory by task.
 ///
-/// The stacks are kept as a tree of interned frame names, so a snapshot of
-/// millions of sites costs memory in its distinct frames, not in one
-/// string per stack, and the SVG is drawn from the frames wide enough to
-/// be seen.
+/// Frame names are interned and numbered in sorted order, so each stack is
+/// a short run of `u32`s and sorting the stacks by those runs sorts them
+/// by name, frame by frame; equal stacks are then merged. A snapshot of
+/// millions of sites costs one small record per owner and site and one
+/// `u32` per frame of each distinct site, never a node per frame, and the
+/// SVG is drawn from the frames wide enough to be seen, found in one pass
+/// over the sorted stacks.
 ///
 /// ```
 /// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
@@ -28,23 +31,26 @@ use turbowish_snapshot::schema::{Owner, Snapshot};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoldedStacks {
-    /// Frame names (made safe by `frame_name`), each once.
+    /// Frame names (made safe by `frame_name`), each once, sorted: a
+    /// name's id is its rank.
     names: Vec<String>,
-    /// The tree; `nodes[0]` is the root, above the owners.
-    nodes: Vec<Node>,
+    /// The frames of every site's path, outermost first, back to back.
+    frames: Vec<u32>,
+    /// The stacks, sorted by owner then path, equal ones merged.
+    stacks: Vec<Stack>,
+    /// Bytes over all stacks.
+    total: u64,
     /// Whether the stacks come from sampled sites (else: owner names only).
     pub sampled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Node {
-    /// Index into `names` (unused for the root).
-    name: u32,
-    /// Bytes of stacks that end here.
+/// One stack: its owner's name, then `frames[start..start + len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stack {
+    owner: u32,
+    len: u32,
+    start: usize,
     bytes: u64,
-    /// Bytes of this node and everything under it.
-    total: u64,
-    children: Vec<u32>,
 }
 
 /// The least share of the total a frame needs to be drawn: inferno leaves
@@ -56,47 +62,52 @@ impl FoldedStacks {
     /// owners' live bytes).
     pub fn new(snap: &Snapshot) -> FoldedStacks {
         let names = Names::new(snap);
-        let mut tree = Builder::new();
+        let mut interner = Interner::default();
+        let mut frames: Vec<u32> = Vec::new();
+        let mut stacks: Vec<Stack> = Vec::new();
         let sampled = !snap.owner_sites.is_empty();
         if sampled {
-            // Each location's frames, and each site's path, made once:
-            // many owners share a site, and many sites a location.
-            let mut location_frames: HashMap<u32, Vec<u32>> = HashMap::new();
-            let mut site_paths: HashMap<u32, Vec<u32>> = HashMap::new();
+            // Each location's frames (outermost first), and each site's
+            // path, made once: many owners share a site, and many sites a
+            // location.
+            let mut location_frames: HashMap<u32, (usize, usize), BuildFast> = HashMap::default();
+            let mut of_locations: Vec<u32> = Vec::new();
+            let mut site_paths: HashMap<u32, (usize, u32), BuildFast> = HashMap::default();
             let mut owners: HashMap<Owner, u32> = HashMap::new();
-            let mut path = Vec::new();
             for os in &snap.owner_sites {
                 if os.live_bytes == 0 {
                     continue;
                 }
                 let owner = *owners
                     .entry(os.owner)
-                    .or_insert_with(|| tree.intern(&names.owner(os.owner)));
-                let site_path = site_paths.entry(os.site).or_insert_with(|| {
-                    let mut frames = Vec::new();
+                    .or_insert_with(|| interner.intern(&names.owner(os.owner)));
+                let (start, len) = *site_paths.entry(os.site).or_insert_with(|| {
+                    let start = frames.len();
                     if let Some(site) = names.site(os.site) {
                         // Sites store the innermost frame first; flame
                         // graphs grow from the outermost.
                         for &location in site.stack.iter().rev() {
-                            let of_location =
-                                location_frames.entry(location).or_insert_with(|| {
-                                    let mut lines: Vec<u32> = names
-                                        .frames(&[location])
-                                        .iter()
-                                        .map(|f| tree.intern(&f.function_name()))
-                                        .collect();
-                                    lines.reverse();
-                                    lines
-                                });
-                            frames.extend_from_slice(of_location);
+                            let (at, n) = *location_frames.entry(location).or_insert_with(|| {
+                                let at = of_locations.len();
+                                for f in names.frames(&[location]).iter().rev() {
+                                    of_locations.push(interner.intern(&f.function_name()));
+                                }
+                                (at, of_locations.len() - at)
+                            });
+                            frames.extend_from_slice(&of_locations[at..at + n]);
                         }
                     }
-                    frames
+                    (
+                        start,
+                        u32::try_from(frames.len() - start).unwrap_or(u32::MAX),
+                    )
                 });
-                path.clear();
-                path.push(owner);
-                path.extend_from_slice(site_path);
-                tree.add(&path, os.live_bytes);
+                stacks.push(Stack {
+                    owner,
+                    len,
+                    start,
+                    bytes: os.live_bytes,
+                });
             }
         } else {
             for (name, bytes) in snap
@@ -106,36 +117,71 @@ impl FoldedStacks {
                 .chain(snap.buckets.iter().map(|b| (&b.name, b.memory.live_bytes)))
             {
                 if bytes > 0 {
-                    let owner = tree.intern(name);
-                    tree.add(&[owner], bytes);
+                    stacks.push(Stack {
+                        owner: interner.intern(name),
+                        len: 0,
+                        start: 0,
+                        bytes,
+                    });
                 }
             }
         }
-        let mut stacks = FoldedStacks {
-            names: tree.names,
-            nodes: tree.nodes,
+        // Number the names in sorted order.
+        let mut order: Vec<u32> = (0..interner.names.len() as u32).collect();
+        order
+            .sort_unstable_by(|&a, &b| interner.names[a as usize].cmp(&interner.names[b as usize]));
+        let mut rank = vec![0u32; order.len()];
+        for (r, &id) in order.iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        let mut all_names = interner.names;
+        let names: Vec<String> = order
+            .iter()
+            .map(|&id| std::mem::take(&mut all_names[id as usize]))
+            .collect();
+        for f in &mut frames {
+            *f = rank[*f as usize];
+        }
+        for s in &mut stacks {
+            s.owner = rank[s.owner as usize];
+        }
+        let path = |s: &Stack| &frames[s.start..s.start + s.len as usize];
+        stacks.sort_unstable_by(|a, b| a.owner.cmp(&b.owner).then_with(|| path(a).cmp(path(b))));
+        let mut merged: Vec<Stack> = Vec::with_capacity(stacks.len());
+        let mut total = 0u64;
+        for s in stacks {
+            total = total.saturating_add(s.bytes);
+            match merged.last_mut() {
+                Some(last) if last.owner == s.owner && path(last) == path(&s) => {
+                    last.bytes = last.bytes.saturating_add(s.bytes);
+                }
+                _ => merged.push(s),
+            }
+        }
+        merged.shrink_to_fit();
+        FoldedStacks {
+            names,
+            frames,
+            stacks: merged,
+            total,
             sampled,
-        };
-        stacks.sort_children();
-        stacks
+        }
     }
 
     /// Total bytes over all stacks.
     pub fn total(&self) -> u64 {
-        self.nodes[0].total
+        self.total
     }
 
     /// Whether there is no stack (no live bytes).
     pub fn is_empty(&self) -> bool {
-        self.nodes[0].total == 0
+        self.total == 0
     }
 
     /// Every `stack bytes` line, stacks in sorted order (frames compared
     /// one by one), as `Display` writes them.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        self.walk(0, |stack, bytes| lines.push(format!("{stack} {bytes}")));
-        lines
+        self.to_string().lines().map(str::to_owned).collect()
     }
 
     /// Renders the stacks as an inferno flame graph (SVG). Fails when there
@@ -161,10 +207,8 @@ impl FoldedStacks {
         // Frames too narrow to be drawn are folded into their parent: the
         // widths of those drawn stay exact, and inferno gets thousands of
         // lines, not millions.
-        let mut lines = Vec::new();
-        self.walk(self.total() / DRAWN_SHARE, |stack, bytes| {
-            lines.push(format!("{stack} {bytes}"));
-        });
+        let mut lines = self.drawn(self.total() / DRAWN_SHARE);
+        lines.sort_unstable();
         let mut options = inferno::flamegraph::Options::default();
         options.title = frame_name(title);
         options.count_name = "bytes".to_owned();
@@ -178,89 +222,111 @@ impl FoldedStacks {
         Ok(svg)
     }
 
-    /// Calls `line` with each stack and its bytes, in order; a subtree of
-    /// less than `least` bytes is counted in the stack above it.
-    fn walk(&self, least: u64, mut line: impl FnMut(&str, u64)) {
-        let mut stack = String::new();
-        // (node, length of `stack` before this node's name)
-        let mut todo: Vec<(u32, usize)> = self.nodes[0]
-            .children
-            .iter()
-            .rev()
-            .map(|&c| (c, 0))
-            .collect();
-        while let Some((id, cut)) = todo.pop() {
-            let node = &self.nodes[id as usize];
-            stack.truncate(cut);
-            if cut > 0 {
-                stack.push(';');
-            }
-            stack.push_str(&self.names[node.name as usize]);
-            let mut here = node.bytes;
-            let below = stack.len();
-            for &child in node.children.iter().rev() {
-                let c = &self.nodes[child as usize];
-                if c.total < least {
-                    here = here.saturating_add(c.total);
-                } else {
-                    todo.push((child, below));
-                }
-            }
-            if here > 0 {
-                line(&stack, here);
-            }
-        }
+    /// The name ids of a stack's frames, its owner first.
+    fn path(&self, s: &Stack) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(s.owner).chain(
+            self.frames[s.start..s.start + s.len as usize]
+                .iter()
+                .copied(),
+        )
     }
 
-    /// Orders every node's children by name, so stacks come out sorted.
-    fn sort_children(&mut self) {
-        let names = &self.names;
-        let nodes = &mut self.nodes;
-        let keys: Vec<u32> = nodes.iter().map(|n| n.name).collect();
-        for node in nodes.iter_mut() {
-            node.children.sort_by(|&a, &b| {
-                names[keys[a as usize] as usize].cmp(&names[keys[b as usize] as usize])
-            });
+    /// The `stack bytes` lines of the frames of at least `least` bytes (an
+    /// owner always): a smaller subtree is counted in the frame above it.
+    /// One pass over the sorted stacks, keeping only the frames of the
+    /// current stack open: a frame's subtree is complete when a stack
+    /// leaves it.
+    fn drawn(&self, least: u64) -> Vec<String> {
+        /// A frame of the current stack: its name, its subtree's bytes,
+        /// and the bytes it shows itself (its own and small subtrees').
+        struct Open {
+            name: u32,
+            total: u64,
+            here: u64,
         }
+        let mut lines = Vec::new();
+        let mut open: Vec<Open> = Vec::new();
+        let close = |open: &mut Vec<Open>, lines: &mut Vec<String>| {
+            let Some(frame) = open.pop() else { return };
+            match open.last_mut() {
+                Some(parent) if frame.total < least => {
+                    parent.here = parent.here.saturating_add(frame.total);
+                }
+                _ if frame.here > 0 => {
+                    let mut line = String::new();
+                    for f in open.iter().chain([&frame]) {
+                        if !line.is_empty() {
+                            line.push(';');
+                        }
+                        line.push_str(&self.names[f.name as usize]);
+                    }
+                    let _ = write!(line, " {}", frame.here);
+                    lines.push(line);
+                }
+                _ => {}
+            }
+        };
+        for s in &self.stacks {
+            let shared = self
+                .path(s)
+                .zip(&open)
+                .take_while(|(name, o)| *name == o.name)
+                .count();
+            while open.len() > shared {
+                close(&mut open, &mut lines);
+            }
+            for name in self.path(s).skip(shared) {
+                open.push(Open {
+                    name,
+                    total: 0,
+                    here: 0,
+                });
+            }
+            for o in &mut open {
+                o.total = o.total.saturating_add(s.bytes);
+            }
+            if let Some(last) = open.last_mut() {
+                last.here = last.here.saturating_add(s.bytes);
+            }
+        }
+        while !open.is_empty() {
+            close(&mut open, &mut lines);
+        }
+        lines
+    }
+
+    /// Writes every `stack bytes` line, in sorted order.
+    fn write_lines(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        for s in &self.stacks {
+            let mut first = true;
+            for name in self.path(s) {
+                if !first {
+                    out.write_char(';')?;
+                }
+                first = false;
+                out.write_str(&self.names[name as usize])?;
+            }
+            writeln!(out, " {}", s.bytes)?;
+        }
+        Ok(())
     }
 }
 
 impl fmt::Display for FoldedStacks {
     /// One `stack bytes` line per stack.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut result = Ok(());
-        self.walk(0, |stack, bytes| {
-            if result.is_ok() {
-                result = writeln!(f, "{stack} {bytes}");
-            }
-        });
-        result
+        self.write_lines(f)
     }
 }
 
-/// Builds the tree: interns names and finds each child by (parent, name).
-struct Builder {
+/// Interns names made safe as frames.
+#[derive(Default)]
+struct Interner {
     names: Vec<String>,
     ids: HashMap<String, u32>,
-    nodes: Vec<Node>,
-    children: HashMap<(u32, u32), u32, BuildFast>,
 }
 
-impl Builder {
-    fn new() -> Builder {
-        Builder {
-            names: Vec::new(),
-            ids: HashMap::new(),
-            nodes: vec![Node {
-                name: 0,
-                bytes: 0,
-                total: 0,
-                children: Vec::new(),
-            }],
-            children: HashMap::default(),
-        }
-    }
-
+impl Interner {
     /// The id of `name` made safe as a frame.
     fn intern(&mut self, name: &str) -> u32 {
         let name = frame_name(name);
@@ -271,34 +337,6 @@ impl Builder {
         self.names.push(name.clone());
         self.ids.insert(name, id);
         id
-    }
-
-    /// Adds `bytes` to the stack `path` (name ids, outermost first).
-    fn add(&mut self, path: &[u32], bytes: u64) {
-        let mut at = 0u32;
-        self.nodes[0].total = self.nodes[0].total.saturating_add(bytes);
-        for &name in path {
-            let next = match self.children.get(&(at, name)) {
-                Some(&child) => child,
-                None => {
-                    let child = self.nodes.len() as u32;
-                    self.nodes.push(Node {
-                        name,
-                        bytes: 0,
-                        total: 0,
-                        children: Vec::new(),
-                    });
-                    self.nodes[at as usize].children.push(child);
-                    self.children.insert((at, name), child);
-                    child
-                }
-            };
-            at = next;
-            let node = &mut self.nodes[at as usize];
-            node.total = node.total.saturating_add(bytes);
-        }
-        let node = &mut self.nodes[at as usize];
-        node.bytes = node.bytes.saturating_add(bytes);
     }
 }
 
@@ -364,12 +402,9 @@ mod tests {
     fn nothing_to_draw_is_an_error_not_an_empty_svg() {
         let empty = FoldedStacks {
             names: Vec::new(),
-            nodes: vec![Node {
-                name: 0,
-                bytes: 0,
-                total: 0,
-                children: Vec::new(),
-            }],
+            frames: Vec::new(),
+            stacks: Vec::new(),
+            total: 0,
             sampled: false,
         };
         let err = empty.to_svg("t").unwrap_err();
