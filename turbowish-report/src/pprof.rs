@@ -10,8 +10,9 @@
 //! What real clients need (checked with `go tool pprof` in
 //! `tests/pprof_go.rs`):
 //! - the allocator's own frames (`__rust_alloc`, `alloc::alloc`,
-//!   `turbowish_alloc`, ...) are left out of every stack, so `-top` starts
-//!   at the code that asked for memory;
+//!   `turbowish_alloc`, the standard library's `RawVec` growth, ...) are
+//!   left out of every stack, innermost, so `-top` starts at the code that
+//!   asked for memory;
 //! - function names are written in full and `system_name` is left empty:
 //!   pprof treats a function whose system name equals its name as not yet
 //!   demangled, and its C++ heuristics then strip everything between `<`
@@ -89,25 +90,37 @@ pub fn lacks_line_tables(snap: &Snapshot) -> bool {
             .all(|l| l.file.is_none())
 }
 
-/// The allocator's own functions: the global allocator's entry points and
-/// shims, `alloc::alloc`, TurboWish's allocator, the unwinder taking the
-/// sample, and libc's allocator. Left out of exported stacks, innermost.
+/// The allocator's own functions and the standard library's allocation
+/// machinery: the global allocator's entry points and shims,
+/// `alloc::alloc`, TurboWish's allocator, the unwinder taking the sample,
+/// libc's allocator, and `std`/`core`/`alloc`/`hashbrown` code such as
+/// `RawVec` growth inlined at the call (the rule the capture cuts stacks
+/// by, for snapshots written before it did). Left out of exported stacks,
+/// innermost, unless nothing else is left.
 fn is_allocator_frame(function: &str) -> bool {
     const PREFIXES: &[&str] = &[
-        "__rust_alloc",
-        "__rust_realloc",
-        "__rust_dealloc",
-        "__rustc::",
+        "__rust",
         "__rdl_",
         "__rg_",
-        "alloc::alloc::",
-        "<alloc::alloc::Global as core::alloc::Allocator>::",
+        "alloc::",
+        "core::",
+        "std::",
+        "hashbrown::",
         "turbowish_alloc::",
-        "<turbowish_alloc::",
         "backtrace::",
     ];
     const C: &[&str] = &["malloc", "calloc", "realloc", "posix_memalign"];
-    PREFIXES.iter().any(|p| function.starts_with(p)) || C.contains(&function)
+    let library = |name: &str| PREFIXES.iter().any(|p| name.starts_with(p));
+    let name = function.trim_start_matches('<');
+    if library(name) || C.contains(&function) {
+        return true;
+    }
+    // `<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem`: the
+    // library's trait on a primitive.
+    match name.split_once(" as ") {
+        Some((ty, rest)) => !ty.contains("::") && library(rest),
+        None => false,
+    }
 }
 
 /// The profile, each of its samples passed to `sample` rather than kept.

@@ -511,6 +511,19 @@ mod tests {
     }
 
     #[test]
+    fn items_merged_before_pruning_count_as_what_they_stand_for() {
+        // Sites beyond the labelled ones arrive as one item standing for
+        // 1,000: it is merged with the small ones, never kept as a tile.
+        let mut rest = leaf("", 600_000);
+        rest.merged = 1_000;
+        let mut items = vec![leaf("a", 500_000), rest, leaf("crumb", 10)];
+        prune(&mut items, 1_100_010, 16);
+        let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
+        assert_eq!(labels, ["(1001 smaller)", "a"]);
+        assert_eq!(items[0].bytes, 600_010);
+    }
+
+    #[test]
     fn names_are_escaped_in_tiles_and_tooltips() {
         let mut out = String::new();
         let mut owner = leaf("<script>alert(1)</script>", 100);
