@@ -9,7 +9,7 @@ use serde::Serialize;
 use turbowish_snapshot::format::{delta, human_bytes, signed_bytes};
 use turbowish_snapshot::schema::Snapshot;
 
-use crate::labels::Names;
+use crate::labels::{Names, PerId};
 
 /// The growth from an OLD snapshot to a NEW one.
 ///
@@ -249,12 +249,31 @@ fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
             });
         }
     };
-    for (key, &o) in &old {
-        row(key, o, new.get(key).copied().unwrap_or_default());
-    }
-    for (key, &n) in &new {
-        if !old.contains_key(key) {
-            row(key, (0, 0), n);
+    // Both sides are sorted by (hash, stack): merge them.
+    let (mut i, mut j) = (0, 0);
+    while i < old.stacks.len() || j < new.stacks.len() {
+        let order = match (old.stacks.get(i), new.stacks.get(j)) {
+            (Some(a), Some(b)) => old.order(a, &new, b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let a = &old.stacks[i];
+                row(old.key(a), a.sums, (0, 0));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                let b = &new.stacks[j];
+                row(new.key(b), (0, 0), b.sums);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (a, b) = (&old.stacks[i], &new.stacks[j]);
+                row(old.key(a), a.sums, b.sums);
+                i += 1;
+                j += 1;
+            }
         }
     }
     rows.sort_by(|a, b| {
@@ -285,33 +304,110 @@ impl FrameIds {
     }
 
     /// Live bytes and blocks per symbolised stack (frame ids, innermost
-    /// first).
-    fn sums(&mut self, snap: &Snapshot) -> HashMap<Box<[u32]>, (u64, u64)> {
+    /// first), sorted by the stack's hash then the stack: sorting and
+    /// merging runs of ids touches memory in order, where a hash table of
+    /// millions of stacks would miss the cache on every look-up.
+    fn sums(&mut self, snap: &Snapshot) -> StackSums {
+        /// A location's frame ids: the id itself when it is one frame (most
+        /// are), else this bit and the index of its span in `spans`.
+        const SPAN: u32 = 1 << 31;
         let names = Names::new(snap);
-        let mut of_location: HashMap<u32, Vec<u32>> = HashMap::new();
-        let mut sums: HashMap<Box<[u32]>, (u64, u64)> = HashMap::new();
-        let mut key: Vec<u32> = Vec::new();
+        let mut of_location: PerId<u32> = PerId::new(snap.locations.len());
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut frames: Vec<u32> = Vec::new();
+        let mut out = StackSums {
+            ids: Vec::new(),
+            stacks: Vec::with_capacity(snap.sites.len()),
+        };
         for site in &snap.sites {
-            key.clear();
+            let start = out.ids.len();
             for &location in &site.stack {
-                let ids = of_location.entry(location).or_insert_with(|| {
-                    names
+                let ids = of_location.get_or_insert_with(location, || {
+                    let ids: Vec<u32> = names
                         .frames(&[location])
                         .iter()
                         .map(|f| self.id(f.key()))
-                        .collect()
+                        .collect();
+                    match ids[..] {
+                        [id] if id < SPAN => id,
+                        _ => {
+                            spans.push((frames.len(), ids.len()));
+                            frames.extend_from_slice(&ids);
+                            SPAN | (spans.len() - 1) as u32
+                        }
+                    }
                 });
-                key.extend_from_slice(ids);
+                if ids & SPAN == 0 {
+                    out.ids.push(ids);
+                } else {
+                    let (at, len) = spans[(ids & !SPAN) as usize];
+                    out.ids.extend_from_slice(&frames[at..at + len]);
+                }
             }
-            let e = match sums.get_mut(key.as_slice()) {
-                Some(e) => e,
-                None => sums.entry(key.as_slice().into()).or_default(),
-            };
-            e.0 = e.0.saturating_add(site.live_bytes);
-            e.1 = e.1.saturating_add(site.live_blocks);
+            let key = &out.ids[start..];
+            out.stacks.push(StackSum {
+                hash: hash_ids(key),
+                start,
+                len: key.len(),
+                sums: (site.live_bytes, site.live_blocks),
+            });
         }
-        sums
+        let mut stacks = std::mem::take(&mut out.stacks);
+        stacks.sort_unstable_by(|a, b| out.order(a, &out, b));
+        // Sites with one symbolised stack are one row.
+        let mut merged: Vec<StackSum> = Vec::with_capacity(stacks.len());
+        for s in stacks {
+            match merged.last_mut() {
+                Some(last) if out.order(last, &out, &s).is_eq() => {
+                    last.sums.0 = last.sums.0.saturating_add(s.sums.0);
+                    last.sums.1 = last.sums.1.saturating_add(s.sums.1);
+                }
+                _ => merged.push(s),
+            }
+        }
+        out.stacks = merged;
+        out
     }
+}
+
+/// One snapshot's live bytes and blocks per symbolised stack.
+struct StackSums {
+    /// The stacks' frame ids, back to back.
+    ids: Vec<u32>,
+    /// Sorted by [`order`](Self::order), one per stack.
+    stacks: Vec<StackSum>,
+}
+
+struct StackSum {
+    hash: u64,
+    start: usize,
+    len: usize,
+    /// Live bytes and blocks.
+    sums: (u64, u64),
+}
+
+impl StackSums {
+    fn key(&self, s: &StackSum) -> &[u32] {
+        &self.ids[s.start..s.start + s.len]
+    }
+
+    /// By hash, then by the ids themselves: a total order in which equal
+    /// stacks (of either snapshot, whose ids are shared) are adjacent.
+    fn order(&self, a: &StackSum, other: &StackSums, b: &StackSum) -> std::cmp::Ordering {
+        a.hash
+            .cmp(&b.hash)
+            .then_with(|| self.key(a).cmp(other.key(b)))
+    }
+}
+
+/// A fast hash of a run of ids (ties are told apart by the ids, so a
+/// collision only costs a comparison).
+fn hash_ids(ids: &[u32]) -> u64 {
+    let mut h = ids.len() as u64;
+    for &id in ids {
+        h = (h.rotate_left(5) ^ u64::from(id)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    h ^ (h >> 29)
 }
 
 impl SnapshotDiff {

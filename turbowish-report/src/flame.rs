@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
-use crate::labels::Names;
+use crate::labels::{Names, PerId};
 use turbowish_snapshot::schema::{Owner, Snapshot};
 
 /// Collapsed stacks of live bytes: each stack starts at its owner's name
@@ -70,9 +70,9 @@ impl FoldedStacks {
             // Each location's frames (outermost first), and each site's
             // path, made once: many owners share a site, and many sites a
             // location.
-            let mut location_frames: HashMap<u32, (usize, usize), BuildFast> = HashMap::default();
+            let mut location_frames: PerId<(u32, u32)> = PerId::new(snap.locations.len());
             let mut of_locations: Vec<u32> = Vec::new();
-            let mut site_paths: HashMap<u32, (usize, u32), BuildFast> = HashMap::default();
+            let mut site_paths: PerId<(usize, u32)> = PerId::new(snap.sites.len());
             let mut owners: HashMap<Owner, u32> = HashMap::new();
             for os in &snap.owner_sites {
                 if os.live_bytes == 0 {
@@ -81,20 +81,20 @@ impl FoldedStacks {
                 let owner = *owners
                     .entry(os.owner)
                     .or_insert_with(|| interner.intern(&names.owner(os.owner)));
-                let (start, len) = *site_paths.entry(os.site).or_insert_with(|| {
+                let (start, len) = site_paths.get_or_insert_with(os.site, || {
                     let start = frames.len();
                     if let Some(site) = names.site(os.site) {
                         // Sites store the innermost frame first; flame
                         // graphs grow from the outermost.
                         for &location in site.stack.iter().rev() {
-                            let (at, n) = *location_frames.entry(location).or_insert_with(|| {
+                            let (at, n) = location_frames.get_or_insert_with(location, || {
                                 let at = of_locations.len();
                                 for f in names.frames(&[location]).iter().rev() {
                                     of_locations.push(interner.intern(&f.function_name()));
                                 }
-                                (at, of_locations.len() - at)
+                                (at as u32, (of_locations.len() - at) as u32)
                             });
-                            frames.extend_from_slice(&of_locations[at..at + n]);
+                            frames.extend_from_slice(&of_locations[at as usize..(at + n) as usize]);
                         }
                     }
                     (
@@ -337,38 +337,6 @@ impl Interner {
         self.names.push(name.clone());
         self.ids.insert(name, id);
         id
-    }
-}
-
-/// A fast hasher for pairs of small integers (the tree's child index is
-/// looked up once per frame of every stack; SipHash's resistance to
-/// chosen keys buys nothing for ids we assign).
-#[derive(Default, Clone, Copy)]
-struct BuildFast;
-
-impl std::hash::BuildHasher for BuildFast {
-    type Hasher = Fast;
-    fn build_hasher(&self) -> Fast {
-        Fast(0)
-    }
-}
-
-struct Fast(u64);
-
-impl std::hash::Hasher for Fast {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 

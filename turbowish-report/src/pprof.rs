@@ -57,13 +57,19 @@ pub fn pprof_gz(snap: &Snapshot) -> Vec<u8> {
     // message's fields may come in any order, and a repeated field's
     // occurrences are concatenated, so the samples go first and the rest
     // of the profile (its tables complete only at the end) after them.
-    let mut buf = Vec::new();
+    // In batches: each write into the encoder costs a pass over its
+    // output buffer, whatever the write's size.
+    const BATCH: usize = 1 << 20;
+    let mut buf = Vec::with_capacity(BATCH + 4096);
     let profile = build(snap, |sample| {
-        buf.clear();
         prost::encoding::message::encode(2, sample, &mut buf);
-        // Writing into a Vec cannot fail.
-        let _ = gz.write_all(&buf);
+        if buf.len() >= BATCH {
+            // Writing into a Vec cannot fail.
+            let _ = gz.write_all(&buf);
+            buf.clear();
+        }
     });
+    let _ = gz.write_all(&buf);
     let _ = gz.write_all(&profile.encode_to_vec());
     gz.finish().unwrap_or_default()
 }
@@ -125,7 +131,10 @@ fn is_allocator_frame(function: &str) -> bool {
 
 /// The profile, each of its samples passed to `sample` rather than kept.
 fn build(snap: &Snapshot, mut sample: impl FnMut(&Sample)) -> Profile {
-    let mut b = Builder::default();
+    let mut b = Builder {
+        location_ids: vec![[0; 2]; snap.locations.len().saturating_mul(2) + 1024],
+        ..Builder::default()
+    };
     b.string(""); // string_table[0] must be "".
     let names = Names::new(snap);
     let task_key = b.string("task");
@@ -350,6 +359,9 @@ impl Retainers {
     }
 }
 
+/// A cached location that is all allocator, left out where innermost.
+const NO_LOCATION: u32 = u32::MAX;
+
 /// Interns strings, functions and locations.
 #[derive(Default)]
 struct Builder {
@@ -358,9 +370,12 @@ struct Builder {
     functions: Vec<Function>,
     function_ids: HashMap<(String, String), u64>,
     locations: Vec<Location>,
-    /// (Snapshot location id, whether its leading allocator lines are
-    /// cut) -> pprof location id.
-    location_ids: HashMap<(u32, bool), u64>,
+    /// Snapshot location id -> pprof location ids in full and with its
+    /// leading allocator lines cut (0: not made yet, [`NO_LOCATION`]: all
+    /// allocator): a vector, as snapshot ids are dense (`0..n`); ids far
+    /// beyond the table's length go to `sparse_location_ids`.
+    location_ids: Vec<[u32; 2]>,
+    sparse_location_ids: HashMap<(u32, bool), u32>,
     synthetic_ids: HashMap<String, u64>,
     min_address: Option<u64>,
     max_address: Option<u64>,
@@ -421,6 +436,36 @@ impl Builder {
     /// allocator lines go (and the whole location when it has nothing
     /// else: `None`).
     fn location(&mut self, names: &Names<'_>, id: u32, trimmed: bool) -> Option<u64> {
+        // Looked up before the snapshot's location is touched: that is a
+        // cache miss per frame on a big snapshot.
+        let slot = usize::from(trimmed);
+        let dense = (id as usize) < self.location_ids.len();
+        let cached = if dense {
+            self.location_ids[id as usize][slot]
+        } else {
+            self.sparse_location_ids
+                .get(&(id, trimmed))
+                .copied()
+                .unwrap_or(0)
+        };
+        match cached {
+            0 => {}
+            NO_LOCATION => return None,
+            pid => return Some(u64::from(pid)),
+        }
+        let pid = self.new_location(names, id, trimmed);
+        let value = pid.map_or(NO_LOCATION, |pid| u32::try_from(pid).unwrap_or(NO_LOCATION));
+        if dense {
+            self.location_ids[id as usize][slot] = value;
+        } else {
+            self.sparse_location_ids.insert((id, trimmed), value);
+        }
+        pid
+    }
+
+    /// [`location`](Self::location), made: `None` when `trimmed` and the
+    /// location is all allocator.
+    fn new_location(&mut self, names: &Names<'_>, id: u32, trimmed: bool) -> Option<u64> {
         let loc = names.location(id);
         let skip = match loc {
             Some(loc) if trimmed => loc
@@ -435,11 +480,9 @@ impl Builder {
                 return None;
             }
         }
-        // The allocator's inlined lines go only where the location is
-        // innermost: one pprof location for each form.
-        let key = (id, skip > 0);
-        if let Some(&pid) = self.location_ids.get(&key) {
-            return Some(pid);
+        if trimmed && skip == 0 {
+            // Nothing to cut: the location in full.
+            return self.location(names, id, false);
         }
         let pid = self.locations.len() as u64 + 1;
         let mut location = Location {
@@ -460,9 +503,9 @@ impl Builder {
             }
         }
         self.locations.push(location);
-        self.location_ids.insert(key, pid);
         Some(pid)
     }
+
     /// A location standing for an owner when there are no stacks.
     fn synthetic_location(&mut self, name: &str) -> u64 {
         if let Some(&id) = self.synthetic_ids.get(name) {
