@@ -234,8 +234,17 @@ fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
     // a short run of ids and no string is built per frame of every site;
     // strings are made only for the rows that changed.
     let mut frames = FrameIds::default();
-    let old = frames.sums(old);
-    let new = frames.sums(new);
+    let (old_ids, new_ids) = (frames.locations(old), frames.locations(new));
+    // The two sides' stacks are made and sorted at once, one a thread.
+    let (old, new) = std::thread::scope(|s| {
+        let o = s.spawn(|| old_ids.sums(old));
+        let n = new_ids.sums(new);
+        (
+            o.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            n,
+        )
+    });
     let mut rows: Vec<SiteGrowth> = Vec::new();
     let mut row = |key: &[u32], o: (u64, u64), n: (u64, u64)| {
         let g = growth(o, n);
@@ -303,26 +312,17 @@ impl FrameIds {
         id
     }
 
-    /// Live bytes and blocks per symbolised stack (frame ids, innermost
-    /// first), sorted by the stack's hash then the stack: sorting and
-    /// merging runs of ids touches memory in order, where a hash table of
-    /// millions of stacks would miss the cache on every look-up.
-    fn sums(&mut self, snap: &Snapshot) -> StackSums {
-        /// A location's frame ids: the id itself when it is one frame (most
-        /// are), else this bit and the index of its span in `spans`.
-        const SPAN: u32 = 1 << 31;
+    /// The frame ids of every location the snapshot's sites use.
+    fn locations(&mut self, snap: &Snapshot) -> LocationIds {
         let names = Names::new(snap);
-        let mut of_location: PerId<u32> = PerId::new(snap.locations.len());
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        let mut frames: Vec<u32> = Vec::new();
-        let mut out = StackSums {
-            ids: Vec::new(),
-            stacks: Vec::with_capacity(snap.sites.len()),
+        let mut out = LocationIds {
+            of_location: PerId::new(snap.locations.len()),
+            spans: Vec::new(),
+            frames: Vec::new(),
         };
         for site in &snap.sites {
-            let start = out.ids.len();
             for &location in &site.stack {
-                let ids = of_location.get_or_insert_with(location, || {
+                out.of_location.get_or_insert_with(location, || {
                     let ids: Vec<u32> = names
                         .frames(&[location])
                         .iter()
@@ -331,17 +331,50 @@ impl FrameIds {
                     match ids[..] {
                         [id] if id < SPAN => id,
                         _ => {
-                            spans.push((frames.len(), ids.len()));
-                            frames.extend_from_slice(&ids);
-                            SPAN | (spans.len() - 1) as u32
+                            out.spans.push((out.frames.len(), ids.len()));
+                            out.frames.extend_from_slice(&ids);
+                            SPAN | (out.spans.len() - 1) as u32
                         }
                     }
                 });
+            }
+        }
+        out
+    }
+}
+
+/// A location's frame ids in [`LocationIds`]: the id itself when it is
+/// one frame (most are), else this bit and the index of its span.
+const SPAN: u32 = 1 << 31;
+
+/// The frame ids of one snapshot's locations.
+struct LocationIds {
+    of_location: PerId<u32>,
+    spans: Vec<(usize, usize)>,
+    frames: Vec<u32>,
+}
+
+impl LocationIds {
+    /// Live bytes and blocks per symbolised stack (frame ids, innermost
+    /// first), sorted by the stack's hash then the stack: sorting and
+    /// merging runs of ids touches memory in order, where a hash table of
+    /// millions of stacks would miss the cache on every look-up.
+    fn sums(&self, snap: &Snapshot) -> StackSums {
+        let mut out = StackSums {
+            ids: Vec::new(),
+            stacks: Vec::with_capacity(snap.sites.len()),
+        };
+        for site in &snap.sites {
+            let start = out.ids.len();
+            for &location in &site.stack {
+                // Every location of every site is in the table.
+                let Some(ids) = self.of_location.get(location) else {
+                    continue;
+                };
                 if ids & SPAN == 0 {
                     out.ids.push(ids);
-                } else {
-                    let (at, len) = spans[(ids & !SPAN) as usize];
-                    out.ids.extend_from_slice(&frames[at..at + len]);
+                } else if let Some(&(at, len)) = self.spans.get((ids & !SPAN) as usize) {
+                    out.ids.extend_from_slice(&self.frames[at..at + len]);
                 }
             }
             let key = &out.ids[start..];

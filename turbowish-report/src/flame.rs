@@ -295,6 +295,76 @@ impl FoldedStacks {
         lines
     }
 
+    /// The folded text, as `Display` writes it, made in one buffer of the
+    /// exact size: millions of stacks are hundreds of megabytes of text,
+    /// which a growing string would copy and a formatter write piece by
+    /// piece.
+    ///
+    /// ```
+    /// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
+    /// let folded = turbowish_report::flame::FoldedStacks::new(&snap);
+    /// assert_eq!(folded.folded_text(), folded.to_string());
+    /// ```
+    pub fn folded_text(&self) -> String {
+        String::from_utf8(self.folded_bytes())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// [`folded_text`](Self::folded_text) as bytes, for a file: the two
+    /// halves of the stacks are written at once, one a thread, each into
+    /// its own part of the buffer.
+    pub fn folded_bytes(&self) -> Vec<u8> {
+        let digits = |n: u64| n.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let lens: Vec<usize> = self
+            .stacks
+            .iter()
+            .map(|s| {
+                self.path(s)
+                    .map(|name| self.names[name as usize].len() + 1)
+                    .sum::<usize>()
+                    + digits(s.bytes)
+                    + 1
+            })
+            .collect();
+        let total: usize = lens.iter().sum();
+        let (mut half, mut split) = (0, 0);
+        while split < lens.len() && half < total / 2 {
+            half += lens[split];
+            split += 1;
+        }
+        let mut buf = vec![0u8; total];
+        let (first, second) = buf.split_at_mut(half);
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.fill(&self.stacks[..split], first));
+            self.fill(&self.stacks[split..], second);
+        });
+        buf
+    }
+
+    /// Writes the lines of `stacks` into `out`, which is exactly their
+    /// size.
+    fn fill(&self, stacks: &[Stack], out: &mut [u8]) {
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        let mut number = itoa_buffer();
+        for s in stacks {
+            let mut first = true;
+            for name in self.path(s) {
+                if !first {
+                    put(b";");
+                }
+                first = false;
+                put(self.names[name as usize].as_bytes());
+            }
+            put(b" ");
+            put(format_u64(&mut number, s.bytes).as_bytes());
+            put(b"\n");
+        }
+    }
+
     /// Writes every `stack bytes` line, in sorted order.
     fn write_lines(&self, out: &mut impl fmt::Write) -> fmt::Result {
         for s in &self.stacks {
@@ -317,6 +387,26 @@ impl fmt::Display for FoldedStacks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_lines(f)
     }
+}
+
+/// A buffer for [`format_u64`].
+fn itoa_buffer() -> [u8; 20] {
+    [0; 20]
+}
+
+/// `n` in decimal, written into `buf` without the formatter.
+fn format_u64(buf: &mut [u8; 20], mut n: u64) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// Interns names made safe as frames.
@@ -364,6 +454,14 @@ mod tests {
         assert_eq!(frame_name("f<[u8; 4]>"), "f<[u8, 4]>");
         assert_eq!(frame_name("a\nb\rc"), "a b c");
         assert_eq!(frame_name("bad\u{1}name\u{1b}[31m"), "bad name [31m");
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        let mut buf = itoa_buffer();
+        for n in [0, 7, 10, 524_288, u64::MAX] {
+            assert_eq!(format_u64(&mut buf, n), n.to_string());
+        }
     }
 
     #[test]

@@ -185,6 +185,14 @@ impl<V: Copy> PerId<V> {
         }
     }
 
+    /// The value of `id`, if made.
+    pub(crate) fn get(&self, id: u32) -> Option<V> {
+        match self.dense.get(id as usize) {
+            Some(v) => *v,
+            None => self.sparse.get(&id).copied(),
+        }
+    }
+
     /// The value of `id`, made by `make` the first time.
     pub(crate) fn get_or_insert_with(&mut self, id: u32, make: impl FnOnce() -> V) -> V {
         match self.dense.get_mut(id as usize) {

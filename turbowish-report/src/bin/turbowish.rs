@@ -403,10 +403,10 @@ fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
         );
     }
     let bytes = if args.folded {
-        // The stacks own their names: the snapshot can go before the
-        // text, which is about as big, is made.
-        drop(snap);
-        stacks.to_string().into_bytes()
+        // The stacks own their names: the snapshot can go, freed on
+        // another thread while the text, about as big, is made.
+        std::thread::spawn(move || drop(snap));
+        stacks.folded_bytes()
     } else {
         let title = args.title.clone().unwrap_or_else(|| {
             format!(
