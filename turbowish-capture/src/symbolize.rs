@@ -280,14 +280,14 @@ impl Frames {
                 spawn: false,
             };
         }
-        let entry_at = raw.iter().position(|l| is_task_entry(&l.function));
+        let entry_at = raw.iter().position(is_task_entry_line);
         let mut lines: Vec<SourceLine> = raw[..entry_at.unwrap_or(raw.len())]
             .iter()
-            .filter(|l| !is_frame_wrapper(&l.function))
+            .filter(|l| !is_frame_wrapper_line(l))
             .cloned()
             .collect();
         if let Some(at) = entry_at {
-            let user = lines.iter().any(|l| !is_library(&l.function));
+            let user = lines.iter().any(|l| !is_library_line(l));
             if !user && raw.iter().all(|l| l.file.is_none()) {
                 // No line tables (a release build without debug info): the
                 // user's async block inlined into the task's poll entry
@@ -296,19 +296,16 @@ impl Frames {
                 lines = vec![raw[at].clone()];
             }
         }
-        let library = lines.iter().all(|l| is_library(&l.function));
+        let library = lines.iter().all(is_library_line);
         if !library {
             // Inlined library code at the call: the user line is the site.
-            let user = lines
-                .iter()
-                .position(|l| !is_library(&l.function))
-                .unwrap_or(0);
+            let user = lines.iter().position(|l| !is_library_line(l)).unwrap_or(0);
             lines.drain(..user);
         }
         Frames {
             keep: !lines.is_empty(),
             library: library && !lines.is_empty(),
-            spawn: lines.iter().any(|l| is_spawn(&l.function)),
+            spawn: lines.iter().any(is_spawn_line),
             lines,
             entry: entry_at.is_some(),
         }
@@ -337,6 +334,66 @@ fn trim(raw: &[usize], frames: &HashMap<usize, Frames>) -> Vec<usize> {
         stack.drain(..library);
     }
     stack
+}
+
+/// Whether a line is standard library or allocation machinery: by its
+/// function's name ([`is_library`]), or, for the short names of a build
+/// with `debug = "line-tables-only"` (whose inlined frames are named
+/// `from_elem<u8>`, `sample<std::alloc::System>`, with no path), by its
+/// file: the standard library's sources (`/rustc/<hash>/library/...`, its
+/// vendored crates under `/rust/deps/`), TurboWish's allocator and the
+/// unwinder.
+fn is_library_line(line: &SourceLine) -> bool {
+    is_library(&line.function) || line.file.as_deref().is_some_and(is_library_file)
+}
+
+fn is_library_file(file: &str) -> bool {
+    file.starts_with("/rustc/")
+        || file.starts_with("/rust/deps/")
+        || in_crate(file, "turbowish-alloc")
+        || in_crate(file, "backtrace")
+}
+
+/// Whether `file` is a source of the crate `name`: in a workspace
+/// (`.../turbowish-alloc/src/...`) or a registry (`.../turbowish-alloc-0.1.0/src/...`).
+fn in_crate(file: &str, name: &str) -> bool {
+    file.split('/').collect::<Vec<_>>().windows(2).any(|w| {
+        w[1] == "src"
+            && (w[0] == name
+                || w[0]
+                    .strip_prefix(name)
+                    .and_then(|v| v.strip_prefix('-'))
+                    .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())))
+    })
+}
+
+/// Whether `line` is a function of `file` (a path in crate `krate`) whose
+/// short name starts with `short`: how a line-tables-only build names
+/// TurboWish's and tokio's frames.
+fn short_name_in(line: &SourceLine, krate: &str, file: &str, short: &str) -> bool {
+    line.function.starts_with(short)
+        && line
+            .file
+            .as_deref()
+            .is_some_and(|f| f.ends_with(file) && in_crate(f, krate))
+}
+
+/// [`is_task_entry`], or its short name in a line-tables-only build.
+fn is_task_entry_line(line: &SourceLine) -> bool {
+    is_task_entry(&line.function)
+        || short_name_in(line, "turbowish-trace", "/src/task.rs", "poll<")
+        || short_name_in(line, "tokio", "/src/runtime/task/core.rs", "poll<")
+}
+
+/// [`is_spawn`], or its short name in a line-tables-only build.
+fn is_spawn_line(line: &SourceLine) -> bool {
+    is_spawn(&line.function) || short_name_in(line, "turbowish-trace", "/src/task.rs", "spawn")
+}
+
+/// [`is_frame_wrapper`], or its short name in a line-tables-only build.
+fn is_frame_wrapper_line(line: &SourceLine) -> bool {
+    is_frame_wrapper(&line.function)
+        || short_name_in(line, "turbowish-trace", "/src/frame.rs", "poll<")
 }
 
 /// Standard library or allocation machinery: `std`, `core`, `alloc`
@@ -659,6 +716,52 @@ mod tests {
             _ => line("<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll"),
         });
         assert_eq!(shown(&out), ["app::serve::{{closure}}"]);
+    }
+
+    #[test]
+    fn a_line_tables_only_stack_is_cut_by_files_as_its_names_are_short() {
+        // `debug = "line-tables-only"`: inlined frames are named by DWARF
+        // alone, without a path (the quickstart's cache task, as captured).
+        let at = |f: &str, file: &str| SourceLine {
+            function: f.to_owned(),
+            file: Some(file.to_owned()),
+            line: Some(1),
+        };
+        let std = "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/vec/mod.rs";
+        let tokio = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/task/core.rs";
+        let samples = [sample(64, 1.0, Owner::Task(1), &[0x10, 0x20, 0x30])];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => vec![
+                at(
+                    "sample<std::alloc::System>",
+                    "/src/turbowish/turbowish-alloc/src/lib.rs",
+                ),
+                at(
+                    "alloc<std::alloc::System>",
+                    "/home/u/.cargo/registry/src/x/turbowish-alloc-0.1.0/src/lib.rs",
+                ),
+                at("__rust_alloc", "/app/src/main.rs"),
+            ],
+            0x20 => vec![
+                at("alloc", std),
+                at("from_elem<u8>", std),
+                at("{async_block#0}", "/app/src/main.rs"),
+                at(
+                    "poll<app::main::{async_block#0}>",
+                    "/src/turbowish/turbowish-trace/src/task.rs",
+                ),
+            ],
+            _ => vec![at(
+                "poll<turbowish_trace::task::Traced<app::main::{async_block#0}>>",
+                tokio,
+            )],
+        });
+        assert_eq!(shown(&out), ["{async_block#0}"]);
+        assert!(!is_library_file("/app/src/turbowish-alloc-helpers.rs"));
+        assert!(!in_crate(
+            "/app/turbowish-alloc-x/src/lib.rs",
+            "turbowish-alloc"
+        ));
     }
 
     #[test]

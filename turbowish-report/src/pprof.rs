@@ -129,6 +129,17 @@ fn is_allocator_frame(function: &str) -> bool {
     }
 }
 
+/// The standard library's sources (`/rustc/<hash>/library/...`, its
+/// vendored crates under `/rust/deps/`) and TurboWish's allocator's: how
+/// the short names of a `debug = "line-tables-only"` build
+/// (`from_elem<u8>`) are told apart.
+fn is_library_file(file: &str) -> bool {
+    file.starts_with("/rustc/")
+        || file.starts_with("/rust/deps/")
+        || file.contains("/turbowish-alloc/src/")
+        || file.contains("/turbowish-alloc-")
+}
+
 /// The profile, each of its samples passed to `sample` rather than kept.
 fn build(snap: &Snapshot, mut sample: impl FnMut(&Sample)) -> Profile {
     let mut b = Builder {
@@ -471,7 +482,10 @@ impl Builder {
             Some(loc) if trimmed => loc
                 .lines
                 .iter()
-                .take_while(|l| is_allocator_frame(&l.function))
+                .take_while(|l| {
+                    is_allocator_frame(&l.function)
+                        || l.file.as_deref().is_some_and(is_library_file)
+                })
                 .count(),
             _ => 0,
         };
