@@ -240,6 +240,11 @@ impl Estimate {
 /// - `turbowish_trace::frame::Frame` poll wrappers: the user's async block
 ///   or fn they wrap follows them anyway;
 /// - address 0, the unwinder's end-of-stack marker.
+///
+/// Without line tables, an address holding the task's poll entry and no
+/// other code than the library's keeps the entry's own line: the user's
+/// code inlined there is invisible, and the entry is the innermost frame
+/// that is not library code (the CLI says to build with line tables).
 #[derive(Debug)]
 struct Frames {
     /// The lines shown, innermost (inlined) first.
@@ -275,25 +280,32 @@ impl Frames {
                 spawn: false,
             };
         }
-        let entry_at = raw.iter().position(|l| is_task_entry(&l.function));
+        let entry_at = raw.iter().position(is_task_entry_line);
         let mut lines: Vec<SourceLine> = raw[..entry_at.unwrap_or(raw.len())]
             .iter()
-            .filter(|l| !is_frame_wrapper(&l.function))
+            .filter(|l| !is_frame_wrapper_line(l))
             .cloned()
             .collect();
-        let library = lines.iter().all(|l| is_library(&l.function));
+        if let Some(at) = entry_at {
+            let user = lines.iter().any(|l| !is_library_line(l));
+            if !user && raw.iter().all(|l| l.file.is_none()) {
+                // No line tables (a release build without debug info): the
+                // user's async block inlined into the task's poll entry
+                // cannot be seen, so the entry, the innermost frame that is
+                // not library code, stands for it.
+                lines = vec![raw[at].clone()];
+            }
+        }
+        let library = lines.iter().all(is_library_line);
         if !library {
             // Inlined library code at the call: the user line is the site.
-            let user = lines
-                .iter()
-                .position(|l| !is_library(&l.function))
-                .unwrap_or(0);
+            let user = lines.iter().position(|l| !is_library_line(l)).unwrap_or(0);
             lines.drain(..user);
         }
         Frames {
             keep: !lines.is_empty(),
             library: library && !lines.is_empty(),
-            spawn: lines.iter().any(|l| is_spawn(&l.function)),
+            spawn: lines.iter().any(is_spawn_line),
             lines,
             entry: entry_at.is_some(),
         }
@@ -322,6 +334,66 @@ fn trim(raw: &[usize], frames: &HashMap<usize, Frames>) -> Vec<usize> {
         stack.drain(..library);
     }
     stack
+}
+
+/// Whether a line is standard library or allocation machinery: by its
+/// function's name ([`is_library`]), or, for the short names of a build
+/// with `debug = "line-tables-only"` (whose inlined frames are named
+/// `from_elem<u8>`, `sample<std::alloc::System>`, with no path), by its
+/// file: the standard library's sources (`/rustc/<hash>/library/...`, its
+/// vendored crates under `/rust/deps/`), TurboWish's allocator and the
+/// unwinder.
+fn is_library_line(line: &SourceLine) -> bool {
+    is_library(&line.function) || line.file.as_deref().is_some_and(is_library_file)
+}
+
+fn is_library_file(file: &str) -> bool {
+    file.starts_with("/rustc/")
+        || file.starts_with("/rust/deps/")
+        || in_crate(file, "turbowish-alloc")
+        || in_crate(file, "backtrace")
+}
+
+/// Whether `file` is a source of the crate `name`: in a workspace
+/// (`.../turbowish-alloc/src/...`) or a registry (`.../turbowish-alloc-0.1.0/src/...`).
+fn in_crate(file: &str, name: &str) -> bool {
+    file.split('/').collect::<Vec<_>>().windows(2).any(|w| {
+        w[1] == "src"
+            && (w[0] == name
+                || w[0]
+                    .strip_prefix(name)
+                    .and_then(|v| v.strip_prefix('-'))
+                    .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())))
+    })
+}
+
+/// Whether `line` is a function of `file` (a path in crate `krate`) whose
+/// short name starts with `short`: how a line-tables-only build names
+/// TurboWish's and tokio's frames.
+fn short_name_in(line: &SourceLine, krate: &str, file: &str, short: &str) -> bool {
+    line.function.starts_with(short)
+        && line
+            .file
+            .as_deref()
+            .is_some_and(|f| f.ends_with(file) && in_crate(f, krate))
+}
+
+/// [`is_task_entry`], or its short name in a line-tables-only build.
+fn is_task_entry_line(line: &SourceLine) -> bool {
+    is_task_entry(&line.function)
+        || short_name_in(line, "turbowish-trace", "/src/task.rs", "poll<")
+        || short_name_in(line, "tokio", "/src/runtime/task/core.rs", "poll<")
+}
+
+/// [`is_spawn`], or its short name in a line-tables-only build.
+fn is_spawn_line(line: &SourceLine) -> bool {
+    is_spawn(&line.function) || short_name_in(line, "turbowish-trace", "/src/task.rs", "spawn")
+}
+
+/// [`is_frame_wrapper`], or its short name in a line-tables-only build.
+fn is_frame_wrapper_line(line: &SourceLine) -> bool {
+    is_frame_wrapper(&line.function)
+        || short_name_in(line, "turbowish-trace", "/src/frame.rs", "poll<")
 }
 
 /// Standard library or allocation machinery: `std`, `core`, `alloc`
@@ -602,6 +674,94 @@ mod tests {
         );
         assert_eq!(out.locations.len(), 1);
         assert_eq!(out.locations[0].address, 0x30);
+    }
+
+    #[test]
+    fn a_release_stack_without_line_tables_keeps_the_task_entry() {
+        // Symbols only: the user's async block and `collect` are inlined
+        // into `Traced::poll`, whose symbol alone names the address.
+        let symbol = |f: &str| {
+            vec![SourceLine {
+                function: f.to_owned(),
+                file: None,
+                line: None,
+            }]
+        };
+        let samples = [sample(
+            64,
+            1.0,
+            Owner::Task(1),
+            &[0x10, 0x20, 0x30, 0x40, 0x50],
+        )];
+        let out = sites(&samples, to_ref, |ip| {
+            match ip {
+            0x10 => symbol("__rustc::__rust_alloc"),
+            0x20 => symbol("<core::iter::adapters::map::Map<I,F> as core::iter::traits::iterator::Iterator>::fold"),
+            0x30 => symbol("<alloc::vec::Vec<T> as alloc::vec::spec_from_iter::SpecFromIter<T,I>>::from_iter"),
+            0x40 => symbol("<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll"),
+            _ => symbol("tokio::runtime::scheduler::multi_thread::worker::run"),
+        }
+        });
+        assert_eq!(
+            shown(&out),
+            ["<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll"]
+        );
+        // With line tables the entry's address shows the user's lines
+        // instead (a_release_stack_keeps_the_user_lines_...); a debug
+        // build's entry address, with nothing inlined, shows nothing.
+        let samples = [sample(64, 1.0, Owner::Task(1), &[0x10, 0x20, 0x40])];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => line("alloc::alloc::alloc"),
+            0x20 => line("app::serve::{{closure}}"),
+            _ => line("<turbowish_trace::task::Traced<F> as core::future::future::Future>::poll"),
+        });
+        assert_eq!(shown(&out), ["app::serve::{{closure}}"]);
+    }
+
+    #[test]
+    fn a_line_tables_only_stack_is_cut_by_files_as_its_names_are_short() {
+        // `debug = "line-tables-only"`: inlined frames are named by DWARF
+        // alone, without a path (the quickstart's cache task, as captured).
+        let at = |f: &str, file: &str| SourceLine {
+            function: f.to_owned(),
+            file: Some(file.to_owned()),
+            line: Some(1),
+        };
+        let std = "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/vec/mod.rs";
+        let tokio = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/task/core.rs";
+        let samples = [sample(64, 1.0, Owner::Task(1), &[0x10, 0x20, 0x30])];
+        let out = sites(&samples, to_ref, |ip| match ip {
+            0x10 => vec![
+                at(
+                    "sample<std::alloc::System>",
+                    "/src/turbowish/turbowish-alloc/src/lib.rs",
+                ),
+                at(
+                    "alloc<std::alloc::System>",
+                    "/home/u/.cargo/registry/src/x/turbowish-alloc-0.1.0/src/lib.rs",
+                ),
+                at("__rust_alloc", "/app/src/main.rs"),
+            ],
+            0x20 => vec![
+                at("alloc", std),
+                at("from_elem<u8>", std),
+                at("{async_block#0}", "/app/src/main.rs"),
+                at(
+                    "poll<app::main::{async_block#0}>",
+                    "/src/turbowish/turbowish-trace/src/task.rs",
+                ),
+            ],
+            _ => vec![at(
+                "poll<turbowish_trace::task::Traced<app::main::{async_block#0}>>",
+                tokio,
+            )],
+        });
+        assert_eq!(shown(&out), ["{async_block#0}"]);
+        assert!(!is_library_file("/app/src/turbowish-alloc-helpers.rs"));
+        assert!(!in_crate(
+            "/app/turbowish-alloc-x/src/lib.rs",
+            "turbowish-alloc"
+        ));
     }
 
     #[test]

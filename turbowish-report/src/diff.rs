@@ -1,7 +1,7 @@
 //! `turbowish diff`: growth between two snapshots of one process, per task
 //! name and per allocation site: the leak hunter's view.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use turbowish_snapshot::format::{delta, human_bytes, printable, signed_bytes};
 use turbowish_snapshot::schema::Snapshot;
 
-use crate::labels::Names;
+use crate::labels::{Names, PerId};
 
 /// The growth from an OLD snapshot to a NEW one.
 ///
@@ -231,33 +231,62 @@ fn task_growth(old: &Snapshot, new: &Snapshot) -> Vec<TaskGrowth> {
 
 fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
     // Site ids and addresses differ between processes; the symbolised stack
-    // is what stays the same.
-    fn sums(snap: &Snapshot) -> BTreeMap<Vec<String>, (u64, u64)> {
-        let names = Names::new(snap);
-        let mut sums: BTreeMap<Vec<String>, (u64, u64)> = BTreeMap::new();
-        for site in &snap.sites {
-            let key: Vec<String> = names.frames(&site.stack).iter().map(|f| f.key()).collect();
-            let e = sums.entry(key).or_default();
-            e.0 = e.0.saturating_add(site.live_bytes);
-            e.1 = e.1.saturating_add(site.live_blocks);
+    // is what stays the same. Each distinct frame (`function file:line`)
+    // gets one id for both snapshots, made once per location, so a stack is
+    // a short run of ids and no string is built per frame of every site;
+    // strings are made only for the rows that changed.
+    let mut frames = FrameIds::default();
+    let (old_ids, new_ids) = (frames.locations(old), frames.locations(new));
+    // The two sides' stacks are made and sorted at once, one a thread.
+    let (old, new) = std::thread::scope(|s| {
+        let o = s.spawn(|| old_ids.sums(old));
+        let n = new_ids.sums(new);
+        (
+            o.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            n,
+        )
+    });
+    let mut rows: Vec<SiteGrowth> = Vec::new();
+    let mut row = |key: &[u32], o: (u64, u64), n: (u64, u64)| {
+        let g = growth(o, n);
+        if g.changed() {
+            rows.push(SiteGrowth {
+                frames: key
+                    .iter()
+                    .map(|&id| frames.keys[id as usize].clone())
+                    .collect(),
+                growth: g,
+            });
         }
-        sums
+    };
+    // Both sides are sorted by (hash, stack): merge them.
+    let (mut i, mut j) = (0, 0);
+    while i < old.stacks.len() || j < new.stacks.len() {
+        let order = match (old.stacks.get(i), new.stacks.get(j)) {
+            (Some(a), Some(b)) => old.order(a, &new, b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let a = &old.stacks[i];
+                row(old.key(a), a.sums, (0, 0));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                let b = &new.stacks[j];
+                row(new.key(b), (0, 0), b.sums);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (a, b) = (&old.stacks[i], &new.stacks[j]);
+                row(old.key(a), a.sums, b.sums);
+                i += 1;
+                j += 1;
+            }
+        }
     }
-    let (old, new) = (sums(old), sums(new));
-    let mut keys: Vec<&Vec<String>> = old.keys().chain(new.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let mut rows: Vec<SiteGrowth> = keys
-        .into_iter()
-        .map(|key| SiteGrowth {
-            frames: key.clone(),
-            growth: growth(
-                old.get(key).copied().unwrap_or_default(),
-                new.get(key).copied().unwrap_or_default(),
-            ),
-        })
-        .filter(|row| row.growth.changed())
-        .collect();
     rows.sort_by(|a, b| {
         b.growth
             .live_bytes
@@ -265,6 +294,155 @@ fn site_growth(old: &Snapshot, new: &Snapshot) -> Vec<SiteGrowth> {
             .then_with(|| a.frames.cmp(&b.frames))
     });
     rows
+}
+
+/// Frame keys (`function file:line`) by id, shared by both snapshots.
+#[derive(Default)]
+struct FrameIds {
+    keys: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl FrameIds {
+    fn id(&mut self, key: String) -> u32 {
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(key.clone());
+        self.ids.insert(key, id);
+        id
+    }
+
+    /// The frame ids of every location the snapshot's sites use.
+    fn locations(&mut self, snap: &Snapshot) -> LocationIds {
+        let names = Names::new(snap);
+        let mut out = LocationIds {
+            of_location: PerId::new(snap.locations.len()),
+            spans: Vec::new(),
+            frames: Vec::new(),
+        };
+        for site in &snap.sites {
+            for &location in &site.stack {
+                out.of_location.get_or_insert_with(location, || {
+                    let ids: Vec<u32> = names
+                        .frames(&[location])
+                        .iter()
+                        .map(|f| self.id(f.key()))
+                        .collect();
+                    match ids[..] {
+                        [id] if id < SPAN => id,
+                        _ => {
+                            out.spans.push((out.frames.len(), ids.len()));
+                            out.frames.extend_from_slice(&ids);
+                            SPAN | (out.spans.len() - 1) as u32
+                        }
+                    }
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A location's frame ids in [`LocationIds`]: the id itself when it is
+/// one frame (most are), else this bit and the index of its span.
+const SPAN: u32 = 1 << 31;
+
+/// The frame ids of one snapshot's locations.
+struct LocationIds {
+    of_location: PerId<u32>,
+    spans: Vec<(usize, usize)>,
+    frames: Vec<u32>,
+}
+
+impl LocationIds {
+    /// Live bytes and blocks per symbolised stack (frame ids, innermost
+    /// first), sorted by the stack's hash then the stack: sorting and
+    /// merging runs of ids touches memory in order, where a hash table of
+    /// millions of stacks would miss the cache on every look-up.
+    fn sums(&self, snap: &Snapshot) -> StackSums {
+        let mut out = StackSums {
+            ids: Vec::new(),
+            stacks: Vec::with_capacity(snap.sites.len()),
+        };
+        for site in &snap.sites {
+            let start = out.ids.len();
+            for &location in &site.stack {
+                // Every location of every site is in the table.
+                let Some(ids) = self.of_location.get(location) else {
+                    continue;
+                };
+                if ids & SPAN == 0 {
+                    out.ids.push(ids);
+                } else if let Some(&(at, len)) = self.spans.get((ids & !SPAN) as usize) {
+                    out.ids.extend_from_slice(&self.frames[at..at + len]);
+                }
+            }
+            let key = &out.ids[start..];
+            out.stacks.push(StackSum {
+                hash: hash_ids(key),
+                start,
+                len: key.len(),
+                sums: (site.live_bytes, site.live_blocks),
+            });
+        }
+        let mut stacks = std::mem::take(&mut out.stacks);
+        stacks.sort_unstable_by(|a, b| out.order(a, &out, b));
+        // Sites with one symbolised stack are one row.
+        let mut merged: Vec<StackSum> = Vec::with_capacity(stacks.len());
+        for s in stacks {
+            match merged.last_mut() {
+                Some(last) if out.order(last, &out, &s).is_eq() => {
+                    last.sums.0 = last.sums.0.saturating_add(s.sums.0);
+                    last.sums.1 = last.sums.1.saturating_add(s.sums.1);
+                }
+                _ => merged.push(s),
+            }
+        }
+        out.stacks = merged;
+        out
+    }
+}
+
+/// One snapshot's live bytes and blocks per symbolised stack.
+struct StackSums {
+    /// The stacks' frame ids, back to back.
+    ids: Vec<u32>,
+    /// Sorted by [`order`](Self::order), one per stack.
+    stacks: Vec<StackSum>,
+}
+
+struct StackSum {
+    hash: u64,
+    start: usize,
+    len: usize,
+    /// Live bytes and blocks.
+    sums: (u64, u64),
+}
+
+impl StackSums {
+    fn key(&self, s: &StackSum) -> &[u32] {
+        &self.ids[s.start..s.start + s.len]
+    }
+
+    /// By hash, then by the ids themselves: a total order in which equal
+    /// stacks (of either snapshot, whose ids are shared) are adjacent.
+    fn order(&self, a: &StackSum, other: &StackSums, b: &StackSum) -> std::cmp::Ordering {
+        a.hash
+            .cmp(&b.hash)
+            .then_with(|| self.key(a).cmp(other.key(b)))
+    }
+}
+
+/// A fast hash of a run of ids (ties are told apart by the ids, so a
+/// collision only costs a comparison).
+fn hash_ids(ids: &[u32]) -> u64 {
+    let mut h = ids.len() as u64;
+    for &id in ids {
+        h = (h.rotate_left(5) ^ u64::from(id)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    h ^ (h >> 29)
 }
 
 impl SnapshotDiff {

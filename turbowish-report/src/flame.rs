@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::labels::Names;
+use crate::labels::{Names, PerId};
 use turbowish_snapshot::format::printable;
 use turbowish_snapshot::schema::{Owner, Snapshot};
 
@@ -16,10 +16,13 @@ use turbowish_snapshot::schema::{Owner, Snapshot};
 /// stack is only an owner name with its exact live bytes, so the picture
 /// still shows memory by task.
 ///
-/// The stacks are kept as a tree of interned frame names, so a snapshot of
-/// millions of sites costs memory in its distinct frames, not in one
-/// string per stack, and the SVG is drawn from the frames wide enough to
-/// be seen.
+/// Frame names are interned and numbered in sorted order, so each stack is
+/// a short run of `u32`s and sorting the stacks by those runs sorts them
+/// by name, frame by frame; equal stacks are then merged. A snapshot of
+/// millions of sites costs one small record per owner and site and one
+/// `u32` per frame of each distinct site, never a node per frame, and the
+/// SVG is drawn from the frames wide enough to be seen, found in one pass
+/// over the sorted stacks.
 ///
 /// ```
 /// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
@@ -29,23 +32,35 @@ use turbowish_snapshot::schema::{Owner, Snapshot};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoldedStacks {
-    /// Frame names (made safe by `frame_name`), each once.
+    /// Frame names (made safe by `frame_name`), each once, sorted: a
+    /// name's id is its rank.
     names: Vec<String>,
-    /// The tree; `nodes[0]` is the root, above the owners.
-    nodes: Vec<Node>,
+    /// The frames of every site's path, outermost first, back to back.
+    frames: Vec<u32>,
+    /// The stacks, sorted by owner then path, equal ones merged.
+    stacks: Vec<Stack>,
+    /// Bytes over all stacks.
+    total: u64,
     /// Whether the stacks come from sampled sites (else: owner names only).
     pub sampled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Node {
-    /// Index into `names` (unused for the root).
+/// A frame of the current stack in [`FoldedStacks::walk`]: its name, its
+/// subtree's bytes, and the bytes it shows itself (its own and small
+/// subtrees').
+struct Open {
     name: u32,
-    /// Bytes of stacks that end here.
-    bytes: u64,
-    /// Bytes of this node and everything under it.
     total: u64,
-    children: Vec<u32>,
+    here: u64,
+}
+
+/// One stack: its owner's name, then `frames[start..start + len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stack {
+    owner: u32,
+    len: u32,
+    start: usize,
+    bytes: u64,
 }
 
 /// The largest sum of counts handed to inferno, which adds them up in a
@@ -81,47 +96,52 @@ impl FoldedStacks {
     /// owners' live bytes).
     pub fn new(snap: &Snapshot) -> FoldedStacks {
         let names = Names::new(snap);
-        let mut tree = Builder::new();
+        let mut interner = Interner::default();
+        let mut frames: Vec<u32> = Vec::new();
+        let mut stacks: Vec<Stack> = Vec::new();
         let sampled = !snap.owner_sites.is_empty();
         if sampled {
-            // Each location's frames, and each site's path, made once:
-            // many owners share a site, and many sites a location.
-            let mut location_frames: HashMap<u32, Vec<u32>> = HashMap::new();
-            let mut site_paths: HashMap<u32, Vec<u32>> = HashMap::new();
+            // Each location's frames (outermost first), and each site's
+            // path, made once: many owners share a site, and many sites a
+            // location.
+            let mut location_frames: PerId<(u32, u32)> = PerId::new(snap.locations.len());
+            let mut of_locations: Vec<u32> = Vec::new();
+            let mut site_paths: PerId<(usize, u32)> = PerId::new(snap.sites.len());
             let mut owners: HashMap<Owner, u32> = HashMap::new();
-            let mut path = Vec::new();
             for os in &snap.owner_sites {
                 if os.live_bytes == 0 {
                     continue;
                 }
                 let owner = *owners
                     .entry(os.owner)
-                    .or_insert_with(|| tree.intern(&names.owner(os.owner)));
-                let site_path = site_paths.entry(os.site).or_insert_with(|| {
-                    let mut frames = Vec::new();
+                    .or_insert_with(|| interner.intern(&names.owner(os.owner)));
+                let (start, len) = site_paths.get_or_insert_with(os.site, || {
+                    let start = frames.len();
                     if let Some(site) = names.site(os.site) {
                         // Sites store the innermost frame first; flame
                         // graphs grow from the outermost.
                         for &location in site.stack.iter().rev() {
-                            let of_location =
-                                location_frames.entry(location).or_insert_with(|| {
-                                    let mut lines: Vec<u32> = names
-                                        .frames(&[location])
-                                        .iter()
-                                        .map(|f| tree.intern(&f.function_name()))
-                                        .collect();
-                                    lines.reverse();
-                                    lines
-                                });
-                            frames.extend_from_slice(of_location);
+                            let (at, n) = location_frames.get_or_insert_with(location, || {
+                                let at = of_locations.len();
+                                for f in names.frames(&[location]).iter().rev() {
+                                    of_locations.push(interner.intern(&f.function_name()));
+                                }
+                                (at as u32, (of_locations.len() - at) as u32)
+                            });
+                            frames.extend_from_slice(&of_locations[at as usize..(at + n) as usize]);
                         }
                     }
-                    frames
+                    (
+                        start,
+                        u32::try_from(frames.len() - start).unwrap_or(u32::MAX),
+                    )
                 });
-                path.clear();
-                path.push(owner);
-                path.extend_from_slice(site_path);
-                tree.add(&path, os.live_bytes);
+                stacks.push(Stack {
+                    owner,
+                    len,
+                    start,
+                    bytes: os.live_bytes,
+                });
             }
         } else {
             for (name, bytes) in snap
@@ -131,36 +151,82 @@ impl FoldedStacks {
                 .chain(snap.buckets.iter().map(|b| (&b.name, b.memory.live_bytes)))
             {
                 if bytes > 0 {
-                    let owner = tree.intern(name);
-                    tree.add(&[owner], bytes);
+                    stacks.push(Stack {
+                        owner: interner.intern(name),
+                        len: 0,
+                        start: 0,
+                        bytes,
+                    });
                 }
             }
         }
-        let mut stacks = FoldedStacks {
-            names: tree.names,
-            nodes: tree.nodes,
+        FoldedStacks::from_parts(interner, frames, stacks, sampled)
+    }
+
+    /// Numbers the interned names in sorted order and sorts and merges the
+    /// stacks: what [`FoldedStacks::new`] read, made into the folded form.
+    fn from_parts(
+        interner: Interner,
+        mut frames: Vec<u32>,
+        mut stacks: Vec<Stack>,
+        sampled: bool,
+    ) -> FoldedStacks {
+        // Number the names in sorted order.
+        let mut order: Vec<u32> = (0..interner.names.len() as u32).collect();
+        order
+            .sort_unstable_by(|&a, &b| interner.names[a as usize].cmp(&interner.names[b as usize]));
+        let mut rank = vec![0u32; order.len()];
+        for (r, &id) in order.iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        let mut all_names = interner.names;
+        let names: Vec<String> = order
+            .iter()
+            .map(|&id| std::mem::take(&mut all_names[id as usize]))
+            .collect();
+        for f in &mut frames {
+            *f = rank[*f as usize];
+        }
+        for s in &mut stacks {
+            s.owner = rank[s.owner as usize];
+        }
+        let path = |s: &Stack| &frames[s.start..s.start + s.len as usize];
+        stacks.sort_unstable_by(|a, b| a.owner.cmp(&b.owner).then_with(|| path(a).cmp(path(b))));
+        let mut merged: Vec<Stack> = Vec::with_capacity(stacks.len());
+        let mut total = 0u64;
+        for s in stacks {
+            total = total.saturating_add(s.bytes);
+            match merged.last_mut() {
+                Some(last) if last.owner == s.owner && path(last) == path(&s) => {
+                    last.bytes = last.bytes.saturating_add(s.bytes);
+                }
+                _ => merged.push(s),
+            }
+        }
+        merged.shrink_to_fit();
+        FoldedStacks {
+            names,
+            frames,
+            stacks: merged,
+            total,
             sampled,
-        };
-        stacks.sort_children();
-        stacks
+        }
     }
 
     /// Total bytes over all stacks.
     pub fn total(&self) -> u64 {
-        self.nodes[0].total
+        self.total
     }
 
     /// Whether there is no stack (no live bytes).
     pub fn is_empty(&self) -> bool {
-        self.nodes[0].total == 0
+        self.total == 0
     }
 
     /// Every `stack bytes` line, stacks in sorted order (frames compared
     /// one by one), as `Display` writes them.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        self.walk(0, |stack, bytes| lines.push(format!("{stack} {bytes}")));
-        lines
+        self.to_string().lines().map(str::to_owned).collect()
     }
 
     /// Renders the stacks as an inferno flame graph (SVG). Fails when there
@@ -197,137 +263,240 @@ impl FoldedStacks {
         Ok(svg)
     }
 
-    /// The folded lines inferno draws the SVG from.
+    /// The folded lines inferno draws the SVG from, sorted. Frames too
+    /// narrow to be drawn are folded into their parent (the widths of those
+    /// drawn stay exact, and inferno gets thousands of lines, not
+    /// millions), and to at most [`MAX_DRAWN`] frames besides the owners
+    /// (the widest); names over [`MAX_DRAWN_NAME`]
+    /// bytes are cut; and figures a snapshot made absurd (sums saturated
+    /// at `u64::MAX`) are scaled down until their sum fits inferno's
+    /// arithmetic (it adds the counts up in a `usize`, and panics or wraps
+    /// past it), which keeps the picture's proportions.
     fn svg_lines(&self) -> Vec<String> {
-        // Frames too narrow to be drawn are folded into their parent: the
-        // widths of those drawn stay exact, and inferno gets thousands of
-        // lines, not millions.
         let mut least = self.total() / DRAWN_SHARE;
-        // At most MAX_DRAWN frames besides the owners: a node's total is
-        // at least each child's, so the frames drawn at a threshold are
-        // exactly those whose total reaches it.
-        let wide = |n: &&Node| n.total >= least;
-        if self.nodes[1..].iter().filter(wide).count() > MAX_DRAWN {
-            let mut totals: Vec<u64> = self.nodes[1..]
-                .iter()
-                .filter(wide)
-                .map(|n| n.total)
-                .collect();
+        // At most MAX_DRAWN frames besides the owners: a frame's total is
+        // at least each of its children's, so the frames drawn at a
+        // threshold are exactly those whose total reaches it.
+        let mut totals: Vec<u64> = Vec::new();
+        self.walk(least, |path, frame| {
+            if !path.is_empty() {
+                totals.push(frame.total);
+            }
+        });
+        if totals.len() > MAX_DRAWN {
             let (_, &mut nth, _) = totals.select_nth_unstable_by(MAX_DRAWN, |a, b| b.cmp(a));
             least = least.max(nth.saturating_add(1));
         }
-        let long_names = self.names.iter().any(|n| n.len() > MAX_DRAWN_NAME);
-        let mut stacks = Vec::new();
-        self.walk(least, |stack, bytes| {
-            let stack = if long_names {
-                stack
-                    .split(';')
-                    .map(drawn_name)
-                    .collect::<Vec<_>>()
-                    .join(";")
-            } else {
-                stack.to_owned()
-            };
-            stacks.push((stack, bytes));
-        });
-        // inferno adds the counts up in a `usize` (and panics, or wraps,
-        // past it): figures a snapshot made absurd (sums saturated at
-        // `u64::MAX`) are scaled down until their sum fits, which keeps
-        // the picture's proportions.
+        drop(totals);
+        let stacks = self.drawn(least);
         let sum: u128 = stacks.iter().map(|(_, bytes)| u128::from(*bytes)).sum();
         let mut shift = 0;
         while sum >> shift > MAX_INFERNO_SUM {
             shift += 1;
         }
-        stacks
+        let mut lines: Vec<String> = stacks
             .into_iter()
             .map(|(stack, bytes)| format!("{stack} {}", bytes >> shift))
-            .collect()
-    }
-
-    /// Calls `line` with each stack and its bytes, in order; a subtree of
-    /// less than `least` bytes is counted in the stack above it.
-    fn walk(&self, least: u64, mut line: impl FnMut(&str, u64)) {
-        let mut stack = String::new();
-        // (node, length of `stack` before this node's name)
-        let mut todo: Vec<(u32, usize)> = self.nodes[0]
-            .children
-            .iter()
-            .rev()
-            .map(|&c| (c, 0))
             .collect();
-        while let Some((id, cut)) = todo.pop() {
-            let node = &self.nodes[id as usize];
-            stack.truncate(cut);
-            if cut > 0 {
-                stack.push(';');
-            }
-            stack.push_str(&self.names[node.name as usize]);
-            let mut here = node.bytes;
-            let below = stack.len();
-            for &child in node.children.iter().rev() {
-                let c = &self.nodes[child as usize];
-                if c.total < least {
-                    here = here.saturating_add(c.total);
-                } else {
-                    todo.push((child, below));
+        lines.sort_unstable();
+        lines
+    }
+
+    /// The name ids of a stack's frames, its owner first.
+    fn path(&self, s: &Stack) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(s.owner).chain(
+            self.frames[s.start..s.start + s.len as usize]
+                .iter()
+                .copied(),
+        )
+    }
+
+    /// The stacks and bytes of the frames of at least `least` bytes (an
+    /// owner always), names cut for drawing: a smaller subtree is counted
+    /// in the frame above it.
+    fn drawn(&self, least: u64) -> Vec<(String, u64)> {
+        let mut lines = Vec::new();
+        self.walk(least, |path, frame| {
+            if frame.here > 0 {
+                let mut line = String::new();
+                for f in path.iter().chain([frame]) {
+                    if !line.is_empty() {
+                        line.push(';');
+                    }
+                    line.push_str(&drawn_name(&self.names[f.name as usize]));
                 }
+                lines.push((line, frame.here));
             }
-            if here > 0 {
-                line(&stack, here);
+        });
+        lines
+    }
+
+    /// Visits every frame of at least `least` bytes (an owner always) once
+    /// its subtree is complete, with the frames above it; a smaller subtree
+    /// is counted in the frame above it (in its `here`). One pass over the
+    /// sorted stacks, keeping only the frames of the current stack open: a
+    /// frame's subtree is complete when a stack leaves it.
+    fn walk(&self, least: u64, mut visit: impl FnMut(&[Open], &Open)) {
+        let mut open: Vec<Open> = Vec::new();
+        let mut close = |open: &mut Vec<Open>| {
+            let Some(frame) = open.pop() else { return };
+            match open.last_mut() {
+                Some(parent) if frame.total < least => {
+                    parent.here = parent.here.saturating_add(frame.total);
+                }
+                _ => visit(open, &frame),
             }
+        };
+        for s in &self.stacks {
+            let shared = self
+                .path(s)
+                .zip(&open)
+                .take_while(|(name, o)| *name == o.name)
+                .count();
+            while open.len() > shared {
+                close(&mut open);
+            }
+            for name in self.path(s).skip(shared) {
+                open.push(Open {
+                    name,
+                    total: 0,
+                    here: 0,
+                });
+            }
+            for o in &mut open {
+                o.total = o.total.saturating_add(s.bytes);
+            }
+            if let Some(last) = open.last_mut() {
+                last.here = last.here.saturating_add(s.bytes);
+            }
+        }
+        while !open.is_empty() {
+            close(&mut open);
         }
     }
 
-    /// Orders every node's children by name, so stacks come out sorted.
-    fn sort_children(&mut self) {
-        let names = &self.names;
-        let nodes = &mut self.nodes;
-        let keys: Vec<u32> = nodes.iter().map(|n| n.name).collect();
-        for node in nodes.iter_mut() {
-            node.children.sort_by(|&a, &b| {
-                names[keys[a as usize] as usize].cmp(&names[keys[b as usize] as usize])
-            });
+    /// The folded text, as `Display` writes it, made in one buffer of the
+    /// exact size: millions of stacks are hundreds of megabytes of text,
+    /// which a growing string would copy and a formatter write piece by
+    /// piece.
+    ///
+    /// ```
+    /// # let snap: turbowish_snapshot::Snapshot = serde_json::from_str(include_str!("../../turbowish-snapshot/tests/fixtures/service.json")).unwrap();
+    /// let folded = turbowish_report::flame::FoldedStacks::new(&snap);
+    /// assert_eq!(folded.folded_text(), folded.to_string());
+    /// ```
+    pub fn folded_text(&self) -> String {
+        String::from_utf8(self.folded_bytes())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// [`folded_text`](Self::folded_text) as bytes, for a file: the two
+    /// halves of the stacks are written at once, one a thread, each into
+    /// its own part of the buffer.
+    pub fn folded_bytes(&self) -> Vec<u8> {
+        let digits = |n: u64| n.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let lens: Vec<usize> = self
+            .stacks
+            .iter()
+            .map(|s| {
+                self.path(s)
+                    .map(|name| self.names[name as usize].len() + 1)
+                    .sum::<usize>()
+                    + digits(s.bytes)
+                    + 1
+            })
+            .collect();
+        let total: usize = lens.iter().sum();
+        let (mut half, mut split) = (0, 0);
+        while split < lens.len() && half < total / 2 {
+            half += lens[split];
+            split += 1;
         }
+        let mut buf = vec![0u8; total];
+        let (first, second) = buf.split_at_mut(half);
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.fill(&self.stacks[..split], first));
+            self.fill(&self.stacks[split..], second);
+        });
+        buf
+    }
+
+    /// Writes the lines of `stacks` into `out`, which is exactly their
+    /// size.
+    fn fill(&self, stacks: &[Stack], out: &mut [u8]) {
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        let mut number = itoa_buffer();
+        for s in stacks {
+            let mut first = true;
+            for name in self.path(s) {
+                if !first {
+                    put(b";");
+                }
+                first = false;
+                put(self.names[name as usize].as_bytes());
+            }
+            put(b" ");
+            put(format_u64(&mut number, s.bytes).as_bytes());
+            put(b"\n");
+        }
+    }
+
+    /// Writes every `stack bytes` line, in sorted order.
+    fn write_lines(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        for s in &self.stacks {
+            let mut first = true;
+            for name in self.path(s) {
+                if !first {
+                    out.write_char(';')?;
+                }
+                first = false;
+                out.write_str(&self.names[name as usize])?;
+            }
+            writeln!(out, " {}", s.bytes)?;
+        }
+        Ok(())
     }
 }
 
 impl fmt::Display for FoldedStacks {
     /// One `stack bytes` line per stack.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut result = Ok(());
-        self.walk(0, |stack, bytes| {
-            if result.is_ok() {
-                result = writeln!(f, "{stack} {bytes}");
-            }
-        });
-        result
+        self.write_lines(f)
     }
 }
 
-/// Builds the tree: interns names and finds each child by (parent, name).
-struct Builder {
-    names: Vec<String>,
-    ids: HashMap<String, u32>,
-    nodes: Vec<Node>,
-    children: HashMap<(u32, u32), u32, BuildFast>,
+/// A buffer for [`format_u64`].
+fn itoa_buffer() -> [u8; 20] {
+    [0; 20]
 }
 
-impl Builder {
-    fn new() -> Builder {
-        Builder {
-            names: Vec::new(),
-            ids: HashMap::new(),
-            nodes: vec![Node {
-                name: 0,
-                bytes: 0,
-                total: 0,
-                children: Vec::new(),
-            }],
-            children: HashMap::default(),
+/// `n` in decimal, written into `buf` without the formatter.
+fn format_u64(buf: &mut [u8; 20], mut n: u64) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
 
+/// Interns names made safe as frames.
+#[derive(Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
     /// The id of `name` made safe as a frame.
     fn intern(&mut self, name: &str) -> u32 {
         let name = frame_name(name);
@@ -338,66 +507,6 @@ impl Builder {
         self.names.push(name.clone());
         self.ids.insert(name, id);
         id
-    }
-
-    /// Adds `bytes` to the stack `path` (name ids, outermost first).
-    fn add(&mut self, path: &[u32], bytes: u64) {
-        let mut at = 0u32;
-        self.nodes[0].total = self.nodes[0].total.saturating_add(bytes);
-        for &name in path {
-            let next = match self.children.get(&(at, name)) {
-                Some(&child) => child,
-                None => {
-                    let child = self.nodes.len() as u32;
-                    self.nodes.push(Node {
-                        name,
-                        bytes: 0,
-                        total: 0,
-                        children: Vec::new(),
-                    });
-                    self.nodes[at as usize].children.push(child);
-                    self.children.insert((at, name), child);
-                    child
-                }
-            };
-            at = next;
-            let node = &mut self.nodes[at as usize];
-            node.total = node.total.saturating_add(bytes);
-        }
-        let node = &mut self.nodes[at as usize];
-        node.bytes = node.bytes.saturating_add(bytes);
-    }
-}
-
-/// A fast hasher for pairs of small integers (the tree's child index is
-/// looked up once per frame of every stack; SipHash's resistance to
-/// chosen keys buys nothing for ids we assign).
-#[derive(Default, Clone, Copy)]
-struct BuildFast;
-
-impl std::hash::BuildHasher for BuildFast {
-    type Hasher = Fast;
-    fn build_hasher(&self) -> Fast {
-        Fast(0)
-    }
-}
-
-struct Fast(u64);
-
-impl std::hash::Hasher for Fast {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
@@ -425,18 +534,33 @@ mod tests {
         assert_eq!(frame_name("task;fake\u{202e}"), "task,fake\\u{202e}");
     }
 
+    /// Folded stacks of `paths` (owner first, then frames) and their
+    /// bytes, as [`FoldedStacks::new`] makes them from a snapshot.
+    fn folded(paths: &[(Vec<String>, u64)]) -> FoldedStacks {
+        let mut interner = Interner::default();
+        let mut frames = Vec::new();
+        let mut stacks = Vec::new();
+        for (path, bytes) in paths {
+            let owner = interner.intern(&path[0]);
+            let start = frames.len();
+            frames.extend(path[1..].iter().map(|f| interner.intern(f)));
+            stacks.push(Stack {
+                owner,
+                len: (frames.len() - start) as u32,
+                start,
+                bytes: *bytes,
+            });
+        }
+        FoldedStacks::from_parts(interner, frames, stacks, true)
+    }
+
     #[test]
     fn absurd_byte_counts_are_scaled_for_inferno_not_overflowed() {
-        let mut tree = Builder::new();
-        for name in ["a", "b", "c"] {
-            let id = tree.intern(name);
-            tree.add(&[id], u64::MAX);
-        }
-        let stacks = FoldedStacks {
-            names: tree.names,
-            nodes: tree.nodes,
-            sampled: false,
-        };
+        let paths: Vec<(Vec<String>, u64)> = ["a", "b", "c"]
+            .iter()
+            .map(|n| (vec![n.to_string()], u64::MAX))
+            .collect();
+        let stacks = folded(&paths);
         let svg = String::from_utf8(stacks.to_svg("t").unwrap()).unwrap();
         for name in ["a", "b", "c"] {
             assert!(svg.contains(&format!("<title>{name} (")), "{name}");
@@ -446,27 +570,20 @@ mod tests {
     #[test]
     fn the_svg_draws_at_most_its_limit_of_frames_and_cuts_long_names() {
         // 20 chains of 3,000 frames under one owner, chain i of
-        // (i + 1) * 1,000 bytes: 60,000 frames, each wide enough. The
-        // 16 widest chains (48,000 frames) are drawn; the 4 narrowest
-        // fold into the owner's line.
-        let mut tree = Builder::new();
-        let owner = tree.intern("owner");
-        let depth: Vec<u32> = (1..3_000).map(|j| tree.intern(&format!("f{j}"))).collect();
-        for i in 0..20u64 {
-            let mut path = vec![owner, tree.intern(&format!("c{i}"))];
-            path.extend_from_slice(&depth);
-            tree.add(&path, (i + 1) * 1_000);
-        }
+        // (i + 1) * 1,000 bytes: 60,000 frames, each wide enough. Past
+        // MAX_DRAWN the threshold doubles: the 16 widest chains (48,000
+        // frames) are drawn; the 4 narrowest fold into the owner's line.
+        let depth: Vec<String> = (1..3_000).map(|j| format!("f{j}")).collect();
+        let mut paths: Vec<(Vec<String>, u64)> = (0..20u64)
+            .map(|i| {
+                let mut path = vec!["owner".to_owned(), format!("c{i:02}")];
+                path.extend(depth.iter().cloned());
+                (path, (i + 1) * 1_000)
+            })
+            .collect();
         // A name over the SVG's length, cut there.
-        let other = tree.intern("other");
-        let long = tree.intern(&"x".repeat(5_000));
-        tree.add(&[other, long], 100_000);
-        let mut stacks = FoldedStacks {
-            names: tree.names,
-            nodes: tree.nodes,
-            sampled: true,
-        };
-        stacks.sort_children();
+        paths.push((vec!["other".to_owned(), "x".repeat(5_000)], 100_000));
+        let stacks = folded(&paths);
         let lines = stacks.svg_lines();
         assert_eq!(lines.len(), 18, "{:?}", &lines[..2]);
         assert_eq!(
@@ -482,15 +599,20 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_written_in_decimal() {
+        let mut buf = itoa_buffer();
+        for n in [0, 7, 10, 524_288, u64::MAX] {
+            assert_eq!(format_u64(&mut buf, n), n.to_string());
+        }
+    }
+
+    #[test]
     fn nothing_to_draw_is_an_error_not_an_empty_svg() {
         let empty = FoldedStacks {
             names: Vec::new(),
-            nodes: vec![Node {
-                name: 0,
-                bytes: 0,
-                total: 0,
-                children: Vec::new(),
-            }],
+            frames: Vec::new(),
+            stacks: Vec::new(),
+            total: 0,
             sampled: false,
         };
         let err = empty.to_svg("t").unwrap_err();

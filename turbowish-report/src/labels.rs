@@ -165,3 +165,40 @@ pub(crate) fn task_ref(task: TaskRef) -> String {
         TaskRef::Thread(n) => format!("thread {n}"),
     }
 }
+
+/// A value per `u32` id (a location's, a site's), made once each: a vector
+/// when the id is below a bound from the table's length (a snapshot's ids
+/// are `0..n`), so the look-up renderers do for every frame of every stack
+/// touches a small dense array, not a hash table; a hash map for the ids
+/// beyond it.
+pub(crate) struct PerId<V> {
+    dense: Vec<Option<V>>,
+    sparse: HashMap<u32, V>,
+}
+
+impl<V: Copy> PerId<V> {
+    /// For the ids of a table of `len` rows.
+    pub(crate) fn new(len: usize) -> PerId<V> {
+        PerId {
+            dense: vec![None; len.saturating_mul(2).saturating_add(1024)],
+            sparse: HashMap::new(),
+        }
+    }
+
+    /// The value of `id`, if made.
+    pub(crate) fn get(&self, id: u32) -> Option<V> {
+        match self.dense.get(id as usize) {
+            Some(v) => *v,
+            None => self.sparse.get(&id).copied(),
+        }
+    }
+
+    /// The value of `id`, made by `make` the first time.
+    pub(crate) fn get_or_insert_with(&mut self, id: u32, make: impl FnOnce() -> V) -> V {
+        match self.dense.get_mut(id as usize) {
+            Some(Some(v)) => *v,
+            Some(slot) => *slot.insert(make()),
+            None => *self.sparse.entry(id).or_insert_with(make),
+        }
+    }
+}

@@ -526,21 +526,20 @@ fn export_pprof_carries_stacks_and_task_labels() {
         .find(|s| s.task.as_deref() == Some("cache-filler"))
         .unwrap();
     assert_eq!(cache.values, vec![80 * 16, 80 * 65_536]);
-    // Leaf first; the inlined location has both lines, innermost first.
+    // Leaf first, and the leaf is the code that asked for memory: the
+    // standard library's allocation frames (`RawVecInner` inlined into
+    // `Vec::with_capacity_in`) are left out, so pprof's -top starts there.
     let leaf = &profile.locations[&cache.location_ids[0]];
-    assert_eq!(leaf.0, 0x55d4_1a20_1a30);
+    assert_eq!(leaf.0, 0x55d4_1a20_1b40);
     assert_eq!(
-        leaf.1[0].0,
-        "alloc::raw_vec::RawVecInner<A>::try_allocate_in"
+        leaf.1,
+        [(
+            "bank_service::cache::Cache::insert".to_owned(),
+            "src/cache.rs".to_owned(),
+            57
+        )]
     );
-    assert_eq!(
-        leaf.1[1],
-        (
-            "alloc::vec::Vec<T>::with_capacity_in".to_owned(),
-            "/rustc/library/alloc/src/vec/mod.rs".to_owned(),
-            802
-        )
-    );
+    assert_eq!(cache.location_ids.len(), 3);
     let root = &profile.locations[cache.location_ids.last().unwrap()];
     assert_eq!(root.1[0].0, "tokio::runtime::task::core::Core<T,S>::poll");
     let handlers: i64 = profile
@@ -568,6 +567,29 @@ fn export_pprof_carries_stacks_and_task_labels() {
         profile.locations[&cache.location_ids[0]].1[0].0,
         "cache-filler"
     );
+}
+
+#[test]
+fn export_without_line_tables_says_how_to_get_full_stacks() {
+    // As symbolised in a release build without debug info: names only.
+    let mut snap = Snapshot::load(&fixture("service.json")).unwrap();
+    for line in snap.locations.iter_mut().flat_map(|l| &mut l.lines) {
+        line.file = None;
+        line.line = None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("symbols-only.json");
+    std::fs::write(&path, fixtures::to_json(&snap)).unwrap();
+    let out = run_ok(&["export", path.to_str().unwrap(), "-o", "-"]);
+    let stderr = text(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("build with `debug = \"line-tables-only\"` for full stacks"),
+        "{stderr}"
+    );
+    // With line tables, no such note.
+    let out = run_ok(&["export", &p("service.json"), "-o", "-"]);
+    assert_eq!(text(&out.stderr), "");
 }
 
 #[test]

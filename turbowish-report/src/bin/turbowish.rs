@@ -10,7 +10,7 @@ use turbowish_report::chains::{chains_dot, chains_text, may_lock};
 use turbowish_report::diff::diff;
 use turbowish_report::flame::FoldedStacks;
 use turbowish_report::html::{page as html_page, PageOptions};
-use turbowish_report::pprof::pprof_gz;
+use turbowish_report::pprof::{lacks_line_tables, pprof_gz};
 use turbowish_report::sites::task_sites;
 use turbowish_snapshot::atomic_write::write_atomic;
 use turbowish_snapshot::format::{printable, printable_text};
@@ -409,7 +409,10 @@ fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
         ));
     }
     let bytes = if args.folded {
-        stacks.to_string().into_bytes()
+        // The stacks own their names: the snapshot can go, freed on
+        // another thread while the text, about as big, is made.
+        std::thread::spawn(move || drop(snap));
+        stacks.folded_bytes()
     } else {
         let title = args.title.clone().unwrap_or_else(|| {
             format!(
@@ -429,8 +432,17 @@ fn diff_cmd(args: DiffArgs) -> Result<u8, Failure> {
     if args.old == Path::new("-") && args.new == Path::new("-") {
         return Err(Failure::input("OLD and NEW cannot both be standard input"));
     }
-    let old = load(&args.old)?;
-    let new = load(&args.new)?;
+    // Both at once: loading is most of a diff's time, and the two files
+    // are independent. OLD's failure is reported first, as before.
+    let (old, new) = std::thread::scope(|s| {
+        let old = s.spawn(|| load(&args.old));
+        let new = load(&args.new);
+        let old = old
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (old, new)
+    });
+    let (old, new) = (old?, new?);
     let d = diff(&old, &new, args.force).map_err(Failure::input)?;
     if d.new_is_older {
         say(&format!(
@@ -450,6 +462,11 @@ fn export(args: ExportArgs) -> Result<u8, Failure> {
     let snap = load(&args.snapshot)?;
     match args.format {
         Format::Pprof => {
+            if lacks_line_tables(&snap) {
+                eprintln!(
+                    "turbowish: note: the snapshot's stacks have no line tables, so code inlined into its caller (often the task's async block) is not shown; build with `debug = \"line-tables-only\"` for full stacks"
+                );
+            }
             if snap.owner_sites.is_empty() {
                 say(
                     "note: the snapshot has no sampled allocation sites; each task is one sample of its live memory, without a stack",

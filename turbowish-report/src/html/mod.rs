@@ -325,12 +325,17 @@ fn treemaps(out: &mut String, snap: &Snapshot, names: &Names<'_>) {
     out.push_str("</section>\n");
 }
 
+/// The most sites of one owner that get a label: well above the treemap's
+/// tiles per owner, so which sites show does not change.
+const LABELLED_SITES: usize = 64;
+
 /// Live bytes and blocks per site id, for one owner.
 type SiteSums = HashMap<u32, (u64, u64)>;
 
 /// A tile with no children yet.
 fn item(label: &str, path: String, bytes: u64, blocks: u64) -> Item {
     Item {
+        merged: 0,
         label: label.to_owned(),
         path,
         bytes,
@@ -460,7 +465,25 @@ fn fill_children(owner: &mut Item, sites: SiteSums, names: &Names<'_>) {
         return;
     }
     let mut sampled = (0u64, 0u64);
-    for (site, (bytes, blocks)) in sites {
+    let mut rows: Vec<(u32, (u64, u64))> = sites.into_iter().collect();
+    // Only the biggest sites can get a tile of their own (the treemap
+    // shows a few per owner): the others are merged before any label is
+    // made, so a snapshot of millions of sites costs no string for each.
+    if rows.len() > LABELLED_SITES {
+        rows.select_nth_unstable_by(LABELLED_SITES - 1, |a, b| {
+            b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0))
+        });
+        let mut rest = item("", String::new(), 0, 0);
+        rest.merged = rows.len() - LABELLED_SITES;
+        for (_, (bytes, blocks)) in rows.drain(LABELLED_SITES..) {
+            add_amount(&mut sampled, bytes, blocks);
+            let mut sum = (rest.bytes, rest.blocks);
+            add_amount(&mut sum, bytes, blocks);
+            (rest.bytes, rest.blocks) = sum;
+        }
+        owner.children.push(rest);
+    }
+    for (site, (bytes, blocks)) in rows {
         add_amount(&mut sampled, bytes, blocks);
         let (label, path) = site_label(names, site);
         owner.children.push(item(&label, path, bytes, blocks));

@@ -52,6 +52,9 @@ pub(crate) struct Item {
     pub(crate) blocks: u64,
     /// What it holds (empty for a leaf).
     pub(crate) children: Vec<Item>,
+    /// For a `(N smaller)` tile made before pruning (too many sites to
+    /// label them all): N, the items it stands for; 0 for any other item.
+    pub(crate) merged: usize,
 }
 
 /// An axis-aligned rectangle.
@@ -156,17 +159,30 @@ fn worst(areas: &[f64], sum: f64, side: f64) -> f64 {
 /// Sorts items biggest first, drops empty ones, and merges the ones below
 /// [`MIN_SHARE`] of `view_bytes`, and any beyond the first `max`, into one
 /// `(N smaller)` item.
+/// An item already merged (`merged` > 0) goes into the `(N smaller)` one
+/// and counts as the items it stands for.
 pub(crate) fn prune(items: &mut Vec<Item>, view_bytes: u64, max: usize) {
     items.retain(|i| i.bytes > 0);
+    let premerged: Vec<Item> = if items.iter().any(|i| i.merged > 0) {
+        let (merged, rest): (Vec<Item>, Vec<Item>) = std::mem::take(items)
+            .into_iter()
+            .partition(|i| i.merged > 0);
+        *items = rest;
+        merged
+    } else {
+        Vec::new()
+    };
     items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.label.cmp(&b.label)));
     let floor = (view_bytes as f64 * MIN_SHARE) as u64;
     let mut keep = items.iter().take_while(|i| i.bytes >= floor).count();
-    if keep >= max && items.len() > max {
+    let count = items.len() + premerged.len();
+    if keep >= max && count > max {
         keep = max - 1;
     }
-    if items.len() - keep > 1 {
-        let small = items.split_off(keep);
-        let n = small.len();
+    if count - keep > 1 || !premerged.is_empty() {
+        let mut small = items.split_off(keep);
+        small.extend(premerged);
+        let n: usize = small.iter().map(|i| i.merged.max(1)).sum();
         let mut merged = Item {
             label: format!("({n} smaller)"),
             path: format!(
@@ -176,6 +192,7 @@ pub(crate) fn prune(items: &mut Vec<Item>, view_bytes: u64, max: usize) {
             bytes: 0,
             blocks: 0,
             children: Vec::new(),
+            merged: 0,
         };
         for i in small {
             merged.bytes = merged.bytes.saturating_add(i.bytes);
@@ -415,6 +432,7 @@ mod tests {
 
     fn leaf(label: &str, bytes: u64) -> Item {
         Item {
+            merged: 0,
             label: label.to_owned(),
             path: String::new(),
             bytes,
@@ -490,6 +508,19 @@ mod tests {
         prune(&mut items, 1045, 4);
         let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
         assert_eq!(labels, ["(7 smaller)", "t9", "t8", "t7"]);
+    }
+
+    #[test]
+    fn items_merged_before_pruning_count_as_what_they_stand_for() {
+        // Sites beyond the labelled ones arrive as one item standing for
+        // 1,000: it is merged with the small ones, never kept as a tile.
+        let mut rest = leaf("", 600_000);
+        rest.merged = 1_000;
+        let mut items = vec![leaf("a", 500_000), rest, leaf("crumb", 10)];
+        prune(&mut items, 1_100_010, 16);
+        let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
+        assert_eq!(labels, ["(1001 smaller)", "a"]);
+        assert_eq!(items[0].bytes, 600_010);
     }
 
     #[test]
