@@ -96,8 +96,13 @@ pub fn share(part: u64, whole: u64) -> String {
 /// rather than as itself, wherever text from a snapshot goes (terminal,
 /// error message, DOT, folded stacks, SVG, HTML): every control character
 /// (C0, DEL and C1: an escape sequence, a NUL, a line break), Unicode's
-/// bidirectional-text controls (which reorder what a terminal shows next
-/// to them), and the noncharacters (which XML refuses).
+/// line and paragraph separators (U+2028, U+2029: a line break to many
+/// viewers and editors), its bidirectional-text controls (U+061C, U+200E,
+/// U+200F, U+202A–U+202E, U+2066–U+2069: they reorder what a terminal
+/// shows next to them), and the noncharacters (which XML refuses).
+///
+/// A backslash is no such character: a name that holds the text
+/// `\u{1b}` itself is shown as is, looking like an escaped one.
 ///
 /// ```
 /// use turbowish_snapshot::format::shown_escaped;
@@ -106,7 +111,16 @@ pub fn share(part: u64, whole: u64) -> String {
 /// ```
 pub fn shown_escaped(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{61c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
         || matches!(c as u32, 0xfdd0..=0xfdef)
         || (c as u32) & 0xfffe == 0xfffe
 }
@@ -215,6 +229,23 @@ mod tests {
             printable("\u{fffe}\u{1ffff}\u{fdd0}"),
             "\\u{fffe}\\u{1ffff}\\u{fdd0}"
         );
+        // The Arabic letter mark (a bidi control), the line and
+        // paragraph separators.
+        assert_eq!(
+            printable("a\u{61c}b\u{2028}c\u{2029}d"),
+            "a\\u{61c}b\\u{2028}c\\u{2029}d"
+        );
+        for c in ['\u{61c}', '\u{2028}', '\u{2029}', '\u{200e}', '\u{2069}'] {
+            assert!(shown_escaped(c), "{c:?}");
+        }
+        // Their neighbours are text.
+        for c in [
+            '\u{61b}', '\u{61d}', '\u{2027}', '\u{202f}', '\u{2065}', '\u{206a}',
+        ] {
+            assert!(!shown_escaped(c), "{c:?}");
+        }
+        // A backslash is text: a name spelling an escape shows as is.
+        assert_eq!(printable("a\\u{1b}b"), "a\\u{1b}b");
         assert_eq!(printable("naïve ✓ 日本 [u8; 4]"), "naïve ✓ 日本 [u8; 4]");
         assert_eq!(printable_text("a\n\tb\r"), "a\n\tb\\u{d}");
     }
