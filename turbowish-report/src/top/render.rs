@@ -255,7 +255,7 @@ fn render_resources(lines: &[&LiveResource], frame: &mut Frame<'_>, area: Rect) 
                 held.push_str(&format!(" and {} more", r.extra_holders));
             }
             Row::new(vec![
-                Cell::from(format!("{} \"{}\"", r.kind.name(), safe(&r.name))),
+                Cell::from(format!("{} \"{}\"", safe(r.kind.name()), safe(&r.name))),
                 Cell::from(held),
                 Cell::from(parties(&r.waiters)),
             ])
@@ -428,6 +428,30 @@ mod tests {
         assert_eq!(duration(187_000_000_000), "3m07s");
         assert_eq!(duration(7_500_000_000_000), "2h05m");
         assert_eq!(duration(u64::MAX), "5124095h34m");
+    }
+
+    #[test]
+    fn a_resource_kind_from_the_wire_is_shown_escaped() {
+        // A declared or tokio kind is the program's text, as a name is.
+        use turbowish_snapshot::schema::ResourceKind;
+        let mut app = App::new(hello());
+        app.model = bank();
+        app.model.resources[0].kind = ResourceKind::Declared("p\u{1b}[2J\u{202e}".to_owned());
+        let found = screen(&mut app, 140, 18);
+        assert!(
+            found
+                .iter()
+                .any(|l| l.starts_with("│p\\u{1b}[2J\\u{202e} \"ledger\"")),
+            "found:\n{}",
+            found.join("\n")
+        );
+        assert!(
+            !found
+                .iter()
+                .any(|l| l.contains('\u{1b}') || l.contains('\u{202e}')),
+            "found:\n{}",
+            found.join("\n")
+        );
     }
 
     #[test]
