@@ -523,7 +523,9 @@ pub(crate) fn run_limited(
         .stderr(Stdio::piped());
     limit_child(&mut command, memory, cpu_seconds);
     let start = std::time::Instant::now();
-    let out = command.output().expect("turbowish runs");
+    let out = command
+        .output()
+        .unwrap_or_else(|e| limited_spawn_failed(&e, memory, cpu_seconds));
     (out, start.elapsed())
 }
 
@@ -531,6 +533,11 @@ pub(crate) fn run_limited(
 /// bytes (`RLIMIT_AS`: an allocation past it fails, so the run aborts
 /// instead of swapping), a CPU-time limit of `cpu_seconds` (`RLIMIT_CPU`:
 /// the kernel ends a runaway run) and no core file.
+///
+/// A limit can be lowered by anyone but raised past its hard limit only
+/// by a privileged process: where the environment's hard limit is below
+/// the one asked for (a container, a `ulimit -H`), the child cannot
+/// start; [`limited_spawn_failed`] then says why.
 pub(crate) fn limit_child(command: &mut Command, memory: u64, cpu_seconds: u64) {
     use std::os::unix::process::CommandExt;
     fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
@@ -555,6 +562,54 @@ pub(crate) fn limit_child(command: &mut Command, memory: u64, cpu_seconds: u64) 
             set(libc::RLIMIT_CORE, 0)
         });
     }
+}
+
+/// Fails a test whose child, limited by [`limit_child`], could not start:
+/// when a limit asked for is over this environment's hard limit (which
+/// only a privileged process may raise), the message names the limit and
+/// both figures, rather than a bare `Operation not permitted`.
+pub(crate) fn limited_spawn_failed(e: &std::io::Error, memory: u64, cpu_seconds: u64) -> ! {
+    for (resource, name, value, unit, shell) in [
+        (
+            libc::RLIMIT_AS,
+            "RLIMIT_AS",
+            memory,
+            "bytes of address space",
+            "ulimit -Hv, in KiB",
+        ),
+        (
+            libc::RLIMIT_CPU,
+            "RLIMIT_CPU",
+            cpu_seconds,
+            "seconds of CPU time",
+            "ulimit -Ht",
+        ),
+    ] {
+        if let Some(hard) = hard_limit(resource) {
+            if hard < value {
+                panic!(
+                    "turbowish could not start ({e}): it is to run under {name} = {value} {unit}, and this environment's hard limit is lower, {hard}, which only a privileged process may raise; run the tests where the hard limit is at least {value} (`{shell}`)"
+                );
+            }
+        }
+    }
+    panic!("turbowish could not start: {e}");
+}
+
+/// The hard limit of `resource` for this process; `None` when unlimited
+/// (or unknown).
+fn hard_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit to write for the call's duration.
+    if unsafe { libc::getrlimit(resource, &mut limit) } != 0
+        || limit.rlim_max == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(limit.rlim_max)
 }
 
 /// The first character of `bytes` (as text) a terminal would obey rather
