@@ -382,25 +382,25 @@ impl LocationIds {
             let key = &out.ids[start..];
             out.stacks.push(StackSum {
                 hash: hash_ids(key),
-                start,
-                len: key.len(),
+                // A snapshot within the input cap has far fewer than 2^32
+                // frames in all its sites.
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                len: u32::try_from(key.len()).unwrap_or(0),
                 sums: (site.live_bytes, site.live_blocks),
             });
         }
         let mut stacks = std::mem::take(&mut out.stacks);
         stacks.sort_unstable_by(|a, b| out.order(a, &out, b));
-        // Sites with one symbolised stack are one row.
-        let mut merged: Vec<StackSum> = Vec::with_capacity(stacks.len());
-        for s in stacks {
-            match merged.last_mut() {
-                Some(last) if out.order(last, &out, &s).is_eq() => {
-                    last.sums.0 = last.sums.0.saturating_add(s.sums.0);
-                    last.sums.1 = last.sums.1.saturating_add(s.sums.1);
-                }
-                _ => merged.push(s),
+        // Sites with one symbolised stack are one row (merged in place).
+        stacks.dedup_by(|s, last| {
+            let same = out.order(last, &out, s).is_eq();
+            if same {
+                last.sums.0 = last.sums.0.saturating_add(s.sums.0);
+                last.sums.1 = last.sums.1.saturating_add(s.sums.1);
             }
-        }
-        out.stacks = merged;
+            same
+        });
+        out.stacks = stacks;
         out
     }
 }
@@ -415,15 +415,16 @@ struct StackSums {
 
 struct StackSum {
     hash: u64,
-    start: usize,
-    len: usize,
+    start: u32,
+    len: u32,
     /// Live bytes and blocks.
     sums: (u64, u64),
 }
 
 impl StackSums {
     fn key(&self, s: &StackSum) -> &[u32] {
-        &self.ids[s.start..s.start + s.len]
+        let start = s.start as usize;
+        self.ids.get(start..start + s.len as usize).unwrap_or(&[])
     }
 
     /// By hash, then by the ids themselves: a total order in which equal
