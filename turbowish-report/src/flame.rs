@@ -75,16 +75,26 @@ const MAX_DRAWN: usize = 50_000;
 /// cut, with `…`); the folded stacks keep every name whole.
 const MAX_DRAWN_NAME: usize = 1_000;
 
-/// `name` cut to [`MAX_DRAWN_NAME`] bytes (at a character boundary).
+/// `name` cut to [`MAX_DRAWN_NAME`] bytes (at a character boundary), for
+/// inferno: a name that ends in a space and a number (`tokio task 1999`)
+/// has that space made a no-break one, since inferno reads a line ending
+/// in two numbers as a differential one (`stack before after`) and would
+/// take the task's number for a count.
 fn drawn_name(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.len() <= MAX_DRAWN_NAME {
-        return name.into();
-    }
-    let mut cut = MAX_DRAWN_NAME;
+    let mut cut = name.len().min(MAX_DRAWN_NAME);
     while !name.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}…", &name[..cut]).into()
+    let numbered = name[..cut]
+        .rsplit_once(' ')
+        .filter(|(_, last)| last.parse::<f64>().is_ok());
+    match (numbered, cut < name.len()) {
+        (None, false) => name.into(),
+        (None, true) => format!("{}…", &name[..cut]).into(),
+        (Some((head, last)), cut_off) => {
+            format!("{head}\u{a0}{last}{}", if cut_off { "…" } else { "" }).into()
+        }
+    }
 }
 
 /// The least share of the total a frame needs to be drawn: inferno leaves
@@ -595,6 +605,8 @@ mod tests {
             .iter()
             .all(|l| l.matches(';').count() == 3_000 && l.starts_with("owner;c")));
         assert_eq!(drawn_name("日本"), "日本");
+        assert_eq!(drawn_name("tokio task 1999"), "tokio task\u{a0}1999");
+        assert_eq!(drawn_name("tokio task x"), "tokio task x");
         assert_eq!(drawn_name(&"é".repeat(600)).chars().count(), 501);
     }
 

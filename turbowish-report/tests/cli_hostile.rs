@@ -451,3 +451,122 @@ fn stacks_spelled_out_up_to_the_text_budget_stay_within_256_mib() {
         );
     }
 }
+
+/// The service fixture plus 2,000 tokio tasks (buckets of their own
+/// names), each with live bytes at the same 3 sites of 64 frames of long
+/// generic names: a 0.95 MB file whose flame graph's stacks the loader
+/// once counted as 83.4 MB of names, over its text budget (77.5 MB), and
+/// so refused for every command.
+fn many_tasks_at_deep_sites() -> Snapshot {
+    use turbowish_snapshot::schema::{Bucket, CodeLocation, Counters, OwnerSite, Site};
+    let mut snap = service();
+    let first_location = snap.locations.len() as u32;
+    for i in 0..192u32 {
+        snap.locations.push(CodeLocation {
+            id: first_location + i,
+            address: 0x7f00_0000_0000 + u64::from(i) * 16,
+            lines: vec![SourceLine {
+                function: format!(
+                    "bank_service::pipeline::stages::generic::Stage<alloc::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<u64, alloc::vec::Vec<u8>>>>>::poll_step_{i}::{{{{closure}}}}"
+                ),
+                file: Some("src/pipeline/stages/generic_stage.rs".to_owned()),
+                line: Some(100 + i),
+            }],
+        });
+    }
+    let first_site = snap.sites.len() as u32;
+    for s in 0..3u32 {
+        snap.sites.push(Site {
+            id: first_site + s,
+            stack: (0..64).map(|j| first_location + s * 64 + j).collect(),
+            live_bytes: 2_000 << 16,
+            live_blocks: 2_000 * 16,
+            samples: 2_000,
+        });
+    }
+    for t in 0..2_000u64 {
+        let owner = Owner::TokioTask(1_000 + t);
+        snap.buckets.push(Bucket {
+            owner,
+            name: format!("tokio task {}", 1_000 + t),
+            memory: Counters {
+                live_bytes: 3 << 16,
+                live_blocks: 48,
+                total_bytes: 3 << 16,
+                total_blocks: 48,
+                peak_live_bytes: 3 << 16,
+            },
+        });
+        for s in 0..3 {
+            snap.owner_sites.push(OwnerSite {
+                owner,
+                site: first_site + s,
+                live_bytes: 1 << 16,
+                live_blocks: 16,
+            });
+        }
+    }
+    snap
+}
+
+/// Every command but `flamegraph --folded` reads a snapshot of 2,000 tasks
+/// at the same deep sites, whose flame graph spells out more names than
+/// its file's budget (the loader once refused it for every command); the
+/// folded text, which would spell them all out, is refused with one line
+/// naming the field and the limit. Within 256 MiB each.
+#[test]
+fn many_tasks_at_shared_deep_sites_are_read_by_every_command_but_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = serde_json::to_string(&many_tasks_at_deep_sites()).unwrap();
+    assert!((800_000..1_000_000).contains(&json.len()), "{}", json.len());
+    let path = write(dir.path(), "many.json", &json);
+    let p = path.to_str().unwrap();
+    let svg = dir.path().join("heap.svg");
+    let folded = dir.path().join("heap.folded");
+    let page = dir.path().join("heap.html");
+    let pprof = dir.path().join("heap.pb.gz");
+    // The fixture's deadlock: `chains` says so with status 3.
+    for (args, status) in [
+        (vec!["report", p], 0),
+        (vec!["report", p, "--task", "tokio task 1999"], 0),
+        (vec!["chains", p], 3),
+        (vec!["chains", p, "--json"], 3),
+        (vec!["diff", p, p], 0),
+        (
+            vec![
+                "export",
+                "--format",
+                "pprof",
+                p,
+                "-o",
+                pprof.to_str().unwrap(),
+            ],
+            0,
+        ),
+        (vec!["flamegraph", p, "-o", svg.to_str().unwrap()], 0),
+        (vec!["html", p, "-o", page.to_str().unwrap()], 0),
+    ] {
+        let out = run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(status),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stderr).contains("refused"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Every owner drawn, its number not taken for a count by inferno.
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains("<title>tokio task\u{a0}1999 ("),
+        "no task 1999"
+    );
+    let out = run(&["flamegraph", p, "--folded", "-o", folded.to_str().unwrap()]);
+    let err = assert_one_line_error(&out, "flamegraph --folded");
+    assert!(err.contains("field `owner_sites`"), "{err}");
+    assert!(!folded.exists());
+}

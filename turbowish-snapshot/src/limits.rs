@@ -217,50 +217,61 @@ pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Resu
     let frames_max = frame_budget(len);
     let text_max = text_budget(len);
 
-    // (frames, text bytes) of each location.
-    let locations: HashMap<u32, (u64, u64)> = snap
-        .locations
+    let (_, frames_all, text_all) = site_costs(snap, &over)?;
+    check_budget(&over, "sites", frames_all, text_all, frames_max, text_max)?;
+
+    // Each step of a chain shows its resource's place (who may lock it
+    // only at its first step).
+    let resource_text: HashMap<u64, u64> = snap
+        .resources
         .iter()
-        .map(|l| {
-            let text = l.lines.iter().fold(0u64, |sum, line| {
-                sum.saturating_add(
-                    line.function.len() as u64
-                        + line.file.as_ref().map_or(0, |f| f.len() as u64)
-                        + FRAME_OVERHEAD,
-                )
-            });
-            // An unsymbolised location is one frame: its address.
-            let frames = (l.lines.len() as u64).max(1);
-            (l.id, (frames, text.max(FRAME_OVERHEAD + 2)))
-        })
+        .map(|r| (r.id, r.location.len() as u64 + FRAME_OVERHEAD))
         .collect();
-    let mut site_cost = SiteCosts::new(snap);
-    let (mut frames_all, mut text_all) = (0u64, 0u64);
-    for (i, site) in snap.sites.iter().enumerate() {
-        let (mut frames, mut text) = (0u64, 0u64);
-        for id in &site.stack {
-            // A dangling id renders as one placeholder frame.
-            let (f, t) = locations
-                .get(id)
-                .copied()
-                .unwrap_or((1, FRAME_OVERHEAD + 20));
-            frames += f;
-            text = text.saturating_add(t);
-        }
-        if frames > MAX_SITE_FRAMES as u64 {
+    for (field, links) in [
+        (
+            "chains",
+            snap.chains.iter().map(|c| &c.links).collect::<Vec<_>>(),
+        ),
+        ("cycles", snap.cycles.iter().map(|c| &c.links).collect()),
+    ] {
+        let text: u64 = links
+            .iter()
+            .flat_map(|links| links.iter())
+            .map(|l| resource_text.get(&l.resource).copied().unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
+        if text > text_max {
             return Err(over(
-                format!("sites[{i}].stack"),
+                field.to_owned(),
                 format!(
-                    "{frames} frames once its locations' inlined lines are counted (limit {MAX_SITE_FRAMES})"
+                    "its steps repeat {text} bytes of their resources' places, more than a file of this size may expand to (limit {text_max}: 16 MiB + 64 bytes a byte)"
                 ),
             ));
         }
-        frames_all = frames_all.saturating_add(frames);
-        text_all = text_all.saturating_add(text);
-        site_cost.insert(site.id, frames, text);
     }
-    check_budget(&over, "sites", frames_all, text_all, frames_max, text_max)?;
+    Ok(())
+}
 
+/// Checks what a flame graph of `snap` (parsed from `len` bytes) spells
+/// out against the budgets: one stack for each distinct owner name and
+/// site, naming every frame of the site. Only `flamegraph --folded`, which
+/// writes those stacks out, asks: the other commands read a snapshot of
+/// thousands of tasks at shared deep sites without spelling it out (the
+/// SVG draws a bounded number of frames from stacks kept once a site).
+///
+/// ```
+/// let snap: turbowish_snapshot::Snapshot =
+///     serde_json::from_str(include_str!("../tests/fixtures/service.json")).unwrap();
+/// assert!(turbowish_snapshot::limits::check_flame_stacks(&snap, 10_000, "s.json").is_ok());
+/// ```
+pub fn check_flame_stacks(snap: &Snapshot, len: usize, origin: &str) -> Result<(), LoadError> {
+    let over = |path: String, message: String| LoadError::Limit {
+        origin: origin.to_owned(),
+        path,
+        message,
+    };
+    let frames_max = frame_budget(len);
+    let text_max = text_budget(len);
+    let (site_cost, _, _) = site_costs(snap, &over)?;
     // A flame graph draws the stacks of each owner name apart (tasks of
     // one name share theirs): each distinct (owner name, site) is a line
     // spelling its whole stack, whatever the number of rows behind it.
@@ -316,35 +327,58 @@ pub(crate) fn check_expansion(snap: &Snapshot, len: usize, origin: &str) -> Resu
         text_max,
     )?;
 
-    // Each step of a chain shows its resource's place (who may lock it
-    // only at its first step).
-    let resource_text: HashMap<u64, u64> = snap
-        .resources
+    Ok(())
+}
+
+/// Each site's `(frames, text)` once its locations' inlined lines are
+/// counted, and their sums; a site over [`MAX_SITE_FRAMES`] is refused.
+fn site_costs(
+    snap: &Snapshot,
+    over: &impl Fn(String, String) -> LoadError,
+) -> Result<(SiteCosts, u64, u64), LoadError> {
+    // (frames, text bytes) of each location.
+    let locations: HashMap<u32, (u64, u64)> = snap
+        .locations
         .iter()
-        .map(|r| (r.id, r.location.len() as u64 + FRAME_OVERHEAD))
+        .map(|l| {
+            let text = l.lines.iter().fold(0u64, |sum, line| {
+                sum.saturating_add(
+                    line.function.len() as u64
+                        + line.file.as_ref().map_or(0, |f| f.len() as u64)
+                        + FRAME_OVERHEAD,
+                )
+            });
+            // An unsymbolised location is one frame: its address.
+            let frames = (l.lines.len() as u64).max(1);
+            (l.id, (frames, text.max(FRAME_OVERHEAD + 2)))
+        })
         .collect();
-    for (field, links) in [
-        (
-            "chains",
-            snap.chains.iter().map(|c| &c.links).collect::<Vec<_>>(),
-        ),
-        ("cycles", snap.cycles.iter().map(|c| &c.links).collect()),
-    ] {
-        let text: u64 = links
-            .iter()
-            .flat_map(|links| links.iter())
-            .map(|l| resource_text.get(&l.resource).copied().unwrap_or(0))
-            .fold(0u64, u64::saturating_add);
-        if text > text_max {
+    let mut site_cost = SiteCosts::new(snap);
+    let (mut frames_all, mut text_all) = (0u64, 0u64);
+    for (i, site) in snap.sites.iter().enumerate() {
+        let (mut frames, mut text) = (0u64, 0u64);
+        for id in &site.stack {
+            // A dangling id renders as one placeholder frame.
+            let (f, t) = locations
+                .get(id)
+                .copied()
+                .unwrap_or((1, FRAME_OVERHEAD + 20));
+            frames += f;
+            text = text.saturating_add(t);
+        }
+        if frames > MAX_SITE_FRAMES as u64 {
             return Err(over(
-                field.to_owned(),
+                format!("sites[{i}].stack"),
                 format!(
-                    "its steps repeat {text} bytes of their resources' places, more than a file of this size may expand to (limit {text_max}: 16 MiB + 64 bytes a byte)"
+                    "{frames} frames once its locations' inlined lines are counted (limit {MAX_SITE_FRAMES})"
                 ),
             ));
         }
+        frames_all = frames_all.saturating_add(frames);
+        text_all = text_all.saturating_add(text);
+        site_cost.insert(site.id, frames, text);
     }
-    Ok(())
+    Ok((site_cost, frames_all, text_all))
 }
 
 /// `(frames, text)` of each site by id: a vector when the ids are dense
@@ -454,15 +488,17 @@ mod tests {
         assert_eq!(row.site, 0);
         // Rows of one owner name are one stack, however many.
         snap.owner_sites = vec![row; 100];
-        assert!(check_expansion(&snap, 100_000, "f").is_ok());
+        assert!(check_flame_stacks(&snap, 100_000, "f").is_ok());
         snap.owner_sites = (0..100)
             .map(|i| OwnerSite {
                 owner: Owner::TokioTask(i),
                 ..row
             })
             .collect();
-        assert!(check_expansion(&snap, 1_000_000, "f").is_ok());
-        let err = check_expansion(&snap, 100_000, "f").unwrap_err();
+        assert!(check_flame_stacks(&snap, 1_000_000, "f").is_ok());
+        // The loader leaves them to the folded output's own check.
+        assert!(check_expansion(&snap, 100_000, "f").is_ok());
+        let err = check_flame_stacks(&snap, 100_000, "f").unwrap_err();
         assert!(
             err.to_string().starts_with(
                 "f: refused: field `owner_sites`: its stacks expand to 409700 frames, more than a file of this size may expand to (limit 312144:"

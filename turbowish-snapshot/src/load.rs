@@ -139,10 +139,25 @@ impl Snapshot {
     /// assert!(err.to_string().starts_with("no/such/file.json: cannot read"));
     /// ```
     pub fn load(path: &Path) -> Result<Snapshot, LoadError> {
+        Snapshot::load_counted(path).map(|(snapshot, _)| snapshot)
+    }
+
+    /// [`Snapshot::load`], also giving the number of bytes read: what the
+    /// budgets of a renderer that expands the snapshot are sized by (see
+    /// [`crate::limits::check_flame_stacks`]).
+    ///
+    /// ```
+    /// let err = turbowish_snapshot::Snapshot::load_counted("no/such/file.json".as_ref()).unwrap_err();
+    /// assert!(err.to_string().starts_with("no/such/file.json: cannot read"));
+    /// ```
+    pub fn load_counted(path: &Path) -> Result<(Snapshot, usize), LoadError> {
         let origin = path.display().to_string();
+        let parse = |bytes: Vec<u8>| {
+            Snapshot::from_slice(&bytes, &origin).map(|snapshot| (snapshot, bytes.len()))
+        };
         if path == Path::new("-") {
             let bytes = read_limited(std::io::stdin().lock(), &origin)?;
-            return Snapshot::from_slice(&bytes, &origin);
+            return parse(bytes);
         }
         let io = |source| LoadError::Io {
             origin: origin.clone(),
@@ -158,7 +173,7 @@ impl Snapshot {
             // at once, empty).
             set_blocking(&file).map_err(io)?;
             let bytes = read_limited(file, &origin)?;
-            return Snapshot::from_slice(&bytes, &origin);
+            return parse(bytes);
         }
         if !meta.is_file() {
             return Err(LoadError::NotAFile { origin });
@@ -170,7 +185,7 @@ impl Snapshot {
             });
         }
         let bytes = read_limited(file, &origin)?;
-        Snapshot::from_slice(&bytes, &origin)
+        parse(bytes)
     }
 
     /// Parses a snapshot from bytes; `origin` names them in errors.

@@ -334,6 +334,16 @@ fn load(path: &Path) -> Result<Snapshot, Failure> {
     Snapshot::load(path).map_err(Failure::input)
 }
 
+/// [`load`] for `flamegraph --folded`, which spells out every stack of the
+/// flame graph: also checks what they spell out against the file's budget
+/// (see CLI.md, "Limits").
+fn load_for_flame(path: &Path) -> Result<Snapshot, Failure> {
+    let origin = path.display().to_string();
+    let (snap, len) = Snapshot::load_counted(path).map_err(Failure::input)?;
+    turbowish_snapshot::limits::check_flame_stacks(&snap, len, &origin).map_err(Failure::input)?;
+    Ok(snap)
+}
+
 fn report(args: ReportArgs) -> Result<u8, Failure> {
     let snap = load(&args.snapshot)?;
     if let Some(query) = &args.task {
@@ -400,7 +410,13 @@ struct ChainsJson<'a> {
 }
 
 fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
-    let snap = load(&args.snapshot)?;
+    // The folded text spells out every stack; the SVG draws at most
+    // `flame::MAX_DRAWN` frames of them, from stacks kept once a site.
+    let snap = if args.folded {
+        load_for_flame(&args.snapshot)?
+    } else {
+        load(&args.snapshot)?
+    };
     let stacks = FoldedStacks::new(&snap);
     if !stacks.sampled {
         say(&format!(
