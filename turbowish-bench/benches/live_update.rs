@@ -23,6 +23,11 @@
 //!
 //! At one update a second, a tick of T ms costs T / 10 % of one core.
 //!
+//! Before the benches, it prints the thread CPU time of 200 ticks and of
+//! 200 ownership scans (10th percentile and median): on a shared machine
+//! the wall-clock figures include the time the bench thread was not
+//! running, the CPU time does not.
+//!
 //! Run: `cargo bench -p turbowish-bench --bench live_update -- --warm-up-time 1
 //! --measurement-time 5`. The figures are in `book/src/live.md`.
 
@@ -89,6 +94,37 @@ async fn spawn_program() {
     }
 }
 
+/// This thread's CPU time, in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID
+    // is supported on every platform this bench runs on.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Prints the 10th percentile and the median thread CPU time of `n` runs
+/// of `f`.
+fn cpu_time(label: &str, n: usize, mut f: impl FnMut()) {
+    let mut times: Vec<u64> = (0..n)
+        .map(|_| {
+            let start = thread_cpu_ns();
+            f();
+            thread_cpu_ns() - start
+        })
+        .collect();
+    times.sort_unstable();
+    eprintln!(
+        "live_update_10k_tasks: {label}: CPU time p10 {:.2} ms, median {:.2} ms ({n} runs)",
+        times[n / 10] as f64 / 1e6,
+        times[n / 2] as f64 / 1e6
+    );
+}
+
 /// One update and its bytes on the wire.
 fn tick(sampler: &mut LiveSampler) -> Vec<u8> {
     ServerFrame::Update(sampler.update()).encode()
@@ -136,6 +172,13 @@ fn bench_live_update(c: &mut Criterion) {
         first.rows.len(),
         next.rows.len()
     );
+
+    cpu_time("tick", 200, || {
+        black_box(tick(&mut sampler));
+    });
+    cpu_time("ownership_find", 200, || {
+        black_box(turbowish::trace::ownership::find());
+    });
 
     let mut group = c.benchmark_group("live_update_10k_tasks");
     group.bench_function("tick", |b| b.iter(|| tick(&mut sampler)));
