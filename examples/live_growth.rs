@@ -8,7 +8,12 @@
 //!   about a second and tops the table sorted by live bytes or growth.
 //! - `ledger-writer` holds the mutex `ledger` for 5 s at a time, with a
 //!   half-second break; `reader-1` and `reader-2` wait for it.
-//! - `request` tasks (20 a second) each allocate 16 KiB and finish.
+//! - `request` tasks (20 a second) each allocate 16 KiB and finish;
+//!   `requests`, which spawns them, sends each one's size down the channel
+//!   `audit` to `auditor`, which adds them up. The channel is made before
+//!   either task exists and its ends are moved into them: the resource
+//!   pane names the tasks owning the ends (`owns`), found by the
+//!   program's scan of its tasks' state.
 //!
 //! Run: `cargo run --release --example live_growth`, then, in another
 //! terminal, the `turbowish top` command it prints. It stops when its
@@ -23,7 +28,7 @@ use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Duration;
 
-use turbowish::trace::sync::Mutex;
+use turbowish::trace::sync::{mpsc, Mutex};
 use turbowish::trace::TracedExt;
 
 #[global_allocator]
@@ -64,7 +69,7 @@ async fn read_ledger(ledger: Arc<Mutex<u64>>) {
     }
 }
 
-async fn requests() {
+async fn requests(audit: mpsc::Sender<usize>) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;
@@ -73,6 +78,17 @@ async fn requests() {
             tokio::time::sleep(Duration::from_millis(10)).await;
             std::hint::black_box(body);
         });
+        if audit.send(16 << 10).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn audit(mut sizes: mpsc::Receiver<usize>) {
+    let mut total = 0usize;
+    while let Some(size) = sizes.recv().await {
+        total = total.wrapping_add(size);
+        std::hint::black_box(total);
     }
 }
 
@@ -104,7 +120,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         turbowish::trace::spawn("reader-1", read_ledger(ledger.clone()));
         turbowish::trace::spawn("reader-2", read_ledger(ledger));
-        turbowish::trace::spawn("requests", requests());
+        let (audit_tx, audit_rx) = mpsc::channel_named("audit", 64);
+        turbowish::trace::spawn("requests", requests(audit_tx));
+        turbowish::trace::spawn("auditor", audit(audit_rx));
     });
 
     match std::env::args().nth(1) {

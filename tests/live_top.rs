@@ -2,7 +2,8 @@
 //!
 //! - over the socket, with the viewer's own client and model: the growing
 //!   task rises to the top of the table (by live bytes and by growth)
-//!   within 3 s, the held mutex shows its holder and waiters, a snapshot
+//!   within 3 s, the held mutex shows its holder and waiters (recorded),
+//!   the channel `audit` the tasks owning its ends (`owns`), a snapshot
 //!   request writes a file to `$TURBOWISH_DIR`, and when the program exits
 //!   the stream ends and the socket is gone;
 //! - the real `turbowish top` in tmux: `s` writes a snapshot, `q` quits and
@@ -20,6 +21,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use turbowish::snapshot::live::{ServerFrame, WireError};
+use turbowish::snapshot::schema::{Access, Provenance};
 use turbowish::snapshot::Snapshot;
 use turbowish_report::top::app::App;
 use turbowish_report::top::client::{Connection, Target};
@@ -119,6 +121,7 @@ fn the_growing_task_rises_to_the_top_over_the_socket() {
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut first_ranks = None;
     let mut saw_ledger = false;
+    let mut saw_audit = false;
     let top_by = |app: &App, key| {
         visible_rows(&app.model, key, true, "")
             .first()
@@ -127,11 +130,12 @@ fn the_growing_task_rises_to_the_top_over_the_socket() {
     loop {
         assert!(
             Instant::now() < deadline,
-            "the grower did not reach the top within 3 s (first update: {first_ranks:?}); rows: {:?}",
+            "within 3 s, the grower did not reach the top (first update: {first_ranks:?}) or the owners of `audit` were not named (seen: {saw_audit}); rows: {:?}; resources: {:?}",
             visible_rows(&app.model, SortKey::Live, true, "")
                 .iter()
                 .map(|r| (r.name.clone(), r.live_bytes, r.growth))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            app.model.resources
         );
         let frame = connection.next_frame().expect("an update");
         assert!(matches!(frame, ServerFrame::Update(_)), "{frame:?}");
@@ -144,12 +148,27 @@ fn the_growing_task_rises_to_the_top_over_the_socket() {
         first_ranks.get_or_insert((rank(SortKey::Live), rank(SortKey::Growth)));
         saw_ledger |= app.model.resources.iter().any(|r| {
             r.name == "ledger"
-                && r.holders.iter().any(|h| h.task_name == "ledger-writer")
+                && r.holders
+                    .iter()
+                    .any(|h| h.task_name == "ledger-writer" && h.provenance == Provenance::Recorded)
                 && r.waiters.iter().any(|w| w.task_name.starts_with("reader-"))
+        });
+        let owns = |r: &turbowish::snapshot::live::LiveResource, task: &str, access| {
+            r.holders.iter().any(|h| {
+                h.task_name == task
+                    && h.access == access
+                    && matches!(&h.provenance, Provenance::Owns { path } if path.starts_with("future state +0x"))
+            })
+        };
+        saw_audit |= app.model.resources.iter().any(|r| {
+            r.name == "audit"
+                && owns(r, "requests", Access::Send)
+                && owns(r, "auditor", Access::Receive)
         });
         if top_by(&app, SortKey::Live).as_deref() == Some("grower")
             && top_by(&app, SortKey::Growth).as_deref() == Some("grower")
             && app.model.seq >= 2
+            && saw_audit
         {
             break;
         }

@@ -385,11 +385,15 @@ fn party(p: &sync::Party) -> schema::Party {
             .parked_in
             .map(|path| frame_names(&path))
             .unwrap_or_default(),
-        provenance: match &p.provenance {
-            sync::Provenance::Recorded => schema::Provenance::Recorded,
-            sync::Provenance::Owns { path } => schema::Provenance::Owns { path: path.clone() },
-            sync::Provenance::Tokio => schema::Provenance::Tokio,
-        },
+        provenance: provenance(&p.provenance),
+    }
+}
+
+pub(crate) fn provenance(p: &sync::Provenance) -> schema::Provenance {
+    match p {
+        sync::Provenance::Recorded => schema::Provenance::Recorded,
+        sync::Provenance::Owns { path } => schema::Provenance::Owns { path: path.clone() },
+        sync::Provenance::Tokio => schema::Provenance::Tokio,
     }
 }
 

@@ -7,7 +7,7 @@
 //! its own for as long as it stays connected (at most [`MAX_VIEWERS`] at
 //! once), which sends an update about once a second, built by a
 //! [`LiveSampler`] from the task registry, the allocator's records and
-//! the resource records — never a whole snapshot. A viewer's request for a
+//! the resource records with their owners — never a whole snapshot. A viewer's request for a
 //! snapshot raises `SIGUSR1`, so the file is written by the snapshot thread
 //! exactly as for `kill -USR1`.
 
@@ -474,9 +474,23 @@ struct Seen {
 /// reads the task registry joined with the allocator's counters
 /// (`turbowish_trace::task::for_each_task`, the rows of `tasks()` without
 /// sorting or copying them) and the resource records
-/// (`turbowish_trace::sync::resources`, as recorded: no ownership scan),
-/// and keeps what it sent, so the next update carries only the rows that
-/// changed, each name once, and growth and allocation rates since.
+/// (`turbowish_trace::sync::resources`) with their owners, and keeps what
+/// it sent, so the next update carries only the rows that changed, each
+/// name once, and growth and allocation rates since.
+///
+/// Owners come from the scan of every live TurboWish task's root cell
+/// (`turbowish_trace::ownership::find`, as a counting-mode snapshot does),
+/// applied with `turbowish_trace::ownership::apply`: a channel end's holder
+/// is then the task whose state owns it ([`Provenance::Owns`]), not the
+/// thread or task that created or last used it ([`Provenance::Recorded`]).
+/// Ownership changes only channel ends' holders (a guard's holder is the
+/// task that took it, recorded), so the scan is made only when a channel
+/// end is among the holders of the resources sent: an update of a program
+/// with no live channel end costs no scan. At 10,000 tasks the scan is
+/// about 0.6 ms of CPU (`turbowish-bench`'s `live_update`, `ownership_find`).
+///
+/// [`Provenance::Owns`]: turbowish_snapshot::schema::Provenance::Owns
+/// [`Provenance::Recorded`]: turbowish_snapshot::schema::Provenance::Recorded
 ///
 /// Public for the cost bench (`turbowish-bench`'s `live_update`) and for
 /// programs that want the figures without a socket.
@@ -510,7 +524,7 @@ impl LiveSampler {
         self.last = Some(now);
         let mut update = self.start(elapsed, convert::epoch_ms(SystemTime::now()));
         turbowish_trace::task::for_each_task(|row| self.row(&mut update, elapsed, &row));
-        self.finish(&mut update, elapsed, &turbowish_trace::sync::resources());
+        self.finish(&mut update, elapsed, &owned_resources());
         update
     }
 
@@ -618,6 +632,27 @@ impl LiveSampler {
     }
 }
 
+/// The wait-for graph with its owners applied: the resource records, and,
+/// when a channel end is among the holders of a resource the update sends
+/// (the only holders ownership replaces), the scan of every task's root
+/// cell for the handles it holds.
+fn owned_resources() -> Vec<ResourceInfo> {
+    let mut graph = turbowish_trace::sync::resources();
+    if graph.iter().any(needs_owners) {
+        turbowish_trace::ownership::apply(&mut graph, &turbowish_trace::ownership::find());
+    }
+    graph
+}
+
+/// Whether ownership could change what an update says of `r`: it is sent
+/// (it has a holder or a waiter) and one of its holders is a channel end.
+fn needs_owners(r: &ResourceInfo) -> bool {
+    use turbowish_trace::sync::Access;
+    r.holders
+        .iter()
+        .any(|h| matches!(h.access, Access::Send | Access::Receive))
+}
+
 /// A multiplicative hash for [`Owner`] keys (a discriminant and an id, both
 /// TurboWish's own numbers: nobody outside chooses them): a tenth of
 /// SipHash's cost, which was a fifth of an update at 10,000 tasks.
@@ -662,6 +697,7 @@ fn live_party(p: &turbowish_trace::sync::Party) -> LiveParty {
         task_name: p.task_name.clone(),
         since_ms: p.since.as_millis() as u64,
         access: convert::access(p.access),
+        provenance: convert::provenance(&p.provenance),
     }
 }
 
@@ -789,6 +825,52 @@ mod tests {
     }
 
     #[test]
+    fn only_channel_ends_among_the_holders_call_for_the_ownership_scan() {
+        let party = |access| turbowish_trace::sync::Party {
+            task: turbowish_trace::sync::TaskRef::Thread(1),
+            task_name: "thread #1 (outside tasks)".to_owned(),
+            frames: Default::default(),
+            location: Location::caller(),
+            since: Duration::ZERO,
+            access,
+            movable: false,
+            parked_in: None,
+            provenance: turbowish_trace::sync::Provenance::Recorded,
+            slot: Some(0),
+        };
+        let resource = |holders, waiters| ResourceInfo {
+            id: 1,
+            kind: turbowish_trace::sync::ResourceKind::Channel,
+            name: "jobs".to_owned(),
+            location: Location::caller(),
+            holders,
+            extra_holders: 0,
+            waiters,
+            permits: None,
+            owners: Vec::new(),
+        };
+        use turbowish_trace::sync::Access;
+        assert!(needs_owners(&resource(
+            vec![party(Access::Send)],
+            Vec::new()
+        )));
+        assert!(needs_owners(&resource(
+            vec![party(Access::Receive)],
+            Vec::new()
+        )));
+        // A guard's holder is the task that took it: ownership keeps it.
+        assert!(!needs_owners(&resource(
+            vec![party(Access::Exclusive)],
+            vec![party(Access::Exclusive)]
+        )));
+        // Waiters alone: nobody to replace.
+        assert!(!needs_owners(&resource(
+            Vec::new(),
+            vec![party(Access::Send)]
+        )));
+    }
+
+    #[test]
     fn only_resources_with_holders_or_waiters_are_sent() {
         let party = turbowish_trace::sync::Party {
             task: turbowish_trace::sync::TaskRef::Task(1),
@@ -831,6 +913,7 @@ mod tests {
                     task_name: "writer".to_owned(),
                     since_ms: 2500,
                     access: turbowish_snapshot::schema::Access::Exclusive,
+                    provenance: turbowish_snapshot::schema::Provenance::Recorded,
                 }],
                 extra_holders: 0,
                 waiters: Vec::new(),

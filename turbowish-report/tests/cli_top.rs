@@ -123,10 +123,11 @@ fn several_endpoints_need_a_pid() {
 fn another_version_is_refused_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("turbowish-5.sock");
-    // A hello of version 2, whatever follows it.
+    // A hello of version 1 (a program of the release before holders
+    // carried their provenance), whatever follows it.
     let mut body = vec![0u8];
     body.extend_from_slice(&MAGIC);
-    body.extend_from_slice(&2u32.to_le_bytes());
+    body.extend_from_slice(&1u32.to_le_bytes());
     body.extend_from_slice(b"a future hello");
     let mut frames = (body.len() as u32).to_le_bytes().to_vec();
     frames.extend_from_slice(&body);
@@ -134,7 +135,7 @@ fn another_version_is_refused_with_exit_2() {
     assert_eq!(
         one_line(&top(dir.path(), &["--pid", "5"]), 2),
         format!(
-            "turbowish: {}: the program speaks live-view format version 2, this turbowish reads version 1: use a turbowish built from the same TurboWish release as the program",
+            "turbowish: {}: the program speaks live-view format version 1, this turbowish reads version 2: use a turbowish built from the same TurboWish release as the program",
             path.display()
         )
     );

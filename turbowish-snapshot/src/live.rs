@@ -44,11 +44,15 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
-use crate::schema::{Access, Owner, ResourceKind, TaskRef, TaskState};
+use crate::schema::{Access, Owner, Provenance, ResourceKind, TaskRef, TaskState};
 
 /// The version of this format. A viewer refuses a stream of any other
 /// version with [`WireError::Version`].
-pub const LIVE_VERSION: u32 = 1;
+///
+/// Version 2 added each party's [`LiveParty::provenance`]: whether a
+/// holder is a task whose state owns the handle (found by the ownership
+/// scan) or the one recorded.
+pub const LIVE_VERSION: u32 = 2;
 
 /// The four bytes after a hello's kind byte: `TWLV`.
 pub const MAGIC: [u8; 4] = *b"TWLV";
@@ -182,7 +186,9 @@ pub struct Intro {
     pub location: Option<String>,
 }
 
-/// A resource with its holders and waiters, as recorded.
+/// A resource with its holders and waiters: a channel end's holder is the
+/// task whose state owns it where the ownership scan found one, else the
+/// one recorded (see [`LiveParty::provenance`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveResource {
     /// The resource's id (as in a snapshot's resources).
@@ -210,6 +216,13 @@ pub struct LiveParty {
     pub since_ms: u64,
     /// How it holds or wants the resource.
     pub access: Access,
+    /// Where a holder comes from: [`Provenance::Owns`] (with the path in
+    /// the task's state) when the task's state owns the handle,
+    /// [`Provenance::Recorded`] for the record of who took the guard or
+    /// created, cloned or last used the channel end, or
+    /// [`Provenance::Tokio`] for tokio's own instrumentation. Waiters are
+    /// recorded (or tokio's).
+    pub provenance: Provenance,
 }
 
 /// Why a frame could not be read or understood. Its `Display` is one line.
@@ -545,6 +558,18 @@ impl Encoder {
         self.str(&p.task_name);
         self.uint(p.since_ms);
         self.access(p.access);
+        self.provenance(&p.provenance);
+    }
+
+    fn provenance(&mut self, p: &Provenance) {
+        match p {
+            Provenance::Recorded => self.byte(0),
+            Provenance::Owns { path } => {
+                self.byte(1);
+                self.str(path);
+            }
+            Provenance::Tokio => self.byte(2),
+        }
     }
 
     fn update(&mut self, u: &Update) {
@@ -722,17 +747,31 @@ impl<'a> Decoder<'a> {
         })
     }
 
+    fn provenance(&mut self) -> Result<Provenance, WireError> {
+        Ok(match self.byte("provenance")? {
+            0 => Provenance::Recorded,
+            1 => Provenance::Owns {
+                path: self.string("provenance")?,
+            },
+            2 => Provenance::Tokio,
+            _ => return Err(WireError::Malformed { what: "provenance" }),
+        })
+    }
+
     fn party(&mut self) -> Result<LiveParty, WireError> {
         Ok(LiveParty {
             task: self.task_ref()?,
             task_name: self.string("task name")?,
             since_ms: self.uint("since")?,
             access: self.access()?,
+            provenance: self.provenance()?,
         })
     }
 
     fn parties(&mut self, what: &'static str) -> Result<Vec<LiveParty>, WireError> {
-        let n = self.count(5, what)?;
+        // The smallest party: a task, an empty name, and one byte each for
+        // since, access and provenance.
+        let n = self.count(6, what)?;
         (0..n).map(|_| self.party()).collect()
     }
 
@@ -916,12 +955,24 @@ mod tests {
                 id: 5,
                 kind: ResourceKind::Semaphore,
                 name: "db".to_owned(),
-                holders: vec![LiveParty {
-                    task: TaskRef::Thread(2),
-                    task_name: "thread #2 (outside tasks)".to_owned(),
-                    since_ms: 3000,
-                    access: Access::Permits(u32::MAX),
-                }],
+                holders: vec![
+                    LiveParty {
+                        task: TaskRef::Thread(2),
+                        task_name: "thread #2 (outside tasks)".to_owned(),
+                        since_ms: 3000,
+                        access: Access::Permits(u32::MAX),
+                        provenance: Provenance::Recorded,
+                    },
+                    LiveParty {
+                        task: TaskRef::Task(3),
+                        task_name: "grower ✓".to_owned(),
+                        since_ms: 12,
+                        access: Access::Send,
+                        provenance: Provenance::Owns {
+                            path: "future state +0x28".to_owned(),
+                        },
+                    },
+                ],
                 extra_holders: 4,
                 waiters: vec![
                     LiveParty {
@@ -929,12 +980,14 @@ mod tests {
                         task_name: "grower ✓".to_owned(),
                         since_ms: 0,
                         access: Access::Shared,
+                        provenance: Provenance::Recorded,
                     },
                     LiveParty {
                         task: TaskRef::TokioTask(8),
                         task_name: "tokio task 8".to_owned(),
                         since_ms: 1,
                         access: Access::Receive,
+                        provenance: Provenance::Tokio,
                     },
                 ],
             }],
@@ -986,35 +1039,61 @@ mod tests {
     #[test]
     fn the_hello_prefix_is_fixed() {
         let body = ServerFrame::Hello(hello()).encode();
-        assert_eq!(&body[..9], &[0, b'T', b'W', b'L', b'V', 1, 0, 0, 0]);
+        assert_eq!(&body[..9], &[0, b'T', b'W', b'L', b'V', 2, 0, 0, 0]);
     }
 
     #[test]
     fn another_version_is_refused_before_the_rest_is_parsed() {
-        // Version 2 with a body this version could not parse.
-        let mut body = vec![HELLO];
-        body.extend_from_slice(&MAGIC);
-        body.extend_from_slice(&2u32.to_le_bytes());
-        body.extend_from_slice(&[0xff; 3]);
-        let mut stream = (body.len() as u32).to_le_bytes().to_vec();
-        stream.extend_from_slice(&body);
-        let err = ServerFrame::read_hello(&mut stream.as_slice()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                WireError::Version {
-                    found: 2,
-                    supported: 1
-                }
-            ),
-            "{err:?}"
-        );
-        let message = err.to_string();
+        // Version 1 (parties without provenance) and a later version 3,
+        // each with a body this version could not parse.
+        for found in [1u32, 3] {
+            let mut body = vec![HELLO];
+            body.extend_from_slice(&MAGIC);
+            body.extend_from_slice(&found.to_le_bytes());
+            body.extend_from_slice(&[0xff; 3]);
+            let mut stream = (body.len() as u32).to_le_bytes().to_vec();
+            stream.extend_from_slice(&body);
+            let err = ServerFrame::read_hello(&mut stream.as_slice()).unwrap_err();
+            assert!(
+                matches!(err, WireError::Version { found: f, supported: 2 } if f == found),
+                "{err:?}"
+            );
+            let message = err.to_string();
+            assert_eq!(
+                message,
+                format!("the program speaks live-view format version {found}, this turbowish reads version 2: use a turbowish built from the same TurboWish release as the program")
+            );
+            assert!(!message.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn each_provenance_has_its_own_byte_and_an_unknown_one_is_refused() {
+        let party = |provenance| LiveParty {
+            task: TaskRef::Task(1),
+            task_name: String::new(),
+            since_ms: 0,
+            access: Access::Send,
+            provenance,
+        };
+        let encoded = |p: &LiveParty| {
+            let mut e = Encoder::default();
+            e.party(p);
+            e.0
+        };
+        // task (kind, id), name, since, access, then the provenance.
+        assert_eq!(encoded(&party(Provenance::Recorded)), [0, 1, 0, 0, 3, 0]);
+        assert_eq!(encoded(&party(Provenance::Tokio)), [0, 1, 0, 0, 3, 2]);
         assert_eq!(
-            message,
-            "the program speaks live-view format version 2, this turbowish reads version 1: use a turbowish built from the same TurboWish release as the program"
+            encoded(&party(Provenance::Owns {
+                path: "f".to_owned()
+            })),
+            [0, 1, 0, 0, 3, 1, 1, b'f']
         );
-        assert!(!message.contains('\n'));
+        assert!(matches!(
+            Decoder(&[0, 1, 0, 0, 3, 3]).party(),
+            Err(WireError::Malformed { what: "provenance" })
+        ));
     }
 
     #[test]
@@ -1124,6 +1203,25 @@ mod tests {
         };
         round_trip(ServerFrame::Update(Update {
             rows: vec![row; 100],
+            ..Update::default()
+        }));
+        // Parties too: the smallest is six bytes.
+        let party = LiveParty {
+            task: TaskRef::Task(0),
+            task_name: String::new(),
+            since_ms: 0,
+            access: Access::Exclusive,
+            provenance: Provenance::Recorded,
+        };
+        round_trip(ServerFrame::Update(Update {
+            resources: vec![LiveResource {
+                id: 0,
+                kind: ResourceKind::Mutex,
+                name: String::new(),
+                holders: vec![party.clone(); 100],
+                extra_holders: 0,
+                waiters: vec![party; 100],
+            }],
             ..Update::default()
         }));
     }

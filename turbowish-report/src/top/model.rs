@@ -285,7 +285,7 @@ pub fn visible_rows<'a>(
 pub(crate) mod tests {
     use super::*;
     use turbowish_snapshot::live::{Intro, LiveParty};
-    use turbowish_snapshot::schema::{Access, ResourceKind};
+    use turbowish_snapshot::schema::{Access, Provenance, ResourceKind};
 
     pub(crate) fn hello() -> Hello {
         Hello {
@@ -321,11 +321,32 @@ pub(crate) mod tests {
             task_name: name.to_owned(),
             since_ms,
             access: Access::Exclusive,
+            provenance: Provenance::Recorded,
+        }
+    }
+
+    /// A channel end held by `task`: owned by it (found at `path` in its
+    /// state), or recorded when `path` is `None`.
+    pub(crate) fn end(
+        task: TaskRef,
+        name: &str,
+        since_ms: u64,
+        access: Access,
+        path: Option<&str>,
+    ) -> LiveParty {
+        LiveParty {
+            access,
+            provenance: path.map_or(Provenance::Recorded, |path| Provenance::Owns {
+                path: path.to_owned(),
+            }),
+            ..party(task, name, since_ms)
         }
     }
 
     /// The bank service after two updates: the cache grows, a transfer
-    /// holds the ledger's lock and two readers wait.
+    /// holds the ledger's lock and two readers wait, and the cache owns
+    /// the sender of the channel `audit`, whose receiver the records say
+    /// the transfer holds (its creator: no task was found owning it).
     pub(crate) fn bank() -> Model {
         let mut m = Model::new(hello());
         m.apply(Update {
@@ -355,17 +376,36 @@ pub(crate) mod tests {
             },
             row_count: 5,
             rows: vec![row(Owner::Task(1), None, 6 << 20, 2 << 20)],
-            resources: vec![LiveResource {
-                id: 9,
-                kind: ResourceKind::Mutex,
-                name: "ledger".to_owned(),
-                holders: vec![party(TaskRef::Task(2), "transfer", 2500)],
-                extra_holders: 0,
-                waiters: vec![
-                    party(TaskRef::Task(3), "reader-1", 2100),
-                    party(TaskRef::Task(4), "reader-2", 300),
-                ],
-            }],
+            resources: vec![
+                LiveResource {
+                    id: 9,
+                    kind: ResourceKind::Mutex,
+                    name: "ledger".to_owned(),
+                    holders: vec![party(TaskRef::Task(2), "transfer", 2500)],
+                    extra_holders: 0,
+                    waiters: vec![
+                        party(TaskRef::Task(3), "reader-1", 2100),
+                        party(TaskRef::Task(4), "reader-2", 300),
+                    ],
+                },
+                LiveResource {
+                    id: 12,
+                    kind: ResourceKind::Channel,
+                    name: "audit".to_owned(),
+                    holders: vec![
+                        end(
+                            TaskRef::Task(1),
+                            "session-cache",
+                            5200,
+                            Access::Send,
+                            Some("future state +0x40"),
+                        ),
+                        end(TaskRef::Task(2), "transfer", 5200, Access::Receive, None),
+                    ],
+                    extra_holders: 0,
+                    waiters: Vec::new(),
+                },
+            ],
             ..Update::default()
         });
         m
@@ -390,7 +430,9 @@ pub(crate) mod tests {
         assert_eq!((transfer.growth, transfer.alloc_rate), (0, 0));
         assert_eq!(transfer.history, [64 << 10, 64 << 10]);
         let (holds, waits) = m.resources_of(Owner::Task(2));
-        assert_eq!((holds.len(), waits.len()), (1, 0));
+        assert_eq!((holds.len(), waits.len()), (2, 0));
+        let (holds, _) = m.resources_of(Owner::Task(1));
+        assert_eq!(holds[0].name, "audit");
         let (holds, waits) = m.resources_of(Owner::Task(3));
         assert_eq!((holds.len(), waits[0].name.as_str()), (0, "ledger"));
     }

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 use turbowish_snapshot::format::{human_bytes, printable, signed_bytes};
 use turbowish_snapshot::live::{LiveParty, LiveResource};
-use turbowish_snapshot::schema::TaskRef;
+use turbowish_snapshot::schema::{Provenance, TaskRef};
 
 use super::app::App;
 use super::model::{Model, SortKey, TaskRow};
@@ -250,23 +250,26 @@ fn render_resources(lines: &[&LiveResource], frame: &mut Frame<'_>, area: Rect) 
         .iter()
         .take(RESOURCE_LINES)
         .map(|r| {
-            let mut held = parties(&r.holders);
+            let mut held = parties(&r.holders, true);
             if r.extra_holders > 0 {
                 held.push_str(&format!(" and {} more", r.extra_holders));
             }
             Row::new(vec![
                 Cell::from(format!("{} \"{}\"", safe(r.kind.name()), safe(&r.name))),
                 Cell::from(held),
-                Cell::from(parties(&r.waiters)),
+                Cell::from(parties(&r.waiters, false)),
             ])
         })
         .collect();
     let table = Table::new(
         rows,
+        // Holders say where they come from, so they get as much room as
+        // the waiters; on a narrow terminal the resource's name makes way
+        // first.
         [
-            Constraint::Length(28),
+            Constraint::Length((area.width.saturating_sub(2) / 4).clamp(16, 28)),
             Constraint::Fill(1),
-            Constraint::Fill(2),
+            Constraint::Fill(1),
         ],
     )
     .header(
@@ -278,7 +281,9 @@ fn render_resources(lines: &[&LiveResource], frame: &mut Frame<'_>, area: Rect) 
     frame.render_widget(table, area);
 }
 
-fn parties(list: &[LiveParty]) -> String {
+/// `name #id 2.5s` for each party; with `from`, where each comes from
+/// before the time: `worker #5 owns 2.5s`, `transfer #2 recorded 2.5s`.
+fn parties(list: &[LiveParty], from: bool) -> String {
     if list.is_empty() {
         return "-".to_owned();
     }
@@ -288,14 +293,31 @@ fn parties(list: &[LiveParty]) -> String {
                 TaskRef::Task(id) => format!(" #{id}"),
                 TaskRef::TokioTask(_) | TaskRef::Thread(_) => String::new(),
             };
+            let from = if from {
+                format!(" {}", provenance(&p.provenance))
+            } else {
+                String::new()
+            };
             format!(
-                "{}{id} {}",
+                "{}{id}{from} {}",
                 safe(&p.task_name),
                 duration(p.since_ms.saturating_mul(1_000_000))
             )
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Where a holder comes from, in a word: `owns` (the task's state owns
+/// the handle, found by the program's ownership scan), `recorded` (the
+/// record of who took the guard, or created, cloned or last used the
+/// channel end), `tokio` (tokio's own instrumentation).
+fn provenance(p: &Provenance) -> &'static str {
+    match p {
+        Provenance::Owns { .. } => "owns",
+        Provenance::Recorded => "recorded",
+        Provenance::Tokio => "tokio",
+    }
 }
 
 /// A duration for a narrow column: `850µs`, `4.2ms`, `35ms`, `2.5s`,
@@ -359,17 +381,17 @@ mod tests {
             " live 6.1 MiB in 6229 blocks · allocating 4.0 MiB/s · 5 rows · sorted by live ↓",
             "┌ Tasks (5) ───────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┐",
             "│TASK                 ID     STATE          LIVE▼   BLOCKS      GROWTH     ALLOC/S   POLLS     BUSY RESOURCES          LIVE BYTES          │",
-            "│session-cache        1      idle         6.0 MiB     6144    +2.0 MiB   4.0 MiB/s    1536     62ms                    ▆█                  │",
-            "│transfer             2      idle        64.0 KiB       64         0 B       0 B/s      16    655µs holds ledger       ██                  │",
+            "│session-cache        1      idle         6.0 MiB     6144    +2.0 MiB   4.0 MiB/s    1536     62ms holds audit        ▆█                  │",
+            "│transfer             2      idle        64.0 KiB       64         0 B       0 B/s      16    655µs holds 2            ██                  │",
             "│main (outside tasks) -      -           20.0 KiB       20         0 B       0 B/s       -        -                    ██                  │",
             "│reader-1             3      idle         2.0 KiB        2         0 B       0 B/s       0     20µs waits ledger       ██                  │",
             "│reader-2             4      idle         1.0 KiB        1         0 B       0 B/s       0     10µs waits ledger       ██                  │",
             "│                                                                                                                                          │",
-            "│                                                                                                                                          │",
             "└──────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┘",
-            "┌ Resources (1 held or awaited) ───────────────────────────────────────────────────────────────────────────────────────────────────────────┐",
-            "│RESOURCE                     HELD BY (FOR)                        WAITING (FOR)                                                           │",
-            "│Mutex \"ledger\"               transfer #2 2.5s                     reader-1 #3 2.1s, reader-2 #4 300ms                                     │",
+            "┌ Resources (2 held or awaited) ───────────────────────────────────────────────────────────────────────────────────────────────────────────┐",
+            "│RESOURCE                     HELD BY (FOR)                                          WAITING (FOR)                                         │",
+            "│Mutex \"ledger\"               transfer #2 recorded 2.5s                              reader-1 #3 2.1s, reader-2 #4 300ms                   │",
+            "│Channel \"audit\"              session-cache #1 owns 5.2s, transfer #2 recorded 5.2s  -                                                     │",
             "└──────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┘",
             " snapshot written: /var/tmp/tw/turbowish-4242-1.json",
             " q quit  s snapshot  p pause  / filter  ←→ sort  r reverse  ↑↓ select",
@@ -402,6 +424,30 @@ mod tests {
             "│                                                                                                              │",
             "└──────────────────────────────────────────────────────────────────────────────────────────────────────────────┘",
             " filter: read▏ (Enter keeps it, Esc clears it)",
+            " q quit  s snapshot  p pause  / filter  ←→ sort  r reverse  ↑↓ select",
+        ];
+        assert_eq!(found, expected, "found:\n{}", found.join("\n"));
+    }
+
+    #[test]
+    fn on_a_narrow_terminal_the_pane_keeps_its_columns() {
+        let mut app = App::new(hello());
+        app.model = bank();
+        let found = screen(&mut app, 100, 14);
+        let expected = [
+            " turbowish top · pid 4242 · /srv/bank/bin/bank-service · update 2",
+            " live 6.1 MiB in 6229 blocks · allocating 4.0 MiB/s · 5 rows · sorted by live ↓",
+            "┌ Tasks (5) ───────────────────────────────────────────────────────────────────────────────────────┐",
+            "│TASK        ID     STATE          LIVE▼   BLOCKS      GROWTH     ALLOC/S   POLLS     BUSY LIVE BYT│",
+            "│session-cac 1      idle         6.0 MiB     6144    +2.0 MiB   4.0 MiB/s    1536     62ms ▆█      │",
+            "│transfer    2      idle        64.0 KiB       64         0 B       0 B/s      16    655µs ██      │",
+            "└──────────────────────────────────────────────────────────────────────────────────────────────────┘",
+            "┌ Resources (2 held or awaited) ───────────────────────────────────────────────────────────────────┐",
+            "│RESOURCE                 HELD BY (FOR)                        WAITING (FOR)                       │",
+            "│Mutex \"ledger\"           transfer #2 recorded 2.5s            reader-1 #3 2.1s, reader-2 #4 300ms │",
+            "│Channel \"audit\"          session-cache #1 owns 5.2s, transfer -                                   │",
+            "└──────────────────────────────────────────────────────────────────────────────────────────────────┘",
+            "",
             " q quit  s snapshot  p pause  / filter  ←→ sort  r reverse  ↑↓ select",
         ];
         assert_eq!(found, expected, "found:\n{}", found.join("\n"));
