@@ -26,6 +26,30 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomic`] of what `write` writes into the temporary file: for an
+/// output made as it is written, which need not be held whole in memory
+/// first. An error from `write` leaves no file behind, as any other.
+///
+/// ```
+/// use std::io::Write;
+/// let dir = std::env::temp_dir().join(format!("turbowish-doc-with-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("out.txt");
+/// turbowish_snapshot::atomic_write::write_atomic_with(&path, |f| {
+///     f.write_all(b"hel")?;
+///     f.write_all(b"lo")
+/// })
+/// .unwrap();
+/// assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     // The rename would put a regular file in place of whatever is there:
     // a device, a FIFO, a symlink (not followed, replaced). Refuse those.
     let refused = match std::fs::symlink_metadata(path) {
@@ -47,7 +71,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = beside(path, &temp_name(&name, &tag));
     let in_flight = InFlight::register(&tmp);
     let result = create_temp(&tmp)
-        .and_then(|mut file| fill(&mut file, |f| f.write_all(bytes)))
+        .and_then(|mut file| fill(&mut file, write))
         .and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -12,7 +12,7 @@ use turbowish_report::flame::FoldedStacks;
 use turbowish_report::html::{page as html_page, PageOptions};
 use turbowish_report::pprof::{lacks_line_tables, pprof_gz};
 use turbowish_report::sites::task_sites;
-use turbowish_snapshot::atomic_write::write_atomic;
+use turbowish_snapshot::atomic_write::{write_atomic, write_atomic_with};
 use turbowish_snapshot::format::{printable, printable_text};
 use turbowish_snapshot::table::{MemoryReport, SortKey};
 use turbowish_snapshot::Snapshot;
@@ -428,6 +428,13 @@ fn flamegraph(args: FlamegraphArgs) -> Result<u8, Failure> {
         // The stacks own their names: the snapshot can go, freed on
         // another thread while the text, about as big, is made.
         std::thread::spawn(move || drop(snap));
+        if args.output != Path::new("-") {
+            // To a file: written as it is made, never held whole.
+            refuse_the_input(&[&args.snapshot], &args.output)?;
+            write_atomic_with(&args.output, |file| stacks.write_folded(file))
+                .map_err(|e| Failure::output(&args.output, e))?;
+            return Ok(0);
+        }
         stacks.folded_bytes()
     } else {
         let title = args.title.clone().unwrap_or_else(|| {
@@ -539,6 +546,13 @@ fn write_output_from<P: AsRef<Path>>(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(), Failure> {
+    refuse_the_input(inputs, path)?;
+    write_output(path, bytes)
+}
+
+/// Refuses an output `path` that is one of the `inputs` (see
+/// [`same_file`]).
+fn refuse_the_input<P: AsRef<Path>>(inputs: &[P], path: &Path) -> Result<(), Failure> {
     if inputs.iter().any(|input| same_file(input.as_ref(), path)) {
         return Err(Failure {
             message: format!(
@@ -548,7 +562,7 @@ fn write_output_from<P: AsRef<Path>>(
             code: 2,
         });
     }
-    write_output(path, bytes)
+    Ok(())
 }
 
 /// Whether two paths name one existing file; `-` as an input is standard
