@@ -10,7 +10,9 @@ use std::ffi::c_void;
 
 use turbowish_alloc::{Owner, Sample};
 
-use turbowish_snapshot::schema::{self, CodeLocation, OwnerSite, Site, SourceLine};
+use turbowish_snapshot::schema::{
+    self, is_library_function, CodeLocation, OwnerSite, Site, SourceLine,
+};
 
 /// The site tables of a snapshot.
 #[derive(Debug, Default, PartialEq)]
@@ -344,7 +346,7 @@ fn trim(raw: &[usize], frames: &HashMap<usize, Frames>) -> Vec<usize> {
 /// vendored crates under `/rust/deps/`), TurboWish's allocator and the
 /// unwinder.
 fn is_library_line(line: &SourceLine) -> bool {
-    is_library(&line.function) || line.file.as_deref().is_some_and(is_library_file)
+    is_library_function(&line.function) || line.file.as_deref().is_some_and(is_library_file)
 }
 
 fn is_library_file(file: &str) -> bool {
@@ -394,34 +396,6 @@ fn is_spawn_line(line: &SourceLine) -> bool {
 fn is_frame_wrapper_line(line: &SourceLine) -> bool {
     is_frame_wrapper(&line.function)
         || short_name_in(line, "turbowish-trace", "/src/frame.rs", "poll<")
-}
-
-/// Standard library or allocation machinery: `std`, `core`, `alloc`
-/// (hashbrown behind `HashMap`), the allocator shims, TurboWish's allocator
-/// and the unwinder. Trait methods count when their type is the library's
-/// or a primitive (`<u8 as alloc::vec::spec_from_elem::SpecFromElem>`) and
-/// the trait is the library's.
-fn is_library(function: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "alloc::",
-        "core::",
-        "std::",
-        "hashbrown::",
-        "turbowish_alloc::",
-        "backtrace::",
-        "__rust",
-        "__rdl_",
-        "__rg_",
-    ];
-    let library = |name: &str| PREFIXES.iter().any(|p| name.starts_with(p));
-    let name = function.trim_start_matches('<');
-    if library(name) {
-        return true;
-    }
-    match name.split_once(" as ") {
-        Some((ty, rest)) => !ty.contains("::") && library(rest),
-        None => false,
-    }
 }
 
 /// A task's poll entry: TurboWish's task root, or tokio's task core for
@@ -841,7 +815,7 @@ mod tests {
             "hashbrown::raw::RawTable<T,A>::reserve_rehash",
             "backtrace::backtrace::trace_unsynchronized",
         ] {
-            assert!(is_library(f), "{f}");
+            assert!(is_library_function(f), "{f}");
         }
         for f in [
             "app::handle_request",
@@ -850,7 +824,7 @@ mod tests {
             "tokio::sync::mpsc::list::Tx<T>::find_block",
             "turbowish_trace::task::spawn",
         ] {
-            assert!(!is_library(f), "{f}");
+            assert!(!is_library_function(f), "{f}");
         }
     }
 

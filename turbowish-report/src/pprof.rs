@@ -26,7 +26,7 @@ use std::io::Write as _;
 use prost::Message;
 
 use crate::labels::Names;
-use turbowish_snapshot::schema::{Owner, OwnerSite, Snapshot, Walk};
+use turbowish_snapshot::schema::{is_library_function, Owner, OwnerSite, Snapshot, Walk};
 
 /// Encodes the snapshot as a gzipped pprof heap profile.
 ///
@@ -104,29 +104,8 @@ pub fn lacks_line_tables(snap: &Snapshot) -> bool {
 /// by, for snapshots written before it did). Left out of exported stacks,
 /// innermost, unless nothing else is left.
 fn is_allocator_frame(function: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "__rust",
-        "__rdl_",
-        "__rg_",
-        "alloc::",
-        "core::",
-        "std::",
-        "hashbrown::",
-        "turbowish_alloc::",
-        "backtrace::",
-    ];
     const C: &[&str] = &["malloc", "calloc", "realloc", "posix_memalign"];
-    let library = |name: &str| PREFIXES.iter().any(|p| name.starts_with(p));
-    let name = function.trim_start_matches('<');
-    if library(name) || C.contains(&function) {
-        return true;
-    }
-    // `<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem`: the
-    // library's trait on a primitive.
-    match name.split_once(" as ") {
-        Some((ty, rest)) => !ty.contains("::") && library(rest),
-        None => false,
-    }
+    is_library_function(function) || C.contains(&function)
 }
 
 /// The standard library's sources (`/rustc/<hash>/library/...`, its

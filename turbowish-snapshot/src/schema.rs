@@ -229,6 +229,44 @@ pub struct CodeLocation {
     pub lines: Vec<SourceLine>,
 }
 
+/// Whether `function` (a demangled Rust name) is the standard library's
+/// or the allocation machinery's: `std`, `core`, `alloc` (with `hashbrown`
+/// behind `HashMap`), the allocator shims, TurboWish's allocator and the
+/// unwinder taking samples. A trait method counts when its type is a
+/// primitive and its trait the library's
+/// (`<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem`). The
+/// capture cuts stacks by it; the pprof export leaves such frames out of
+/// stacks written before the capture did.
+///
+/// ```
+/// use turbowish_snapshot::schema::is_library_function;
+/// assert!(is_library_function("alloc::raw_vec::RawVec<T,A>::grow_one"));
+/// assert!(is_library_function("<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem"));
+/// assert!(!is_library_function("<my_app::Cache as core::default::Default>::default"));
+/// ```
+pub fn is_library_function(function: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "alloc::",
+        "core::",
+        "std::",
+        "hashbrown::",
+        "turbowish_alloc::",
+        "backtrace::",
+        "__rust",
+        "__rdl_",
+        "__rg_",
+    ];
+    let library = |name: &str| PREFIXES.iter().any(|p| name.starts_with(p));
+    let name = function.trim_start_matches('<');
+    if library(name) {
+        return true;
+    }
+    match name.split_once(" as ") {
+        Some((ty, rest)) => !ty.contains("::") && library(rest),
+        None => false,
+    }
+}
+
 /// A function and source position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceLine {
