@@ -400,12 +400,12 @@ impl FoldedStacks {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
-    /// [`folded_text`](Self::folded_text) as bytes, for a file: the two
-    /// halves of the stacks are written at once, one a thread, each into
-    /// its own part of the buffer.
+    /// [`folded_text`](Self::folded_text) as bytes, in one buffer of the
+    /// text's exact size (made by [`write_folded`](Self::write_folded),
+    /// for standard output, which takes the text whole).
     pub fn folded_bytes(&self) -> Vec<u8> {
         let digits = |n: u64| n.checked_ilog10().map_or(1, |d| d as usize + 1);
-        let lens: Vec<usize> = self
+        let total: usize = self
             .stacks
             .iter()
             .map(|s| {
@@ -415,19 +415,10 @@ impl FoldedStacks {
                     + digits(s.bytes)
                     + 1
             })
-            .collect();
-        let total: usize = lens.iter().sum();
-        let (mut half, mut split) = (0, 0);
-        while split < lens.len() && half < total / 2 {
-            half += lens[split];
-            split += 1;
-        }
-        let mut buf = vec![0u8; total];
-        let (first, second) = buf.split_at_mut(half);
-        std::thread::scope(|scope| {
-            scope.spawn(|| self.fill(&self.stacks[..split], first));
-            self.fill(&self.stacks[split..], second);
-        });
+            .sum();
+        let mut buf = Vec::with_capacity(total);
+        // Writing into a `Vec` cannot fail.
+        let _ = self.write_folded(&mut buf);
         buf
     }
 
@@ -498,30 +489,6 @@ impl FoldedStacks {
             drop(full_rx);
             written
         })
-    }
-
-    /// Writes the lines of `stacks` into `out`, which is exactly their
-    /// size.
-    fn fill(&self, stacks: &[Stack], out: &mut [u8]) {
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            out[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        let mut number = itoa_buffer();
-        for s in stacks {
-            let mut first = true;
-            for name in self.path(s) {
-                if !first {
-                    put(b";");
-                }
-                first = false;
-                put(self.names[name as usize].as_bytes());
-            }
-            put(b" ");
-            put(format_u64(&mut number, s.bytes).as_bytes());
-            put(b"\n");
-        }
     }
 
     /// Writes every `stack bytes` line, in sorted order.
@@ -688,7 +655,7 @@ mod tests {
         let stacks = folded(&paths);
         let mut out = Vec::new();
         stacks.write_folded(&mut out).unwrap();
-        assert_eq!(out, stacks.folded_bytes());
+        assert_eq!(out, stacks.to_string().into_bytes());
         assert!(out.len() > 15_000_000, "{}", out.len());
 
         /// Takes `left` bytes, then fails.
