@@ -957,6 +957,11 @@ pub struct ResourceInfo {
 /// The wait-for graph now: every live instrumented resource with its holders
 /// and waiters. Analyse it with [`crate::chains`] and [`crate::chains::cycles`].
 ///
+/// A resource is listed until its last reference goes. While this runs it
+/// holds a reference to each resource it lists, so a resource dropped on
+/// another thread meanwhile leaves the graph when this call returns, not
+/// at its owner's drop.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
