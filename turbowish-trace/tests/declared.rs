@@ -31,7 +31,7 @@ static A: turbowish_alloc::TurboWish = turbowish_alloc::TurboWish::system();
 /// resource dropped while another test reads the graph leaves it only when
 /// that reader is done; with one live test at a time, "dropped, it is
 /// gone" holds at once and is asserted exactly.
-static GRAPH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static GRAPH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn info(id: u64) -> ResourceInfo {
     turbowish_trace::sync::resources()
@@ -52,7 +52,7 @@ async fn until(mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_kinds_show_under_their_own_kind_and_name() {
-    let _alone = GRAPH.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = GRAPH.lock().await;
     let pool = Arc::new(Resource::new(
         "pool",
         "decl/db",
@@ -131,7 +131,7 @@ async fn declared_kinds_show_under_their_own_kind_and_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_hold_and_end_are_found_in_the_task_that_owns_them() {
-    let _alone = GRAPH.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = GRAPH.lock().await;
     let lease = Arc::new(Resource::new("lease", "decl/own", Class::Exclusive));
     let queue = Resource::new("job queue", "decl/own-jobs", Class::Channel);
     // Where the lease lives: a task holding the `Arc` may take it.

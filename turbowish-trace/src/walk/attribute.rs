@@ -54,20 +54,24 @@ pub(super) fn attribute(
     anchors: &[Option<u32>],
     locate: &[usize],
 ) -> WalkReport {
-    attribute_with(graph, kinds, anchors, locate, None)
+    attribute_with(graph, kinds, anchors, locate, None, None)
 }
 
 /// [`attribute`], with the root sets' element budget (see
-/// [`shared_by_root_sets`]) given, for tests of both ways to the shared
-/// figures.
+/// [`shared_by_root_sets`]) and the number of marking workers given, for
+/// tests of both ways to the shared figures and of parallel marking.
 fn attribute_with(
     graph: &mut Graph<'_>,
     kinds: &[&RootKind],
     anchors: &[Option<u32>],
     locate: &[usize],
     set_budget: Option<usize>,
+    workers: Option<usize>,
 ) -> WalkReport {
-    let Marks { owner, frontier } = graph.mark(anchors);
+    let Marks { owner, frontier } = match workers {
+        Some(workers) => graph.mark_with(anchors, workers),
+        None => graph.mark(anchors),
+    };
     let index = graph.index;
 
     // Unlocated estimates under a block count for whoever reaches the block.
@@ -617,6 +621,83 @@ mod tests {
     use super::*;
     use crate::walk::index::{Block, BlockIndex};
 
+    /// Marking shared out among workers gives every block the owner one
+    /// worker gives it, and the same figures, on graphs big enough that
+    /// the workers run at once: each root has a region of its own (some
+    /// blocks in it TurboWish's), its blocks point within it and now and
+    /// then anywhere, so roots race into each other's regions.
+    #[test]
+    fn parallel_marks_are_one_workers_marks() {
+        let mut next = super::super::test_rng(0x2545_f491_4f6c_dd1d);
+        for round in 0..8 {
+            let roots = 2 + next(30);
+            let region = 2_000 + next(3_000);
+            let n = roots * region;
+            let blocks: Vec<Block> = (0..n)
+                .map(|i| Block {
+                    start: 0x10_0000 + i * 0x40,
+                    size: 16 + (i * 7) % 48,
+                    owner: if next(40) == 0 {
+                        Owner::Internal
+                    } else {
+                        Owner::Main
+                    },
+                })
+                .collect();
+            // SAFETY: as in the test below: no block is ever read.
+            let index = unsafe { BlockIndex::new(blocks) }.unwrap();
+            let mut graph = Graph::new(&index, roots, Default::default()).without_reads();
+            let anchors: Vec<Option<u32>> = (0..roots)
+                .map(|r| (next(3) != 0).then_some((r * region) as u32))
+                .collect();
+            for (r, anchor) in anchors.iter().enumerate() {
+                let base = r * region;
+                for _ in 0..1 + next(3) {
+                    let t = if next(4) == 0 {
+                        next(n)
+                    } else {
+                        base + next(region)
+                    };
+                    graph.conservative_edge(Position::Root(r as u32), t as u32);
+                }
+                if let Some(a) = *anchor {
+                    graph.conservative_edge(Position::Root(r as u32), a);
+                }
+            }
+            for i in 0..n {
+                let base = i / region * region;
+                for _ in 0..1 + next(2) {
+                    let t = if next(60) == 0 {
+                        next(n)
+                    } else {
+                        base + next(region)
+                    };
+                    graph.conservative_edge(Position::Block(i as u32), t as u32);
+                }
+            }
+            let one = graph.mark_with(&anchors, 1);
+            for workers in [2, 4] {
+                let many = graph.mark_with(&anchors, workers);
+                assert!(
+                    one.owner.iter().eq(many.owner.iter()),
+                    "round {round}, {workers} workers"
+                );
+            }
+            assert!(one.owner.iter().any(|o| o == MULTI), "round {round}");
+            assert!(one.owner.iter().any(|o| o < MULTI), "round {round}");
+            let kinds: Vec<RootKind> = (0..roots)
+                .map(|r| RootKind::Task {
+                    id: r as u64,
+                    name: format!("t{r}"),
+                })
+                .collect();
+            let kinds: Vec<&RootKind> = kinds.iter().collect();
+            let alone = attribute_with(&mut graph, &kinds, &anchors, &[], None, Some(1));
+            let shared_out = attribute_with(&mut graph, &kinds, &anchors, &[], None, Some(2));
+            assert_eq!(alone.tasks, shared_out.tasks, "round {round}");
+        }
+    }
+
     /// Both ways to the shared figures (root sets, and the traversal per
     /// distinct frontier they fall back to) agree with each other and with
     /// each root's reach worked out on its own, on random graphs with
@@ -705,9 +786,11 @@ mod tests {
                 })
                 .collect();
             let kinds: Vec<&RootKind> = kinds.iter().collect();
-            let by_sets = attribute_with(&mut graph, &kinds, &anchors, &[], None);
-            let by_frontier = attribute_with(&mut graph, &kinds, &anchors, &[], Some(0));
+            let by_sets = attribute_with(&mut graph, &kinds, &anchors, &[], None, Some(1));
+            let by_frontier = attribute_with(&mut graph, &kinds, &anchors, &[], Some(0), Some(1));
             assert_eq!(by_sets.tasks, by_frontier.tasks, "round {round}");
+            let in_parallel = attribute_with(&mut graph, &kinds, &anchors, &[], None, Some(3));
+            assert_eq!(by_sets.tasks, in_parallel.tasks, "round {round}");
 
             let enters = |r: usize, i: usize| {
                 let internal = index.blocks()[i].owner == Owner::Internal;

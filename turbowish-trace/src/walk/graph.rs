@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
 use super::index::BlockIndex;
 use super::scan;
@@ -133,20 +134,23 @@ pub(super) struct Marks {
 /// (the common case: fewer than 65,534 tasks and named roots), four
 /// otherwise. It is the largest array a walk adds to the heap view's 8
 /// bytes a block; two bytes less a block is an eighth of the walk's peak
-/// of memory over a big heap.
+/// of memory over a big heap. Atomic, so that the workers of a parallel
+/// [`Graph::mark`] claim blocks from one table; a relaxed load or store is
+/// a plain one on the platforms TurboWish runs on, so a single worker pays
+/// nothing for it.
 #[derive(Debug)]
 pub(super) enum BlockOwners {
-    Narrow(Vec<u16>),
-    Wide(Vec<u32>),
+    Narrow(Vec<AtomicU16>),
+    Wide(Vec<AtomicU32>),
 }
 
 impl BlockOwners {
     /// `blocks` blocks, none reached yet, for `roots` roots.
     pub(super) fn new(blocks: usize, roots: usize) -> BlockOwners {
         if roots < usize::from(NARROW_MULTI) {
-            BlockOwners::Narrow(vec![NARROW_NONE; blocks])
+            BlockOwners::Narrow((0..blocks).map(|_| AtomicU16::new(NARROW_NONE)).collect())
         } else {
-            BlockOwners::Wide(vec![NONE; blocks])
+            BlockOwners::Wide((0..blocks).map(|_| AtomicU32::new(NONE)).collect())
         }
     }
 
@@ -161,37 +165,61 @@ impl BlockOwners {
     #[inline]
     pub(super) fn get(&self, i: usize) -> u32 {
         match self {
-            BlockOwners::Narrow(v) => match v[i] {
-                NARROW_NONE => NONE,
-                NARROW_MULTI => MULTI,
-                r => u32::from(r),
-            },
-            BlockOwners::Wide(v) => v[i],
+            BlockOwners::Narrow(v) => widen(v[i].load(Ordering::Relaxed)),
+            BlockOwners::Wide(v) => v[i].load(Ordering::Relaxed),
         }
     }
 
-    /// Sets block `i`'s owner (a root below the bound given to `new`,
-    /// `MULTI` or `NONE`).
+    /// Sets block `i`'s owner from `from` to `to` (each a root below the
+    /// bound given to `new`, `MULTI` or `NONE`), unless another worker
+    /// changed it first: then `Err` with the owner it set. Relaxed: the
+    /// marks publish nothing else, and the workers' results are read after
+    /// they are joined.
     #[inline]
-    pub(super) fn set(&mut self, i: usize, owner: u32) {
+    pub(super) fn claim(&self, i: usize, from: u32, to: u32) -> Result<(), u32> {
         match self {
-            BlockOwners::Narrow(v) => {
-                v[i] = match owner {
-                    NONE => NARROW_NONE,
-                    MULTI => NARROW_MULTI,
-                    r => {
-                        debug_assert!(r < u32::from(NARROW_MULTI));
-                        r as u16
-                    }
-                }
-            }
-            BlockOwners::Wide(v) => v[i] = owner,
+            BlockOwners::Narrow(v) => v[i]
+                .compare_exchange(
+                    narrow(from),
+                    narrow(to),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .map(drop)
+                .map_err(widen),
+            BlockOwners::Wide(v) => v[i]
+                .compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed)
+                .map(drop),
         }
     }
 
     /// The owners in block order.
     pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// A narrow owner as a wide one.
+#[inline]
+fn widen(owner: u16) -> u32 {
+    match owner {
+        NARROW_NONE => NONE,
+        NARROW_MULTI => MULTI,
+        r => u32::from(r),
+    }
+}
+
+/// A wide owner (a root below `NARROW_MULTI`, `MULTI` or `NONE`) as a
+/// narrow one.
+#[inline]
+fn narrow(owner: u32) -> u16 {
+    match owner {
+        NONE => NARROW_NONE,
+        MULTI => NARROW_MULTI,
+        r => {
+            debug_assert!(r < u32::from(NARROW_MULTI));
+            r as u16
+        }
     }
 }
 
@@ -307,9 +335,10 @@ impl<'i> Graph<'i> {
 
     /// Appends block `i`'s out-edges to `out`: the kept ones, then (unless
     /// a `Trace` impl expanded it and asked for none) every word of it that
-    /// points into a live block other than itself. With `first`, also the
-    /// handles and guards its words carry, and the walk's statistics.
-    fn expand(&mut self, i: u32, first: bool, out: &mut Vec<u32>) {
+    /// points into a live block other than itself. With `first` (the
+    /// block's first expansion), also the handles and guards its words
+    /// carry, and the walk's statistics, into `first`.
+    fn expand(&self, i: u32, out: &mut Vec<u32>, first: Option<&mut Found>) {
         let node = self.node(i).copied();
         let mut next = if node.is_some() {
             self.head.get(&i).copied().unwrap_or(NIL)
@@ -326,7 +355,7 @@ impl<'i> Graph<'i> {
         }
         let index = self.index;
         let (start, size) = (index.start(i as usize), index.size(i as usize));
-        if !first {
+        let Some(found) = first else {
             // SAFETY: the block is in the index, whose contract (see
             // `BlockIndex::new`) is that its blocks stay allocated and
             // readable while it is used.
@@ -340,18 +369,18 @@ impl<'i> Graph<'i> {
                 });
             }
             return;
-        }
-        self.blocks_scanned += 1;
-        self.bytes_scanned += size as u64;
+        };
+        found.blocks_scanned += 1;
+        found.bytes_scanned += size as u64;
         let before = out.len();
         let live = &self.live;
         let mut marks = MarkScanner::new(live, start);
         let mut found_here: Vec<(usize, MarkedHandle)> = Vec::new();
-        let mut found = |offset: usize, handle: MarkedHandle| found_here.push((offset, handle));
+        let mut note = |offset: usize, handle: MarkedHandle| found_here.push((offset, handle));
         // SAFETY: as above.
         unsafe {
             scan::words(start, size, |word| {
-                marks.word(word, &mut found);
+                marks.word(word, &mut note);
                 if let Some(j) = index.index_of(word) {
                     if j as u32 != i {
                         out.push(j as u32);
@@ -359,19 +388,19 @@ impl<'i> Graph<'i> {
                 }
             });
         }
-        self.edge_count += (out.len() - before) as u64;
+        found.edges += (out.len() - before) as u64;
         for (offset, handle) in found_here {
             let position = Position::Block(i);
             // A held guard has its own record; ends and locks go to
             // ownership.
             match handle.kind {
-                HandleKind::Guard => self.guards.push(FoundGuard {
+                HandleKind::Guard => found.guards.push(FoundGuard {
                     resource_id: handle.resource_id,
                     resource_name: self.live.held[&handle.resource_id].clone(),
                     position,
                     path: None,
                 }),
-                _ => self.handles.push(FoundHandleAt {
+                _ => found.handles.push(FoundHandleAt {
                     handle,
                     position,
                     offset,
@@ -382,18 +411,29 @@ impl<'i> Graph<'i> {
     }
 
     /// Block `i`'s out-edges, again (for attribution's shared-block graph).
-    pub(super) fn children(&mut self, i: u32, out: &mut Vec<u32>) {
-        self.expand(i, false, out);
+    pub(super) fn children(&self, i: u32, out: &mut Vec<u32>) {
+        self.expand(i, out, None);
     }
 
-    /// Marks the blocks each root reaches, roots in order: a block no
-    /// earlier root reached becomes the root's, one another root reached
-    /// becomes `MULTI`; a block already the root's or `MULTI` is not
-    /// expanded again, so each block is expanded at most twice. A root's
-    /// anchor (`anchors`: the block its state sits in) is entered only from
-    /// that root (the last naming it), and blocks TurboWish allocated for
-    /// itself (`Owner::Internal`) from none.
+    /// Marks the blocks each root reaches: a block no other root reached
+    /// becomes the root's, one another root reached becomes `MULTI`; a
+    /// block already the root's or `MULTI` is not expanded again, so each
+    /// block is expanded at most twice. A root's anchor (`anchors`: the
+    /// block its state sits in) is entered only from that root (the last
+    /// naming it), and blocks TurboWish allocated for itself
+    /// (`Owner::Internal`) from none.
+    ///
+    /// Over a large heap the roots are shared out among workers on
+    /// threads of their own (see [`mark_workers`]): the marks do not
+    /// depend on the order roots are taken in, nor on which worker takes
+    /// which, so they are the same as one worker's.
     pub(super) fn mark(&mut self, anchors: &[Option<u32>]) -> Marks {
+        self.mark_with(anchors, mark_workers(self.index.len()))
+    }
+
+    /// [`Graph::mark`] with `workers` workers (at least one: the calling
+    /// thread).
+    pub(super) fn mark_with(&mut self, anchors: &[Option<u32>], workers: usize) -> Marks {
         let n = self.index.len();
         let barrier: HashMap<u32, u32> = anchors
             .iter()
@@ -407,55 +447,63 @@ impl<'i> Graph<'i> {
         for &a in barrier.keys() {
             anchor_bits[a as usize / 64] |= 1 << (a % 64);
         }
-        let mut owner = BlockOwners::new(n, self.root_edges.len());
-        let mut frontier: Vec<(u32, u32)> = Vec::new();
-        // The (root, block) last recorded at a slot: a block many blocks
-        // of one root point to is recorded about once, not once per edge.
-        let mut recent = vec![u64::MAX; 1024];
-        let mut note = |frontier: &mut Vec<(u32, u32)>, r: u32, i: u32| {
-            let key = (u64::from(r) << 32) | u64::from(i);
-            let slot = &mut recent[(i as usize ^ r as usize) % 1024];
-            if *slot != key {
-                *slot = key;
-                frontier.push((r, i));
-            }
+        let owner = BlockOwners::new(n, self.root_edges.len());
+        let work = MarkWork {
+            graph: self,
+            owner: &owner,
+            barrier: &barrier,
+            anchor_bits: &anchor_bits,
+            next_root: AtomicU32::new(0),
         };
-        let mut stack: Vec<u32> = Vec::new();
-        for r in 0..self.root_edges.len() as u32 {
-            stack.clear();
-            stack.extend_from_slice(&self.root_edges[r as usize]);
-            while let Some(i) = stack.pop() {
-                let o = owner.get(i as usize);
-                if o == r {
-                    continue;
-                }
-                if o == MULTI {
-                    note(&mut frontier, r, i);
-                    continue;
-                }
-                let anchor = if anchor_bits[i as usize / 64] & (1 << (i % 64)) != 0 {
-                    barrier.get(&i)
-                } else {
-                    None
-                };
-                let entered = match anchor {
-                    Some(&b) => b == r,
-                    None => o != NONE || !self.index.is_internal(i as usize),
-                };
-                if !entered {
-                    continue;
-                }
-                if o == NONE {
-                    owner.set(i as usize, r);
-                    self.expand(i, true, &mut stack);
-                } else {
-                    owner.set(i as usize, MULTI);
-                    note(&mut frontier, r, i);
-                    note(&mut frontier, o, i);
-                    self.expand(i, false, &mut stack);
+        let mut done = vec![];
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..workers.max(1))
+                .filter_map(|_| {
+                    // A helper that cannot be started leaves its roots to
+                    // the others: taken one at a time from one counter, all
+                    // are marked whoever takes them.
+                    std::thread::Builder::new()
+                        .name("turbowish-walk".into())
+                        .spawn_scoped(scope, || {
+                            // Its vectors are TurboWish's own, like the
+                            // calling thread's.
+                            let _internal = turbowish_alloc::internal();
+                            work.run()
+                        })
+                        .ok()
+                })
+                .collect();
+            done.push(work.run());
+            for helper in helpers {
+                match helper.join() {
+                    Ok(result) => done.push(result),
+                    Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
+        });
+        let mut frontier = Vec::new();
+        let mut found = Found::default();
+        for (front, worker) in done {
+            frontier.extend(front);
+            found.blocks_scanned += worker.blocks_scanned;
+            found.bytes_scanned += worker.bytes_scanned;
+            found.edges += worker.edges;
+            found.guards.extend(worker.guards);
+            found.handles.extend(worker.handles);
         }
+        // In block order (a block's own in the order of its words), however
+        // the blocks were shared out.
+        let block = |p: &Position| match *p {
+            Position::Block(b) => b,
+            Position::Root(_) => NIL,
+        };
+        found.guards.sort_by_key(|g| block(&g.position));
+        found.handles.sort_by_key(|h| block(&h.position));
+        self.blocks_scanned += found.blocks_scanned;
+        self.bytes_scanned += found.bytes_scanned;
+        self.edge_count += found.edges;
+        self.guards.extend(found.guards);
+        self.handles.extend(found.handles);
         frontier.retain(|&(_, i)| owner.get(i as usize) == MULTI);
         frontier.sort_unstable();
         frontier.dedup();
@@ -492,6 +540,125 @@ impl<'i> Graph<'i> {
             self.types.push(name);
         }
         id
+    }
+}
+
+/// How many workers mark a heap of `blocks` blocks: one per core (at most
+/// four) from [`PARALLEL_BLOCKS`] blocks on, one below that, where
+/// starting a thread would cost more than it saves.
+fn mark_workers(blocks: usize) -> usize {
+    if blocks < PARALLEL_BLOCKS {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// The heap size from which marking is shared out among threads: 64 Ki
+/// blocks take a few milliseconds to mark, a thread tens of microseconds
+/// to start.
+const PARALLEL_BLOCKS: usize = 1 << 16;
+
+/// What first expansions found besides edges: the handles and guards in
+/// scanned blocks, and the walk's statistics. Each marking worker keeps
+/// its own; they are added up once the workers are done.
+#[derive(Debug, Default)]
+struct Found {
+    guards: Vec<FoundGuard>,
+    handles: Vec<FoundHandleAt>,
+    blocks_scanned: u64,
+    bytes_scanned: u64,
+    edges: u64,
+}
+
+/// What the workers of one [`Graph::mark_with`] share: the graph (read
+/// only), the owner table they claim blocks in, and the next root to take.
+struct MarkWork<'g, 'i> {
+    graph: &'g Graph<'i>,
+    owner: &'g BlockOwners,
+    barrier: &'g HashMap<u32, u32>,
+    anchor_bits: &'g [u64],
+    next_root: AtomicU32,
+}
+
+impl MarkWork<'_, '_> {
+    /// Takes roots until none is left and marks what each reaches; returns
+    /// the (root, block) pairs of `MULTI` blocks met (with repeats, and
+    /// some blocks that are not `MULTI` in the end) and what the first
+    /// expansions found.
+    ///
+    /// Workers race only on the owner table, and every change there is a
+    /// compare-and-swap from the owner just read: a block goes from `NONE`
+    /// to one root, whose worker expands it first, and from one root to
+    /// `MULTI`, whose worker expands it again (and notes both roots), each
+    /// exactly once however the workers interleave. A root that meets a
+    /// block `MULTI` stops there, as one worker alone would: the two roots
+    /// that made it so both expand it, so every block past it is reached by
+    /// two roots too, and ends `MULTI` whichever worker gets there first.
+    fn run(&self) -> (Vec<(u32, u32)>, Found) {
+        let graph = self.graph;
+        let roots = graph.root_edges.len() as u32;
+        let mut frontier: Vec<(u32, u32)> = Vec::new();
+        let mut found = Found::default();
+        // The (root, block) last recorded at a slot: a block many blocks
+        // of one root point to is recorded about once, not once per edge.
+        let mut recent = vec![u64::MAX; 1024];
+        let mut note = |frontier: &mut Vec<(u32, u32)>, r: u32, i: u32| {
+            let key = (u64::from(r) << 32) | u64::from(i);
+            let slot = &mut recent[(i as usize ^ r as usize) % 1024];
+            if *slot != key {
+                *slot = key;
+                frontier.push((r, i));
+            }
+        };
+        let mut stack: Vec<u32> = Vec::new();
+        loop {
+            let r = self.next_root.fetch_add(1, Ordering::Relaxed);
+            if r >= roots {
+                break;
+            }
+            stack.clear();
+            stack.extend_from_slice(&graph.root_edges[r as usize]);
+            while let Some(i) = stack.pop() {
+                let anchor = if self.anchor_bits[i as usize / 64] & (1 << (i % 64)) != 0 {
+                    self.barrier.get(&i).copied()
+                } else {
+                    None
+                };
+                let mut o = self.owner.get(i as usize);
+                loop {
+                    if o == r {
+                        break;
+                    }
+                    if o == MULTI {
+                        note(&mut frontier, r, i);
+                        break;
+                    }
+                    let entered = match anchor {
+                        Some(b) => b == r,
+                        None => o != NONE || !graph.index.is_internal(i as usize),
+                    };
+                    if !entered {
+                        break;
+                    }
+                    let to = if o == NONE { r } else { MULTI };
+                    if let Err(now) = self.owner.claim(i as usize, o, to) {
+                        // Another worker's root got there first: decide
+                        // again on what it made of the block.
+                        o = now;
+                        continue;
+                    }
+                    if o == NONE {
+                        graph.expand(i, &mut stack, Some(&mut found));
+                    } else {
+                        note(&mut frontier, r, i);
+                        note(&mut frontier, o, i);
+                        graph.expand(i, &mut stack, None);
+                    }
+                    break;
+                }
+            }
+        }
+        (frontier, found)
     }
 }
 
@@ -642,16 +809,21 @@ mod tests {
     fn block_owners_hold_every_root_and_both_marks_narrow_or_wide() {
         let narrow_roots = usize::from(NARROW_MULTI) - 1;
         for (roots, narrow) in [(3, true), (narrow_roots, true), (narrow_roots + 1, false)] {
-            let mut owners = BlockOwners::new(5, roots);
+            let owners = BlockOwners::new(5, roots);
             assert_eq!(matches!(owners, BlockOwners::Narrow(_)), narrow, "{roots}");
             assert_eq!(owners.len(), 5);
             assert!(owners.iter().all(|o| o == NONE));
             let last = roots as u32 - 1;
-            owners.set(0, 0);
-            owners.set(1, last);
-            owners.set(2, MULTI);
-            owners.set(3, MULTI);
-            owners.set(3, NONE);
+            assert_eq!(owners.claim(0, NONE, 0), Ok(()));
+            assert_eq!(owners.claim(1, NONE, last), Ok(()));
+            assert_eq!(owners.claim(2, NONE, MULTI), Ok(()));
+            assert_eq!(owners.claim(3, NONE, last), Ok(()));
+            // A claim from an owner the block no longer has fails with the
+            // owner it has.
+            assert_eq!(owners.claim(3, NONE, 0), Err(last));
+            assert_eq!(owners.claim(1, 0, MULTI), Err(last));
+            assert_eq!(owners.claim(3, last, MULTI), Ok(()));
+            assert_eq!(owners.claim(3, MULTI, NONE), Ok(()));
             assert_eq!(
                 owners.iter().collect::<Vec<_>>(),
                 vec![0, last, MULTI, NONE, NONE],
