@@ -233,6 +233,8 @@ fn churn(tag: &TaskTag, stop: &AtomicBool, seed: u64) {
     }
 }
 
+/// A view big enough that its sort is shared out among threads (on a
+/// machine with more than one core) lists every block once, in order.
 #[test]
 fn a_million_live_blocks() {
     let _serial = serial();
