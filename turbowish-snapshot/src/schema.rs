@@ -506,7 +506,8 @@ pub struct Link {
     pub resource: u64,
     /// Kind and name, e.g. `Mutex "accounts[2]"`.
     pub resource_label: String,
-    /// Its holders.
+    /// Its holders: at most 8, the one the chain or cycle goes on to among
+    /// them (first, in a chain).
     pub holders: Vec<Party>,
     /// Further holders, counted only.
     pub extra_holders: u64,

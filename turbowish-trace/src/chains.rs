@@ -18,7 +18,9 @@ pub struct Link {
     /// Kind and name of the resource waited for, e.g. `Mutex "accounts[2]"`.
     pub resource: String,
     /// Its holders (several for read locks and semaphores; none when the
-    /// resource is held by nobody TurboWish saw).
+    /// resource is held by nobody TurboWish saw): at most 8, the one the
+    /// chain or cycle goes on to among them (first, in a chain); the rest
+    /// are counted in `extra_holders`.
     pub holders: Vec<Party>,
     /// Further holders, counted only.
     pub extra_holders: usize,
@@ -258,18 +260,16 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// The blockers a wait depends on: for units, a holder that waits for
-    /// units it holds some of itself waits for the others, unless it is
-    /// the only holder.
-    fn counted_blockers(&self, at: usize, waiter: &Party) -> Vec<&'a Party> {
-        let blocked_by = self.blockers(at, waiter);
-        let units = is_units(waiter.access);
-        let others = blocked_by.iter().any(|h| h.task != waiter.task);
-        blocked_by
+    /// Whether `holder` is among the blockers wait `at` of `waiter`
+    /// depends on: for units, a holder that waits for units it holds some
+    /// of itself waits for the others, unless it is the only holder.
+    fn counts(&self, at: usize, waiter: &Party, holder: TaskRef) -> bool {
+        if holder != waiter.task || !is_units(waiter.access) {
+            return true;
+        }
+        self.blockers(at, waiter)
             .iter()
-            .filter(|h| !(units && others && h.task == waiter.task))
-            .copied()
-            .collect()
+            .all(|h| h.task == waiter.task)
     }
 
     /// The holders of `waited[at]` that `waiter` waits for (for a channel,
@@ -284,38 +284,157 @@ impl<'a> Graph<'a> {
         }
     }
 
-    fn link(&self, at: usize, waiter: &Party) -> Link {
+    /// The link for wait `at` of `waiter`, naming at most
+    /// [`LINK_HOLDERS`] holders, `followed` (the holder the chain or cycle
+    /// goes on to) among them: first with `followed_first` (as chains
+    /// name it), else in its place when that is among the first
+    /// [`LINK_HOLDERS`]. The rest are counted in `extra_holders`: a
+    /// channel held by thousands of senders would otherwise copy every
+    /// sender into every link through it.
+    fn link(
+        &self,
+        at: usize,
+        waiter: &Party,
+        followed: Option<TaskRef>,
+        followed_first: bool,
+    ) -> Link {
         let w = &self.waited[at];
+        let blockers = self.blockers(at, waiter);
+        let mut holders: Vec<Party> = Vec::with_capacity(blockers.len().min(LINK_HOLDERS));
+        let first = followed
+            .and_then(|t| blockers.iter().position(|h| h.task == t))
+            .filter(|&i| followed_first || i >= LINK_HOLDERS);
+        if let Some(i) = first {
+            holders.push(blockers[i].clone());
+        }
+        holders.extend(
+            blockers
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| Some(i) != first)
+                .take(LINK_HOLDERS - holders.len())
+                .map(|(_, &h)| h.clone()),
+        );
         Link {
             waiter: waiter.clone(),
             resource: w.label.clone(),
-            holders: self
-                .blockers(at, waiter)
-                .iter()
-                .map(|&h| h.clone())
-                .collect(),
-            extra_holders: w.resource.extra_holders,
+            extra_holders: w.resource.extra_holders + (blockers.len() - holders.len()),
+            holders,
         }
     }
 
-    /// The holders stuck task `task` waits on, each with the wait: the
-    /// edges `cycles` searches. Only for stuck tasks (see [`Graph::reduce`]),
-    /// every wait of which is stuck: a wait for units has no holder that
-    /// can go on (nor counted ones), so all its holders lead on; a waiter
-    /// for units it holds some of itself waits for the others, unless it
-    /// is the only holder.
-    fn next(&self, task: TaskRef) -> Vec<(TaskRef, usize, &'a Party)> {
+    /// The waits of stuck task `task` (see [`Graph::reduce`]), every one of
+    /// which is stuck: a wait for units has no holder that can go on (nor
+    /// counted ones), so all its holders lead on.
+    fn stuck_waits(&self, task: TaskRef) -> &[(usize, &'a Party)] {
         debug_assert!(self.rank_of(task).is_none());
-        let mut out = Vec::new();
-        for &(at, w) in self.waits.get(&task).into_iter().flatten() {
-            out.extend(
-                self.counted_blockers(at, w)
-                    .into_iter()
-                    .map(|h| (h.task, at, w)),
-            );
-        }
-        out
+        self.waits.get(&task).map_or(&[], Vec::as_slice)
     }
+
+    /// One step of the chain through `task`: the wait it is followed
+    /// through and where the chain goes from there (see [`follow`]).
+    fn step(&self, task: TaskRef) -> Step<'a> {
+        // A task that can still go on (see `Graph::reduce`) is followed
+        // through the wait that frees it, to the holder that frees that
+        // wait: ranks fall along the way, so such a chain ends at a running
+        // task (or a wait TurboWish cannot judge), never in a "cycle" that
+        // is none. A stuck task, every wait of which is stuck, through its
+        // first wait to a stuck holder (another than itself if there is
+        // one): that chain shows the deadlock.
+        let ranked = self.rank.get(&task).copied();
+        let wait = match ranked {
+            Some(r) => Some((r.at, r.waiter)),
+            None => self.waits.get(&task).and_then(|w| w.first()).copied(),
+        };
+        let Some((at, waiter)) = wait else {
+            return Step::NoWait;
+        };
+        let resource = self.waited[at].resource;
+        let blockers = self.blockers(at, waiter);
+        let next = match ranked {
+            // Of the holders as far from running as the one that freed
+            // the wait, the first recorded: the order `Link::holders` has.
+            Some(r) => r.holder.and_then(|h| {
+                let rank = self.rank_of(h);
+                blockers
+                    .iter()
+                    .find(|p| self.rank_of(p.task) == rank)
+                    .copied()
+            }),
+            None => {
+                let stuck =
+                    |h: &&&Party| self.rank_of(h.task).is_none() && self.counts(at, waiter, h.task);
+                blockers
+                    .iter()
+                    .find(|h| h.task != task && stuck(h))
+                    .or_else(|| blockers.iter().find(stuck))
+                    .copied()
+            }
+        };
+        let Some(holder) = next else {
+            let end = if resource.extra_holders > 0 {
+                match resource.kind {
+                    ResourceKind::Tokio(_) => ChainEnd::HolderNotReported,
+                    _ => ChainEnd::UnnamedHolders,
+                }
+            } else if waiter.access == Access::Receive {
+                ChainEnd::NoSenders
+            } else {
+                ChainEnd::HeldByNobody
+            };
+            return Step::Wait {
+                at,
+                waiter,
+                next: Next::End(end),
+            };
+        };
+        // Senders held only outside tasks: no task can send. (Unless the
+        // receiver is stuck: then a blocked thread is part of a deadlock,
+        // which the chain goes on to show.)
+        if ranked.is_some()
+            && waiter.access == Access::Receive
+            && resource.extra_holders == 0
+            && blockers
+                .iter()
+                .all(|h| matches!(h.task, TaskRef::Thread(_)))
+        {
+            return Step::Wait {
+                at,
+                waiter,
+                next: Next::End(ChainEnd::SendersOutsideTasks),
+            };
+        }
+        Step::Wait {
+            at,
+            waiter,
+            next: Next::To(holder.task),
+        }
+    }
+}
+
+/// Holders a link names; further ones are counted (`Link::extra_holders`),
+/// as a resource names at most this many holders itself.
+const LINK_HOLDERS: usize = 8;
+
+/// One step of a chain, from [`Graph::step`].
+enum Step<'a> {
+    /// The task waits for nothing TurboWish tracks: the chain ends
+    /// `Untracked` before it.
+    NoWait,
+    /// It waits for `waited[at]` (its wait recorded as `waiter`).
+    Wait {
+        at: usize,
+        waiter: &'a Party,
+        next: Next,
+    },
+}
+
+/// Where a chain goes after a wait.
+enum Next {
+    /// On to this holder, named first in the link.
+    To(TaskRef),
+    /// Nowhere: it ends here, so.
+    End(ChainEnd),
 }
 
 /// The wait chains in `resources`, longest first. Every waiting task starts
@@ -331,111 +450,108 @@ pub fn chains(resources: &[ResourceInfo]) -> Vec<Chain> {
     let graph = Graph::new(resources);
     let mut starts: Vec<TaskRef> = graph.waits.keys().copied().collect();
     starts.sort();
-    let mut all: Vec<Chain> = starts.iter().map(|&t| follow(&graph, t)).collect();
-    all.sort_by_key(|c| std::cmp::Reverse(c.links.len()));
+    // Every waiting task starts a chain, but only chains whose first
+    // waiter no longer chain covers are kept: the lengths decide which,
+    // and are found first without building a chain (each step leads to
+    // one next task, so a task's length is one more than its next's, or
+    // that of the cycle it lies on). Building every chain and dropping
+    // most was quadratic: a line of 3,000 tasks each waiting for the next
+    // built 4.5 million links.
+    let lengths = chain_lengths(&graph, &starts);
+    let mut order: Vec<(TaskRef, usize)> = starts.iter().map(|&t| (t, lengths[&t])).collect();
+    order.sort_by_key(|&(_, len)| std::cmp::Reverse(len));
     // Drop a chain whose first waiter is already a later step of a kept one.
     let mut covered: HashSet<TaskRef> = HashSet::new();
     let mut kept = Vec::new();
-    for chain in all {
-        let first = chain.links[0].waiter.task;
-        if covered.contains(&first) {
+    for (start, _) in order {
+        if covered.contains(&start) {
             continue;
         }
+        let chain = follow(&graph, start);
         covered.extend(chain.links.iter().map(|l| l.waiter.task));
         kept.push(chain);
     }
     kept
 }
 
+/// The number of links of the chain from each of `starts`, as [`follow`]
+/// would build it: each task's step leads to at most one next task, so
+/// the steps from a task run into a task already measured, an end, or a
+/// cycle of their own; linear in the tasks.
+fn chain_lengths(graph: &Graph<'_>, starts: &[TaskRef]) -> HashMap<TaskRef, usize> {
+    let mut length: HashMap<TaskRef, usize> = HashMap::new();
+    let mut path: Vec<TaskRef> = Vec::new();
+    let mut on_path: HashMap<TaskRef, usize> = HashMap::new();
+    for &start in starts {
+        path.clear();
+        on_path.clear();
+        let mut task = start;
+        // The length of what follows the path's last task.
+        let mut tail = loop {
+            if let Some(&known) = length.get(&task) {
+                break known;
+            }
+            if let Some(&at) = on_path.get(&task) {
+                // A cycle: each task on it has a chain once round it.
+                let cycle = path.len() - at;
+                for &t in &path[at..] {
+                    length.insert(t, cycle);
+                }
+                path.truncate(at);
+                break cycle;
+            }
+            match graph.step(task) {
+                Step::NoWait => break 0,
+                Step::Wait { next, .. } => {
+                    on_path.insert(task, path.len());
+                    path.push(task);
+                    match next {
+                        Next::To(holder) => task = holder,
+                        Next::End(_) => break 0,
+                    }
+                }
+            }
+        };
+        for &t in path.iter().rev() {
+            tail += 1;
+            length.insert(t, tail);
+        }
+    }
+    length
+}
+
+/// The chain from `start` (see [`chains`]).
 fn follow(graph: &Graph<'_>, start: TaskRef) -> Chain {
     let mut links = Vec::new();
     let mut seen = HashSet::new();
     let mut task = start;
     loop {
         seen.insert(task);
-        // A task that can still go on (see `Graph::reduce`) is followed
-        // through the wait that frees it, to the holder that frees that
-        // wait: ranks fall along the way, so such a chain ends at a running
-        // task (or a wait TurboWish cannot judge), never in a "cycle" that
-        // is none. A stuck task, every wait of which is stuck, through its
-        // first wait to a stuck holder (another than itself if there is
-        // one): that chain shows the deadlock.
-        let ranked = graph.rank.get(&task).copied();
-        let wait = match ranked {
-            Some(r) => Some((r.at, r.waiter)),
-            None => graph.waits.get(&task).and_then(|w| w.first()).copied(),
-        };
-        let Some((at, waiter)) = wait else {
+        let Step::Wait { at, waiter, next } = graph.step(task) else {
             return Chain {
                 links,
                 end: ChainEnd::Untracked,
             };
         };
-        links.push(graph.link(at, waiter));
-        let resource = graph.waited[at].resource;
-        let blockers = graph.blockers(at, waiter);
-        let next = match ranked {
-            // Of the holders as far from running as the one that freed
-            // the wait, the first recorded: the order `Link::holders` has.
-            Some(r) => r.holder.and_then(|h| {
-                let rank = graph.rank_of(h);
-                blockers
-                    .iter()
-                    .find(|p| graph.rank_of(p.task) == rank)
-                    .copied()
-            }),
-            None => {
-                let counted = graph.counted_blockers(at, waiter);
-                let stuck = |h: &&&Party| graph.rank_of(h.task).is_none();
-                counted
-                    .iter()
-                    .find(|h| h.task != task && stuck(h))
-                    .or_else(|| counted.iter().find(stuck))
-                    .copied()
+        match next {
+            Next::End(end) => {
+                links.push(graph.link(at, waiter, None, true));
+                return Chain { links, end };
             }
-        };
-        let Some(holder) = next else {
-            let end = if resource.extra_holders > 0 {
-                match resource.kind {
-                    ResourceKind::Tokio(_) => ChainEnd::HolderNotReported,
-                    _ => ChainEnd::UnnamedHolders,
+            Next::To(holder) => {
+                // Name the followed holder first, as `Link::holders`
+                // documents and as `Display` ("held by X, which waits for
+                // ...") reads it.
+                links.push(graph.link(at, waiter, Some(holder), true));
+                if seen.contains(&holder) {
+                    return Chain {
+                        links,
+                        end: ChainEnd::Cycle,
+                    };
                 }
-            } else if waiter.access == Access::Receive {
-                ChainEnd::NoSenders
-            } else {
-                ChainEnd::HeldByNobody
-            };
-            return Chain { links, end };
-        };
-        // Senders held only outside tasks: no task can send. (Unless the
-        // receiver is stuck: then a blocked thread is part of a deadlock,
-        // which the chain goes on to show.)
-        if ranked.is_some()
-            && waiter.access == Access::Receive
-            && resource.extra_holders == 0
-            && blockers
-                .iter()
-                .all(|h| matches!(h.task, TaskRef::Thread(_)))
-        {
-            return Chain {
-                links,
-                end: ChainEnd::SendersOutsideTasks,
-            };
-        }
-        // Name the followed holder first, as `Link::holders` documents and
-        // as `Display` ("held by X, which waits for ...") reads it.
-        if let Some(link) = links.last_mut() {
-            if let Some(i) = link.holders.iter().position(|h| h.task == holder.task) {
-                link.holders[..=i].rotate_right(1);
+                task = holder;
             }
         }
-        if seen.contains(&holder.task) {
-            return Chain {
-                links,
-                end: ChainEnd::Cycle,
-            };
-        }
-        task = holder.task;
     }
 }
 
@@ -447,9 +563,11 @@ fn is_units(access: Access) -> bool {
 }
 
 /// The deadlocks in `resources`: cycles of tasks each waiting for a resource
-/// the next one holds. Each task appears in at most one reported cycle (a
-/// shortest one through the first task found in it); tasks tangled in
-/// several cycles may therefore show up in fewer cycles than exist.
+/// the next one holds. Every task in a deadlock appears in a reported
+/// cycle: tasks are taken in order, and each not yet in a reported cycle
+/// gets a shortest one through it (which may pass through tasks of earlier
+/// ones). Tasks tangled in several cycles may therefore show up in fewer
+/// cycles than exist.
 pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
     let graph = Graph::new(resources);
     // Only stuck tasks can be in a deadlock (see `Graph::reduce`): a cycle
@@ -465,14 +583,15 @@ pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
     // only the components that have one keeps a graph of thousands of
     // waiters and no deadlock linear, where a search from every waiter
     // would be quadratic.
-    let component = cyclic_components(&graph, &nodes);
+    let waits = WaitNodes::new(&graph, &nodes);
+    let component = cyclic_components(&graph, &nodes, &waits);
     let mut found = Vec::new();
     let mut in_cycle: HashSet<TaskRef> = HashSet::new();
     for &start in &nodes {
         if !component.contains_key(&start) || in_cycle.contains(&start) {
             continue;
         }
-        if let Some(cycle) = cycle_from(&graph, start, &component) {
+        if let Some(cycle) = cycle_from(&graph, start, &component, &waits) {
             in_cycle.extend(cycle.links.iter().map(|l| l.waiter.task));
             found.push(cycle);
         }
@@ -480,50 +599,154 @@ pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
     found
 }
 
+/// The waits of stuck tasks as nodes of their own: every waiter of one
+/// side of a resource waits for the same holders (a lock's waiters for
+/// its holders, a channel's receivers for its senders), so the wait-for
+/// graph goes task → wait → holder, with edges as many as waits and
+/// holders, where task → holder edges were as many as their product (a
+/// thousand workers waiting on a queue whose senders they all hold: a
+/// million edges).
+struct WaitNodes {
+    /// Node of (resource, side).
+    id: HashMap<(usize, u8), u32>,
+    /// Per node, its resource and one of its waiters' access, which
+    /// says which holders it waits for.
+    of: Vec<(usize, Access)>,
+    /// Per holder, the nodes it is a holder of.
+    held: HashMap<TaskRef, Vec<u32>>,
+}
+
+impl WaitNodes {
+    fn new(graph: &Graph<'_>, stuck: &[TaskRef]) -> WaitNodes {
+        let mut nodes = WaitNodes {
+            id: HashMap::new(),
+            of: Vec::new(),
+            held: HashMap::new(),
+        };
+        for &t in stuck {
+            for &(at, w) in graph.stuck_waits(t) {
+                let next = nodes.of.len() as u32;
+                let id = *nodes.id.entry((at, side(w.access))).or_insert(next);
+                if id == next {
+                    nodes.of.push((at, w.access));
+                    for h in graph.blockers(at, w) {
+                        let held = nodes.held.entry(h.task).or_default();
+                        if held.last() != Some(&id) {
+                            held.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        nodes
+    }
+
+    fn node(&self, at: usize, access: Access) -> u32 {
+        self.id[&(at, side(access))]
+    }
+}
+
+/// Which holders of a resource a wait with this access waits for: the
+/// senders (0), the receivers (1), or all (2).
+fn side(access: Access) -> u8 {
+    match access {
+        Access::Receive => 0,
+        Access::Send => 1,
+        _ => 2,
+    }
+}
+
 /// The waiting tasks that are in a cycle of the wait-for graph, each with
 /// its strongly connected component: a component of several tasks, or one
 /// task that waits on itself.
-fn cyclic_components(graph: &Graph<'_>, nodes: &[TaskRef]) -> HashMap<TaskRef, usize> {
+fn cyclic_components(
+    graph: &Graph<'_>,
+    nodes: &[TaskRef],
+    waits: &WaitNodes,
+) -> HashMap<TaskRef, usize> {
     let index_of: HashMap<TaskRef, u32> = (0..).zip(nodes).map(|(i, &t)| (t, i)).collect();
-    // Holders that wait for nothing have no edges on: not nodes here.
+    // Tasks are vertices 0..n, waits n.. . Holders that wait for nothing
+    // have no edges on: not vertices here.
+    let n = nodes.len() as u32;
     let succ: Vec<Vec<u32>> = nodes
         .iter()
         .map(|&t| {
             graph
-                .next(t)
-                .into_iter()
-                .filter_map(|(n, _, _)| index_of.get(&n).copied())
+                .stuck_waits(t)
+                .iter()
+                .map(|&(at, w)| n + waits.node(at, w.access))
                 .collect()
         })
+        .chain(waits.of.iter().map(|&(at, access)| {
+            let w = &graph.waited[at];
+            let holders = match access {
+                Access::Receive => &w.senders,
+                Access::Send => &w.receivers,
+                _ => &w.others,
+            };
+            holders
+                .iter()
+                .filter_map(|h| index_of.get(&h.task).copied())
+                .collect()
+        }))
         .collect();
-    let (comp, count) = crate::scc::components(nodes.len(), 0..nodes.len() as u32, |v| {
+    let (comp, count) = crate::scc::components(succ.len(), 0..succ.len() as u32, |v| {
         succ[v as usize].iter().copied()
     });
-    let mut size = vec![0usize; count as usize];
-    for &c in &comp {
-        size[c as usize] += 1;
+    let mut tasks = vec![0usize; count as usize];
+    for &c in &comp[..nodes.len()] {
+        tasks[c as usize] += 1;
     }
+    // A task alone in its component is in a cycle only if it waits for
+    // itself (through a wait, for units it holds some of, of which it is
+    // the only holder, or through a lock).
+    let waits_for_itself = |t: TaskRef| {
+        graph.stuck_waits(t).iter().any(|&(at, w)| {
+            graph.blockers(at, w).iter().any(|h| h.task == t) && graph.counts(at, w, t)
+        })
+    };
     (0..nodes.len())
-        .filter(|&v| size[comp[v] as usize] > 1 || succ[v].contains(&(v as u32)))
+        .filter(|&v| tasks[comp[v] as usize] > 1 || waits_for_itself(nodes[v]))
         .map(|v| (nodes[v], comp[v] as usize))
         .collect()
 }
 
 /// A shortest cycle through `start`, by breadth-first search inside its
-/// strongly connected component (where every cycle through it lies).
+/// strongly connected component (where every cycle through it lies). A
+/// wait node's holders are queued once, from the first task found waiting
+/// on it (any later task it leads to is queued already), and as one entry
+/// taken a holder at a time: a search that ends at the first holder of a
+/// wait for a queue of a thousand senders does not visit the other 999.
 fn cycle_from(
     graph: &Graph<'_>,
     start: TaskRef,
     component: &HashMap<TaskRef, usize>,
+    waits: &WaitNodes,
 ) -> Option<Cycle> {
-    type Step<'a> = (TaskRef, usize, &'a Party);
+    /// The holders of wait `at` (of `waiter`, task `from`'s) from the
+    /// `next`th on, still to be visited.
+    struct Holders<'a> {
+        from: TaskRef,
+        at: usize,
+        waiter: &'a Party,
+        next: usize,
+    }
     let home = component.get(&start).copied();
-    let mut parent: HashMap<TaskRef, Step<'_>> = HashMap::new();
-    let mut queue = std::collections::VecDeque::from([start]);
+    let start_holds: HashSet<u32> = waits
+        .held
+        .get(&start)
+        .map(|held| held.iter().copied().collect())
+        .unwrap_or_default();
+    // How each task was reached: (task, wait, waiter) before it.
+    let mut parent: HashMap<TaskRef, (TaskRef, usize, &Party)> = HashMap::new();
     let mut visited = HashSet::from([start]);
-    while let Some(task) = queue.pop_front() {
-        for (next, at, waiter) in graph.next(task) {
-            if next == start {
+    let mut expanded: HashSet<u32> = HashSet::new();
+    let mut queue: std::collections::VecDeque<Holders<'_>> = std::collections::VecDeque::new();
+    let mut task = start;
+    loop {
+        for &(at, waiter) in graph.stuck_waits(task) {
+            let node = waits.node(at, waiter.access);
+            if start_holds.contains(&node) && graph.counts(at, waiter, start) {
                 // Walk back from `task` to `start`.
                 let mut steps = vec![(task, at, waiter)];
                 let mut at = task;
@@ -533,19 +756,46 @@ fn cycle_from(
                     at = step.0;
                 }
                 steps.reverse();
-                let links = steps.iter().map(|&(_, at, w)| graph.link(at, w)).collect();
+                let links = (0..steps.len())
+                    .map(|i| {
+                        let (_, at, w) = steps[i];
+                        let holder = steps.get(i + 1).map_or(start, |s| s.0);
+                        graph.link(at, w, Some(holder), false)
+                    })
+                    .collect();
                 return Some(Cycle { links });
             }
-            if component.get(&next).copied() != home {
-                continue;
-            }
-            if visited.insert(next) {
-                parent.insert(next, (task, at, waiter));
-                queue.push_back(next);
+            if expanded.insert(node) {
+                queue.push_back(Holders {
+                    from: task,
+                    at,
+                    waiter,
+                    next: 0,
+                });
             }
         }
+        // The next task in breadth-first order: the first holder not yet
+        // visited of the oldest entry.
+        task = loop {
+            let entry = queue.front_mut()?;
+            let holders = graph.blockers(entry.at, entry.waiter);
+            let found = holders[entry.next..].iter().position(|h| {
+                component.get(&h.task).copied() == home && !visited.contains(&h.task)
+            });
+            match found {
+                Some(k) => {
+                    let h = holders[entry.next + k].task;
+                    entry.next += k + 1;
+                    visited.insert(h);
+                    parent.insert(h, (entry.from, entry.at, entry.waiter));
+                    break h;
+                }
+                None => {
+                    queue.pop_front();
+                }
+            }
+        };
     }
-    None
 }
 
 fn secs(d: Duration) -> String {

@@ -24,6 +24,9 @@
 //!   counted in `extra_holders` (reachable: 9 permit holders of which the
 //!   first 8 released) is not "held by nobody".
 //! * `empty_graph` and `holders_without_waiters`: nothing to report.
+//! * `workers_all_holding_the_queue_they_wait_on_are_capped_and_paired`:
+//!   links name at most 8 holders (the followed one always), and fifty
+//!   workers deadlocked on their own queue give 48 chains and 49 cycles.
 
 use std::panic::Location;
 use std::time::Duration;
@@ -41,7 +44,7 @@ const E: u64 = 5;
 
 /// The line of `party`'s `Location::caller()`: where every party of these
 /// tests says it acquired or waits.
-const PARTY_LINE: u32 = 55;
+const PARTY_LINE: u32 = 58;
 
 fn task_name(id: u64) -> String {
     char::from(b'A' + (id - 1) as u8).to_string()
@@ -743,4 +746,59 @@ fn awaiting_the_join_handle_of_a_task_that_waits_for_you_is_a_cycle() {
             .contains("held by task \"A\" (owns a sender at future state +0x20) since 1.5s"),
         "{chain}"
     );
+}
+
+/// Fifty workers, each holding a sender of one job queue and waiting to
+/// receive from it: nobody can send. Every worker but the first two
+/// starts a chain (through worker 1 to worker 2 and back), each link names
+/// 8 of the 50 senders, the followed one first, and counts the other 42;
+/// every worker is in one of 49 cycles of two. (The analysis is linear in
+/// waits and holders: `cargo bench --bench chains` times it at 3,000.)
+#[test]
+fn workers_all_holding_the_queue_they_wait_on_are_capped_and_paired() {
+    const WORKERS: u64 = 50;
+    let party_n = |task: u64, access: Access| Party {
+        task: traced(task),
+        task_name: format!("w{task}"),
+        ..party(1, access)
+    };
+    let graph = [resource(
+        1,
+        ResourceKind::Channel,
+        "jobs",
+        (1..=WORKERS).map(|t| party_n(t, Access::Send)).collect(),
+        (1..=WORKERS).map(|t| party_n(t, Access::Receive)).collect(),
+    )];
+    let found = chains(&graph);
+    assert_eq!(found.len(), WORKERS as usize - 2);
+    for (chain, first) in found.iter().zip(3..) {
+        assert_eq!(chain.end, ChainEnd::Cycle);
+        assert_eq!(waiters(&chain.links), [traced(first), traced(1), traced(2)]);
+        for (link, next) in chain.links.iter().zip([1, 2, 1]) {
+            assert_eq!(link.holders.len(), 8);
+            assert_eq!(link.extra_holders, WORKERS as usize - 8);
+            assert_eq!(link.holders[0].task, traced(next));
+        }
+    }
+    // Worker 1 with 2, then each other worker with worker 1 (the first
+    // sender it waits for): every worker in a cycle.
+    let deadlocks = cycles(&graph);
+    assert_eq!(deadlocks.len(), WORKERS as usize - 1);
+    for (cycle, first) in deadlocks.iter().zip([1].into_iter().chain(3..)) {
+        let other = if first == 1 { 2 } else { 1 };
+        assert_eq!(waiters(&cycle.links), [traced(first), traced(other)]);
+        for link in &cycle.links {
+            assert_eq!(link.holders.len() + link.extra_holders, WORKERS as usize);
+        }
+        // The holder each link leads to is named, though it may come
+        // beyond the first 8.
+        assert!(cycle.links[0]
+            .holders
+            .iter()
+            .any(|h| h.task == traced(other)));
+        assert!(cycle.links[1]
+            .holders
+            .iter()
+            .any(|h| h.task == traced(first)));
+    }
 }
