@@ -621,6 +621,41 @@ mod tests {
     use super::*;
     use crate::walk::index::{Block, BlockIndex};
 
+    /// `n` made-up blocks `spacing` bytes apart, about one in
+    /// `internal_in` TurboWish's own: for graphs given edge by edge, whose
+    /// blocks are never read.
+    fn made_up_index(
+        n: usize,
+        spacing: usize,
+        internal_in: usize,
+        next: &mut impl FnMut(usize) -> usize,
+    ) -> BlockIndex {
+        let blocks: Vec<Block> = (0..n)
+            .map(|i| Block {
+                start: 0x10_0000 + i * spacing,
+                size: 16 + (i * 7) % (spacing - 16),
+                owner: if next(internal_in) == 0 {
+                    Owner::Internal
+                } else {
+                    Owner::Main
+                },
+            })
+            .collect();
+        // SAFETY: the walk's scanner never runs on these graphs (they are
+        // made `without_reads`), so the made-up addresses are never read.
+        unsafe { BlockIndex::new(blocks) }.unwrap()
+    }
+
+    /// Roots `0..roots` as tasks `t0`, `t1`, ….
+    fn task_kinds(roots: usize) -> Vec<RootKind> {
+        (0..roots)
+            .map(|r| RootKind::Task {
+                id: r as u64,
+                name: format!("t{r}"),
+            })
+            .collect()
+    }
+
     /// Marking shared out among workers gives every block the owner one
     /// worker gives it, and the same figures, on graphs big enough that
     /// the workers run at once: each root has a region of its own (some
@@ -633,19 +668,7 @@ mod tests {
             let roots = 2 + next(30);
             let region = 2_000 + next(3_000);
             let n = roots * region;
-            let blocks: Vec<Block> = (0..n)
-                .map(|i| Block {
-                    start: 0x10_0000 + i * 0x40,
-                    size: 16 + (i * 7) % 48,
-                    owner: if next(40) == 0 {
-                        Owner::Internal
-                    } else {
-                        Owner::Main
-                    },
-                })
-                .collect();
-            // SAFETY: as in the test below: no block is ever read.
-            let index = unsafe { BlockIndex::new(blocks) }.unwrap();
+            let index = made_up_index(n, 0x40, 40, &mut next);
             let mut graph = Graph::new(&index, roots, Default::default()).without_reads();
             let anchors: Vec<Option<u32>> = (0..roots)
                 .map(|r| (next(3) != 0).then_some((r * region) as u32))
@@ -685,12 +708,7 @@ mod tests {
             }
             assert!(one.owner.iter().any(|o| o == MULTI), "round {round}");
             assert!(one.owner.iter().any(|o| o < MULTI), "round {round}");
-            let kinds: Vec<RootKind> = (0..roots)
-                .map(|r| RootKind::Task {
-                    id: r as u64,
-                    name: format!("t{r}"),
-                })
-                .collect();
+            let kinds = task_kinds(roots);
             let kinds: Vec<&RootKind> = kinds.iter().collect();
             let alone = attribute_with(&mut graph, &kinds, &anchors, &[], None, Some(1));
             let shared_out = attribute_with(&mut graph, &kinds, &anchors, &[], None, Some(2));
@@ -709,20 +727,7 @@ mod tests {
         for round in 0..300 {
             let n = 1 + next(150);
             let roots = 1 + next(12);
-            let blocks: Vec<Block> = (0..n)
-                .map(|i| Block {
-                    start: 0x10_0000 + i * 0x100,
-                    size: 16 + (i * 7) % 200,
-                    owner: if next(25) == 0 {
-                        Owner::Internal
-                    } else {
-                        Owner::Main
-                    },
-                })
-                .collect();
-            // SAFETY: the walk's scanner never runs here (no drain), so the
-            // made-up addresses are never read.
-            let index = unsafe { BlockIndex::new(blocks) }.unwrap();
+            let index = made_up_index(n, 0x100, 25, &mut next);
             let mut graph = Graph::new(&index, roots, Default::default()).without_reads();
             let anchors: Vec<Option<u32>> = (0..roots)
                 .map(|r| (r < n && next(4) != 0).then_some(r as u32))
@@ -779,12 +784,7 @@ mod tests {
                     used: usize::MAX,
                 });
             }
-            let kinds: Vec<RootKind> = (0..roots)
-                .map(|r| RootKind::Task {
-                    id: r as u64,
-                    name: format!("t{r}"),
-                })
-                .collect();
+            let kinds = task_kinds(roots);
             let kinds: Vec<&RootKind> = kinds.iter().collect();
             let by_sets = attribute_with(&mut graph, &kinds, &anchors, &[], None, Some(1));
             let by_frontier = attribute_with(&mut graph, &kinds, &anchors, &[], Some(0), Some(1));
