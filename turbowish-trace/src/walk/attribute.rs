@@ -673,29 +673,29 @@ mod tests {
             let anchors: Vec<Option<u32>> = (0..roots)
                 .map(|r| (next(3) != 0).then_some((r * region) as u32))
                 .collect();
+            // A block in the region from `base`, or one in `anywhere` a
+            // block anywhere.
+            let target = |next: &mut dyn FnMut(usize) -> usize, base: usize, anywhere: usize| {
+                let t = if next(anywhere) == 0 {
+                    next(n)
+                } else {
+                    base + next(region)
+                };
+                t as u32
+            };
             for (r, anchor) in anchors.iter().enumerate() {
-                let base = r * region;
                 for _ in 0..1 + next(3) {
-                    let t = if next(4) == 0 {
-                        next(n)
-                    } else {
-                        base + next(region)
-                    };
-                    graph.conservative_edge(Position::Root(r as u32), t as u32);
+                    let t = target(&mut next, r * region, 4);
+                    graph.conservative_edge(Position::Root(r as u32), t);
                 }
                 if let Some(a) = *anchor {
                     graph.conservative_edge(Position::Root(r as u32), a);
                 }
             }
             for i in 0..n {
-                let base = i / region * region;
                 for _ in 0..1 + next(2) {
-                    let t = if next(60) == 0 {
-                        next(n)
-                    } else {
-                        base + next(region)
-                    };
-                    graph.conservative_edge(Position::Block(i as u32), t as u32);
+                    let t = target(&mut next, i / region * region, 60);
+                    graph.conservative_edge(Position::Block(i as u32), t);
                 }
             }
             let one = graph.mark_with(&anchors, 1);
