@@ -342,6 +342,7 @@ fn link(l: &turbowish_trace::chains::Link, resources: &[ResourceInfo]) -> schema
         resource_label: l.resource.clone(),
         holders: l.holders.iter().map(party).collect(),
         extra_holders: l.extra_holders as u64,
+        unlisted_holders: l.unlisted_holders as u64,
     }
 }
 

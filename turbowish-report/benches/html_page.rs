@@ -246,6 +246,7 @@ fn big_snapshot() -> Snapshot {
         resource_label: format!("Mutex \"accounts[{}]\"", resource - 1),
         holders: vec![party(holder, Access::Exclusive)],
         extra_holders: 0,
+        unlisted_holders: 0,
     };
     let cycles = vec![Cycle {
         links: vec![link(1, 2, 5), link(5, 1, 1)],

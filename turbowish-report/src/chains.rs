@@ -96,7 +96,7 @@ fn links_text(
             .get(&link.resource)
             .map(|r| format!(", created at {},", printable(&r.location)))
             .unwrap_or_default();
-        if link.holders.is_empty() && link.extra_holders == 0 {
+        if link.holders.is_empty() && link.extra_holders == 0 && link.unlisted_holders == 0 {
             let _ = writeln!(
                 out,
                 "     {}{created} is held by nobody TurboWish saw",
@@ -135,6 +135,13 @@ fn links_text(
                     printable(&holder.parked_in.join(" › "))
                 );
             }
+        }
+        if link.unlisted_holders > 0 {
+            let _ = writeln!(
+                out,
+                "       and {} more named holder(s) (the snapshot's resources list them all)",
+                link.unlisted_holders
+            );
         }
         if link.extra_holders > 0 {
             let tokio = resources
@@ -428,6 +435,28 @@ mod tests {
             twice.matches("     may lock: as above\n").count(),
             2,
             "{twice}"
+        );
+    }
+
+    #[test]
+    fn unlisted_and_unnamed_holders_are_told_apart() {
+        let mut snap: Snapshot = serde_json::from_str(include_str!(
+            "../../turbowish-snapshot/tests/fixtures/service.json"
+        ))
+        .unwrap();
+        let link = &mut snap.cycles[0].links[0];
+        link.unlisted_holders = 42;
+        link.extra_holders = 3;
+        let text = chains_text(&snap);
+        assert!(
+            text.contains(
+                "       and 42 more named holder(s) (the snapshot's resources list them all)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("       and 3 holder(s) TurboWish counted but did not name\n"),
+            "{text}"
         );
     }
 

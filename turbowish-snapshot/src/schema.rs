@@ -509,8 +509,18 @@ pub struct Link {
     /// Its holders: at most 8, the one the chain or cycle goes on to among
     /// them (first, in a chain).
     pub holders: Vec<Party>,
-    /// Further holders, counted only.
+    /// Further holders, counted only: nobody named them.
     pub extra_holders: u64,
+    /// Named holders the link leaves out, past the 8 it lists (the
+    /// resource names them all). Written only when not 0, so links of
+    /// eight holders or fewer read as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unlisted_holders: u64,
+}
+
+/// For `skip_serializing_if`: a count that says nothing.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How a chain ends.

@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::sync::{Access, Party, Provenance, ResourceInfo, ResourceKind, TaskRef};
 
 /// One step of a chain: `waiter` waits for `resource`, whose holders are
-/// `holders` (the chain continues with the first of them).
+/// `holders` (in a chain, the first of them is the one it continues with;
+/// in a cycle, the next link's waiter is among them).
 #[derive(Debug, Clone)]
 pub struct Link {
     /// The waiting task, as recorded when it started waiting.
@@ -19,11 +20,15 @@ pub struct Link {
     pub resource: String,
     /// Its holders (several for read locks and semaphores; none when the
     /// resource is held by nobody TurboWish saw): at most 8, the one the
-    /// chain or cycle goes on to among them (first, in a chain); the rest
-    /// are counted in `extra_holders`.
+    /// chain or cycle goes on to among them (first, in a chain); the
+    /// others are in `unlisted_holders`.
     pub holders: Vec<Party>,
-    /// Further holders, counted only.
+    /// Further holders, counted only: nobody named them (as
+    /// [`ResourceInfo::extra_holders`]).
     pub extra_holders: usize,
+    /// Named holders this link leaves out, past the 8 it lists: the
+    /// resource's own record names them all.
+    pub unlisted_holders: usize,
 }
 
 /// How a chain ends.
@@ -288,7 +293,7 @@ impl<'a> Graph<'a> {
     /// [`LINK_HOLDERS`] holders, `followed` (the holder the chain or cycle
     /// goes on to) among them: first with `followed_first` (as chains
     /// name it), else in its place when that is among the first
-    /// [`LINK_HOLDERS`]. The rest are counted in `extra_holders`: a
+    /// [`LINK_HOLDERS`]. The rest are counted in `unlisted_holders`: a
     /// channel held by thousands of senders would otherwise copy every
     /// sender into every link through it.
     fn link(
@@ -318,7 +323,8 @@ impl<'a> Graph<'a> {
         Link {
             waiter: waiter.clone(),
             resource: w.label.clone(),
-            extra_holders: w.resource.extra_holders + (blockers.len() - holders.len()),
+            extra_holders: w.resource.extra_holders,
+            unlisted_holders: blockers.len() - holders.len(),
             holders,
         }
     }
@@ -412,8 +418,8 @@ impl<'a> Graph<'a> {
     }
 }
 
-/// Holders a link names; further ones are counted (`Link::extra_holders`),
-/// as a resource names at most this many holders itself.
+/// Holders a link names; further ones are counted
+/// (`Link::unlisted_holders`).
 const LINK_HOLDERS: usize = 8;
 
 /// One step of a chain, from [`Graph::step`].
@@ -484,12 +490,12 @@ fn chain_lengths(graph: &Graph<'_>, starts: &[TaskRef]) -> HashMap<TaskRef, usiz
     let mut on_path: HashMap<TaskRef, usize> = HashMap::new();
     for &start in starts {
         path.clear();
-        on_path.clear();
         let mut task = start;
-        // The length of what follows the path's last task.
-        let mut tail = loop {
+        // The length of what follows the path's first `cut` tasks (the
+        // rest, if any, are a cycle, measured already).
+        let (mut tail, cut) = loop {
             if let Some(&known) = length.get(&task) {
-                break known;
+                break (known, path.len());
             }
             if let Some(&at) = on_path.get(&task) {
                 // A cycle: each task on it has a chain once round it.
@@ -497,24 +503,28 @@ fn chain_lengths(graph: &Graph<'_>, starts: &[TaskRef]) -> HashMap<TaskRef, usiz
                 for &t in &path[at..] {
                     length.insert(t, cycle);
                 }
-                path.truncate(at);
-                break cycle;
+                break (cycle, at);
             }
             match graph.step(task) {
-                Step::NoWait => break 0,
+                Step::NoWait => break (0, path.len()),
                 Step::Wait { next, .. } => {
                     on_path.insert(task, path.len());
                     path.push(task);
                     match next {
                         Next::To(holder) => task = holder,
-                        Next::End(_) => break 0,
+                        Next::End(_) => break (0, path.len()),
                     }
                 }
             }
         };
-        for &t in path.iter().rev() {
+        for &t in path[..cut].iter().rev() {
             tail += 1;
             length.insert(t, tail);
+        }
+        // Emptied key by key: clearing the map costs its whole capacity,
+        // which one long path leaves large for every later start.
+        for t in &path {
+            on_path.remove(t);
         }
     }
     length
@@ -563,10 +573,11 @@ fn is_units(access: Access) -> bool {
 }
 
 /// The deadlocks in `resources`: cycles of tasks each waiting for a resource
-/// the next one holds. Every task in a deadlock appears in a reported
-/// cycle: tasks are taken in order, and each not yet in a reported cycle
-/// gets a shortest one through it (which may pass through tasks of earlier
-/// ones). Tasks tangled in several cycles may therefore show up in fewer
+/// the next one holds. Every task on such a cycle of stuck waits appears
+/// in a reported cycle (a stuck task that only waits on one, without
+/// being on it, is in chains, not cycles): tasks are taken in order, and
+/// each not yet in a reported cycle gets a shortest one through it (which
+/// may pass through tasks of earlier ones). Tasks tangled in several cycles may therefore show up in fewer
 /// cycles than exist.
 pub fn cycles(resources: &[ResourceInfo]) -> Vec<Cycle> {
     let graph = Graph::new(resources);
@@ -701,9 +712,11 @@ fn cyclic_components(
     // itself (through a wait, for units it holds some of, of which it is
     // the only holder, or through a lock).
     let waits_for_itself = |t: TaskRef| {
-        graph.stuck_waits(t).iter().any(|&(at, w)| {
-            graph.blockers(at, w).iter().any(|h| h.task == t) && graph.counts(at, w, t)
-        })
+        let held = waits.held.get(&t).map_or(&[][..], Vec::as_slice);
+        graph
+            .stuck_waits(t)
+            .iter()
+            .any(|&(at, w)| held.contains(&waits.node(at, w.access)) && graph.counts(at, w, t))
     };
     (0..nodes.len())
         .filter(|&v| tasks[comp[v] as usize] > 1 || waits_for_itself(nodes[v]))
@@ -856,7 +869,7 @@ fn holder_phrase(link: &Link) -> String {
         }
         None => "held by nobody TurboWish saw".to_string(),
         Some(h) => {
-            let others = link.holders.len() - 1 + link.extra_holders;
+            let others = link.holders.len() - 1 + link.extra_holders + link.unlisted_holders;
             let mut s = format!("held by {} since {}", task_phrase(h), secs(h.since));
             if others > 0 {
                 s.push_str(&format!(" and {others} other holder(s)"));

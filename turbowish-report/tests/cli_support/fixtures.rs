@@ -762,5 +762,6 @@ fn link(
         resource_label: label.to_owned(),
         holders,
         extra_holders,
+        unlisted_holders: 0,
     }
 }

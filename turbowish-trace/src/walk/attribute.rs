@@ -259,7 +259,8 @@ fn attribute_with(
 
     // An anchor block (a task's root cell) is its root's barrier.
     let is_anchor = |b: u32| anchors.contains(&Some(b));
-    // A task's handles come in runs: its parked frame path looked up once.
+    // Handles are in block order, so a task's often come in runs: the last
+    // task's parked frame path is kept for the next handle.
     let mut parked: Option<(u64, Option<FramePath>)> = None;
     for h in &graph.handles {
         let (task, name) = match holder(h.position) {

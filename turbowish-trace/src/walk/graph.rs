@@ -426,7 +426,11 @@ impl<'i> Graph<'i> {
     /// Over a large heap the roots are shared out among workers on
     /// threads of their own (see [`mark_workers`]): the marks do not
     /// depend on the order roots are taken in, nor on which worker takes
-    /// which, so they are the same as one worker's.
+    /// which, so they are the same as one worker's. That rests on every
+    /// root with an anchor having an edge to it (`walk_inner` records one
+    /// for each): past a `MULTI` block a root stops, and the only block
+    /// there it may enter and the two roots that made it `MULTI` may not is
+    /// its own anchor, which it reaches directly.
     pub(super) fn mark(&mut self, anchors: &[Option<u32>]) -> Marks {
         self.mark_with(anchors, mark_workers(self.index.len()))
     }
