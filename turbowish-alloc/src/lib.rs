@@ -20,8 +20,8 @@ use header::{Header, SAMPLED};
 
 pub use record::{Tag, TaskTag};
 pub use registry::{
-    heap_view, heap_walk_enabled, is_internal_block, owner_of_block, CompactBlocks, HeapView,
-    LiveBlock, PauseGuard,
+    heap_view, heap_walk_enabled, helper_threads, is_internal_block, owner_of_block, CompactBlocks,
+    HeapView, LiveBlock, PauseGuard,
 };
 pub use sample::{
     sample_interval, samples, Sample, DEFAULT_SAMPLE_INTERVAL, MAX_FRAMES, SAMPLE_INTERVAL_ENV,

@@ -310,7 +310,16 @@ fn sort_windows(packed: &mut [u64], spans: &[core::ops::Range<usize>], workers: 
 /// How many threads sort a heap view of `blocks` blocks: one per core (at
 /// most four) from [`PARALLEL_SORT`] blocks on.
 fn sort_workers(blocks: usize) -> usize {
-    if blocks < PARALLEL_SORT {
+    helper_threads(blocks, PARALLEL_SORT)
+}
+
+/// How many threads (the calling one included) share work over `items`
+/// items: one per core, at most four, from `from` items on; one below
+/// that. For TurboWish's own crates (the heap view's sort, the walk's
+/// marking), so that both decide alike.
+#[doc(hidden)]
+pub fn helper_threads(items: usize, from: usize) -> usize {
+    if items < from {
         return 1;
     }
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))

@@ -182,11 +182,7 @@ impl<'a> Graph<'a> {
         for task in &order {
             for &(at, w) in &self.waits[task] {
                 let units = is_units(w.access);
-                let side = match w.access {
-                    Access::Receive => 0,
-                    Access::Send => 1,
-                    _ => 2,
-                };
+                let side = side(w.access);
                 let blockers = self.blockers(at, w);
                 if blockers.is_empty() || (units && self.waited[at].resource.extra_holders > 0) {
                     unknown.push((at, w));
@@ -281,8 +277,13 @@ impl<'a> Graph<'a> {
     /// the other side's holders; for a lock, all of them): as
     /// [`Access::waits_for`].
     fn blockers(&self, at: usize, waiter: &Party) -> &[&'a Party] {
+        self.holders_waited_by(at, waiter.access)
+    }
+
+    /// The holders of `waited[at]` a wait with `access` waits for.
+    fn holders_waited_by(&self, at: usize, access: Access) -> &[&'a Party] {
         let w = &self.waited[at];
-        match waiter.access {
+        match access {
             Access::Receive => &w.senders,
             Access::Send => &w.receivers,
             _ => &w.others,
@@ -689,13 +690,8 @@ fn cyclic_components(
                 .collect()
         })
         .chain(waits.of.iter().map(|&(at, access)| {
-            let w = &graph.waited[at];
-            let holders = match access {
-                Access::Receive => &w.senders,
-                Access::Send => &w.receivers,
-                _ => &w.others,
-            };
-            holders
+            graph
+                .holders_waited_by(at, access)
                 .iter()
                 .filter_map(|h| index_of.get(&h.task).copied())
                 .collect()

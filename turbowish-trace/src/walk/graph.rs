@@ -565,10 +565,7 @@ impl<'i> Graph<'i> {
 /// four) from [`PARALLEL_BLOCKS`] blocks on, one below that, where
 /// starting a thread would cost more than it saves.
 fn mark_workers(blocks: usize) -> usize {
-    if blocks < PARALLEL_BLOCKS {
-        return 1;
-    }
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    turbowish_alloc::helper_threads(blocks, PARALLEL_BLOCKS)
 }
 
 /// The heap size from which marking is shared out among threads: 64 Ki
@@ -599,6 +596,15 @@ struct MarkWork<'g, 'i> {
 }
 
 impl MarkWork<'_, '_> {
+    /// The root whose anchor block `i` is, if any.
+    #[inline]
+    fn anchor(&self, i: u32) -> Option<u32> {
+        if self.anchor_bits[i as usize / 64] & (1 << (i % 64)) == 0 {
+            return None;
+        }
+        self.barrier.get(&i).copied()
+    }
+
     /// Takes roots until none is left and marks what each reaches; returns
     /// the (root, block) pairs of `MULTI` blocks met (with repeats, and
     /// some blocks that are not `MULTI` in the end) and what the first
@@ -637,11 +643,6 @@ impl MarkWork<'_, '_> {
             stack.clear();
             stack.extend_from_slice(&graph.root_edges[r as usize]);
             while let Some(i) = stack.pop() {
-                let anchor = if self.anchor_bits[i as usize / 64] & (1 << (i % 64)) != 0 {
-                    self.barrier.get(&i).copied()
-                } else {
-                    None
-                };
                 let mut o = self.owner.get(i as usize);
                 loop {
                     if o == r {
@@ -651,7 +652,9 @@ impl MarkWork<'_, '_> {
                         note(&mut frontier, r, i);
                         break;
                     }
-                    let entered = match anchor {
+                    // Asked only of blocks not already this root's or
+                    // `MULTI` (most visits), as before marking went parallel.
+                    let entered = match self.anchor(i) {
                         Some(b) => b == r,
                         None => o != NONE || !graph.index.is_internal(i as usize),
                     };
